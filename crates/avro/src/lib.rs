@@ -1,0 +1,31 @@
+//! Avro schemas exactly as Java Avro 1.11 and Confluent Schema Registry see them.
+//!
+//! This crate is pure (no I/O). Its guarantee is behavioural fidelity to the Java stack that
+//! Confluent Schema Registry is built on:
+//!
+//! - **Parsing** ([`schema::Schema::parse`]) accepts and rejects what Java Avro 1.11's
+//!   `Schema.Parser` accepts and rejects — name rules, namespace inheritance, definition before
+//!   use, no redefinition, union restrictions, default validation, Jackson's JSON dialect
+//!   (comments allowed, trailing content ignored) — and resolves named types from referenced
+//!   schemas the way Confluent does.
+//! - **Printing** ([`schema::Schema::canonical_string`]) produces byte for byte what Java's
+//!   `Schema.toString()` produces (Confluent's `canonicalString()`, which is what it stores and
+//!   how it decides two schemas are "the same"), and [`schema::Schema::normalized_string`]
+//!   reproduces Confluent's `normalize=true` form.
+//! - **Compatibility** ([`compat::can_read`], [`compat::check`]) judges the way Java's
+//!   `org.apache.avro.SchemaCompatibility` does, returning every incompatibility with its
+//!   location, and applies compatibility levels the way Confluent does.
+//!
+//! The schema model ([`schema::SchemaNode`] in an arena, named types shared by [`schema::NodeId`])
+//! is meant to be walked by a datum encoder/decoder as well; the Confluent wire format and the
+//! JSON ↔ Avro codec are planned to live here too.
+//!
+//! Inputs are never trusted: no input makes these functions panic, and JSON nesting is bounded
+//! ([`json::MAX_DEPTH`]) so hostile input can't exhaust the stack.
+
+pub mod compat;
+pub mod json;
+pub mod schema;
+
+pub use compat::{CompatibilityLevel, Incompatibility, IncompatibilityKind};
+pub use schema::{Schema, SchemaError};
