@@ -1,0 +1,14 @@
+//! Generated Rust code for the tributary gRPC APIs. The `.proto` files under the workspace's
+//! `proto/` folder are the only source of truth; this crate only compiles them.
+
+/// `tributary.registry.v1`: the schema registry API.
+pub mod registry {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        tonic::include_proto!("tributary.registry.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every tributary proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tributary_descriptor");
