@@ -1,0 +1,224 @@
+//! The registry's one error type, and its one mapping to a gRPC status.
+//!
+//! Every variant knows its Confluent error code (`error_code`), so the HTTP API can answer
+//! exactly as Confluent Schema Registry does; gRPC callers find the same code in the status's
+//! `google.rpc.ErrorInfo` detail (`metadata["error_code"]`), with the reason as a stable string.
+
+use std::collections::HashMap;
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// What can go wrong in the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("subject '{subject}' not found")]
+    SubjectNotFound { subject: String },
+    #[error("version {version} of subject '{subject}' not found")]
+    VersionNotFound { subject: String, version: i32 },
+    #[error("schema {id} not found")]
+    SchemaNotFound { id: i32 },
+    #[error("schema not found under subject '{subject}'")]
+    SchemaNotRegistered { subject: String },
+    #[error("subject '{subject}' was soft deleted; set permanent=true to delete it permanently")]
+    SubjectSoftDeleted { subject: String },
+    #[error("subject '{subject}' must be soft deleted before it is permanently deleted")]
+    SubjectNotSoftDeleted { subject: String },
+    #[error(
+        "version {version} of subject '{subject}' was soft deleted; set permanent=true to delete it permanently"
+    )]
+    VersionSoftDeleted { subject: String, version: i32 },
+    #[error(
+        "version {version} of subject '{subject}' must be soft deleted before it is permanently deleted"
+    )]
+    VersionNotSoftDeleted { subject: String, version: i32 },
+    #[error("subject '{subject}' has no subject-level compatibility level configured")]
+    SubjectCompatibilityNotConfigured { subject: String },
+    #[error("subject '{subject}' has no subject-level mode configured")]
+    SubjectModeNotConfigured { subject: String },
+    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons.join("; "))]
+    Incompatible {
+        subject: String,
+        reasons: Vec<String>,
+    },
+    #[error("invalid schema: {reason}")]
+    InvalidSchema { reason: String },
+    #[error("invalid version '{value}': must be a positive integer, or -1/'latest'")]
+    InvalidVersion { value: String },
+    #[error("invalid compatibility level '{value}'")]
+    InvalidCompatibilityLevel { value: String },
+    #[error("invalid mode '{value}'")]
+    InvalidMode { value: String },
+    #[error("operation not permitted: {reason}")]
+    OperationNotPermitted { reason: String },
+    #[error(
+        "version {version} of subject '{subject}' is referenced by schemas {referenced_by:?} and cannot be deleted"
+    )]
+    ReferenceExists {
+        subject: String,
+        version: i32,
+        referenced_by: Vec<i32>,
+    },
+    #[error("schema id {id} is already in use by a different schema")]
+    IdConflict { id: i32 },
+    #[error("invalid subject '{subject}': {reason}")]
+    InvalidSubject { subject: String, reason: String },
+    #[error("schema is {size} bytes, over the limit of {limit} bytes")]
+    SchemaTooLarge { size: usize, limit: usize },
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("the database is unavailable: {0}")]
+    StoreUnavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Store(#[source] sqlx::Error),
+}
+
+impl RegistryError {
+    /// Confluent Schema Registry's numeric error code for this error.
+    pub fn error_code(&self) -> u32 {
+        use RegistryError::*;
+        match self {
+            SubjectNotFound { .. } => 40401,
+            VersionNotFound { .. } => 40402,
+            SchemaNotFound { .. } | SchemaNotRegistered { .. } => 40403,
+            SubjectSoftDeleted { .. } => 40404,
+            SubjectNotSoftDeleted { .. } => 40405,
+            VersionSoftDeleted { .. } => 40406,
+            VersionNotSoftDeleted { .. } => 40407,
+            SubjectCompatibilityNotConfigured { .. } => 40408,
+            SubjectModeNotConfigured { .. } => 40409,
+            Incompatible { .. } => 409,
+            InvalidSchema { .. } => 42201,
+            InvalidVersion { .. } => 42202,
+            InvalidCompatibilityLevel { .. } => 42203,
+            InvalidMode { .. } => 42204,
+            OperationNotPermitted { .. } => 42205,
+            ReferenceExists { .. } => 42206,
+            IdConflict { .. } => 42207,
+            InvalidSubject { .. } => 42208,
+            SchemaTooLarge { .. } => 42209,
+            InvalidArgument { .. } => 422,
+            StoreUnavailable(_) | Store(_) => 50001,
+        }
+    }
+
+    /// The HTTP status Confluent answers this error with.
+    pub fn http_status(&self) -> u16 {
+        match self.error_code() {
+            // Three-digit codes (409, 422) are the status itself; five-digit ones start with it.
+            code if code < 1000 => code as u16,
+            code => (code / 100) as u16,
+        }
+    }
+
+    /// A stable, machine-readable reason (the `ErrorInfo.reason` of the gRPC status).
+    pub fn reason(&self) -> &'static str {
+        use RegistryError::*;
+        match self {
+            SubjectNotFound { .. } => "SUBJECT_NOT_FOUND",
+            VersionNotFound { .. } => "VERSION_NOT_FOUND",
+            SchemaNotFound { .. } | SchemaNotRegistered { .. } => "SCHEMA_NOT_FOUND",
+            SubjectSoftDeleted { .. } => "SUBJECT_SOFT_DELETED",
+            SubjectNotSoftDeleted { .. } => "SUBJECT_NOT_SOFT_DELETED",
+            VersionSoftDeleted { .. } => "VERSION_SOFT_DELETED",
+            VersionNotSoftDeleted { .. } => "VERSION_NOT_SOFT_DELETED",
+            SubjectCompatibilityNotConfigured { .. } => "SUBJECT_COMPATIBILITY_NOT_CONFIGURED",
+            SubjectModeNotConfigured { .. } => "SUBJECT_MODE_NOT_CONFIGURED",
+            Incompatible { .. } => "INCOMPATIBLE_SCHEMA",
+            InvalidSchema { .. } => "INVALID_SCHEMA",
+            InvalidVersion { .. } => "INVALID_VERSION",
+            InvalidCompatibilityLevel { .. } => "INVALID_COMPATIBILITY_LEVEL",
+            InvalidMode { .. } => "INVALID_MODE",
+            OperationNotPermitted { .. } => "OPERATION_NOT_PERMITTED",
+            ReferenceExists { .. } => "REFERENCE_EXISTS",
+            IdConflict { .. } => "ID_CONFLICT",
+            InvalidSubject { .. } => "INVALID_SUBJECT",
+            SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
+            InvalidArgument { .. } => "INVALID_ARGUMENT",
+            StoreUnavailable(_) => "STORE_UNAVAILABLE",
+            Store(_) => "STORE_ERROR",
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        use RegistryError::*;
+        match self {
+            SubjectNotFound { .. }
+            | VersionNotFound { .. }
+            | SchemaNotFound { .. }
+            | SchemaNotRegistered { .. }
+            | SubjectCompatibilityNotConfigured { .. }
+            | SubjectModeNotConfigured { .. } => Code::NotFound,
+            SubjectSoftDeleted { .. }
+            | SubjectNotSoftDeleted { .. }
+            | VersionSoftDeleted { .. }
+            | VersionNotSoftDeleted { .. }
+            | Incompatible { .. }
+            | OperationNotPermitted { .. }
+            | ReferenceExists { .. } => Code::FailedPrecondition,
+            IdConflict { .. } => Code::AlreadyExists,
+            InvalidSchema { .. }
+            | InvalidVersion { .. }
+            | InvalidCompatibilityLevel { .. }
+            | InvalidMode { .. }
+            | InvalidSubject { .. }
+            | SchemaTooLarge { .. }
+            | InvalidArgument { .. } => Code::InvalidArgument,
+            StoreUnavailable(_) => Code::Unavailable,
+            Store(_) => Code::Internal,
+        }
+    }
+}
+
+/// The SQLSTATE classes that mean "the database cannot be reached or is going away", as opposed
+/// to a bug in a query: connection exceptions (08), insufficient resources (53), operator
+/// intervention (57, e.g. admin shutdown) and system errors (58).
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for RegistryError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            RegistryError::StoreUnavailable(error)
+        } else {
+            RegistryError::Store(error)
+        }
+    }
+}
+
+impl From<RegistryError> for tonic::Status {
+    fn from(error: RegistryError) -> Self {
+        let code = error.grpc_code();
+        if matches!(error, RegistryError::Store(_)) {
+            tracing::error!(error = %error, "database error");
+        }
+        let mut metadata =
+            HashMap::from([("error_code".to_owned(), error.error_code().to_string())]);
+        if let RegistryError::Incompatible { reasons, .. } = &error {
+            for (index, reason) in reasons.iter().enumerate() {
+                metadata.insert(format!("reason_{index}"), reason.clone());
+            }
+        }
+        let details =
+            ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
+        tonic::Status::with_error_details(code, error.to_string(), details)
+    }
+}
+
+/// Whether a database error is the given SQLSTATE (e.g. "23505" unique violation).
+pub(crate) fn is_sqlstate(error: &sqlx::Error, sqlstate: &str) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(sqlstate))
+}

@@ -1,0 +1,22 @@
+//! The tributary schema registry: Avro schemas under subjects, with Confluent Schema Registry's
+//! semantics (global immutable ids, per-subject versions, seven compatibility levels, modes,
+//! references, soft and permanent deletes), served over gRPC and over Confluent's HTTP API (so
+//! Kafka clients' schema registry clients work unchanged; see [`http`]), and stored in Postgres.
+//!
+//! The process is stateless: any number of replicas may share one database. See [`registry`]
+//! for what holds across replicas and [`events`] for how their caches stay fresh.
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod http;
+pub mod model;
+pub mod registry;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use error::RegistryError;
+pub use startup::{Application, shutdown_signal};

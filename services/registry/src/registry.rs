@@ -1,0 +1,1361 @@
+//! The registry's behaviour, shared by every API it serves.
+//!
+//! Guarantees, across any number of replicas on one database:
+//! - a schema (its stored text plus references) has exactly one global id, forever: the
+//!   `schemas.fingerprint` unique constraint decides races;
+//! - versions of a subject are allocated under the subject's row lock, so they are gap-free
+//!   and never handed out twice; a soft-deleted version's number is never reused;
+//! - every write is one transaction, and its change event is a NOTIFY inside it.
+//!
+//! Caches: schemas by id are immutable and cached forever. Subject versions and configs are
+//! cached until a change event for them arrives from any replica (this replica invalidates its
+//! own writes at once); while the event listener is disconnected those caches are bypassed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use tributary_avro::compat::{self, CompatibilityLevel};
+use tributary_avro::schema::Schema;
+
+use crate::error::{RegistryError, is_sqlstate};
+use crate::events::Event;
+use crate::model::{ConfigRow, Mode, Reference, SubjectVersion, VersionRow, VersionSelector};
+use crate::store::{self, SubjectFilter};
+
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// How deep reference chains may go before the registry refuses them.
+const MAX_REFERENCE_DEPTH: usize = 32;
+/// The most subjects one listing page returns.
+pub const MAX_PAGE_SIZE: i32 = 10_000;
+
+/// A schema as stored, with its parsed form computed once, on first use.
+#[derive(Debug)]
+pub struct StoredSchema {
+    pub id: i32,
+    pub text: String,
+    pub references: Vec<Reference>,
+    parsed: OnceLock<Arc<Schema>>,
+}
+
+/// Settings of the registry core.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Schemas longer than this many bytes are refused (42209).
+    pub max_schema_bytes: usize,
+}
+
+/// A registration request, whichever API it came from.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterRequest {
+    pub subject: String,
+    pub schema: String,
+    pub schema_type: String,
+    pub references: Vec<Reference>,
+    pub normalize: bool,
+    /// IMPORT mode: the id to use.
+    pub id: Option<i32>,
+    /// IMPORT mode: the version to use.
+    pub version: Option<i32>,
+}
+
+/// The outcome of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub id: i32,
+    pub version: i32,
+    pub schema: String,
+}
+
+/// One reason a candidate is incompatible with an existing version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompatibilityIssue {
+    pub version: i32,
+    pub direction: &'static str,
+    pub kind: String,
+    pub location: String,
+    pub message: String,
+}
+
+impl CompatibilityIssue {
+    pub fn description(&self) -> String {
+        format!(
+            "version {} ({}): {} at {}: {}",
+            self.version, self.direction, self.kind, self.location, self.message
+        )
+    }
+}
+
+/// The outcome of a compatibility test.
+#[derive(Debug, Clone)]
+pub struct CompatibilityReport {
+    pub level: CompatibilityLevel,
+    pub issues: Vec<CompatibilityIssue>,
+}
+
+/// The registry: its database, its caches and its change feed.
+#[derive(Debug)]
+pub struct Registry {
+    pool: PgPool,
+    settings: RegistrySettings,
+    schemas: RwLock<HashMap<i32, Arc<StoredSchema>>>,
+    ids_by_fingerprint: RwLock<HashMap<Vec<u8>, i32>>,
+    subjects: RwLock<HashMap<String, Arc<Vec<VersionRow>>>>,
+    configs: RwLock<Option<Arc<HashMap<String, ConfigRow>>>>,
+    /// Bumped by every invalidation, so a load that raced with one is not cached.
+    generation: AtomicU64,
+    caches_trusted: AtomicBool,
+    events: broadcast::Sender<Event>,
+}
+
+impl Registry {
+    pub fn new(pool: PgPool, settings: RegistrySettings) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            pool,
+            settings,
+            schemas: RwLock::default(),
+            ids_by_fingerprint: RwLock::default(),
+            subjects: RwLock::default(),
+            configs: RwLock::default(),
+            generation: AtomicU64::new(0),
+            caches_trusted: AtomicBool::new(false),
+            events,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The sender the event listener publishes on.
+    pub fn event_sender(&self) -> broadcast::Sender<Event> {
+        self.events.clone()
+    }
+
+    /// A feed of every change committed from now on, by any replica.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    // ----- cache maintenance -------------------------------------------------------------
+
+    pub(crate) fn set_caches_trusted(&self, trusted: bool) {
+        self.caches_trusted.store(trusted, Ordering::SeqCst);
+    }
+
+    pub(crate) fn clear_caches(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.subjects.write().clear();
+        *self.configs.write() = None;
+    }
+
+    /// Drops what a change event makes stale.
+    pub(crate) fn apply_event(&self, event: &Event) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match event {
+            Event::SchemaRegistered { subject, .. } | Event::VersionDeleted { subject, .. } => {
+                self.subjects.write().remove(subject);
+            }
+            Event::CompatibilityChanged { .. } | Event::ModeChanged { .. } => {
+                *self.configs.write() = None
+            }
+            Event::Resync => self.clear_caches(),
+        }
+    }
+
+    /// Whether the change listener is connected (so the caches are trusted).
+    pub fn is_listening(&self) -> bool {
+        self.trusted()
+    }
+
+    fn trusted(&self) -> bool {
+        self.caches_trusted.load(Ordering::SeqCst)
+    }
+
+    // ----- cached reads -------------------------------------------------------------------
+
+    /// The schema with a global id.
+    #[tracing::instrument(skip(self))]
+    pub async fn schema_by_id(&self, id: i32) -> Result<Arc<StoredSchema>> {
+        if let Some(schema) = self.schemas.read().get(&id) {
+            return Ok(Arc::clone(schema));
+        }
+        if id <= 0 {
+            return Err(RegistryError::SchemaNotFound { id });
+        }
+        let row = store::schema_by_id(&self.pool, id)
+            .await?
+            .ok_or(RegistryError::SchemaNotFound { id })?;
+        let schema = Arc::new(StoredSchema {
+            id: row.id,
+            text: row.text,
+            references: row.references,
+            parsed: OnceLock::new(),
+        });
+        self.ids_by_fingerprint.write().insert(row.fingerprint, id);
+        Ok(Arc::clone(self.schemas.write().entry(id).or_insert(schema)))
+    }
+
+    async fn id_for_fingerprint(&self, fingerprint: &[u8]) -> Result<Option<i32>> {
+        if let Some(id) = self.ids_by_fingerprint.read().get(fingerprint) {
+            return Ok(Some(*id));
+        }
+        let id = store::schema_id_by_fingerprint(&self.pool, fingerprint).await?;
+        if let Some(id) = id {
+            self.ids_by_fingerprint
+                .write()
+                .insert(fingerprint.to_vec(), id);
+        }
+        Ok(id)
+    }
+
+    /// Every version row of a subject (deleted ones included), ascending; empty if none.
+    async fn versions_of(&self, subject: &str) -> Result<Arc<Vec<VersionRow>>> {
+        if self.trusted()
+            && let Some(versions) = self.subjects.read().get(subject)
+        {
+            return Ok(Arc::clone(versions));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let versions = Arc::new(store::versions_of(&self.pool, subject).await?);
+        let mut subjects = self.subjects.write();
+        if self.trusted() && self.generation.load(Ordering::SeqCst) == generation {
+            subjects.insert(subject.to_owned(), Arc::clone(&versions));
+        }
+        Ok(versions)
+    }
+
+    async fn config_snapshot(&self) -> Result<Arc<HashMap<String, ConfigRow>>> {
+        if self.trusted()
+            && let Some(configs) = self.configs.read().as_ref()
+        {
+            return Ok(Arc::clone(configs));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let configs: Arc<HashMap<_, _>> =
+            Arc::new(store::configs(&self.pool).await?.into_iter().collect());
+        let mut cached = self.configs.write();
+        if self.trusted() && self.generation.load(Ordering::SeqCst) == generation {
+            *cached = Some(Arc::clone(&configs));
+        }
+        Ok(configs)
+    }
+
+    fn invalidate_subject(&self, subject: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.subjects.write().remove(subject);
+    }
+
+    fn invalidate_configs(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.configs.write() = None;
+    }
+
+    /// The parsed form of a stored schema, with its references resolved.
+    async fn parsed(&self, stored: &StoredSchema) -> Result<Arc<Schema>> {
+        if let Some(parsed) = stored.parsed.get() {
+            return Ok(Arc::clone(parsed));
+        }
+        let reference_texts = self.reference_texts(&stored.references).await?;
+        let texts: Vec<&str> = reference_texts.iter().map(String::as_str).collect();
+        let parsed =
+            Schema::parse(&stored.text, &texts).map_err(|error| RegistryError::InvalidSchema {
+                reason: format!("stored schema {} no longer parses: {error}", stored.id),
+            })?;
+        Ok(Arc::clone(stored.parsed.get_or_init(|| Arc::new(parsed))))
+    }
+
+    /// The texts of everything `references` needs, transitively, dependencies first.
+    async fn reference_texts(&self, references: &[Reference]) -> Result<Vec<String>> {
+        let mut texts = Vec::new();
+        let mut seen = Vec::new();
+        // An explicit stack instead of recursion: (reference, depth, children already pushed).
+        let mut stack: Vec<(Reference, usize, bool)> = references
+            .iter()
+            .rev()
+            .map(|r| (r.clone(), 0, false))
+            .collect();
+        while let Some((reference, depth, expanded)) = stack.pop() {
+            if depth > MAX_REFERENCE_DEPTH {
+                return Err(RegistryError::InvalidSchema {
+                    reason: format!("references nest deeper than {MAX_REFERENCE_DEPTH} levels"),
+                });
+            }
+            let version = self
+                .find_version(
+                    &reference.subject,
+                    VersionSelector::Number(reference.version),
+                    true,
+                )
+                .await
+                .map_err(|_| RegistryError::InvalidSchema {
+                    reason: format!(
+                        "reference '{}' names version {} of subject '{}', which does not exist",
+                        reference.name, reference.version, reference.subject
+                    ),
+                })?;
+            if seen.contains(&version.id) {
+                continue;
+            }
+            if expanded {
+                seen.push(version.id);
+                texts.push(version.schema.text.clone());
+            } else {
+                stack.push((reference, depth, true));
+                for child in version.schema.references.iter().rev() {
+                    stack.push((child.clone(), depth + 1, false));
+                }
+            }
+        }
+        Ok(texts)
+    }
+
+    // ----- configuration ------------------------------------------------------------------
+
+    /// The compatibility level in force for a subject ('' = global).
+    pub async fn effective_level(&self, subject: &str) -> Result<CompatibilityLevel> {
+        let configs = self.config_snapshot().await?;
+        let level = [subject, ""]
+            .iter()
+            .find_map(|scope| configs.get(*scope).and_then(|c| c.compatibility.as_deref()))
+            .and_then(CompatibilityLevel::parse)
+            .unwrap_or(CompatibilityLevel::Backward);
+        Ok(level)
+    }
+
+    /// The mode in force for a subject ('' = global).
+    pub async fn effective_mode(&self, subject: &str) -> Result<Mode> {
+        let configs = self.config_snapshot().await?;
+        let mode = [subject, ""]
+            .iter()
+            .find_map(|scope| configs.get(*scope).and_then(|c| c.mode.as_deref()))
+            .and_then(Mode::parse)
+            .unwrap_or(Mode::ReadWrite);
+        Ok(mode)
+    }
+
+    /// The level of a subject (or, for '', the global one). A subject without its own level is
+    /// NOT_FOUND (40408) unless `default_to_global`.
+    #[tracing::instrument(skip(self))]
+    pub async fn compatibility_level(
+        &self,
+        subject: &str,
+        default_to_global: bool,
+    ) -> Result<CompatibilityLevel> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+            let configs = self.config_snapshot().await?;
+            let own = configs
+                .get(subject)
+                .and_then(|c| c.compatibility.as_deref());
+            if own.is_none() && !default_to_global {
+                return Err(RegistryError::SubjectCompatibilityNotConfigured {
+                    subject: subject.to_owned(),
+                });
+            }
+        }
+        self.effective_level(subject).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn set_compatibility_level(
+        &self,
+        subject: &str,
+        level: CompatibilityLevel,
+    ) -> Result<CompatibilityLevel> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        store::lock_config(&mut tx, subject).await?;
+        store::set_compatibility(&mut tx, subject, Some(level.as_str())).await?;
+        let event = Event::CompatibilityChanged {
+            subject: subject.to_owned(),
+            level: Some(level.as_str().to_owned()),
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        self.invalidate_configs();
+        Ok(level)
+    }
+
+    /// Removes a subject's own level (or resets the global one); returns the level removed.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_compatibility_level(&self, subject: &str) -> Result<CompatibilityLevel> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = store::lock_config(&mut tx, subject).await?;
+        let previous = match row
+            .compatibility
+            .as_deref()
+            .and_then(CompatibilityLevel::parse)
+        {
+            Some(level) => level,
+            None if subject.is_empty() => CompatibilityLevel::Backward,
+            None => {
+                return Err(RegistryError::SubjectCompatibilityNotConfigured {
+                    subject: subject.to_owned(),
+                });
+            }
+        };
+        store::set_compatibility(&mut tx, subject, None).await?;
+        let event = Event::CompatibilityChanged {
+            subject: subject.to_owned(),
+            level: None,
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        self.invalidate_configs();
+        Ok(previous)
+    }
+
+    /// The mode of a subject (or, for '', the global one); see `compatibility_level`.
+    #[tracing::instrument(skip(self))]
+    pub async fn mode(&self, subject: &str, default_to_global: bool) -> Result<Mode> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+            let configs = self.config_snapshot().await?;
+            let own = configs.get(subject).and_then(|c| c.mode.as_deref());
+            if own.is_none() && !default_to_global {
+                return Err(RegistryError::SubjectModeNotConfigured {
+                    subject: subject.to_owned(),
+                });
+            }
+        }
+        self.effective_mode(subject).await
+    }
+
+    /// Sets a mode. Entering IMPORT while schemas exist needs `force`, as in Confluent.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_mode(&self, subject: &str, mode: Mode, force: bool) -> Result<Mode> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        store::lock_config(&mut tx, subject).await?;
+        if mode == Mode::Import && !force {
+            let scope = (!subject.is_empty()).then_some(subject);
+            if store::has_versions(&mut tx, scope).await? {
+                return Err(RegistryError::OperationNotPermitted {
+                    reason: format!(
+                        "cannot switch {} to IMPORT mode while it holds schemas; set force=true to do it anyway",
+                        if subject.is_empty() {
+                            "the registry".to_owned()
+                        } else {
+                            format!("subject '{subject}'")
+                        }
+                    ),
+                });
+            }
+        }
+        store::set_mode(&mut tx, subject, Some(mode.as_str())).await?;
+        let event = Event::ModeChanged {
+            subject: subject.to_owned(),
+            mode: Some(mode.as_str().to_owned()),
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        self.invalidate_configs();
+        Ok(mode)
+    }
+
+    /// Removes a subject's own mode (or resets the global one); returns the mode removed.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_mode(&self, subject: &str) -> Result<Mode> {
+        if !subject.is_empty() {
+            validate_subject(subject)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = store::lock_config(&mut tx, subject).await?;
+        let previous = match row.mode.as_deref().and_then(Mode::parse) {
+            Some(mode) => mode,
+            None if subject.is_empty() => Mode::ReadWrite,
+            None => {
+                return Err(RegistryError::SubjectModeNotConfigured {
+                    subject: subject.to_owned(),
+                });
+            }
+        };
+        store::set_mode(&mut tx, subject, None).await?;
+        let event = Event::ModeChanged {
+            subject: subject.to_owned(),
+            mode: None,
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        self.invalidate_configs();
+        Ok(previous)
+    }
+
+    // ----- reads --------------------------------------------------------------------------
+
+    /// One version of a subject. A subject with no version rows, or only soft-deleted ones when
+    /// `include_deleted` is false, is "not found" (40401).
+    #[tracing::instrument(skip(self))]
+    pub async fn find_version(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+        include_deleted: bool,
+    ) -> Result<SubjectVersion> {
+        validate_subject(subject)?;
+        let versions = self.versions_of(subject).await?;
+        let visible = |row: &&VersionRow| include_deleted || !row.deleted;
+        if !versions.iter().any(|row| visible(&row)) {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        let row = match selector {
+            VersionSelector::Latest => versions
+                .iter()
+                .rev()
+                .find(|row| !row.deleted)
+                .or(versions.last()),
+            VersionSelector::Number(number) => versions.iter().find(|row| row.version == number),
+        }
+        .filter(|row| visible(row))
+        .copied();
+        let Some(row) = row else {
+            let version = match selector {
+                VersionSelector::Number(number) => number,
+                VersionSelector::Latest => -1,
+            };
+            return Err(RegistryError::VersionNotFound {
+                subject: subject.to_owned(),
+                version,
+            });
+        };
+        let schema = self.schema_by_id(row.schema_id).await?;
+        Ok(SubjectVersion {
+            subject: subject.to_owned(),
+            version: row.version,
+            id: row.schema_id,
+            schema,
+            deleted: row.deleted,
+        })
+    }
+
+    /// Version numbers of a subject, ascending.
+    #[tracing::instrument(skip(self))]
+    pub async fn list_versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<i32>> {
+        validate_subject(subject)?;
+        let versions: Vec<i32> = self
+            .versions_of(subject)
+            .await?
+            .iter()
+            .filter(|row| include_deleted || !row.deleted)
+            .map(|row| row.version)
+            .collect();
+        if versions.is_empty() {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        Ok(versions)
+    }
+
+    /// Subjects in lexicographic order, after `after`, at most `limit`.
+    #[tracing::instrument(skip(self))]
+    pub async fn list_subjects(
+        &self,
+        prefix: &str,
+        filter: SubjectFilter,
+        after: &str,
+        limit: i32,
+    ) -> Result<Vec<String>> {
+        if prefix.contains('\0') {
+            // No subject holds a NUL (and Postgres text cannot): nothing starts with it.
+            return Ok(Vec::new());
+        }
+        let limit = if limit <= 0 {
+            MAX_PAGE_SIZE
+        } else {
+            limit.min(MAX_PAGE_SIZE)
+        };
+        Ok(store::list_subjects(&self.pool, prefix, filter, after, i64::from(limit)).await?)
+    }
+
+    /// Subjects in lexicographic order, skipping `offset` and returning at most `limit` (all when
+    /// `None`): offset paging, as Confluent's `GET /subjects` does it.
+    #[tracing::instrument(skip(self))]
+    pub async fn list_subjects_at(
+        &self,
+        prefix: &str,
+        filter: SubjectFilter,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Vec<String>> {
+        if prefix.contains('\0') {
+            // No subject holds a NUL (and Postgres text cannot): nothing starts with it.
+            return Ok(Vec::new());
+        }
+        Ok(store::list_subjects_at(
+            &self.pool,
+            prefix,
+            filter,
+            offset.max(0),
+            limit.filter(|limit| *limit >= 0),
+        )
+        .await?)
+    }
+
+    /// Subject versions with their schemas, ordered by subject then version: every live version
+    /// (soft-deleted ones too with `include_deleted`), or only each subject's newest with
+    /// `latest_only`; skipping `offset` and returning at most `limit` (all when `None`).
+    #[tracing::instrument(skip(self))]
+    pub async fn list_schemas(
+        &self,
+        prefix: &str,
+        include_deleted: bool,
+        latest_only: bool,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Vec<SubjectVersion>> {
+        if prefix.contains('\0') {
+            // No subject holds a NUL (and Postgres text cannot): nothing starts with it.
+            return Ok(Vec::new());
+        }
+        let rows = store::list_subject_versions(
+            &self.pool,
+            prefix,
+            include_deleted,
+            latest_only,
+            offset.max(0),
+            limit.filter(|limit| *limit >= 0),
+        )
+        .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for (subject, row) in rows {
+            let schema = self.schema_by_id(row.schema_id).await?;
+            found.push(SubjectVersion {
+                subject,
+                version: row.version,
+                id: row.schema_id,
+                schema,
+                deleted: row.deleted,
+            });
+        }
+        Ok(found)
+    }
+
+    /// The largest schema id in use (0 when none), as Confluent's `fetchMaxId` reports it.
+    #[tracing::instrument(skip(self))]
+    pub async fn max_schema_id(&self) -> Result<i32> {
+        Ok(store::max_schema_id(&self.pool).await?)
+    }
+
+    /// A stored schema with the types it takes from references inlined (Confluent's
+    /// `format=resolved`); the stored text when it has no references.
+    pub async fn resolved_text(&self, stored: &StoredSchema) -> Result<String> {
+        if stored.references.is_empty() {
+            return Ok(stored.text.clone());
+        }
+        Ok(self.parsed(stored).await?.resolved_string())
+    }
+
+    /// The subject versions that use a schema.
+    #[tracing::instrument(skip(self))]
+    pub async fn schema_usages(
+        &self,
+        id: i32,
+        include_deleted: bool,
+    ) -> Result<Vec<(String, i32)>> {
+        self.schema_by_id(id).await?;
+        Ok(store::usages_of(&self.pool, id, include_deleted).await?)
+    }
+
+    /// Ids of the schemas, in live versions, that reference a subject version.
+    #[tracing::instrument(skip(self))]
+    pub async fn referenced_by(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+    ) -> Result<Vec<i32>> {
+        let version = self.find_version(subject, selector, false).await?;
+        Ok(store::referenced_by(&self.pool, subject, version.version, true).await?)
+    }
+
+    /// Whether a schema is registered under a subject, and as which version (the latest match).
+    #[tracing::instrument(skip(self, schema, references))]
+    pub async fn lookup(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: &str,
+        references: &[Reference],
+        normalize: bool,
+        include_deleted: bool,
+    ) -> Result<SubjectVersion> {
+        validate_subject(subject)?;
+        let versions = self.versions_of(subject).await?;
+        if !versions.iter().any(|row| include_deleted || !row.deleted) {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        let candidate = self.prepare(schema, schema_type, references).await?;
+        let mut texts = vec![candidate.parsed.canonical_string()];
+        if normalize {
+            texts.push(candidate.parsed.normalized_string());
+        }
+        for text in texts {
+            let fingerprint = fingerprint(&text, &candidate.references);
+            let Some(id) = self.id_for_fingerprint(&fingerprint).await? else {
+                continue;
+            };
+            if let Some(row) = versions
+                .iter()
+                .rev()
+                .find(|row| row.schema_id == id && (include_deleted || !row.deleted))
+            {
+                let schema = self.schema_by_id(id).await?;
+                return Ok(SubjectVersion {
+                    subject: subject.to_owned(),
+                    version: row.version,
+                    id,
+                    schema,
+                    deleted: row.deleted,
+                });
+            }
+        }
+        Err(RegistryError::SchemaNotRegistered {
+            subject: subject.to_owned(),
+        })
+    }
+
+    // ----- compatibility ------------------------------------------------------------------
+
+    /// Tests a candidate against one version (`Some`) or against the versions the subject's level
+    /// names (`None`), returning every reason it is incompatible.
+    #[tracing::instrument(skip(self, schema, references))]
+    pub async fn check_compatibility(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: &str,
+        references: &[Reference],
+        version: Option<VersionSelector>,
+        normalize: bool,
+    ) -> Result<CompatibilityReport> {
+        validate_subject(subject)?;
+        let candidate = self.prepare(schema, schema_type, references).await?;
+        let level = self.effective_level(subject).await?;
+        let against: Vec<VersionRow> = match version {
+            // As Confluent: "latest" of a subject with no live version is nothing to break.
+            Some(VersionSelector::Latest)
+                if !self
+                    .versions_of(subject)
+                    .await?
+                    .iter()
+                    .any(|row| !row.deleted) =>
+            {
+                Vec::new()
+            }
+            Some(selector) => {
+                let found = self.find_version(subject, selector, false).await?;
+                vec![VersionRow {
+                    version: found.version,
+                    schema_id: found.id,
+                    deleted: false,
+                }]
+            }
+            None => versions_to_check(level, &self.versions_of(subject).await?),
+        };
+        let candidate_schema = if normalize {
+            let text = candidate.parsed.normalized_string();
+            let texts = self.reference_texts(&candidate.references).await?;
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            Arc::new(
+                Schema::parse(&text, &texts).map_err(|e| RegistryError::InvalidSchema {
+                    reason: e.to_string(),
+                })?,
+            )
+        } else {
+            Arc::clone(&candidate.parsed)
+        };
+        let issues = self
+            .compatibility_issues(level, &candidate_schema, &against)
+            .await?;
+        Ok(CompatibilityReport { level, issues })
+    }
+
+    async fn compatibility_issues(
+        &self,
+        level: CompatibilityLevel,
+        candidate: &Schema,
+        against: &[VersionRow],
+    ) -> Result<Vec<CompatibilityIssue>> {
+        let (backward, forward) = match level {
+            CompatibilityLevel::None => return Ok(Vec::new()),
+            CompatibilityLevel::Backward | CompatibilityLevel::BackwardTransitive => (true, false),
+            CompatibilityLevel::Forward | CompatibilityLevel::ForwardTransitive => (false, true),
+            CompatibilityLevel::Full | CompatibilityLevel::FullTransitive => (true, true),
+        };
+        let mut issues = Vec::new();
+        for row in against {
+            let existing = self
+                .parsed(&*self.schema_by_id(row.schema_id).await?)
+                .await?;
+            let mut add = |direction: &'static str, found: Vec<compat::Incompatibility>| {
+                issues.extend(found.into_iter().map(|incompatibility| CompatibilityIssue {
+                    version: row.version,
+                    direction,
+                    kind: incompatibility.kind.as_str().to_owned(),
+                    location: incompatibility.location,
+                    message: incompatibility.message,
+                }));
+            };
+            if backward {
+                add("BACKWARD", compat::can_read(candidate, &existing));
+            }
+            if forward {
+                add("FORWARD", compat::can_read(&existing, candidate));
+            }
+        }
+        Ok(issues)
+    }
+
+    // ----- writes -------------------------------------------------------------------------
+
+    /// Registers a schema under a subject (see the module doc for the guarantees).
+    #[tracing::instrument(skip(self, request), fields(subject = %request.subject, normalize = request.normalize))]
+    pub async fn register(&self, request: RegisterRequest) -> Result<Registered> {
+        validate_subject(&request.subject)?;
+        let mode = self.effective_mode(&request.subject).await?;
+        let explicit_id = request.id.filter(|id| *id != 0);
+        let explicit_version = request.version.filter(|v| *v != 0 && *v != -1);
+        match mode {
+            Mode::ReadOnly => {
+                return Err(RegistryError::OperationNotPermitted {
+                    reason: format!("subject '{}' is in READONLY mode", request.subject),
+                });
+            }
+            Mode::Import if explicit_id.is_none() => {
+                return Err(RegistryError::OperationNotPermitted {
+                    reason: format!(
+                        "subject '{}' is in IMPORT mode: a registration must give the schema id",
+                        request.subject
+                    ),
+                });
+            }
+            Mode::ReadWrite if explicit_id.is_some() || explicit_version.is_some() => {
+                return Err(RegistryError::OperationNotPermitted {
+                    reason: "a schema id or version can only be given in IMPORT mode".to_owned(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(id) = explicit_id.filter(|id| *id < 0) {
+            return Err(RegistryError::InvalidArgument {
+                field: "id",
+                reason: format!("{id} is not a positive id"),
+            });
+        }
+        if let Some(version) = explicit_version.filter(|v| *v < 0) {
+            return Err(RegistryError::InvalidVersion {
+                value: version.to_string(),
+            });
+        }
+
+        let candidate = self
+            .prepare(&request.schema, &request.schema_type, &request.references)
+            .await?;
+        let text = if request.normalize {
+            candidate.parsed.normalized_string()
+        } else {
+            candidate.parsed.canonical_string()
+        };
+        let fingerprint = fingerprint(&text, &candidate.references);
+
+        // Already a live version of the subject: answer without writing anything.
+        if let Some(id) = self.id_for_fingerprint(&fingerprint).await? {
+            let versions = self.versions_of(&request.subject).await?;
+            if let Some(row) = versions
+                .iter()
+                .rev()
+                .find(|row| !row.deleted && row.schema_id == id)
+                && explicit_id.is_none_or(|wanted| wanted == id)
+                && explicit_version.is_none_or(|wanted| wanted == row.version)
+            {
+                return Ok(Registered {
+                    id,
+                    version: row.version,
+                    schema: text,
+                });
+            }
+        }
+
+        let write = NewVersion {
+            subject: &request.subject,
+            text: &text,
+            fingerprint: &fingerprint,
+            references: &candidate.references,
+            parsed: &candidate.parsed,
+            mode,
+            explicit_id,
+            explicit_version,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.register_in_transaction(&write).await {
+                Err(RegistryError::Store(error)) if attempt < 4 && is_retryable(&error) => {
+                    tracing::debug!(attempt, error = %error, "retrying registration after a conflict");
+                }
+                outcome => {
+                    self.invalidate_subject(&request.subject);
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    async fn register_in_transaction(&self, write: &NewVersion<'_>) -> Result<Registered> {
+        let subject = write.subject;
+        // What the compatibility check reads through the pool (the level, the schemas it tests
+        // against) is read before this registration holds a connection of its own: were every
+        // pooled connection held by a registration waiting for a second one, the pool would
+        // stall until acquire timeouts.
+        let level = self.effective_level(subject).await?;
+        if write.mode != Mode::Import {
+            for row in versions_to_check(level, &self.versions_of(subject).await?) {
+                self.parsed(&*self.schema_by_id(row.schema_id).await?)
+                    .await?;
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        store::lock_subject(&mut tx, subject, true).await?;
+        let versions = store::versions_of(&mut *tx, subject).await?;
+        let existing_id = store::schema_id_by_fingerprint(&mut *tx, write.fingerprint).await?;
+        if let Some(id) = existing_id
+            && let Some(row) = versions
+                .iter()
+                .rev()
+                .find(|row| !row.deleted && row.schema_id == id)
+        {
+            if write.explicit_id.is_some_and(|wanted| wanted != id) {
+                return Err(RegistryError::IdConflict {
+                    id: write.explicit_id.unwrap_or(id),
+                });
+            }
+            tx.rollback().await?;
+            return Ok(Registered {
+                id,
+                version: row.version,
+                schema: write.text.to_owned(),
+            });
+        }
+
+        if write.mode != Mode::Import {
+            let against = versions_to_check(level, &versions);
+            let issues = self
+                .compatibility_issues(level, write.parsed, &against)
+                .await?;
+            if !issues.is_empty() {
+                return Err(RegistryError::Incompatible {
+                    subject: subject.to_owned(),
+                    reasons: issues.iter().map(CompatibilityIssue::description).collect(),
+                });
+            }
+        }
+
+        let id = match (write.explicit_id, existing_id) {
+            (Some(wanted), Some(existing)) if wanted != existing => {
+                return Err(RegistryError::IdConflict { id: wanted });
+            }
+            (Some(wanted), None) => {
+                if let Some(other) = store::schema_row_for_id(&mut tx, wanted).await? {
+                    debug_assert_ne!(other, write.fingerprint);
+                    return Err(RegistryError::IdConflict { id: wanted });
+                }
+                store::insert_schema_with_id(
+                    &mut tx,
+                    wanted,
+                    write.fingerprint,
+                    write.text,
+                    write.references,
+                )
+                .await?;
+                wanted
+            }
+            (_, Some(existing)) => existing,
+            (None, None) => {
+                store::insert_schema(&mut tx, write.fingerprint, write.text, write.references)
+                    .await?
+                    .0
+            }
+        };
+
+        let version = match write.explicit_version {
+            Some(wanted) => {
+                if versions.iter().any(|row| row.version == wanted) {
+                    return Err(RegistryError::OperationNotPermitted {
+                        reason: format!(
+                            "version {wanted} of subject '{subject}' already exists with another schema"
+                        ),
+                    });
+                }
+                wanted
+            }
+            None => versions.last().map_or(1, |row| row.version + 1),
+        };
+        store::insert_version(&mut tx, subject, version, id).await?;
+        let event = Event::SchemaRegistered {
+            subject: subject.to_owned(),
+            version,
+            id,
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        tracing::info!(subject, version, id, "schema registered");
+        Ok(Registered {
+            id,
+            version,
+            schema: write.text.to_owned(),
+        })
+    }
+
+    /// Soft or permanent delete of one version; returns its number.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_version(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+        permanent: bool,
+    ) -> Result<i32> {
+        validate_subject(subject)?;
+        self.ensure_writable(subject).await?;
+        let mut tx = self.pool.begin().await?;
+        if !store::lock_subject(&mut tx, subject, false).await? {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        let versions = store::versions_of(&mut *tx, subject).await?;
+        let row = match selector {
+            VersionSelector::Latest => versions.iter().rev().find(|row| !row.deleted),
+            VersionSelector::Number(number) => versions.iter().find(|row| row.version == number),
+        };
+        let Some(row) = row.copied() else {
+            if !versions.iter().any(|row| !row.deleted) && !permanent {
+                return Err(RegistryError::SubjectNotFound {
+                    subject: subject.to_owned(),
+                });
+            }
+            let version = if let VersionSelector::Number(number) = selector {
+                number
+            } else {
+                -1
+            };
+            return Err(RegistryError::VersionNotFound {
+                subject: subject.to_owned(),
+                version,
+            });
+        };
+        let version = row.version;
+        if permanent {
+            if !row.deleted {
+                return Err(RegistryError::VersionNotSoftDeleted {
+                    subject: subject.to_owned(),
+                    version,
+                });
+            }
+        } else if row.deleted {
+            return Err(RegistryError::VersionSoftDeleted {
+                subject: subject.to_owned(),
+                version,
+            });
+        }
+        let referenced_by = store::referenced_by(&mut *tx, subject, version, !permanent).await?;
+        if !referenced_by.is_empty() {
+            return Err(RegistryError::ReferenceExists {
+                subject: subject.to_owned(),
+                version,
+                referenced_by,
+            });
+        }
+        if permanent {
+            store::hard_delete_versions(&mut tx, subject, &[version]).await?;
+        } else {
+            store::soft_delete_versions(&mut tx, subject, &[version]).await?;
+        }
+        let event = Event::VersionDeleted {
+            subject: subject.to_owned(),
+            version,
+            permanent,
+        };
+        store::notify(&mut tx, &event.to_payload()).await?;
+        tx.commit().await?;
+        self.invalidate_subject(subject);
+        Ok(version)
+    }
+
+    /// Soft or permanent delete of a whole subject; returns the versions deleted.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
+        validate_subject(subject)?;
+        self.ensure_writable(subject).await?;
+        let mut tx = self.pool.begin().await?;
+        if !store::lock_subject(&mut tx, subject, false).await? {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        let versions = store::versions_of(&mut *tx, subject).await?;
+        if versions.is_empty() {
+            return Err(RegistryError::SubjectNotFound {
+                subject: subject.to_owned(),
+            });
+        }
+        let live: Vec<i32> = versions
+            .iter()
+            .filter(|row| !row.deleted)
+            .map(|row| row.version)
+            .collect();
+        let targets: Vec<i32> = if permanent {
+            if !live.is_empty() {
+                return Err(RegistryError::SubjectNotSoftDeleted {
+                    subject: subject.to_owned(),
+                });
+            }
+            versions.iter().map(|row| row.version).collect()
+        } else {
+            if live.is_empty() {
+                return Err(RegistryError::SubjectSoftDeleted {
+                    subject: subject.to_owned(),
+                });
+            }
+            live
+        };
+        for version in &targets {
+            let referenced_by =
+                store::referenced_by(&mut *tx, subject, *version, !permanent).await?;
+            if !referenced_by.is_empty() {
+                return Err(RegistryError::ReferenceExists {
+                    subject: subject.to_owned(),
+                    version: *version,
+                    referenced_by,
+                });
+            }
+        }
+        if permanent {
+            store::hard_delete_versions(&mut tx, subject, &targets).await?;
+            store::set_compatibility(&mut tx, subject, None).await?;
+            store::set_mode(&mut tx, subject, None).await?;
+        } else {
+            store::soft_delete_versions(&mut tx, subject, &targets).await?;
+        }
+        for version in &targets {
+            let event = Event::VersionDeleted {
+                subject: subject.to_owned(),
+                version: *version,
+                permanent,
+            };
+            store::notify(&mut tx, &event.to_payload()).await?;
+        }
+        tx.commit().await?;
+        self.invalidate_subject(subject);
+        if permanent {
+            self.invalidate_configs();
+        }
+        Ok(targets)
+    }
+
+    async fn ensure_writable(&self, subject: &str) -> Result<()> {
+        if self.effective_mode(subject).await? == Mode::ReadOnly {
+            return Err(RegistryError::OperationNotPermitted {
+                reason: format!("subject '{subject}' is in READONLY mode"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates and parses a candidate schema with its references.
+    async fn prepare(
+        &self,
+        schema: &str,
+        schema_type: &str,
+        references: &[Reference],
+    ) -> Result<Candidate> {
+        if !(schema_type.is_empty() || schema_type.eq_ignore_ascii_case("AVRO")) {
+            return Err(RegistryError::InvalidSchema {
+                reason: format!(
+                    "unsupported schema type '{schema_type}': this registry stores AVRO schemas"
+                ),
+            });
+        }
+        if schema.len() > self.settings.max_schema_bytes {
+            return Err(RegistryError::SchemaTooLarge {
+                size: schema.len(),
+                limit: self.settings.max_schema_bytes,
+            });
+        }
+        if schema.trim().is_empty() {
+            return Err(RegistryError::InvalidSchema {
+                reason: "the schema is empty".to_owned(),
+            });
+        }
+        let mut resolved = Vec::with_capacity(references.len());
+        for (index, reference) in references.iter().enumerate() {
+            if reference.name.is_empty() {
+                return Err(RegistryError::InvalidSchema {
+                    reason: format!("references[{index}].name is empty"),
+                });
+            }
+            let selector = VersionSelector::from_wire(reference.version)?;
+            let found = self.find_version(&reference.subject, selector, true).await.map_err(|_| RegistryError::InvalidSchema {
+                reason: format!(
+                    "references[{index}] ('{}') names version {} of subject '{}', which does not exist",
+                    reference.name, reference.version, reference.subject
+                ),
+            })?;
+            resolved.push(Reference {
+                name: reference.name.clone(),
+                subject: reference.subject.clone(),
+                version: found.version,
+            });
+        }
+        let texts = self.reference_texts(&resolved).await?;
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let parsed =
+            Schema::parse(schema, &texts).map_err(|error| RegistryError::InvalidSchema {
+                reason: error.to_string(),
+            })?;
+        Ok(Candidate {
+            parsed: Arc::new(parsed),
+            references: resolved,
+        })
+    }
+}
+
+struct Candidate {
+    parsed: Arc<Schema>,
+    references: Vec<Reference>,
+}
+
+struct NewVersion<'a> {
+    subject: &'a str,
+    text: &'a str,
+    fingerprint: &'a [u8],
+    references: &'a [Reference],
+    parsed: &'a Schema,
+    mode: Mode,
+    explicit_id: Option<i32>,
+    explicit_version: Option<i32>,
+}
+
+/// The live versions a level tests a candidate against: the latest, or all for *_TRANSITIVE.
+fn versions_to_check(level: CompatibilityLevel, versions: &[VersionRow]) -> Vec<VersionRow> {
+    let live = versions.iter().filter(|row| !row.deleted).copied();
+    if level.is_transitive() {
+        live.collect()
+    } else {
+        live.last().into_iter().collect()
+    }
+}
+
+/// What makes two schemas "the same": type, stored text and references.
+fn fingerprint(text: &str, references: &[Reference]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"AVRO\0");
+    hasher.update(text.as_bytes());
+    for reference in references {
+        hasher.update(b"\0");
+        hasher.update(reference.name.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(reference.subject.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(reference.version.to_be_bytes());
+    }
+    hasher.finalize().to_vec()
+}
+
+/// Conflicts a registration is retried after: unique violations from a racing replica,
+/// serialization failures and deadlocks.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    ["23505", "40001", "40P01"]
+        .iter()
+        .any(|state| is_sqlstate(error, state))
+}
+
+/// Confluent's subject rules: non-empty, no control characters; here also at most 255 bytes.
+pub fn validate_subject(subject: &str) -> Result<()> {
+    let reason = if subject.is_empty() {
+        "it is empty"
+    } else if subject.len() > 255 {
+        "it is longer than 255 bytes"
+    } else if subject.chars().any(char::is_control) {
+        "it contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(RegistryError::InvalidSubject {
+        subject: subject.escape_debug().to_string(),
+        reason: reason.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(version: i32, deleted: bool) -> VersionRow {
+        VersionRow {
+            version,
+            schema_id: version * 10,
+            deleted,
+        }
+    }
+
+    #[test]
+    fn non_transitive_levels_test_only_the_latest_live_version() {
+        let versions = [row(1, false), row(2, false), row(3, true)];
+        let picked = versions_to_check(CompatibilityLevel::Backward, &versions);
+        assert_eq!(picked, vec![row(2, false)]);
+        let picked = versions_to_check(CompatibilityLevel::FullTransitive, &versions);
+        assert_eq!(picked, vec![row(1, false), row(2, false)]);
+    }
+
+    #[test]
+    fn fingerprints_differ_by_references() {
+        let reference = Reference {
+            name: "a.B".into(),
+            subject: "b".into(),
+            version: 1,
+        };
+        assert_ne!(
+            fingerprint("\"int\"", &[]),
+            fingerprint("\"int\"", std::slice::from_ref(&reference))
+        );
+        assert_eq!(
+            fingerprint("\"int\"", std::slice::from_ref(&reference)),
+            fingerprint("\"int\"", &[reference])
+        );
+    }
+
+    #[test]
+    fn subjects_are_validated() {
+        assert!(validate_subject("orders-value").is_ok());
+        assert!(matches!(
+            validate_subject(""),
+            Err(RegistryError::InvalidSubject { .. })
+        ));
+        assert!(matches!(
+            validate_subject("a\nb"),
+            Err(RegistryError::InvalidSubject { .. })
+        ));
+        assert!(matches!(
+            validate_subject(&"x".repeat(256)),
+            Err(RegistryError::InvalidSubject { .. })
+        ));
+    }
+}

@@ -1,0 +1,325 @@
+//! Test harness: throwaway Postgres databases on the stack's server, registries started in
+//! process (on port 0) or as real processes, and gRPC and HTTP clients for them.
+//!
+//! Tests need the stack (`scripts/stack up --infra`, which `scripts/test` runs). A test that
+//! cannot reach Postgres fails with a message saying so; it never skips.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tributary_registry::config::{DatabaseUrl, LogFormat};
+use tributary_registry::{Application, Settings};
+
+/// The admin URL of the stack's Postgres (`scripts/stack env` exports it).
+pub fn admin_url() -> String {
+    std::env::var("TRIBUTARY_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".to_owned())
+}
+
+/// A fresh, empty database on the stack's Postgres, dropped by nobody (names are unique; the
+/// stack's data folder is throwaway).
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub url: String,
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin = admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach the test Postgres at {admin}: {error}\n\
+                 Start the stack first: scripts/stack up --infra (scripts/test does it for you)"
+                )
+            });
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .unwrap();
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+/// Settings for a test registry on port 0.
+pub fn registry_settings(database_url: &str) -> Settings {
+    Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: DatabaseUrl(database_url.to_owned()),
+        db_max_connections: 8,
+        db_acquire_timeout_ms: 2000,
+        max_schema_bytes: 64 * 1024,
+        shutdown_timeout_ms: 2000,
+        log_format: LogFormat::Text,
+    }
+}
+
+/// A registry running inside the test process.
+#[derive(Debug)]
+pub struct TestRegistry {
+    pub addr: SocketAddr,
+    /// Where its Confluent-compatible HTTP API listens.
+    pub http_addr: SocketAddr,
+    pub database: TestDatabase,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestRegistry {
+    /// A registry on a fresh database.
+    pub async fn start() -> Self {
+        Self::start_on(TestDatabase::create().await).await
+    }
+
+    /// A registry on an existing database (e.g. a second replica).
+    pub async fn start_on(database: TestDatabase) -> Self {
+        Self::start_with(database, |_| {}).await
+    }
+
+    pub async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = registry_settings(&database.url);
+        adjust(&mut settings);
+        let application = Application::build(&settings)
+            .await
+            .expect("registry builds");
+        let addr = application.local_addr();
+        let http_addr = application.http_addr();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task =
+            tokio::spawn(application.run_until_stopped(async move { stopped.cancelled().await }));
+        wait_for_port(addr).await;
+        wait_for_serving(addr).await;
+        Self {
+            addr,
+            http_addr,
+            database,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> RegistryServiceClient<Channel> {
+        connect(self.addr).await
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL of its HTTP API, e.g. `http://127.0.0.1:40123`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops it as SIGTERM would and waits for the drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> RegistryServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects to the registry");
+    RegistryServiceClient::new(channel)
+}
+
+pub async fn wait_for_port(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on {addr} after 5 s");
+}
+
+/// Waits until the registry reports SERVING (Postgres reachable, change listener connected).
+pub async fn wait_for_serving(addr: SocketAddr) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..500 {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("registry at {addr} is not SERVING after 5 s");
+}
+
+/// The `registry` binary built by `cargo test --workspace --all-targets` (or
+/// `$TRIBUTARY_REGISTRY_BIN`).
+pub fn registry_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TRIBUTARY_REGISTRY_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/registry
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("registry");
+    assert!(
+        binary.exists(),
+        "registry binary not found at {}; build it first (cargo build -p tributary-registry), or run scripts/test",
+        binary.display()
+    );
+    binary
+}
+
+/// A registry running as its own OS process.
+#[derive(Debug)]
+pub struct RegistryProcess {
+    pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl RegistryProcess {
+    pub async fn spawn(database_url: &str) -> Self {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = tokio::process::Command::new(registry_binary())
+            .env("DATABASE_URL", database_url)
+            .env("REGISTRY_GRPC_ADDR", addr.to_string())
+            .env("REGISTRY_HTTP_ADDR", http_addr.to_string())
+            .env("REGISTRY_DB_MAX_CONNECTIONS", "10")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("registry process starts");
+        wait_for_port(addr).await;
+        wait_for_serving(addr).await;
+        Self {
+            addr,
+            http_addr,
+            child,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits within 15 s")
+            .unwrap()
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Confluent error code a registry status carries in its ErrorInfo detail.
+pub fn error_code(status: &tonic::Status) -> Option<u32> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()?
+        .metadata
+        .get("error_code")?
+        .parse()
+        .ok()
+}
+
+/// A TCP proxy to Postgres that a test can cut and restore, to make the database unreachable
+/// for one registry without touching the shared server.
+#[derive(Debug)]
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_state) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut_state = cut_state.clone();
+                if *cut_state.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_state.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}

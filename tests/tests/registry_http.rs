@@ -1,0 +1,1372 @@
+//! The registry's Confluent-compatible HTTP API against a real Postgres: every route, status
+//! codes and Confluent's error bodies, content types, malformed requests, and the same client
+//! conversation over HTTP and over gRPC giving the same ids and versions.
+
+#![allow(clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Value, json};
+use tributary_proto::registry::v1 as pb;
+use tributary_tests::TestRegistry;
+
+const V1: &str = "application/vnd.schemaregistry.v1+json";
+
+fn user_v1() -> &'static str {
+    r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"string"}]}"#
+}
+
+fn user_v2() -> &'static str {
+    r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"string"},{"name":"age","type":"int","default":0}]}"#
+}
+
+/// A field without a default: BACKWARD-incompatible with `user_v1`.
+fn user_breaking() -> &'static str {
+    r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"long"},{"name":"email","type":"string"}]}"#
+}
+
+/// A small client for the HTTP API, answering (status, JSON body).
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(registry: &TestRegistry) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: registry.http_url(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .header(CONTENT_TYPE, V1)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .put(self.url(path))
+                .header(CONTENT_TYPE, V1)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn register(&self, subject: &str, schema: &str) -> i32 {
+        let (status, body) = self
+            .post(
+                &format!("/subjects/{subject}/versions"),
+                json!({ "schema": schema }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["id"].as_i64().unwrap() as i32
+    }
+}
+
+/// Asserts a Confluent error: the HTTP status and `{"error_code": code, "message": ...}`.
+fn assert_error(response: &(StatusCode, Value), status: u16, code: u64) {
+    assert_eq!(response.0.as_u16(), status, "status of {}", response.1);
+    assert_eq!(
+        response.1["error_code"].as_u64(),
+        Some(code),
+        "error_code of {}",
+        response.1
+    );
+    assert!(
+        response.1["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "a message in {}",
+        response.1
+    );
+}
+
+#[tokio::test]
+async fn server_routes_and_the_openapi_document() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+
+    let response = api.client.get(api.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CONTENT_TYPE], V1);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
+
+    assert_eq!(
+        api.get("/schemas/types").await,
+        (StatusCode::OK, json!(["AVRO"]))
+    );
+    let (status, metadata) = api.get("/v1/metadata/id").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(metadata["scope"]["path"], json!([]));
+    assert!(metadata["scope"]["clusters"]["schema-registry-cluster"].is_string());
+
+    // The OpenAPI document: every documented operation is routed (a request to it never gets
+    // the unknown-route 404 or the wrong-method 405).
+    let response = api
+        .client
+        .get(api.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 21);
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{subject}", "some-subject")
+            .replace("{version}", "1")
+            .replace("{id}", "1");
+        for method in item.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = api
+                .client
+                .request(method.clone(), api.url(&concrete))
+                .header(CONTENT_TYPE, V1)
+                .body(
+                    json!({"schema": "\"string\"", "compatibility": "NONE", "mode": "READWRITE"})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                body["error_code"] != json!(404) && body["error_code"] != json!(405),
+                "{method} {concrete} is not routed: {status} {body}"
+            );
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 32);
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn register_lookup_and_read_subjects_versions_and_schemas() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+
+    let first = api.register("users-value", user_v1()).await;
+    // The same schema reformatted: the same id, no new version.
+    let reformatted = r#"{ "namespace": "com.example", "name": "User", "type": "record", "fields": [ { "type": "string", "name": "name" } ] }"#;
+    assert_eq!(api.register("users-value", reformatted).await, first);
+    let second = api.register("users-value", user_v2()).await;
+    assert_ne!(second, first);
+    assert_eq!(
+        api.register("audit-value", user_v1()).await,
+        first,
+        "ids are global"
+    );
+
+    assert_eq!(
+        api.get("/subjects").await,
+        (StatusCode::OK, json!(["audit-value", "users-value"]))
+    );
+    assert_eq!(
+        api.get("/subjects?subjectPrefix=users").await.1,
+        json!(["users-value"])
+    );
+    assert_eq!(
+        api.get("/subjects?subjectPrefix=:*:").await.1,
+        json!(["audit-value", "users-value"])
+    );
+    assert_eq!(
+        api.get("/subjects?offset=1&limit=1").await.1,
+        json!(["users-value"])
+    );
+    assert_eq!(
+        api.get("/subjects?offset=0&limit=-1").await.1,
+        json!(["audit-value", "users-value"])
+    );
+    assert_eq!(
+        api.get("/subjects/users-value/versions").await,
+        (StatusCode::OK, json!([1, 2]))
+    );
+
+    // A version: Confluent's shape, no schemaType for AVRO, no empty references.
+    let (status, v1) = api.get("/subjects/users-value/versions/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v1,
+        json!({"subject": "users-value", "version": 1, "id": first, "schema": user_v1()})
+    );
+    for latest in ["latest", "-1", "LATEST"] {
+        let (_, body) = api
+            .get(&format!("/subjects/users-value/versions/{latest}"))
+            .await;
+        assert_eq!(
+            (body["version"].as_i64(), body["id"].as_i64()),
+            (Some(2), Some(i64::from(second))),
+            "{latest}"
+        );
+    }
+    // The /schema routes answer the schema itself.
+    assert_eq!(
+        api.get("/subjects/users-value/versions/1/schema").await.1,
+        serde_json::from_str::<Value>(user_v1()).unwrap()
+    );
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{second}/schema")).await.1,
+        serde_json::from_str::<Value>(user_v2()).unwrap()
+    );
+
+    // By id.
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{first}")).await,
+        (StatusCode::OK, json!({"schema": user_v1()}))
+    );
+    let (_, with_max) = api
+        .get(&format!(
+            "/schemas/ids/{first}?fetchMaxId=true&subject=users-value"
+        ))
+        .await;
+    assert_eq!(with_max["maxId"].as_i64(), Some(i64::from(second)));
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{first}/subjects")).await.1,
+        json!(["audit-value", "users-value"])
+    );
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{first}/versions")).await.1,
+        json!([{"subject": "audit-value", "version": 1}, {"subject": "users-value", "version": 1}])
+    );
+    assert_error(&api.get("/schemas/ids/999").await, 404, 40403);
+    assert_error(&api.get("/schemas/ids/999/schema").await, 404, 40403);
+    assert_error(&api.get("/schemas/ids/0/subjects").await, 404, 40403);
+
+    // GET /schemas: every version, or the latest of each, with prefix and paging.
+    let (status, all) = api.get("/schemas").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<(String, i64, i64)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["subject"].as_str().unwrap().to_owned(),
+                v["version"].as_i64().unwrap(),
+                v["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let (first, second) = (i64::from(first), i64::from(second));
+    assert_eq!(
+        listed,
+        vec![
+            ("audit-value".into(), 1, first),
+            ("users-value".into(), 1, first),
+            ("users-value".into(), 2, second)
+        ]
+    );
+    let latest: Vec<i64> = api
+        .get("/schemas?latestOnly=true")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(latest, vec![first, second]);
+    assert_eq!(
+        api.get("/schemas?subjectPrefix=users&offset=1&limit=5")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Lookup: the matching version, or 40403; an unknown subject is 40401.
+    let (status, found) = api
+        .post("/subjects/users-value", json!({ "schema": reformatted }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        found,
+        json!({"subject": "users-value", "version": 1, "id": first, "schema": user_v1()})
+    );
+    assert_error(
+        &api.post("/subjects/users-value", json!({"schema": "\"string\""}))
+            .await,
+        404,
+        40403,
+    );
+    assert_error(
+        &api.post("/subjects/nobody", json!({"schema": user_v1()}))
+            .await,
+        404,
+        40401,
+    );
+    assert_error(&api.get("/subjects/nobody/versions").await, 404, 40401);
+    assert_error(
+        &api.get("/subjects/users-value/versions/9").await,
+        404,
+        40402,
+    );
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn normalize_dedups_equivalent_schemas() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    let plain = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#;
+    let namespaced = r#"{"type":"record","name":"R","namespace":"","fields":[{"name":"a","type":{"type":"int"}}]}"#;
+    let (_, first) = api
+        .post(
+            "/subjects/n/versions?normalize=true",
+            json!({ "schema": plain }),
+        )
+        .await;
+    let (_, again) = api
+        .post(
+            "/subjects/n/versions?normalize=true",
+            json!({ "schema": namespaced }),
+        )
+        .await;
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(api.get("/subjects/n/versions").await.1, json!([1]));
+    let (status, found) = api
+        .post(
+            "/subjects/n?normalize=true",
+            json!({ "schema": namespaced }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["id"], first["id"]);
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn deletes_are_soft_then_permanent() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    assert_eq!(
+        api.put("/config/s", json!({"compatibility": "NONE"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for schema in [r#""string""#, r#""int""#, r#""long""#] {
+        api.register("s", schema).await;
+    }
+    api.register("other", r#""string""#).await;
+
+    assert_error(
+        &api.delete("/subjects/s/versions/2?permanent=true").await,
+        404,
+        40407,
+    );
+    assert_eq!(
+        api.delete("/subjects/s/versions/2").await,
+        (StatusCode::OK, json!(2))
+    );
+    assert_error(&api.delete("/subjects/s/versions/2").await, 404, 40406);
+    assert_eq!(api.get("/subjects/s/versions").await.1, json!([1, 3]));
+    assert_eq!(
+        api.get("/subjects/s/versions?deleted=true").await.1,
+        json!([1, 2, 3])
+    );
+    assert_error(&api.get("/subjects/s/versions/2").await, 404, 40402);
+    assert_eq!(
+        api.get("/subjects/s/versions/2?deleted=true").await.1["version"],
+        json!(2)
+    );
+    assert_eq!(
+        api.delete("/subjects/s/versions/2?permanent=true").await,
+        (StatusCode::OK, json!(2))
+    );
+    assert_eq!(
+        api.delete("/subjects/s/versions/latest").await,
+        (StatusCode::OK, json!(3))
+    );
+
+    assert_error(&api.delete("/subjects/s?permanent=true").await, 404, 40405);
+    assert_eq!(
+        api.delete("/subjects/s").await,
+        (StatusCode::OK, json!([1]))
+    );
+    assert_error(&api.delete("/subjects/s").await, 404, 40404);
+    assert_eq!(api.get("/subjects").await.1, json!(["other"]));
+    assert_eq!(
+        api.get("/subjects?deleted=true").await.1,
+        json!(["other", "s"])
+    );
+    assert_eq!(api.get("/subjects?deletedOnly=true").await.1, json!(["s"]));
+    assert_eq!(api.get("/subjects?deleted_only=true").await.1, json!(["s"]));
+    assert_eq!(
+        api.get("/schemas?deleted=true&subjectPrefix=s")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        api.delete("/subjects/s?permanent=true").await,
+        (StatusCode::OK, json!([1, 3]))
+    );
+    assert_error(
+        &api.get("/subjects/s/versions?deleted=true").await,
+        404,
+        40401,
+    );
+    assert_error(&api.delete("/subjects/s").await, 404, 40401);
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn compatibility_checks_and_incompatible_registrations() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    api.register("c", user_v1()).await;
+
+    let compatible = json!({ "schema": user_v2() });
+    let breaking = json!({ "schema": user_breaking() });
+    assert_eq!(
+        api.post(
+            "/compatibility/subjects/c/versions/latest",
+            compatible.clone()
+        )
+        .await,
+        (StatusCode::OK, json!({"is_compatible": true}))
+    );
+    assert_eq!(
+        api.post("/compatibility/subjects/c/versions/1", compatible.clone())
+            .await
+            .1,
+        json!({"is_compatible": true})
+    );
+    assert_eq!(
+        api.post("/compatibility/subjects/c/versions", compatible.clone())
+            .await
+            .1,
+        json!({"is_compatible": true})
+    );
+    assert_eq!(
+        api.post(
+            "/compatibility/subjects/c/versions?verbose=true",
+            compatible.clone()
+        )
+        .await
+        .1,
+        json!({"is_compatible": true, "messages": []})
+    );
+    assert_eq!(
+        api.post(
+            "/compatibility/subjects/c/versions/latest",
+            breaking.clone()
+        )
+        .await
+        .1,
+        json!({"is_compatible": false})
+    );
+    let (status, verbose) = api
+        .post(
+            "/compatibility/subjects/c/versions/latest?verbose=true",
+            breaking.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verbose["is_compatible"], json!(false));
+    let messages: Vec<&str> = verbose["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("TYPE_MISMATCH")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("READER_FIELD_MISSING_DEFAULT_VALUE")),
+        "{messages:?}"
+    );
+
+    // Registering it: 409 with every reason in the message.
+    let conflict = api.post("/subjects/c/versions", breaking.clone()).await;
+    assert_error(&conflict, 409, 409);
+    let message = conflict.1["message"].as_str().unwrap();
+    for reason in &messages {
+        assert!(message.contains(reason), "{message} lacks {reason}");
+    }
+
+    assert_error(
+        &api.post("/compatibility/subjects/c/versions/7", compatible.clone())
+            .await,
+        404,
+        40402,
+    );
+    assert_error(
+        &api.post("/compatibility/subjects/c/versions/abc", compatible.clone())
+            .await,
+        422,
+        42202,
+    );
+    assert_error(
+        &api.post("/compatibility/subjects/c/versions/0", compatible.clone())
+            .await,
+        422,
+        42202,
+    );
+    assert_error(
+        &api.post(
+            "/compatibility/subjects/c/versions/latest",
+            json!({"schema": "{"}),
+        )
+        .await,
+        422,
+        42201,
+    );
+    // Nothing registered yet: compatible with "latest" and with the level, as in Confluent.
+    assert_eq!(
+        api.post(
+            "/compatibility/subjects/new/versions/latest",
+            breaking.clone()
+        )
+        .await
+        .1,
+        json!({"is_compatible": true})
+    );
+    assert_eq!(
+        api.post("/compatibility/subjects/new/versions", breaking)
+            .await
+            .1,
+        json!({"is_compatible": true})
+    );
+    assert_error(
+        &api.post("/compatibility/subjects/new/versions/1", compatible)
+            .await,
+        404,
+        40401,
+    );
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_and_mode_routes() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+
+    assert_eq!(
+        api.get("/config").await,
+        (StatusCode::OK, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    assert_eq!(
+        api.put("/config", json!({"compatibility": "FULL"})).await,
+        (StatusCode::OK, json!({"compatibility": "FULL"}))
+    );
+    assert_eq!(
+        api.get("/config").await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_error(&api.get("/config/s").await, 404, 40408);
+    assert_eq!(
+        api.get("/config/s?defaultToGlobal=true").await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        api.put("/config/s", json!({"compatibility": "forward_transitive"}))
+            .await
+            .1,
+        json!({"compatibility": "FORWARD_TRANSITIVE"})
+    );
+    assert_eq!(
+        api.get("/config/s").await.1,
+        json!({"compatibilityLevel": "FORWARD_TRANSITIVE"})
+    );
+    assert_eq!(
+        api.delete("/config/s").await,
+        (
+            StatusCode::OK,
+            json!({"compatibilityLevel": "FORWARD_TRANSITIVE"})
+        )
+    );
+    assert_error(&api.delete("/config/s").await, 404, 40408);
+    assert_eq!(
+        api.delete("/config").await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        api.get("/config").await.1,
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    assert_error(
+        &api.put("/config", json!({"compatibility": "SIDEWAYS"}))
+            .await,
+        422,
+        42203,
+    );
+    assert_error(&api.put("/config", json!({})).await, 422, 42203);
+
+    assert_eq!(
+        api.get("/mode").await,
+        (StatusCode::OK, json!({"mode": "READWRITE"}))
+    );
+    assert_error(&api.get("/mode/s").await, 404, 40409);
+    assert_eq!(
+        api.get("/mode/s?defaultToGlobal=true").await.1,
+        json!({"mode": "READWRITE"})
+    );
+    assert_eq!(
+        api.put("/mode/s", json!({"mode": "READONLY"})).await,
+        (StatusCode::OK, json!({"mode": "READONLY"}))
+    );
+    assert_eq!(api.get("/mode/s").await.1, json!({"mode": "READONLY"}));
+    assert_error(
+        &api.post("/subjects/s/versions", json!({"schema": "\"string\""}))
+            .await,
+        422,
+        42205,
+    );
+    assert_eq!(api.delete("/mode/s").await.1, json!({"mode": "READONLY"}));
+    api.register("s", r#""string""#).await;
+    // IMPORT over existing schemas needs force.
+    assert_error(
+        &api.put("/mode", json!({"mode": "IMPORT"})).await,
+        422,
+        42205,
+    );
+    assert_eq!(
+        api.put("/mode?force=true", json!({"mode": "IMPORT"}))
+            .await
+            .1,
+        json!({"mode": "IMPORT"})
+    );
+    assert_eq!(api.delete("/mode").await.1, json!({"mode": "IMPORT"}));
+    assert_eq!(api.get("/mode").await.1, json!({"mode": "READWRITE"}));
+    assert_error(
+        &api.put("/mode", json!({"mode": "SOMETIMES"})).await,
+        422,
+        42204,
+    );
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn import_mode_keeps_the_given_ids_and_versions() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    assert_eq!(
+        api.put("/mode", json!({"mode": "IMPORT"})).await.1,
+        json!({"mode": "IMPORT"})
+    );
+
+    let (status, body) = api
+        .post(
+            "/subjects/imported/versions",
+            json!({"schema": user_v1(), "id": 100, "version": 3}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"id": 100})));
+    let (_, body) = api
+        .post(
+            "/subjects/imported/versions",
+            json!({"schema": user_v2(), "id": 205, "version": 7}),
+        )
+        .await;
+    assert_eq!(body, json!({"id": 205}));
+    assert_eq!(
+        api.get("/subjects/imported/versions").await.1,
+        json!([3, 7])
+    );
+    assert_eq!(
+        api.get("/subjects/imported/versions/3").await.1["id"],
+        json!(100)
+    );
+    // Without an id: refused; an id taken by another schema: 42207.
+    assert_error(
+        &api.post("/subjects/imported/versions", json!({"schema": "\"int\""}))
+            .await,
+        422,
+        42205,
+    );
+    assert_error(
+        &api.post(
+            "/subjects/other/versions",
+            json!({"schema": "\"int\"", "id": 100}),
+        )
+        .await,
+        422,
+        42207,
+    );
+
+    assert_eq!(
+        api.put("/mode", json!({"mode": "READWRITE"})).await.1,
+        json!({"mode": "READWRITE"})
+    );
+    // Ids and versions given outside IMPORT mode are refused; new ids continue after the largest.
+    assert_error(
+        &api.post(
+            "/subjects/x/versions",
+            json!({"schema": "\"int\"", "id": 300}),
+        )
+        .await,
+        422,
+        42205,
+    );
+    let next = api.register("x", r#""int""#).await;
+    assert!(next > 205, "{next}");
+    assert_eq!(
+        api.get("/schemas/ids/100?fetchMaxId=true").await.1["maxId"],
+        json!(next)
+    );
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn references_referencedby_and_resolved_format() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    let address = r#"{"type":"record","name":"Address","namespace":"com.example","fields":[{"name":"city","type":"string"}]}"#;
+    let person = r#"{"type":"record","name":"Person","namespace":"com.example","fields":[{"name":"home","type":"com.example.Address"}]}"#;
+    let address_id = api.register("address", address).await;
+    let reference = json!([{"name": "com.example.Address", "subject": "address", "version": 1}]);
+    let (status, body) = api
+        .post(
+            "/subjects/person/versions",
+            json!({"schema": person, "references": reference}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let person_id = body["id"].as_i64().unwrap();
+
+    let (_, version) = api.get("/subjects/person/versions/1").await;
+    assert_eq!(version["references"], reference);
+    // Stored in Java's compact form: the type in the record's namespace is written short.
+    let stored = person.replace("com.example.Address", "Address");
+    assert_eq!(version["schema"], json!(stored));
+    let (_, by_id) = api.get(&format!("/schemas/ids/{person_id}")).await;
+    assert_eq!(by_id, json!({"references": reference, "schema": stored}));
+    assert_eq!(
+        api.get("/subjects/address/versions/1/referencedby").await.1,
+        json!([person_id])
+    );
+    assert_eq!(
+        api.get("/subjects/address/versions/latest/referencedby")
+            .await
+            .1,
+        json!([person_id])
+    );
+
+    // format=resolved inlines the referenced type.
+    let (_, resolved) = api
+        .get(&format!("/schemas/ids/{person_id}?format=resolved"))
+        .await;
+    let resolved: Value = serde_json::from_str(resolved["schema"].as_str().unwrap()).unwrap();
+    // (Inlined in the record's own namespace, Java writes it without one.)
+    assert_eq!(
+        resolved["fields"][0]["type"],
+        json!({"type": "record", "name": "Address", "fields": [{"name": "city", "type": "string"}]})
+    );
+    let (_, resolved_text) = api
+        .get("/subjects/person/versions/1/schema?format=resolved")
+        .await;
+    assert_eq!(resolved_text, resolved);
+    assert_error(
+        &api.get(&format!("/schemas/ids/{person_id}?format=sideways"))
+            .await,
+        422,
+        422,
+    );
+    assert_eq!(
+        api.get(&format!("/schemas/ids/{address_id}?format=resolved"))
+            .await
+            .1,
+        json!({"schema": address})
+    );
+
+    // A referenced version cannot be deleted.
+    assert_error(
+        &api.delete("/subjects/address/versions/1").await,
+        422,
+        42206,
+    );
+    // A reference to nothing is an invalid schema.
+    let dangling = json!({"schema": person, "references": [{"name": "com.example.Address", "subject": "nowhere", "version": 1}]});
+    assert_error(
+        &api.post("/subjects/p2/versions", dangling).await,
+        422,
+        42201,
+    );
+
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_are_confluent_shaped_on_any_input() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    api.register("s", r#""string""#).await;
+
+    // Unknown routes and wrong methods.
+    for path in [
+        "/nope",
+        "/subjects/s/versions/1/nope",
+        "/schemas/ids",
+        "/subjects/",
+        "/%ff%fe",
+        "/subjects/s/versions/1/schema/x",
+    ] {
+        let response = api.get(path).await;
+        assert_eq!(
+            response,
+            (
+                StatusCode::NOT_FOUND,
+                json!({"error_code": 404, "message": "HTTP 404 Not Found"})
+            ),
+            "{path}"
+        );
+    }
+    let response = api.send(api.client.patch(api.url("/subjects"))).await;
+    assert_eq!(
+        response,
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error_code": 405, "message": "HTTP 405 Method Not Allowed"})
+        )
+    );
+    assert_error(&api.put("/subjects/s/versions", json!({})).await, 405, 405);
+
+    // Malformed bodies: 400 with error_code 400, as Confluent's rest-utils answers them.
+    for body in [
+        &b"{not json"[..],
+        b"",
+        b"[1, 2",
+        b"{\"schema\": 5}",
+        b"{\"schema\": \"\xff\xfe\"}",
+        b"\xc3\x28",
+        b"null",
+    ] {
+        let response = api
+            .send(
+                api.client
+                    .post(api.url("/subjects/s/versions"))
+                    .header(CONTENT_TYPE, V1)
+                    .body(body.to_vec()),
+            )
+            .await;
+        assert_error(&response, 400, 400);
+    }
+    // A JSON body without a schema, or with garbage in it: an invalid schema.
+    assert_error(
+        &api.post("/subjects/s/versions", json!({})).await,
+        422,
+        42201,
+    );
+    assert_error(
+        &api.post(
+            "/subjects/s/versions",
+            json!({"schema": "{\"type\": \"nope\"}"}),
+        )
+        .await,
+        422,
+        42201,
+    );
+    assert_error(
+        &api.post(
+            "/subjects/s/versions",
+            json!({"schema": "\"string\"", "schemaType": "PROTOBUF"}),
+        )
+        .await,
+        422,
+        42201,
+    );
+    // Too large for the registry's limit (64 KiB in tests): 42209; too large for the body: 413.
+    let big = format!(
+        r#"{{"type":"enum","name":"E","symbols":["{}"]}}"#,
+        "A".repeat(70 * 1024)
+    );
+    assert_error(
+        &api.post("/subjects/s/versions", json!({ "schema": big }))
+            .await,
+        422,
+        42209,
+    );
+    let huge = vec![b' '; 4 * 1024 * 1024];
+    let response = api
+        .send(
+            api.client
+                .post(api.url("/subjects/s/versions"))
+                .header(CONTENT_TYPE, V1)
+                .body(huge),
+        )
+        .await;
+    assert_error(&response, 413, 413);
+
+    // Path and query parameters.
+    assert_error(&api.get("/schemas/ids/abc").await, 404, 404);
+    assert_error(&api.get("/schemas/ids/99999999999").await, 404, 404);
+    assert_error(&api.get("/subjects/s/versions/abc").await, 422, 42202);
+    assert_error(&api.get("/subjects/s/versions/-5").await, 422, 42202);
+    assert_error(&api.get("/subjects?offset=abc").await, 404, 404);
+    assert_error(&api.get("/schemas?limit=1e9").await, 404, 404);
+    assert_error(
+        &api.get(&format!("/subjects/{}/versions", "x".repeat(300)))
+            .await,
+        422,
+        42208,
+    );
+    assert_error(&api.get("/subjects/a%0Ab/versions").await, 422, 42208);
+    assert_error(&api.get("/subjects/%ff%fe/versions").await, 422, 42208);
+    let (status, body) = api
+        .get(&format!(
+            "/subjects?subjectPrefix={}&deleted=maybe&limit=",
+            "%41".repeat(4000)
+        ))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+    assert_eq!(
+        api.get("/subjects?subjectPrefix=%00").await,
+        (StatusCode::OK, json!([]))
+    );
+    assert_eq!(
+        api.get("/schemas?subjectPrefix=a%00").await,
+        (StatusCode::OK, json!([]))
+    );
+    let (status, _) = api.get("/subjects?&&=&%zz&deleted").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Content types: unsupported request types 415, unacceptable Accept 406.
+    let response = api
+        .send(
+            api.client
+                .post(api.url("/subjects/s/versions"))
+                .header(CONTENT_TYPE, "text/plain")
+                .body("{}"),
+        )
+        .await;
+    assert_error(&response, 415, 415);
+    let response = api
+        .send(
+            api.client
+                .get(api.url("/subjects"))
+                .header(ACCEPT, "text/html"),
+        )
+        .await;
+    assert_error(&response, 406, 406);
+
+    // The registry is still fine.
+    assert_eq!(api.get("/subjects").await, (StatusCode::OK, json!(["s"])));
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_confluent_content_type_is_read_and_negotiated() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    for (index, content_type) in [
+        "application/vnd.schemaregistry.v1+json",
+        "application/vnd.schemaregistry+json",
+        "application/json",
+        "application/octet-stream",
+        "application/json; charset=utf-8",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({ "schema": format!(r#"{{"type":"fixed","name":"F{index}","size":4}}"#) })
+            .to_string();
+        let response = api
+            .client
+            .post(api.url(&format!("/subjects/t{index}/versions")))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{content_type}");
+    }
+    // No Content-Type at all is read as JSON too.
+    let body = json!({ "schema": "\"bytes\"" }).to_string();
+    let response = api
+        .client
+        .post(api.url("/subjects/plain/versions"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    for (accept, expected) in [
+        (None, V1),
+        (Some("*/*"), V1),
+        (
+            Some(
+                "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json",
+            ),
+            V1,
+        ),
+        (
+            Some("application/vnd.schemaregistry+json"),
+            "application/vnd.schemaregistry+json",
+        ),
+        (Some("application/json"), "application/json"),
+        (
+            Some("text/html, application/json;q=0.9"),
+            "application/json",
+        ),
+    ] {
+        for path in ["/subjects", "/schemas/ids/1", "/nope"] {
+            let mut request = api.client.get(api.url(path));
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.headers()[CONTENT_TYPE],
+                expected,
+                "{accept:?} {path}"
+            );
+        }
+    }
+    registry.stop().await.unwrap();
+}
+
+/// The same client conversation, once over HTTP and once over gRPC, each against a fresh
+/// registry, must hand out the same ids and versions and end in the same state.
+#[tokio::test]
+async fn the_same_conversation_over_grpc_gives_the_same_ids_and_versions() {
+    let over_http = TestRegistry::start().await;
+    let over_grpc = TestRegistry::start().await;
+    let api = Api::new(&over_http);
+    let mut grpc = over_grpc.client().await;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Step<'a> {
+        Register(&'a str, &'a str),
+        RegisterNormalized(&'a str, &'a str),
+        Import(&'a str, &'a str, i32, i32),
+        Lookup(&'a str, &'a str),
+        Latest(&'a str),
+        DeleteVersion(&'a str, i32, bool),
+        DeleteSubject(&'a str, bool),
+        Level(&'a str, &'a str),
+        Mode(bool),
+    }
+    use Step::*;
+    let address =
+        r#"{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}"#;
+    let steps = [
+        Register("users-value", user_v1()),
+        Register("users-value", user_v2()),
+        Register("audit-value", user_v1()),
+        Register("users-value", user_breaking()),
+        Level("users-value", "NONE"),
+        Register("users-value", user_breaking()),
+        Lookup("users-value", user_v2()),
+        Lookup("users-value", r#""string""#),
+        RegisterNormalized(
+            "n",
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"int"}}]}"#,
+        ),
+        RegisterNormalized(
+            "n",
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+        ),
+        Register("address", address),
+        DeleteVersion("users-value", 2, false),
+        Register("users-value", user_v2()),
+        Latest("users-value"),
+        DeleteVersion("users-value", 2, true),
+        DeleteSubject("audit-value", false),
+        Register("audit-value", user_v1()),
+        DeleteSubject("audit-value", false),
+        DeleteSubject("audit-value", true),
+        Register("audit-value", r#""long""#),
+        Latest("audit-value"),
+        Mode(true),
+        Import("imported", r#""double""#, 500, 4),
+        Import("imported", r#""float""#, 90, 2),
+        Mode(false),
+        Register("imported", r#""bytes""#),
+        Latest("imported"),
+    ];
+
+    // Each step's outcome: Ok((id, version)) or Err(Confluent error code).
+    type Outcome = Result<Vec<i64>, u64>;
+    let mut over_http_outcomes: Vec<Outcome> = Vec::new();
+    let mut over_grpc_outcomes: Vec<Outcome> = Vec::new();
+    for step in steps {
+        let http: Outcome = {
+            let (status, body) = match step {
+                Register(subject, schema) => {
+                    api.post(
+                        &format!("/subjects/{subject}/versions"),
+                        json!({ "schema": schema }),
+                    )
+                    .await
+                }
+                RegisterNormalized(subject, schema) => {
+                    api.post(
+                        &format!("/subjects/{subject}/versions?normalize=true"),
+                        json!({ "schema": schema }),
+                    )
+                    .await
+                }
+                Import(subject, schema, id, version) => {
+                    api.post(
+                        &format!("/subjects/{subject}/versions"),
+                        json!({ "schema": schema, "id": id, "version": version }),
+                    )
+                    .await
+                }
+                Lookup(subject, schema) => {
+                    api.post(&format!("/subjects/{subject}"), json!({ "schema": schema }))
+                        .await
+                }
+                Latest(subject) => {
+                    api.get(&format!("/subjects/{subject}/versions/latest"))
+                        .await
+                }
+                DeleteVersion(subject, version, permanent) => {
+                    api.delete(&format!(
+                        "/subjects/{subject}/versions/{version}?permanent={permanent}"
+                    ))
+                    .await
+                }
+                DeleteSubject(subject, permanent) => {
+                    api.delete(&format!("/subjects/{subject}?permanent={permanent}"))
+                        .await
+                }
+                Level(subject, level) => {
+                    api.put(
+                        &format!("/config/{subject}"),
+                        json!({ "compatibility": level }),
+                    )
+                    .await
+                }
+                Mode(import) => {
+                    api.put(
+                        "/mode?force=true",
+                        json!({ "mode": if import { "IMPORT" } else { "READWRITE" } }),
+                    )
+                    .await
+                }
+            };
+            if status == StatusCode::OK {
+                Ok(match body {
+                    Value::Number(n) => vec![n.as_i64().unwrap()],
+                    Value::Array(items) => items.iter().map(|v| v.as_i64().unwrap()).collect(),
+                    Value::Object(map) => ["id", "version"]
+                        .iter()
+                        .filter_map(|k| map.get(*k).and_then(Value::as_i64))
+                        .collect(),
+                    other => panic!("unexpected {other}"),
+                })
+            } else {
+                Err(body["error_code"].as_u64().unwrap())
+            }
+        };
+        let code =
+            |status: tonic::Status| tributary_tests::error_code(&status).map_or(0, u64::from);
+        let grpc_outcome: Outcome = match step {
+            Register(subject, schema)
+            | RegisterNormalized(subject, schema)
+            | Import(subject, schema, _, _) => {
+                let (normalize, id, version) = match step {
+                    RegisterNormalized(..) => (true, 0, 0),
+                    Import(_, _, id, version) => (false, id, version),
+                    _ => (false, 0, 0),
+                };
+                grpc.register_schema(pb::RegisterSchemaRequest {
+                    subject: subject.into(),
+                    schema: schema.into(),
+                    normalize,
+                    id,
+                    version,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| vec![i64::from(r.into_inner().id)])
+                .map_err(code)
+            }
+            Lookup(subject, schema) => grpc
+                .lookup_schema(pb::LookupSchemaRequest {
+                    subject: subject.into(),
+                    schema: schema.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .subject_version
+                        .map(|v| vec![i64::from(v.id), i64::from(v.version)])
+                        .unwrap_or_default()
+                })
+                .map_err(code),
+            Latest(subject) => grpc
+                .get_subject_version(pb::GetSubjectVersionRequest {
+                    subject: subject.into(),
+                    version: -1,
+                    include_deleted: false,
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .subject_version
+                        .map(|v| vec![i64::from(v.id), i64::from(v.version)])
+                        .unwrap_or_default()
+                })
+                .map_err(code),
+            DeleteVersion(subject, version, permanent) => grpc
+                .delete_subject_version(pb::DeleteSubjectVersionRequest {
+                    subject: subject.into(),
+                    version,
+                    permanent,
+                })
+                .await
+                .map(|r| vec![i64::from(r.into_inner().version)])
+                .map_err(code),
+            DeleteSubject(subject, permanent) => grpc
+                .delete_subject(pb::DeleteSubjectRequest {
+                    subject: subject.into(),
+                    permanent,
+                })
+                .await
+                .map(|r| r.into_inner().versions.into_iter().map(i64::from).collect())
+                .map_err(code),
+            Level(subject, level) => {
+                let level =
+                    pb::CompatibilityLevel::from_str_name(&format!("COMPATIBILITY_LEVEL_{level}"))
+                        .unwrap() as i32;
+                grpc.set_compatibility_level(pb::SetCompatibilityLevelRequest {
+                    subject: subject.into(),
+                    level,
+                })
+                .await
+                .map(|_| vec![])
+                .map_err(code)
+            }
+            Mode(import) => {
+                let mode = if import {
+                    pb::Mode::Import
+                } else {
+                    pb::Mode::Readwrite
+                } as i32;
+                grpc.set_mode(pb::SetModeRequest {
+                    subject: String::new(),
+                    mode,
+                    force: true,
+                })
+                .await
+                .map(|_| vec![])
+                .map_err(code)
+            }
+        };
+        over_http_outcomes.push(http);
+        over_grpc_outcomes.push(grpc_outcome);
+    }
+    for ((step, http), grpc) in steps
+        .iter()
+        .zip(&over_http_outcomes)
+        .zip(&over_grpc_outcomes)
+    {
+        assert_eq!(http, grpc, "{step:?}");
+    }
+    // A few outcomes pinned, so the comparison is not vacuous.
+    assert_eq!(over_http_outcomes[0], Ok(vec![1]));
+    assert_eq!(over_http_outcomes[3], Err(409));
+    assert_eq!(over_http_outcomes[7], Err(40403));
+    assert_eq!(over_http_outcomes[22], Ok(vec![500]));
+
+    // And the registries end in the same state.
+    let http_schemas = api.get("/schemas?deleted=true").await.1;
+    let mut grpc_state = Vec::new();
+    let subjects = grpc
+        .list_subjects(pb::ListSubjectsRequest {
+            include_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subjects;
+    for subject in subjects {
+        let versions = grpc
+            .list_versions(pb::ListVersionsRequest {
+                subject: subject.clone(),
+                include_deleted: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .versions;
+        for version in versions {
+            let found = grpc
+                .get_subject_version(pb::GetSubjectVersionRequest {
+                    subject: subject.clone(),
+                    version,
+                    include_deleted: true,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .subject_version
+                .unwrap();
+            grpc_state.push(json!({"subject": found.subject, "version": found.version, "id": found.id, "schema": found.schema}));
+        }
+    }
+    assert_eq!(http_schemas, Value::Array(grpc_state));
+
+    over_http.stop().await.unwrap();
+    over_grpc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stopping_the_registry_closes_the_http_port() {
+    let registry = TestRegistry::start().await;
+    let api = Api::new(&registry);
+    assert_eq!(api.get("/").await.0, StatusCode::OK);
+    let addr = registry.http_addr;
+    registry.stop().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "nothing listens on {addr} after stop"
+    );
+}
