@@ -199,7 +199,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 
 #[tonic::async_trait]
 impl RegistryService for RegistryGrpc {
-    #[tracing::instrument(skip_all, fields(rpc.method = "RegisterSchema", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "RegisterSchema", subject = %request.get_ref().subject))]
     async fn register_schema(
         &self,
         request: Request<pb::RegisterSchemaRequest>,
@@ -224,7 +224,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "LookupSchema", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "LookupSchema", subject = %request.get_ref().subject))]
     async fn lookup_schema(
         &self,
         request: Request<pb::LookupSchemaRequest>,
@@ -247,7 +247,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetSchema", id = request.get_ref().id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetSchema", id = request.get_ref().id))]
     async fn get_schema(
         &self,
         request: Request<pb::GetSchemaRequest>,
@@ -261,7 +261,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "ListSchemaUsages", id = request.get_ref().id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "ListSchemaUsages", id = request.get_ref().id))]
     async fn list_schema_usages(
         &self,
         request: Request<pb::ListSchemaUsagesRequest>,
@@ -279,7 +279,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetSubjectVersion", subject = %request.get_ref().subject, version = request.get_ref().version))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetSubjectVersion", subject = %request.get_ref().subject, version = request.get_ref().version))]
     async fn get_subject_version(
         &self,
         request: Request<pb::GetSubjectVersionRequest>,
@@ -295,7 +295,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "ListSubjects"))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "ListSubjects"))]
     async fn list_subjects(
         &self,
         request: Request<pb::ListSubjectsRequest>,
@@ -337,7 +337,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "ListVersions", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "ListVersions", subject = %request.get_ref().subject))]
     async fn list_versions(
         &self,
         request: Request<pb::ListVersionsRequest>,
@@ -350,7 +350,7 @@ impl RegistryService for RegistryGrpc {
         Ok(Response::new(pb::ListVersionsResponse { versions }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "ListReferencedBy", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "ListReferencedBy", subject = %request.get_ref().subject))]
     async fn list_referenced_by(
         &self,
         request: Request<pb::ListReferencedByRequest>,
@@ -364,7 +364,7 @@ impl RegistryService for RegistryGrpc {
         Ok(Response::new(pb::ListReferencedByResponse { ids }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "DeleteSubject", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "DeleteSubject", subject = %request.get_ref().subject))]
     async fn delete_subject(
         &self,
         request: Request<pb::DeleteSubjectRequest>,
@@ -377,7 +377,7 @@ impl RegistryService for RegistryGrpc {
         Ok(Response::new(pb::DeleteSubjectResponse { versions }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "DeleteSubjectVersion", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "DeleteSubjectVersion", subject = %request.get_ref().subject))]
     async fn delete_subject_version(
         &self,
         request: Request<pb::DeleteSubjectVersionRequest>,
@@ -391,7 +391,7 @@ impl RegistryService for RegistryGrpc {
         Ok(Response::new(pb::DeleteSubjectVersionResponse { version }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "CheckCompatibility", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "CheckCompatibility", subject = %request.get_ref().subject))]
     async fn check_compatibility(
         &self,
         request: Request<pb::CheckCompatibilityRequest>,
@@ -431,7 +431,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetCompatibilityLevel", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetCompatibilityLevel", subject = %request.get_ref().subject))]
     async fn get_compatibility_level(
         &self,
         request: Request<pb::GetCompatibilityLevelRequest>,
@@ -446,7 +446,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "SetCompatibilityLevel", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "SetCompatibilityLevel", subject = %request.get_ref().subject))]
     async fn set_compatibility_level(
         &self,
         request: Request<pb::SetCompatibilityLevelRequest>,
@@ -462,7 +462,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "DeleteCompatibilityLevel", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "DeleteCompatibilityLevel", subject = %request.get_ref().subject))]
     async fn delete_compatibility_level(
         &self,
         request: Request<pb::DeleteCompatibilityLevelRequest>,
@@ -476,7 +476,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "GetMode", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetMode", subject = %request.get_ref().subject))]
     async fn get_mode(
         &self,
         request: Request<pb::GetModeRequest>,
@@ -491,7 +491,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "SetMode", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "SetMode", subject = %request.get_ref().subject))]
     async fn set_mode(
         &self,
         request: Request<pb::SetModeRequest>,
@@ -507,7 +507,7 @@ impl RegistryService for RegistryGrpc {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "DeleteMode", subject = %request.get_ref().subject))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "DeleteMode", subject = %request.get_ref().subject))]
     async fn delete_mode(
         &self,
         request: Request<pb::DeleteModeRequest>,
@@ -523,7 +523,7 @@ impl RegistryService for RegistryGrpc {
 
     type WatchStream = WatchStream;
 
-    #[tracing::instrument(skip_all, fields(rpc.method = "Watch", prefix = %request.get_ref().subject_prefix))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "Watch", prefix = %request.get_ref().subject_prefix))]
     async fn watch(
         &self,
         request: Request<pb::WatchRequest>,

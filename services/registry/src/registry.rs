@@ -20,12 +20,12 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tributary_avro::compat::{self, CompatibilityLevel};
-use tributary_avro::schema::Schema;
+use tributary_avro::schema::{ParseOptions, Schema};
 
 use crate::error::{RegistryError, is_sqlstate};
 use crate::events::Event;
 use crate::model::{ConfigRow, Mode, Reference, SubjectVersion, VersionRow, VersionSelector};
-use crate::store::{self, SubjectFilter};
+use crate::store::{self, ConfigField, SubjectFilter};
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
@@ -181,7 +181,7 @@ impl Registry {
     // ----- cached reads -------------------------------------------------------------------
 
     /// The schema with a global id.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn schema_by_id(&self, id: i32) -> Result<Arc<StoredSchema>> {
         if let Some(schema) = self.schemas.read().get(&id) {
             return Ok(Arc::clone(schema));
@@ -264,9 +264,16 @@ impl Registry {
         }
         let reference_texts = self.reference_texts(&stored.references).await?;
         let texts: Vec<&str> = reference_texts.iter().map(String::as_str).collect();
+        // Defaults were validated when the schema was registered (or it was imported as is):
+        // a stored schema is never refused again, as in Confluent.
+        let options = ParseOptions {
+            validate_defaults: false,
+        };
         let parsed =
-            Schema::parse(&stored.text, &texts).map_err(|error| RegistryError::InvalidSchema {
-                reason: format!("stored schema {} no longer parses: {error}", stored.id),
+            Schema::parse_with_options(&stored.text, &texts, options).map_err(|error| {
+                RegistryError::InvalidSchema {
+                    reason: format!("stored schema {} no longer parses: {error}", stored.id),
+                }
             })?;
         Ok(Arc::clone(stored.parsed.get_or_init(|| Arc::new(parsed))))
     }
@@ -342,7 +349,7 @@ impl Registry {
 
     /// The level of a subject (or, for '', the global one). A subject without its own level is
     /// NOT_FOUND (40408) unless `default_to_global`.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn compatibility_level(
         &self,
         subject: &str,
@@ -363,7 +370,7 @@ impl Registry {
         self.effective_level(subject).await
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn set_compatibility_level(
         &self,
         subject: &str,
@@ -374,7 +381,13 @@ impl Registry {
         }
         let mut tx = self.pool.begin().await?;
         store::lock_config(&mut tx, subject).await?;
-        store::set_compatibility(&mut tx, subject, Some(level.as_str())).await?;
+        store::set_config(
+            &mut tx,
+            ConfigField::Compatibility,
+            subject,
+            Some(level.as_str()),
+        )
+        .await?;
         let event = Event::CompatibilityChanged {
             subject: subject.to_owned(),
             level: Some(level.as_str().to_owned()),
@@ -386,7 +399,7 @@ impl Registry {
     }
 
     /// Removes a subject's own level (or resets the global one); returns the level removed.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_compatibility_level(&self, subject: &str) -> Result<CompatibilityLevel> {
         if !subject.is_empty() {
             validate_subject(subject)?;
@@ -406,7 +419,7 @@ impl Registry {
                 });
             }
         };
-        store::set_compatibility(&mut tx, subject, None).await?;
+        store::set_config(&mut tx, ConfigField::Compatibility, subject, None).await?;
         let event = Event::CompatibilityChanged {
             subject: subject.to_owned(),
             level: None,
@@ -418,7 +431,7 @@ impl Registry {
     }
 
     /// The mode of a subject (or, for '', the global one); see `compatibility_level`.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn mode(&self, subject: &str, default_to_global: bool) -> Result<Mode> {
         if !subject.is_empty() {
             validate_subject(subject)?;
@@ -434,7 +447,7 @@ impl Registry {
     }
 
     /// Sets a mode. Entering IMPORT while schemas exist needs `force`, as in Confluent.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn set_mode(&self, subject: &str, mode: Mode, force: bool) -> Result<Mode> {
         if !subject.is_empty() {
             validate_subject(subject)?;
@@ -456,7 +469,7 @@ impl Registry {
                 });
             }
         }
-        store::set_mode(&mut tx, subject, Some(mode.as_str())).await?;
+        store::set_config(&mut tx, ConfigField::Mode, subject, Some(mode.as_str())).await?;
         let event = Event::ModeChanged {
             subject: subject.to_owned(),
             mode: Some(mode.as_str().to_owned()),
@@ -468,7 +481,7 @@ impl Registry {
     }
 
     /// Removes a subject's own mode (or resets the global one); returns the mode removed.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_mode(&self, subject: &str) -> Result<Mode> {
         if !subject.is_empty() {
             validate_subject(subject)?;
@@ -484,7 +497,7 @@ impl Registry {
                 });
             }
         };
-        store::set_mode(&mut tx, subject, None).await?;
+        store::set_config(&mut tx, ConfigField::Mode, subject, None).await?;
         let event = Event::ModeChanged {
             subject: subject.to_owned(),
             mode: None,
@@ -499,7 +512,7 @@ impl Registry {
 
     /// One version of a subject. A subject with no version rows, or only soft-deleted ones when
     /// `include_deleted` is false, is "not found" (40401).
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn find_version(
         &self,
         subject: &str,
@@ -545,7 +558,7 @@ impl Registry {
     }
 
     /// Version numbers of a subject, ascending.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<i32>> {
         validate_subject(subject)?;
         let versions: Vec<i32> = self
@@ -564,7 +577,7 @@ impl Registry {
     }
 
     /// Subjects in lexicographic order, after `after`, at most `limit`.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_subjects(
         &self,
         prefix: &str,
@@ -586,7 +599,7 @@ impl Registry {
 
     /// Subjects in lexicographic order, skipping `offset` and returning at most `limit` (all when
     /// `None`): offset paging, as Confluent's `GET /subjects` does it.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_subjects_at(
         &self,
         prefix: &str,
@@ -611,7 +624,7 @@ impl Registry {
     /// Subject versions with their schemas, ordered by subject then version: every live version
     /// (soft-deleted ones too with `include_deleted`), or only each subject's newest with
     /// `latest_only`; skipping `offset` and returning at most `limit` (all when `None`).
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_schemas(
         &self,
         prefix: &str,
@@ -648,7 +661,7 @@ impl Registry {
     }
 
     /// The largest schema id in use (0 when none), as Confluent's `fetchMaxId` reports it.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn max_schema_id(&self) -> Result<i32> {
         Ok(store::max_schema_id(&self.pool).await?)
     }
@@ -663,7 +676,7 @@ impl Registry {
     }
 
     /// The subject versions that use a schema.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn schema_usages(
         &self,
         id: i32,
@@ -674,7 +687,7 @@ impl Registry {
     }
 
     /// Ids of the schemas, in live versions, that reference a subject version.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn referenced_by(
         &self,
         subject: &str,
@@ -685,7 +698,7 @@ impl Registry {
     }
 
     /// Whether a schema is registered under a subject, and as which version (the latest match).
-    #[tracing::instrument(skip(self, schema, references))]
+    #[tracing::instrument(level = "debug", skip(self, schema, references))]
     pub async fn lookup(
         &self,
         subject: &str,
@@ -736,7 +749,7 @@ impl Registry {
 
     /// Tests a candidate against one version (`Some`) or against the versions the subject's level
     /// names (`None`), returning every reason it is incompatible.
-    #[tracing::instrument(skip(self, schema, references))]
+    #[tracing::instrument(level = "debug", skip(self, schema, references))]
     pub async fn check_compatibility(
         &self,
         subject: &str,
@@ -827,7 +840,7 @@ impl Registry {
     // ----- writes -------------------------------------------------------------------------
 
     /// Registers a schema under a subject (see the module doc for the guarantees).
-    #[tracing::instrument(skip(self, request), fields(subject = %request.subject, normalize = request.normalize))]
+    #[tracing::instrument(level = "debug", skip(self, request), fields(subject = %request.subject, normalize = request.normalize))]
     pub async fn register(&self, request: RegisterRequest) -> Result<Registered> {
         validate_subject(&request.subject)?;
         let mode = self.effective_mode(&request.subject).await?;
@@ -1025,7 +1038,7 @@ impl Registry {
     }
 
     /// Soft or permanent delete of one version; returns its number.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_version(
         &self,
         subject: &str,
@@ -1100,7 +1113,7 @@ impl Registry {
     }
 
     /// Soft or permanent delete of a whole subject; returns the versions deleted.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
         validate_subject(subject)?;
         self.ensure_writable(subject).await?;
@@ -1149,8 +1162,8 @@ impl Registry {
         }
         if permanent {
             store::hard_delete_versions(&mut tx, subject, &targets).await?;
-            store::set_compatibility(&mut tx, subject, None).await?;
-            store::set_mode(&mut tx, subject, None).await?;
+            store::set_config(&mut tx, ConfigField::Compatibility, subject, None).await?;
+            store::set_config(&mut tx, ConfigField::Mode, subject, None).await?;
         } else {
             store::soft_delete_versions(&mut tx, subject, &targets).await?;
         }

@@ -108,12 +108,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_not_serving::<RegistryServiceServer<RegistryGrpc>>()
-            .await;
-        health_reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        report_health(&health_reporter, false).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
@@ -180,12 +175,7 @@ impl Application {
             drain_timeout_ms = self.shutdown_timeout.as_millis() as u64,
             "shutting down"
         );
-        health_reporter
-            .set_not_serving::<RegistryServiceServer<RegistryGrpc>>()
-            .await;
-        health_reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        report_health(&health_reporter, false).await;
         stop.cancel();
         let drained = tokio::time::timeout(self.shutdown_timeout, async {
             let grpc = (&mut server).await;
@@ -248,22 +238,15 @@ async fn watch_database_health(
         );
         let healthy = reachable && listener_started;
         if serving != Some(healthy) {
+            report_health(&reporter, healthy).await;
             if healthy {
-                reporter
-                    .set_serving::<RegistryServiceServer<RegistryGrpc>>()
-                    .await;
-                reporter
-                    .set_service_status("", tonic_health::ServingStatus::Serving)
-                    .await;
-                tracing::info!("Postgres reachable: SERVING");
+                tracing::info!("Postgres reachable and change listener connected: SERVING");
             } else {
-                reporter
-                    .set_not_serving::<RegistryServiceServer<RegistryGrpc>>()
-                    .await;
-                reporter
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-                tracing::warn!("Postgres unreachable: NOT_SERVING");
+                if reachable {
+                    tracing::info!("waiting for the change listener to connect: NOT_SERVING");
+                } else {
+                    tracing::warn!("Postgres unreachable: NOT_SERVING");
+                }
             }
             serving = Some(healthy);
         }
@@ -277,6 +260,22 @@ async fn watch_database_health(
             () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Sets the registry service's status and the overall ("") status together.
+async fn report_health(reporter: &HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    reporter
+        .set_service_status(
+            <RegistryServiceServer<RegistryGrpc> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter.set_service_status("", status).await;
 }
 
 /// Completes on SIGTERM or Ctrl-C.

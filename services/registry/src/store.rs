@@ -10,7 +10,7 @@ use crate::model::{ConfigRow, Reference, SchemaRow, VersionRow};
 /// The NOTIFY channel on which every committed change is announced to all replicas.
 pub const EVENTS_CHANNEL: &str = "tributary_registry_events";
 
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn schema_by_id(pool: &PgPool, id: i32) -> Result<Option<SchemaRow>, sqlx::Error> {
     let row = sqlx::query("SELECT id, fingerprint, schema_text FROM schemas WHERE id = $1")
         .bind(id)
@@ -45,7 +45,7 @@ async fn references_of(pool: &PgPool, schema_id: i32) -> Result<Vec<Reference>, 
 }
 
 /// Every version row of a subject, deleted or not, ascending.
-#[tracing::instrument(skip(executor), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor), err(Display))]
 pub async fn versions_of<'e, E>(executor: E, subject: &str) -> Result<Vec<VersionRow>, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
@@ -68,7 +68,7 @@ where
 
 /// Ensures the subject row exists and locks it for the rest of the transaction. This lock is
 /// what serialises registrations and deletions within one subject across every replica.
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn lock_subject(
     conn: &mut PgConnection,
     subject: &str,
@@ -91,7 +91,11 @@ pub async fn lock_subject(
 /// Inserts a schema unless one with the same fingerprint exists, and returns the id either way.
 /// Concurrent inserts of the same schema on several replicas all get the one id: the unique
 /// fingerprint makes the later ones wait for the first and then find its row.
-#[tracing::instrument(skip(conn, fingerprint, text, references), err(Display))]
+#[tracing::instrument(
+    level = "debug",
+    skip(conn, fingerprint, text, references),
+    err(Display)
+)]
 pub async fn insert_schema(
     conn: &mut PgConnection,
     fingerprint: &[u8],
@@ -119,7 +123,11 @@ pub async fn insert_schema(
 
 /// IMPORT mode: inserts a schema under a caller-chosen id, and moves the id sequence past it so
 /// later registry-assigned ids never collide with it.
-#[tracing::instrument(skip(conn, fingerprint, text, references), err(Display))]
+#[tracing::instrument(
+    level = "debug",
+    skip(conn, fingerprint, text, references),
+    err(Display)
+)]
 pub async fn insert_schema_with_id(
     conn: &mut PgConnection,
     id: i32,
@@ -164,7 +172,7 @@ async fn insert_references(
     Ok(())
 }
 
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn schema_row_for_id(
     conn: &mut PgConnection,
     id: i32,
@@ -175,7 +183,7 @@ pub async fn schema_row_for_id(
         .await
 }
 
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn insert_version(
     conn: &mut PgConnection,
     subject: &str,
@@ -191,7 +199,7 @@ pub async fn insert_version(
     Ok(())
 }
 
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn soft_delete_versions(
     conn: &mut PgConnection,
     subject: &str,
@@ -207,7 +215,7 @@ pub async fn soft_delete_versions(
     Ok(())
 }
 
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn hard_delete_versions(
     conn: &mut PgConnection,
     subject: &str,
@@ -223,7 +231,7 @@ pub async fn hard_delete_versions(
 
 /// Ids of the schemas that reference `subject` `version`: only those used by a live subject
 /// version when `live_only`, else by any version row (soft-deleted ones included).
-#[tracing::instrument(skip(executor), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor), err(Display))]
 pub async fn referenced_by<'e, E>(
     executor: E,
     subject: &str,
@@ -246,7 +254,7 @@ where
     .await
 }
 
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn usages_of(
     pool: &PgPool,
     schema_id: i32,
@@ -277,7 +285,7 @@ pub enum SubjectFilter {
     DeletedOnly,
 }
 
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn list_subjects(
     pool: &PgPool,
     prefix: &str,
@@ -306,7 +314,7 @@ pub async fn list_subjects(
 
 /// Subjects in lexicographic order, skipping `offset` of them and returning at most `limit`
 /// (every one when `None`): the offset paging of Confluent's `GET /subjects`.
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn list_subjects_at(
     pool: &PgPool,
     prefix: &str,
@@ -336,7 +344,7 @@ pub async fn list_subjects_at(
 /// Version rows of every subject starting with `prefix`, ordered by subject then version (live
 /// ones only unless `include_deleted`; only each subject's newest one when `latest_only`),
 /// skipping `offset` rows and returning at most `limit` (all when `None`).
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn list_subject_versions(
     pool: &PgPool,
     prefix: &str,
@@ -376,7 +384,7 @@ pub async fn list_subject_versions(
 }
 
 /// The largest schema id in use; 0 when there is none.
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn max_schema_id(pool: &PgPool) -> Result<i32, sqlx::Error> {
     let id: Option<i32> = sqlx::query_scalar("SELECT max(id) FROM schemas")
         .fetch_one(pool)
@@ -384,7 +392,7 @@ pub async fn max_schema_id(pool: &PgPool) -> Result<i32, sqlx::Error> {
     Ok(id.unwrap_or(0))
 }
 
-#[tracing::instrument(skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display))]
 pub async fn configs(pool: &PgPool) -> Result<Vec<(String, ConfigRow)>, sqlx::Error> {
     let rows = sqlx::query("SELECT subject, compatibility, mode FROM configs")
         .fetch_all(pool)
@@ -403,44 +411,41 @@ pub async fn configs(pool: &PgPool) -> Result<Vec<(String, ConfigRow)>, sqlx::Er
         .collect())
 }
 
-/// Sets (or with `None`, clears) the compatibility level of `subject` ('' = global).
-#[tracing::instrument(skip(conn), err(Display))]
-pub async fn set_compatibility(
-    conn: &mut PgConnection,
-    subject: &str,
-    level: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO configs (subject, compatibility) VALUES ($1, $2) \
-         ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility",
-    )
-    .bind(subject)
-    .bind(level)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// A per-subject setting in the `configs` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigField {
+    Compatibility,
+    Mode,
 }
 
-/// Sets (or with `None`, clears) the mode of `subject` ('' = global).
-#[tracing::instrument(skip(conn), err(Display))]
-pub async fn set_mode(
+/// Sets (or with `None`, clears) one setting of `subject` ('' = global).
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+pub async fn set_config(
     conn: &mut PgConnection,
+    field: ConfigField,
     subject: &str,
-    mode: Option<&str>,
+    value: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO configs (subject, mode) VALUES ($1, $2) \
-         ON CONFLICT (subject) DO UPDATE SET mode = EXCLUDED.mode",
-    )
-    .bind(subject)
-    .bind(mode)
-    .execute(&mut *conn)
-    .await?;
+    let sql = match field {
+        ConfigField::Compatibility => {
+            "INSERT INTO configs (subject, compatibility) VALUES ($1, $2) \
+             ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility"
+        }
+        ConfigField::Mode => {
+            "INSERT INTO configs (subject, mode) VALUES ($1, $2) \
+             ON CONFLICT (subject) DO UPDATE SET mode = EXCLUDED.mode"
+        }
+    };
+    sqlx::query(sql)
+        .bind(subject)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Locks one config row (creating it empty if needed), so read-modify-write of a config is atomic.
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn lock_config(conn: &mut PgConnection, subject: &str) -> Result<ConfigRow, sqlx::Error> {
     sqlx::query("INSERT INTO configs (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING")
         .bind(subject)
@@ -457,7 +462,7 @@ pub async fn lock_config(conn: &mut PgConnection, subject: &str) -> Result<Confi
 }
 
 /// Whether any subject (or, with `Some`, that subject) holds a version row.
-#[tracing::instrument(skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display))]
 pub async fn has_versions(
     conn: &mut PgConnection,
     subject: Option<&str>,
@@ -471,7 +476,7 @@ pub async fn has_versions(
 }
 
 /// Announces a change to every replica; delivered when (and only if) the transaction commits.
-#[tracing::instrument(skip(conn, payload), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn, payload), err(Display))]
 pub async fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(EVENTS_CHANNEL)
@@ -488,7 +493,7 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// The id of the schema with a fingerprint, if any.
-#[tracing::instrument(skip(executor, fingerprint), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor, fingerprint), err(Display))]
 pub async fn schema_id_by_fingerprint<'e, E>(
     executor: E,
     fingerprint: &[u8],
