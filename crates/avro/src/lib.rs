@@ -17,15 +17,23 @@
 //!   location, and applies compatibility levels the way Confluent does.
 //!
 //! The schema model ([`schema::SchemaNode`] in an arena, named types shared by [`schema::NodeId`])
-//! is meant to be walked by a datum encoder/decoder as well; the Confluent wire format and the
-//! JSON ↔ Avro codec are planned to live here too.
+//! is also walked by the datum codec:
+//!
+//! - **Wire format** ([`wire`]): Confluent's framing (magic byte, big-endian schema id).
+//! - **Codec** ([`codec`]): JSON ↔ Avro binary guided by a schema, accepting Avro's JSON encoding
+//!   (tagged unions, ISO-8859-1 bytes) and friendlier forms, and projecting data onto a reader
+//!   schema with Avro's resolution rules.
 //!
 //! Inputs are never trusted: no input makes these functions panic, and JSON nesting is bounded
 //! ([`json::MAX_DEPTH`]) so hostile input can't exhaust the stack.
 
+pub mod codec;
 pub mod compat;
 pub mod json;
 pub mod schema;
+pub mod wire;
 
+pub use codec::{CodecError, UnionStyle};
 pub use compat::{CompatibilityLevel, Incompatibility, IncompatibilityKind};
 pub use schema::{Schema, SchemaError};
+pub use wire::FrameError;

@@ -1,0 +1,337 @@
+//! JSON ↔ Avro binary, guided by a schema, with schema resolution on decode.
+//!
+//! # JSON forms
+//!
+//! Input ([`json_to_avro`], [`value_to_avro`]) accepts Avro's JSON encoding as Java's
+//! `JsonDecoder` and Confluent's REST Proxy use it, plus friendlier forms:
+//!
+//! - **Unions**: tagged (`{"string": "x"}`, `{"com.acme.Address": {...}}`; the key is the type
+//!   name, or the full name of a named type; a named type's simple name is accepted when no
+//!   other branch shares it) or plain when the branch is unambiguous (`null` → the null branch;
+//!   otherwise the one branch the value fits; an integer fitting several numeric branches takes
+//!   `int`, then `long`, `double`, `float`; a fraction takes `double` before `float`).
+//! - **bytes / fixed**: a string whose characters are the bytes (ISO-8859-1 code points
+//!   U+0000..U+00FF), as Java's `JsonEncoder` writes them.
+//! - **float / double**: numbers, or the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+//! - **Logical types**: the underlying Avro form always; in addition `date` as `"YYYY-MM-DD"`,
+//!   `time-millis`/`time-micros` as `"HH:MM:SS[.fraction]"`, `timestamp-*` as RFC 3339 with an
+//!   offset, `local-timestamp-*` as the same without offset, `uuid` validated as a canonical
+//!   UUID, `decimal` as a JSON number or a numeric string with a decimal point (`"12.50"`,
+//!   at most `scale` fraction digits; any other string is Avro's byte string), and `duration`
+//!   as `{"months": m, "days": d, "millis": ms}`.
+//! - **Records**: missing fields take their default; a missing field without default and an
+//!   unknown field are errors.
+//!
+//! Output ([`avro_to_json`], [`avro_to_value`]) is Avro's JSON encoding (what Confluent's
+//! deserializer and REST Proxy emit: logical types as their underlying type, bytes as
+//! ISO-8859-1 strings), with unions tagged or plain per [`UnionStyle`]. Non-finite floats are
+//! emitted as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+//!
+//! # Limits
+//!
+//! Decoding treats its input as hostile: every read is bounds-checked, collection lengths are
+//! checked against the bytes left (items that take no bytes share a fixed budget), and nesting
+//! deeper than [`MAX_DEPTH`] is an error.
+
+mod binary;
+mod decode;
+mod encode;
+mod logical;
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::compat;
+use crate::json::{Json, Number};
+use crate::schema::{NodeId, NodeKind, Schema, SchemaNode};
+
+/// The deepest nesting of values the codec follows (in either direction).
+pub const MAX_DEPTH: usize = 128;
+
+/// How unions are written in JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnionStyle {
+    /// Avro's JSON encoding: a non-null union value is wrapped as `{"<branch>": value}`.
+    #[default]
+    Tagged,
+    /// The bare value.
+    Plain,
+}
+
+/// Why a datum could not be converted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} at {path}")]
+pub struct CodecError {
+    /// Where in the datum, as a JSON path (`$`, `$.address.zip`, `$.items[2]`, `$.tags["a b"]`).
+    pub path: String,
+    /// The Avro type expected there (`long`, `record com.acme.Address`, `int (date)`, ...).
+    pub expected: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// JSON text -> Avro binary for `schema`.
+pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> {
+    let value: Value = serde_json::from_str(json).map_err(|e| CodecError {
+        path: "$".to_owned(),
+        expected: type_label(schema, schema.root()),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    value_to_avro(schema, &value)
+}
+
+/// serde_json value -> Avro binary (the messaging service holds serde_json values).
+pub fn value_to_avro(schema: &Schema, value: &Value) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    encode::Encoder::new(schema).encode(schema.root(), value, &Path::ROOT, 0, false, &mut out)?;
+    Ok(out)
+}
+
+/// Avro binary written with `writer` -> JSON text; projected onto `reader` when given.
+pub fn avro_to_json(
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<String, CodecError> {
+    avro_to_value(writer, reader, avro, style).map(|v| v.to_string())
+}
+
+/// Avro binary written with `writer` -> serde_json value; projected onto `reader` when given.
+///
+/// With a reader schema, the pair is first checked with [`compat::can_read`]; an incompatible
+/// pair is refused before any data is read.
+pub fn avro_to_value(
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<Value, CodecError> {
+    if let Some(r) = reader {
+        let problems = compat::can_read(r, writer);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(CodecError {
+                path: "$".to_owned(),
+                expected: type_label(r, r.root()),
+                message: format!(
+                    "the reader schema can't read data written with the writer schema: {}",
+                    list.join("; ")
+                ),
+            });
+        }
+    }
+    let r = reader.unwrap_or(writer);
+    let mut rd = binary::Reader::new(avro);
+    let mut dec = decode::Decoder::new(writer, r, style);
+    let v = dec.read(&mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
+    if rd.remaining() > 0 {
+        return Err(CodecError {
+            path: "$".to_owned(),
+            expected: type_label(writer, writer.root()),
+            message: format!(
+                "{} unexpected bytes after the datum (ends at offset {})",
+                rd.remaining(),
+                rd.pos()
+            ),
+        });
+    }
+    Ok(v)
+}
+
+/// One step of a JSON path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seg<'a> {
+    Root,
+    Field(&'a str),
+    Index(usize),
+    Key(&'a str),
+}
+
+/// A JSON path as a linked list on the stack; rendered only for errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    seg: Seg<'a>,
+}
+
+impl<'a> Path<'a> {
+    pub(crate) const ROOT: Path<'static> = Path {
+        parent: None,
+        seg: Seg::Root,
+    };
+
+    pub(crate) fn child(&'a self, seg: Seg<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            seg,
+        }
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut segs = Vec::new();
+        let mut cur = Some(self);
+        while let Some(p) = cur {
+            segs.push(p.seg);
+            cur = p.parent;
+        }
+        let mut out = String::from("$");
+        for s in segs.iter().rev() {
+            match s {
+                Seg::Root => {}
+                Seg::Field(n) | Seg::Key(n) if is_identifier(n) => {
+                    out.push('.');
+                    out.push_str(n);
+                }
+                Seg::Field(n) | Seg::Key(n) => {
+                    out.push('[');
+                    out.push_str(&Value::String((*n).to_owned()).to_string());
+                    out.push(']');
+                }
+                Seg::Index(i) => {
+                    out.push_str(&format!("[{i}]"));
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn err(
+        &self,
+        expected: impl Into<String>,
+        message: impl Into<String>,
+    ) -> CodecError {
+        CodecError {
+            path: self.render(),
+            expected: expected.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// The logical type name of a node, including those Java Avro 1.11 doesn't model
+/// (`timestamp-nanos`, `local-timestamp-nanos` on `long`, `duration` on `fixed(12)`).
+pub(crate) fn logical_name(node: &SchemaNode) -> Option<&str> {
+    if let Some(lt) = node.logical_type {
+        return Some(lt.name());
+    }
+    let name = node.props.get("logicalType")?.as_str()?;
+    match (name, &node.kind) {
+        ("timestamp-nanos" | "local-timestamp-nanos", NodeKind::Long) => Some(name),
+        ("duration", NodeKind::Fixed(f)) if f.size == 12 => Some(name),
+        _ => None,
+    }
+}
+
+/// A human description of the type at `id`, for error messages.
+pub(crate) fn type_label(schema: &Schema, id: NodeId) -> String {
+    let node = schema.node(id);
+    match &node.kind {
+        NodeKind::Record(r) => format!("record {}", r.name.full_name()),
+        NodeKind::Enum(e) => format!("enum {}", e.name.full_name()),
+        NodeKind::Fixed(f) => match logical_name(node) {
+            Some(l) => format!("fixed {} ({l})", f.name.full_name()),
+            None => format!("fixed {} (size {})", f.name.full_name(), f.size),
+        },
+        NodeKind::Union { branches } => {
+            let names: Vec<String> = branches.iter().map(|b| branch_name(schema, *b)).collect();
+            format!("union [{}]", names.join(", "))
+        }
+        NodeKind::Array { items } => format!("array of {}", type_label(schema, *items)),
+        NodeKind::Map { values } => format!("map of {}", type_label(schema, *values)),
+        _ => match logical_name(node) {
+            Some(l) => format!("{} ({l})", node.type_().name()),
+            None => node.type_().name().to_owned(),
+        },
+    }
+}
+
+/// The union branch name of a type: the full name of a named type, the type name otherwise.
+pub(crate) fn branch_name(schema: &Schema, id: NodeId) -> String {
+    schema.node(id).java_full_name()
+}
+
+/// A short description of a JSON value, for error messages.
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => {
+            let short: String = s.chars().take(40).collect();
+            let ell = if short.len() < s.len() { "..." } else { "" };
+            format!("string {}{ell}", Value::String(short))
+        }
+        Value::Array(a) => format!("array of {} items", a.len()),
+        Value::Object(_) => "object".to_owned(),
+    }
+}
+
+/// A schema default (the crate's Jackson-style JSON) as a serde_json value.
+pub(crate) fn json_to_value(j: &Json) -> Value {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n {
+            Number::Int(i) => Value::from(*i),
+            Number::BigInt(s) => s
+                .parse::<u64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| f64_value(n.as_f64())),
+            Number::Double(d) => f64_value(*d),
+            Number::Float(f) => f32_value(*f),
+        },
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
+        Json::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.to_owned(), json_to_value(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn non_finite(v: f64) -> Value {
+    Value::String(
+        if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        }
+        .to_owned(),
+    )
+}
+
+/// A double as JSON (non-finite values as Java's strings).
+pub(crate) fn f64_value(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or_else(|| non_finite(v), Value::Number)
+}
+
+/// A float as JSON, printed with the float's own shortest representation (`0.1`, not
+/// `0.10000000149011612`).
+pub(crate) fn f32_value(v: f32) -> Value {
+    if !v.is_finite() {
+        return non_finite(f64::from(v));
+    }
+    let d = v.to_string().parse::<f64>().unwrap_or(f64::from(v));
+    f64_value(d)
+}
+
+impl fmt::Display for UnionStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnionStyle::Tagged => "tagged",
+            UnionStyle::Plain => "plain",
+        })
+    }
+}
