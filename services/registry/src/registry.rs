@@ -11,9 +11,9 @@
 //! cached until a change event for them arrives from any replica (this replica invalidates its
 //! own writes at once); while the event listener is disconnected those caches are bypassed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
@@ -34,13 +34,44 @@ const MAX_REFERENCE_DEPTH: usize = 32;
 /// The most subjects one listing page returns.
 pub const MAX_PAGE_SIZE: i32 = 10_000;
 
-/// A schema as stored, with its parsed form computed once, on first use.
+/// A schema as stored. Its parsed form lives in the registry's bounded parsed-schema cache.
 #[derive(Debug)]
 pub struct StoredSchema {
     pub id: i32,
     pub text: String,
     pub references: Vec<Reference>,
-    parsed: OnceLock<Arc<Schema>>,
+}
+
+/// How many parsed schemas stay in memory. Parsed models are several times larger than their
+/// text and are needed only for compatibility checks, so they are bounded; a 1,000-version
+/// subject under FULL_TRANSITIVE still fits.
+const PARSED_SCHEMA_CACHE_ENTRIES: usize = 2048;
+
+/// A bounded map from schema id to parsed schema, evicting the oldest insertion first.
+#[derive(Debug, Default)]
+struct ParsedCache {
+    by_id: HashMap<i32, Arc<Schema>>,
+    order: VecDeque<i32>,
+}
+
+impl ParsedCache {
+    fn get(&self, id: i32) -> Option<Arc<Schema>> {
+        self.by_id.get(&id).cloned()
+    }
+
+    fn insert(&mut self, id: i32, schema: Arc<Schema>) -> Arc<Schema> {
+        if let Some(existing) = self.by_id.get(&id) {
+            return Arc::clone(existing);
+        }
+        while self.order.len() >= PARSED_SCHEMA_CACHE_ENTRIES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+        self.order.push_back(id);
+        self.by_id.insert(id, Arc::clone(&schema));
+        schema
+    }
 }
 
 /// Settings of the registry core.
@@ -104,6 +135,7 @@ pub struct Registry {
     pool: PgPool,
     settings: RegistrySettings,
     schemas: RwLock<HashMap<i32, Arc<StoredSchema>>>,
+    parsed: parking_lot::Mutex<ParsedCache>,
     ids_by_fingerprint: RwLock<HashMap<Vec<u8>, i32>>,
     subjects: RwLock<HashMap<String, Arc<Vec<VersionRow>>>>,
     configs: RwLock<Option<Arc<HashMap<String, ConfigRow>>>>,
@@ -120,6 +152,7 @@ impl Registry {
             pool,
             settings,
             schemas: RwLock::default(),
+            parsed: parking_lot::Mutex::default(),
             ids_by_fingerprint: RwLock::default(),
             subjects: RwLock::default(),
             configs: RwLock::default(),
@@ -196,7 +229,6 @@ impl Registry {
             id: row.id,
             text: row.text,
             references: row.references,
-            parsed: OnceLock::new(),
         });
         self.ids_by_fingerprint.write().insert(row.fingerprint, id);
         Ok(Arc::clone(self.schemas.write().entry(id).or_insert(schema)))
@@ -259,8 +291,8 @@ impl Registry {
 
     /// The parsed form of a stored schema, with its references resolved.
     async fn parsed(&self, stored: &StoredSchema) -> Result<Arc<Schema>> {
-        if let Some(parsed) = stored.parsed.get() {
-            return Ok(Arc::clone(parsed));
+        if let Some(parsed) = self.parsed.lock().get(stored.id) {
+            return Ok(parsed);
         }
         let reference_texts = self.reference_texts(&stored.references).await?;
         let texts: Vec<&str> = reference_texts.iter().map(String::as_str).collect();
@@ -275,7 +307,7 @@ impl Registry {
                     reason: format!("stored schema {} no longer parses: {error}", stored.id),
                 }
             })?;
-        Ok(Arc::clone(stored.parsed.get_or_init(|| Arc::new(parsed))))
+        Ok(self.parsed.lock().insert(stored.id, Arc::new(parsed)))
     }
 
     /// The texts of everything `references` needs, transitively, dependencies first.
@@ -1353,6 +1385,19 @@ mod tests {
             fingerprint("\"int\"", std::slice::from_ref(&reference)),
             fingerprint("\"int\"", &[reference])
         );
+    }
+
+    #[test]
+    fn the_parsed_cache_is_bounded_and_evicts_the_oldest_first() {
+        let schema = Arc::new(Schema::parse(r#""int""#, &[]).expect("parses"));
+        let mut cache = ParsedCache::default();
+        for id in 0..=PARSED_SCHEMA_CACHE_ENTRIES as i32 {
+            cache.insert(id, Arc::clone(&schema));
+        }
+        assert_eq!(cache.by_id.len(), PARSED_SCHEMA_CACHE_ENTRIES);
+        assert!(cache.get(0).is_none(), "the oldest entry was evicted");
+        assert!(cache.get(1).is_some());
+        assert!(cache.get(PARSED_SCHEMA_CACHE_ENTRIES as i32).is_some());
     }
 
     #[test]
