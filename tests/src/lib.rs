@@ -323,3 +323,303 @@ impl CuttableProxy {
         self.cut.send_replace(false);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Messaging
+
+use tributary_proto::messaging::v1 as messaging_pb;
+use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+
+/// The stack's Kafka (`scripts/stack env` exports `KAFKA_BOOTSTRAP_SERVERS`).
+pub fn kafka_bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:59092".to_owned())
+}
+
+/// A name no other test (or earlier run) uses, e.g. for topics and consumer groups.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    )
+}
+
+/// Settings for a test messaging service on port 0.
+pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
+    tributary_messaging::Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        kafka_bootstrap_servers: kafka_bootstrap(),
+        kafka_properties: Vec::new(),
+        registry_url: registry_url.to_owned(),
+        latest_schema_ttl_ms: 5000,
+        kafka_timeout_ms: 10_000,
+        produce_max_in_flight: 100,
+        shutdown_timeout_ms: 5000,
+        log_format: tributary_messaging::config::LogFormat::Text,
+    }
+}
+
+/// A messaging service running inside the test process, with its own registry (on a fresh
+/// database), against the stack's Kafka.
+#[derive(Debug)]
+pub struct TestMessaging {
+    pub addr: SocketAddr,
+    pub registry: TestRegistry,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestMessaging {
+    /// A messaging service with a registry of its own, once it is SERVING.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}, true).await
+    }
+
+    /// A messaging service with adjusted settings; waits for SERVING only when asked (a test of
+    /// NOT_SERVING points it at something unreachable).
+    pub async fn start_with(
+        adjust: impl FnOnce(&mut tributary_messaging::Settings),
+        wait_until_serving: bool,
+    ) -> Self {
+        let bootstrap = kafka_bootstrap();
+        let first = bootstrap.split(',').next().unwrap_or_default().to_owned();
+        if tokio::net::TcpStream::connect(&first).await.is_err() {
+            panic!(
+                "cannot reach the test Kafka at {bootstrap}\n\
+                 Start the stack first: scripts/stack up --infra (scripts/test does it for you)"
+            );
+        }
+        let registry = TestRegistry::start().await;
+        let mut settings = messaging_settings(&registry.endpoint());
+        adjust(&mut settings);
+        let application = tributary_messaging::Application::build(&settings)
+            .await
+            .expect("messaging builds");
+        let addr = application.local_addr();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task =
+            tokio::spawn(application.run_until_stopped(async move { stopped.cancelled().await }));
+        wait_for_port(addr).await;
+        if wait_until_serving {
+            wait_for_messaging_serving(addr).await;
+        }
+        Self {
+            addr,
+            registry,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> MessagingServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the messaging service");
+        MessagingServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// Creates a topic with `partitions` partitions and replication factor 1.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        self.client()
+            .await
+            .create_topic(messaging_pb::CreateTopicRequest {
+                topic: name.to_owned(),
+                partitions,
+                replication_factor: 1,
+                configs: Default::default(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("cannot create topic {name}: {status:?}"));
+    }
+
+    /// Opens a Consume stream with `subscription`.
+    pub async fn consume(&self, subscription: messaging_pb::Subscription) -> TestConsumer {
+        let (requests, rx) = tokio::sync::mpsc::channel(1024);
+        requests
+            .send(messaging_pb::ConsumeRequest {
+                kind: Some(messaging_pb::consume_request::Kind::Subscription(
+                    subscription,
+                )),
+            })
+            .await
+            .unwrap();
+        let responses = self
+            .client()
+            .await
+            .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("Consume opens")
+            .into_inner();
+        TestConsumer {
+            requests,
+            responses,
+        }
+    }
+
+    /// Stops it as SIGTERM would and waits for the drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+}
+
+/// Waits until a messaging service reports SERVING (Kafka and its registry reachable).
+pub async fn wait_for_messaging_serving(addr: SocketAddr) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..300 {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "messaging at {addr} is not SERVING after 15 s: is Kafka ({}) up?",
+        kafka_bootstrap()
+    );
+}
+
+/// The client side of a Consume stream.
+#[derive(Debug)]
+pub struct TestConsumer {
+    pub requests: tokio::sync::mpsc::Sender<messaging_pb::ConsumeRequest>,
+    pub responses: tonic::Streaming<messaging_pb::ConsumeResponse>,
+}
+
+impl TestConsumer {
+    /// The next message of the stream (record or rebalance), failing after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> messaging_pb::consume_response::Kind {
+        let next = tokio::time::timeout(timeout, self.responses.message())
+            .await
+            .unwrap_or_else(|_| panic!("nothing consumed within {timeout:?}"))
+            .unwrap_or_else(|status| panic!("the Consume stream failed: {status:?}"))
+            .expect("the Consume stream ended");
+        next.kind.expect("a response with a kind")
+    }
+
+    /// The next record, skipping rebalance notifications.
+    pub async fn next_record(&mut self, timeout: Duration) -> messaging_pb::ConsumedRecord {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let messaging_pb::consume_response::Kind::Record(record) = self.next(left).await {
+                return record;
+            }
+        }
+    }
+
+    /// `count` records, skipping rebalance notifications.
+    pub async fn records(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<messaging_pb::ConsumedRecord> {
+        let mut records = Vec::new();
+        while records.len() < count {
+            records.push(self.next_record(timeout).await);
+        }
+        records
+    }
+
+    pub async fn ack(&self, record: &messaging_pb::ConsumedRecord) {
+        self.requests
+            .send(messaging_pb::ConsumeRequest {
+                kind: Some(messaging_pb::consume_request::Kind::Ack(
+                    messaging_pb::Ack {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                    },
+                )),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// The `messaging` binary built by `cargo test --workspace --all-targets` (or
+/// `$TRIBUTARY_MESSAGING_BIN`).
+pub fn messaging_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TRIBUTARY_MESSAGING_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("messaging");
+    assert!(
+        binary.exists(),
+        "messaging binary not found at {}; build it first (cargo build -p tributary-messaging), or run scripts/test",
+        binary.display()
+    );
+    binary
+}
+
+/// A messaging service running as its own OS process.
+#[derive(Debug)]
+pub struct MessagingProcess {
+    pub addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl MessagingProcess {
+    /// Spawns it against the stack's Kafka and the registry at `registry_url`, and waits for
+    /// SERVING.
+    pub async fn spawn(registry_url: &str) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = tokio::process::Command::new(messaging_binary())
+            .env("MESSAGING_GRPC_ADDR", addr.to_string())
+            .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
+            .env("KAFKA_PROPERTIES", "linger.ms=1,client.id=tributary-test")
+            .env("REGISTRY_URL", registry_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("messaging process starts");
+        wait_for_port(addr).await;
+        wait_for_messaging_serving(addr).await;
+        Self { addr, child }
+    }
+
+    pub async fn client(&self) -> MessagingServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the messaging process");
+        MessagingServiceClient::new(channel)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits within 15 s")
+            .unwrap()
+    }
+}

@@ -10,5 +10,14 @@ pub mod registry {
     }
 }
 
+/// `tributary.messaging.v1`: the Kafka produce, consume and admin API.
+pub mod messaging {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        tonic::include_proto!("tributary.messaging.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every tributary proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tributary_descriptor");

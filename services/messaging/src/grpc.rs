@@ -1,0 +1,253 @@
+//! The `tributary.messaging.v1.MessagingService` gRPC API: validation of wire values and
+//! mapping to the produce, consume and admin code. No behaviour lives here.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tributary_proto::messaging::v1 as pb;
+use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
+
+use crate::consume;
+use crate::error::MessagingError;
+use crate::kafka::Kafka;
+use crate::produce::{Producer, result_to_wire};
+use crate::schemas::Schemas;
+
+/// The gRPC front of the service.
+#[derive(Debug, Clone)]
+pub struct MessagingGrpc {
+    kafka: Kafka,
+    schemas: Arc<Schemas>,
+    producer: Producer,
+    produce_max_in_flight: usize,
+    /// Cancelled at shutdown: ends streams so the server can drain.
+    stop: CancellationToken,
+}
+
+impl MessagingGrpc {
+    pub fn new(
+        kafka: Kafka,
+        schemas: Arc<Schemas>,
+        produce_max_in_flight: usize,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            producer: Producer::new(kafka.clone(), Arc::clone(&schemas)),
+            kafka,
+            schemas,
+            produce_max_in_flight: produce_max_in_flight.max(1),
+            stop,
+        }
+    }
+}
+
+fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, MessagingError> {
+    if value.is_empty() {
+        Err(MessagingError::invalid(field, "required"))
+    } else {
+        Ok(value)
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MessagingService for MessagingGrpc {
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().records.len()))]
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        if self.stop.is_cancelled() {
+            return Err(MessagingError::ShuttingDown.into());
+        }
+        let mut in_flight = Vec::new();
+        for record in request.into_inner().records {
+            in_flight.push(self.producer.start(record).await);
+        }
+        let results = futures::future::join_all(in_flight.into_iter().map(|started| async {
+            match started {
+                Ok(in_flight) => in_flight.delivered().await,
+                Err(error) => Err(error),
+            }
+        }))
+        .await;
+        Ok(Response::new(pb::ProduceResponse {
+            results: results.into_iter().map(result_to_wire).collect(),
+        }))
+    }
+
+    type ProduceStreamStream = ResponseStream<pb::ProduceStreamResponse>;
+
+    #[tracing::instrument(skip_all)]
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<pb::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        let producer = self.producer.clone();
+        let max_in_flight = self.produce_max_in_flight;
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut in_flight = FuturesOrdered::new();
+            let mut sequence: u64 = 0;
+            let mut reading = true;
+            let mut end: Option<Status> = None;
+            loop {
+                if !reading && in_flight.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        let response = pb::ProduceStreamResponse {
+                            sequence,
+                            result: Some(result_to_wire(result)),
+                        };
+                        if tx.send(Ok(response)).await.is_err() {
+                            return;
+                        }
+                    }
+                    () = stop.cancelled(), if reading => {
+                        reading = false;
+                        end = Some(MessagingError::ShuttingDown.into());
+                    }
+                    request = inbound.next(), if reading && in_flight.len() < max_in_flight => {
+                        match request {
+                            Some(Ok(request)) => {
+                                let started = match request.record {
+                                    Some(record) => producer.start(record).await,
+                                    None => Err(MessagingError::invalid("record", "required")),
+                                };
+                                let this = sequence;
+                                sequence += 1;
+                                in_flight.push_back(async move {
+                                    let result = match started {
+                                        Ok(in_flight) => in_flight.delivered().await,
+                                        Err(error) => Err(error),
+                                    };
+                                    (this, result)
+                                });
+                            }
+                            Some(Err(_)) | None => reading = false,
+                        }
+                    }
+                }
+            }
+            if let Some(status) = end {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ConsumeStream = ResponseStream<pb::ConsumeResponse>;
+
+    #[tracing::instrument(skip_all)]
+    async fn consume(
+        &self,
+        request: Request<Streaming<pb::ConsumeRequest>>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        if self.stop.is_cancelled() {
+            return Err(MessagingError::ShuttingDown.into());
+        }
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(consume::run(
+            self.kafka.clone(),
+            Arc::clone(&self.schemas),
+            request.into_inner(),
+            tx,
+            self.stop.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let topics = self
+            .kafka
+            .list_topics(request.into_inner().include_internal)
+            .await?;
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn describe_topic(
+        &self,
+        request: Request<pb::DescribeTopicRequest>,
+    ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
+        let request = request.into_inner();
+        let topic = required("topic", &request.topic)?;
+        Ok(Response::new(self.kafka.describe_topic(topic).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let request = request.into_inner();
+        required("topic", &request.topic)?;
+        if request.partitions < 0 {
+            return Err(MessagingError::invalid("partitions", "must be >= 0").into());
+        }
+        if request.replication_factor < 0 {
+            return Err(MessagingError::invalid("replication_factor", "must be >= 0").into());
+        }
+        let topic = self.kafka.create_topic(&request).await?;
+        Ok(Response::new(pb::CreateTopicResponse {
+            topic: Some(topic),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let request = request.into_inner();
+        let topic = required("topic", &request.topic)?;
+        self.kafka.delete_topic(topic).await?;
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %request.get_ref().topic))]
+    async fn get_watermarks(
+        &self,
+        request: Request<pb::GetWatermarksRequest>,
+    ) -> Result<Response<pb::GetWatermarksResponse>, Status> {
+        let request = request.into_inner();
+        let topic = required("topic", &request.topic)?;
+        let partitions = self.kafka.watermarks(topic).await?;
+        Ok(Response::new(pb::GetWatermarksResponse { partitions }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_consumer_groups(
+        &self,
+        _request: Request<pb::ListConsumerGroupsRequest>,
+    ) -> Result<Response<pb::ListConsumerGroupsResponse>, Status> {
+        let groups = self.kafka.list_groups().await?;
+        Ok(Response::new(pb::ListConsumerGroupsResponse { groups }))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = %request.get_ref().group_id))]
+    async fn describe_consumer_group(
+        &self,
+        request: Request<pb::DescribeConsumerGroupRequest>,
+    ) -> Result<Response<pb::DescribeConsumerGroupResponse>, Status> {
+        let request = request.into_inner();
+        let group = required("group_id", &request.group_id)?;
+        Ok(Response::new(self.kafka.describe_group(group).await?))
+    }
+}

@@ -1,0 +1,293 @@
+//! Producing: turning wire records into Kafka records (Avro payloads checked against and encoded
+//! with registry schemas, plain payloads as they are), and producing them with the shared
+//! idempotent producer (`acks=all` unless overridden).
+//!
+//! Records are handed to librdkafka in request order, so records of one request (or stream)
+//! keep their order per partition. A record that cannot be prepared or produced fails alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use tributary_avro::Schema;
+use tributary_proto::messaging::v1 as pb;
+
+use crate::avro;
+use crate::error::MessagingError;
+use crate::kafka::Kafka;
+use crate::schemas::Schemas;
+
+/// A record ready for Kafka.
+#[derive(Debug)]
+pub struct Prepared {
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+    partition: Option<i32>,
+    timestamp_ms: Option<i64>,
+    key_schema_id: Option<u32>,
+    value_schema_id: Option<u32>,
+}
+
+/// A record handed to librdkafka, waiting for its acknowledgement.
+pub struct InFlight {
+    topic: String,
+    delivery: DeliveryFuture,
+    key_schema_id: Option<u32>,
+    value_schema_id: Option<u32>,
+    max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prepares and produces records.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    kafka: Kafka,
+    schemas: Arc<Schemas>,
+}
+
+/// The subject a naming strategy gives.
+pub fn subject_name(
+    strategy: i32,
+    topic: &str,
+    is_key: bool,
+    schema: &Schema,
+) -> Result<String, MessagingError> {
+    let suffix = if is_key { "key" } else { "value" };
+    let record_name = || {
+        schema
+            .full_name()
+            .filter(|_| schema.type_name() == "record")
+            .ok_or_else(|| {
+                MessagingError::invalid(
+                    "strategy",
+                    "RecordNameStrategy and TopicRecordNameStrategy need a record schema",
+                )
+            })
+    };
+    match pb::SubjectNameStrategy::try_from(strategy) {
+        Ok(pb::SubjectNameStrategy::Unspecified | pb::SubjectNameStrategy::TopicName) => {
+            Ok(format!("{topic}-{suffix}"))
+        }
+        Ok(pb::SubjectNameStrategy::RecordName) => record_name(),
+        Ok(pb::SubjectNameStrategy::TopicRecordName) => Ok(format!("{topic}-{}", record_name()?)),
+        Err(_) => Err(MessagingError::invalid(
+            "strategy",
+            format!("unknown subject name strategy {strategy}"),
+        )),
+    }
+}
+
+impl Producer {
+    pub fn new(kafka: Kafka, schemas: Arc<Schemas>) -> Self {
+        Self { kafka, schemas }
+    }
+
+    /// Checks a record and encodes its key and value.
+    pub async fn prepare(&self, record: pb::ProducerRecord) -> Result<Prepared, MessagingError> {
+        if record.topic.is_empty() {
+            return Err(MessagingError::invalid("topic", "required"));
+        }
+        let partitions = self.kafka.partition_count(&record.topic).await?;
+        if let Some(partition) = record.partition
+            && !(0..partitions).contains(&partition)
+        {
+            return Err(MessagingError::PartitionNotFound {
+                topic: record.topic,
+                partition,
+            });
+        }
+        let (key, key_schema_id) = self.encode(&record.topic, true, record.key).await?;
+        let (value, value_schema_id) = self.encode(&record.topic, false, record.value).await?;
+        let headers: Vec<(String, Vec<u8>)> = record
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect();
+        let size = key.as_ref().map_or(0, Vec::len)
+            + value.as_ref().map_or(0, Vec::len)
+            + headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let limit = self.kafka.max_message_bytes();
+        if size > limit {
+            return Err(MessagingError::RecordTooLarge { size, limit });
+        }
+        let timestamp_ms = record
+            .timestamp
+            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        Ok(Prepared {
+            topic: record.topic,
+            key,
+            value,
+            headers,
+            partition: record.partition,
+            timestamp_ms,
+            key_schema_id,
+            value_schema_id,
+        })
+    }
+
+    async fn encode(
+        &self,
+        topic: &str,
+        is_key: bool,
+        payload: Option<pb::Payload>,
+    ) -> Result<(Option<Vec<u8>>, Option<u32>), MessagingError> {
+        let field = if is_key { "key" } else { "value" };
+        let Some(kind) = payload.and_then(|p| p.kind) else {
+            return Ok((None, None));
+        };
+        match kind {
+            pb::payload::Kind::Raw(bytes) => Ok((Some(bytes), None)),
+            pb::payload::Kind::Text(text) => Ok((Some(text.into_bytes()), None)),
+            pb::payload::Kind::Json(json) => {
+                serde_json::from_str::<serde_json::Value>(&json).map_err(|error| {
+                    MessagingError::invalid(field, format!("not valid JSON: {error}"))
+                })?;
+                Ok((Some(json.into_bytes()), None))
+            }
+            pb::payload::Kind::Avro(avro_payload) => {
+                let (id, schema) = match avro_payload.schema {
+                    None => {
+                        return Err(MessagingError::invalid(
+                            field,
+                            "an Avro payload needs a schema (schema_id, subject_version or inline)",
+                        ));
+                    }
+                    Some(pb::avro_payload::Schema::SchemaId(id)) => {
+                        let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
+                            MessagingError::invalid("schema_id", format!("{id} is not > 0"))
+                        })?;
+                        (id, self.schemas.by_id(id).await?)
+                    }
+                    Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
+                        let subject = if selector.subject.is_empty() {
+                            if selector.strategy != 0
+                                && selector.strategy != pb::SubjectNameStrategy::TopicName as i32
+                            {
+                                return Err(MessagingError::invalid(
+                                    "subject_version",
+                                    "without a subject, only TopicNameStrategy can name it",
+                                ));
+                            }
+                            format!("{topic}-{field}")
+                        } else {
+                            selector.subject
+                        };
+                        self.schemas
+                            .by_subject_version(&subject, selector.version)
+                            .await?
+                    }
+                    Some(pb::avro_payload::Schema::Inline(inline)) => {
+                        let parsed = self.schemas.reader(&inline.schema)?;
+                        let subject = subject_name(inline.strategy, topic, is_key, &parsed)?;
+                        self.schemas.register(&subject, &inline.schema).await?
+                    }
+                };
+                let framed = avro::encode(field, &schema, id, &avro_payload.json)?;
+                Ok((Some(framed), Some(id)))
+            }
+        }
+    }
+
+    /// Hands a prepared record to librdkafka (waiting while its queue is full).
+    pub async fn send(&self, prepared: Prepared) -> Result<InFlight, MessagingError> {
+        let mut headers = OwnedHeaders::new_with_capacity(prepared.headers.len());
+        for (key, value) in &prepared.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let max_message_bytes = self.kafka.max_message_bytes();
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&prepared.topic).headers(headers.clone());
+            if let Some(key) = &prepared.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = &prepared.value {
+                record = record.payload(value.as_slice());
+            }
+            if let Some(partition) = prepared.partition {
+                record = record.partition(partition);
+            }
+            if let Some(timestamp) = prepared.timestamp_ms {
+                record = record.timestamp(timestamp);
+            }
+            match self.kafka.producer().send_result(record) {
+                Ok(delivery) => {
+                    return Ok(InFlight {
+                        topic: prepared.topic.clone(),
+                        delivery,
+                        key_schema_id: prepared.key_schema_id,
+                        value_schema_id: prepared.value_schema_id,
+                        max_message_bytes,
+                    });
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((error, _)) => {
+                    return Err(MessagingError::from_kafka(
+                        error,
+                        &prepared.topic,
+                        max_message_bytes,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Prepares and hands over one record.
+    pub async fn start(&self, record: pb::ProducerRecord) -> Result<InFlight, MessagingError> {
+        let prepared = self.prepare(record).await?;
+        self.send(prepared).await
+    }
+}
+
+impl InFlight {
+    /// Waits for Kafka's acknowledgement.
+    pub async fn delivered(self) -> Result<pb::RecordMetadata, MessagingError> {
+        match self.delivery.await {
+            Ok(Ok(delivery)) => Ok(pb::RecordMetadata {
+                topic: self.topic,
+                partition: delivery.partition,
+                offset: delivery.offset,
+                key_schema_id: self.key_schema_id.map(|id| id as i32),
+                value_schema_id: self.value_schema_id.map(|id| id as i32),
+            }),
+            Ok(Err((error, _))) => Err(MessagingError::from_kafka(
+                error,
+                &self.topic,
+                self.max_message_bytes,
+            )),
+            Err(_) => Err(MessagingError::ShuttingDown),
+        }
+    }
+}
+
+/// The wire form of one outcome.
+pub fn result_to_wire(result: Result<pb::RecordMetadata, MessagingError>) -> pb::ProduceResult {
+    pb::ProduceResult {
+        result: Some(match result {
+            Ok(metadata) => pb::produce_result::Result::Metadata(metadata),
+            Err(error) => {
+                tracing::debug!(%error, "record not produced");
+                pb::produce_result::Result::Error(error.to_record_error())
+            }
+        }),
+    }
+}

@@ -1,0 +1,214 @@
+//! Schemas, resolved through the registry's gRPC API and cached:
+//!
+//! - id -> parsed schema, forever (a registry's ids are immutable);
+//! - subject + version -> id, forever (versions are immutable);
+//! - subject -> latest version, for a short TTL (`--latest-schema-ttl-ms`);
+//! - (subject, schema text) -> id for producers' inline schemas, forever;
+//! - reader schema text -> parsed schema, forever.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tributary_avro::Schema;
+use tributary_proto::registry::v1 as registry;
+use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+use crate::error::MessagingError;
+
+/// The registry client and its caches.
+#[derive(Debug, Clone)]
+pub struct Schemas {
+    client: RegistryServiceClient<Channel>,
+    channel: Channel,
+    by_id: Cache<u32, Arc<Schema>>,
+    versions: Cache<(String, i32), u32>,
+    latest: Cache<String, u32>,
+    registered: Cache<(String, String), u32>,
+    readers: Cache<String, Arc<Schema>>,
+}
+
+fn registry_error(status: tonic::Status) -> MessagingError {
+    let code = match status.code() {
+        // A transport failure reaches us as UNKNOWN or CANCELLED from a dying connection.
+        Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => Code::Unavailable,
+        code => code,
+    };
+    MessagingError::Registry {
+        code,
+        message: status.message().to_owned(),
+    }
+}
+
+fn parse(text: &str, references: &[String]) -> Result<Schema, MessagingError> {
+    let references: Vec<&str> = references.iter().map(String::as_str).collect();
+    Schema::parse(text, &references).map_err(|error| MessagingError::InvalidSchema {
+        reason: error.to_string(),
+    })
+}
+
+impl Schemas {
+    /// A client of the registry at `url` (connected lazily: the service starts while the
+    /// registry is down, and reports NOT_SERVING until it answers).
+    pub fn new(url: &str, latest_ttl: Duration) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        Ok(Self {
+            client: RegistryServiceClient::new(channel.clone()),
+            channel,
+            by_id: Cache::builder().max_capacity(10_000).build(),
+            versions: Cache::builder().max_capacity(10_000).build(),
+            latest: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(latest_ttl)
+                .build(),
+            registered: Cache::builder().max_capacity(10_000).build(),
+            readers: Cache::builder().max_capacity(1_000).build(),
+        })
+    }
+
+    /// The channel to the registry (for health checks).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The schema with a global id.
+    pub async fn by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {
+        if let Some(schema) = self.by_id.get(&id) {
+            return Ok(schema);
+        }
+        let wire_id = i32::try_from(id)
+            .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
+        let found = self
+            .client
+            .clone()
+            .get_schema(registry::GetSchemaRequest { id: wire_id })
+            .await
+            .map_err(registry_error)?
+            .into_inner();
+        let references = self.reference_texts(found.references).await?;
+        let schema = Arc::new(parse(&found.schema, &references)?);
+        self.by_id.insert(id, Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    /// A version of a subject (0 or -1: the latest, cached for the TTL).
+    pub async fn by_subject_version(
+        &self,
+        subject: &str,
+        version: i32,
+    ) -> Result<(u32, Arc<Schema>), MessagingError> {
+        let latest = version == 0 || version == -1;
+        let cached = if latest {
+            self.latest.get(subject)
+        } else {
+            self.versions.get(&(subject.to_owned(), version))
+        };
+        if let Some(id) = cached {
+            return Ok((id, self.by_id(id).await?));
+        }
+        let found = self
+            .client
+            .clone()
+            .get_subject_version(registry::GetSubjectVersionRequest {
+                subject: subject.to_owned(),
+                version: if latest { -1 } else { version },
+                include_deleted: false,
+            })
+            .await
+            .map_err(registry_error)?
+            .into_inner()
+            .subject_version
+            .ok_or_else(|| MessagingError::Registry {
+                code: Code::Internal,
+                message: "the registry answered without a subject version".to_owned(),
+            })?;
+        let id = found.id as u32;
+        if latest {
+            self.latest.insert(subject.to_owned(), id);
+        }
+        self.versions
+            .insert((subject.to_owned(), found.version), id);
+        Ok((id, self.by_id(id).await?))
+    }
+
+    /// Registers a schema under a subject (a lookup when it is registered already) and returns
+    /// its id.
+    pub async fn register(
+        &self,
+        subject: &str,
+        text: &str,
+    ) -> Result<(u32, Arc<Schema>), MessagingError> {
+        let key = (subject.to_owned(), text.to_owned());
+        if let Some(id) = self.registered.get(&key) {
+            return Ok((id, self.by_id(id).await?));
+        }
+        let registered = self
+            .client
+            .clone()
+            .register_schema(registry::RegisterSchemaRequest {
+                subject: subject.to_owned(),
+                schema: text.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(registry_error)?
+            .into_inner();
+        let id = registered.id as u32;
+        self.registered.insert(key, id);
+        Ok((id, self.by_id(id).await?))
+    }
+
+    /// A reader schema given by a consumer (no references).
+    pub fn reader(&self, text: &str) -> Result<Arc<Schema>, MessagingError> {
+        if let Some(schema) = self.readers.get(text) {
+            return Ok(schema);
+        }
+        let schema = Arc::new(parse(text, &[])?);
+        self.readers.insert(text.to_owned(), Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    /// The texts of the schemas a schema references, dependencies first.
+    fn reference_texts(
+        &self,
+        references: Vec<registry::SchemaReference>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<String>, MessagingError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut texts: Vec<String> = Vec::new();
+            for reference in references {
+                let found = self
+                    .client
+                    .clone()
+                    .get_subject_version(registry::GetSubjectVersionRequest {
+                        subject: reference.subject.clone(),
+                        version: reference.version,
+                        include_deleted: true,
+                    })
+                    .await
+                    .map_err(registry_error)?
+                    .into_inner()
+                    .subject_version
+                    .ok_or_else(|| MessagingError::Registry {
+                        code: Code::Internal,
+                        message: "the registry answered without a subject version".to_owned(),
+                    })?;
+                for text in self.reference_texts(found.references).await? {
+                    if !texts.contains(&text) {
+                        texts.push(text);
+                    }
+                }
+                if !texts.contains(&found.schema) {
+                    texts.push(found.schema);
+                }
+            }
+            Ok(texts)
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! Building and running the messaging process: Kafka clients, the registry client, the gRPC
+//! server with health and reflection, and graceful shutdown (streams end with UNAVAILABLE after
+//! committing their acknowledged offsets, the producer is flushed, the drain is bounded).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::server::HealthReporter;
+use tributary_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
+
+use crate::config::Settings;
+use crate::grpc::MessagingGrpc;
+use crate::kafka::Kafka;
+use crate::schemas::Schemas;
+
+/// How often readiness re-checks Kafka and the registry.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// A messaging service that is bound to its port and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    kafka: Kafka,
+    schemas: Arc<Schemas>,
+    produce_max_in_flight: usize,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Creates the Kafka and registry clients (both connect lazily: the service starts while
+    /// they are down and reports NOT_SERVING) and binds the gRPC port.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let kafka = Kafka::new(settings).context("cannot create the Kafka clients")?;
+        let schemas = Arc::new(
+            Schemas::new(
+                &settings.registry_url,
+                Duration::from_millis(settings.latest_schema_ttl_ms),
+            )
+            .with_context(|| format!("invalid registry URL {}", settings.registry_url))?,
+        );
+        let listener = TcpListener::bind(settings.grpc_addr)
+            .await
+            .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            kafka,
+            schemas,
+            produce_max_in_flight: settings.produce_max_in_flight,
+            shutdown_timeout: settings.shutdown_timeout(),
+        })
+    }
+
+    /// The address the gRPC API is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, ends streams (each commits
+    /// what its client acknowledged and leaves its group), flushes the producer and gives
+    /// in-flight requests up to the shutdown timeout to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&health_reporter, false).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let health_task = tokio::spawn(watch_health(
+            self.kafka.clone(),
+            Arc::clone(&self.schemas),
+            health_reporter.clone(),
+            stop.clone(),
+        ));
+
+        let service = MessagingServiceServer::new(MessagingGrpc::new(
+            self.kafka.clone(),
+            Arc::clone(&self.schemas),
+            self.produce_max_in_flight,
+            stop.clone(),
+        ))
+        .max_decoding_message_size(64 * 1024 * 1024);
+        let server_stop = stop.clone();
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming_nodelay(self.listener), async move {
+                server_stop.cancelled().await
+            });
+        let mut server = tokio::spawn(server);
+        tracing::info!(grpc_addr = %self.local_addr, "messaging serving");
+
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut server => {
+                stop.cancel();
+                return result.context("gRPC server task failed")?.context("gRPC server failed");
+            }
+        }
+        tracing::info!(
+            drain_timeout_ms = self.shutdown_timeout.as_millis() as u64,
+            "shutting down"
+        );
+        set_health(&health_reporter, false).await;
+        stop.cancel();
+        let drained = tokio::time::timeout(self.shutdown_timeout, &mut server).await;
+        match drained {
+            Ok(result) => result
+                .context("gRPC server task failed")?
+                .context("gRPC server failed")?,
+            Err(_) => {
+                tracing::warn!(
+                    "in-flight requests did not finish within the shutdown timeout; aborting them"
+                );
+                server.abort();
+            }
+        }
+        self.kafka.flush(self.shutdown_timeout).await;
+        let _ = health_task.await;
+        tracing::info!("messaging stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    reporter
+        .set_service_status(
+            <MessagingServiceServer<MessagingGrpc> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter.set_service_status("", status).await;
+}
+
+/// Accepted gRPC connections with TCP_NODELAY set (see the registry's startup for why).
+fn incoming_nodelay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted {
+            let _ = stream.set_nodelay(true);
+        }
+        accepted
+    })
+}
+
+/// Whether the registry answers its health check with SERVING.
+async fn registry_serving(schemas: &Schemas) -> bool {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(schemas.channel());
+    client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}
+
+/// Readiness: SERVING while a Kafka broker and the registry answer, NOT_SERVING otherwise.
+async fn watch_health(
+    kafka: Kafka,
+    schemas: Arc<Schemas>,
+    reporter: HealthReporter,
+    stop: CancellationToken,
+) {
+    let mut serving = None;
+    loop {
+        let (kafka_up, registry_up) = tokio::join!(
+            kafka.ping(HEALTH_INTERVAL),
+            tokio::time::timeout(HEALTH_INTERVAL, registry_serving(&schemas)),
+        );
+        let registry_up = matches!(registry_up, Ok(true));
+        let healthy = kafka_up && registry_up;
+        if serving != Some(healthy) {
+            set_health(&reporter, healthy).await;
+            if healthy {
+                tracing::info!("Kafka and the registry reachable: SERVING");
+            } else {
+                tracing::warn!(kafka_up, registry_up, "NOT_SERVING");
+            }
+            serving = Some(healthy);
+        }
+        let pause = if healthy {
+            HEALTH_INTERVAL
+        } else {
+            Duration::from_millis(100)
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,880 @@
+//! The messaging service's gRPC API against the stack's real Kafka and a real registry: topic
+//! administration, produce (raw, JSON, text, Avro) with per-record errors, and at-least-once
+//! consumption (acks, commits, redelivery, undecodable records, group rebalances).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tonic::Code;
+use tributary_proto::messaging::v1 as pb;
+use tributary_proto::registry::v1 as registry_pb;
+use tributary_tests::{TestConsumer, TestMessaging, unique_name};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn raw(bytes: &[u8]) -> Option<pb::Payload> {
+    Some(pb::Payload {
+        kind: Some(pb::payload::Kind::Raw(bytes.to_vec())),
+    })
+}
+
+fn text(text: &str) -> Option<pb::Payload> {
+    Some(pb::Payload {
+        kind: Some(pb::payload::Kind::Text(text.to_owned())),
+    })
+}
+
+fn json(json: &str) -> Option<pb::Payload> {
+    Some(pb::Payload {
+        kind: Some(pb::payload::Kind::Json(json.to_owned())),
+    })
+}
+
+fn avro_inline(schema: &str, json: &str) -> Option<pb::Payload> {
+    Some(pb::Payload {
+        kind: Some(pb::payload::Kind::Avro(pb::AvroPayload {
+            json: json.to_owned(),
+            schema: Some(pb::avro_payload::Schema::Inline(pb::InlineSchema {
+                schema: schema.to_owned(),
+                strategy: 0,
+            })),
+        })),
+    })
+}
+
+fn record(topic: &str, value: Option<pb::Payload>) -> pb::ProducerRecord {
+    pb::ProducerRecord {
+        topic: topic.to_owned(),
+        value,
+        ..Default::default()
+    }
+}
+
+async fn produce(
+    messaging: &TestMessaging,
+    records: Vec<pb::ProducerRecord>,
+) -> Vec<pb::ProduceResult> {
+    messaging
+        .client()
+        .await
+        .produce(pb::ProduceRequest { records })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+}
+
+fn metadata(result: &pb::ProduceResult) -> &pb::RecordMetadata {
+    match &result.result {
+        Some(pb::produce_result::Result::Metadata(metadata)) => metadata,
+        other => panic!("record not produced: {other:?}"),
+    }
+}
+
+fn error(result: &pb::ProduceResult) -> &pb::RecordError {
+    match &result.result {
+        Some(pb::produce_result::Result::Error(error)) => error,
+        other => panic!("record produced, expected an error: {other:?}"),
+    }
+}
+
+fn group_subscription(group: &str, topic: &str, format: pb::PayloadFormat) -> pb::Subscription {
+    pb::Subscription {
+        group_id: group.to_owned(),
+        topics: vec![topic.to_owned()],
+        value_format: format as i32,
+        key_format: pb::PayloadFormat::Raw as i32,
+        ..Default::default()
+    }
+}
+
+fn partition_subscription(topic: &str, format: pb::PayloadFormat) -> pb::Subscription {
+    pb::Subscription {
+        group_id: unique_name("g"),
+        partitions: vec![pb::TopicPartition {
+            topic: topic.to_owned(),
+            partition: 0,
+        }],
+        start: pb::StartPosition::Earliest as i32,
+        value_format: format as i32,
+        key_format: pb::PayloadFormat::Raw as i32,
+        ..Default::default()
+    }
+}
+
+fn value_raw(record: &pb::ConsumedRecord) -> Vec<u8> {
+    match record.value.as_ref().and_then(|v| v.data.as_ref()) {
+        Some(pb::consumed_payload::Data::Raw(bytes)) => bytes.clone(),
+        other => panic!("expected raw bytes, got {other:?}"),
+    }
+}
+
+fn value_json(record: &pb::ConsumedRecord) -> serde_json::Value {
+    let value = record.value.as_ref().unwrap();
+    assert!(value.error.is_none(), "decoding failed: {:?}", value.error);
+    match &value.data {
+        Some(pb::consumed_payload::Data::Json(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected JSON, got {other:?}"),
+    }
+}
+
+/// Polls DescribeConsumerGroup until `group` has committed `offset` on partition 0 of `topic`.
+async fn wait_for_commit(
+    messaging: &TestMessaging,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> pb::CommittedOffset {
+    let mut client = messaging.client().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(described) = client
+            .describe_consumer_group(pb::DescribeConsumerGroupRequest {
+                group_id: group.to_owned(),
+            })
+            .await
+            && let Some(found) = described
+                .into_inner()
+                .offsets
+                .into_iter()
+                .find(|o| o.topic == topic && o.partition == 0 && o.offset == offset)
+        {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group {group} did not commit offset {offset} of {topic} within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn topics_are_created_described_listed_measured_and_deleted() {
+    let messaging = TestMessaging::start().await;
+    let mut client = messaging.client().await;
+    let topic = unique_name("admin");
+
+    let created = client
+        .create_topic(pb::CreateTopicRequest {
+            topic: topic.clone(),
+            partitions: 3,
+            replication_factor: 1,
+            configs: [("retention.ms".to_owned(), "3600000".to_owned())].into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .topic
+        .unwrap();
+    assert_eq!(created.topic, topic);
+    assert_eq!(created.partitions.len(), 3);
+    for (index, partition) in created.partitions.iter().enumerate() {
+        assert_eq!(partition.partition, index as i32);
+        assert!(partition.leader >= 0);
+        assert_eq!(partition.replicas, vec![partition.leader]);
+        assert_eq!(partition.in_sync_replicas, vec![partition.leader]);
+    }
+    let retention = created
+        .configs
+        .iter()
+        .find(|c| c.name == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.value.as_deref(), Some("3600000"));
+    assert!(!retention.is_default);
+
+    let again = client
+        .create_topic(pb::CreateTopicRequest {
+            topic: topic.clone(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+
+    let described = client
+        .describe_topic(pb::DescribeTopicRequest {
+            topic: topic.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.partitions.len(), 3);
+
+    let listed = client
+        .list_topics(pb::ListTopicsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .topics;
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.name == topic && t.partition_count == 3)
+    );
+    assert!(listed.iter().all(|t| !t.name.starts_with("__")));
+
+    let results = produce(
+        &messaging,
+        vec![
+            pb::ProducerRecord {
+                partition: Some(2),
+                ..record(&topic, raw(b"a"))
+            },
+            pb::ProducerRecord {
+                partition: Some(2),
+                ..record(&topic, raw(b"b"))
+            },
+        ],
+    )
+    .await;
+    assert_eq!(metadata(&results[0]).offset, 0);
+    assert_eq!(metadata(&results[1]).offset, 1);
+    let watermarks = client
+        .get_watermarks(pb::GetWatermarksRequest {
+            topic: topic.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .partitions;
+    let marks: Vec<(i32, i64, i64)> = watermarks
+        .iter()
+        .map(|w| (w.partition, w.low, w.high))
+        .collect();
+    assert_eq!(marks, vec![(0, 0, 0), (1, 0, 0), (2, 0, 2)]);
+
+    client
+        .delete_topic(pb::DeleteTopicRequest {
+            topic: topic.clone(),
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match client
+            .describe_topic(pb::DescribeTopicRequest {
+                topic: topic.clone(),
+            })
+            .await
+        {
+            Err(status) if status.code() == Code::NotFound => break,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "topic still there");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let missing = client
+        .get_watermarks(pb::GetWatermarksRequest { topic })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_bad_record_fails_only_itself() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("errors");
+    messaging.create_topic(&topic, 1).await;
+    let schema = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
+    let results = produce(
+        &messaging,
+        vec![
+            record(&topic, text("first")),
+            record(&unique_name("missing"), text("nowhere")),
+            record(&topic, avro_inline(schema, r#"{"name":"ann","age":"old"}"#)),
+            record(&topic, raw(&vec![b'x'; 1_100_000])),
+            record(&topic, json("{not json")),
+            pb::ProducerRecord {
+                partition: Some(7),
+                ..record(&topic, text("no such partition"))
+            },
+            record(&topic, text("last")),
+        ],
+    )
+    .await;
+    assert_eq!(results.len(), 7);
+    assert_eq!(metadata(&results[0]).offset, 0);
+    let missing = error(&results[1]);
+    assert_eq!(missing.code, Code::NotFound as i32);
+    assert_eq!(missing.reason, "TOPIC_NOT_FOUND");
+    let mismatch = error(&results[2]);
+    assert_eq!(mismatch.code, Code::InvalidArgument as i32);
+    assert_eq!(mismatch.reason, "SCHEMA_MISMATCH");
+    assert!(mismatch.message.contains("$.age"), "{}", mismatch.message);
+    let too_large = error(&results[3]);
+    assert_eq!(too_large.code, Code::InvalidArgument as i32);
+    assert!(
+        too_large.message.contains("message.max.bytes"),
+        "{}",
+        too_large.message
+    );
+    assert_eq!(error(&results[4]).code, Code::InvalidArgument as i32);
+    assert_eq!(error(&results[5]).code, Code::NotFound as i32);
+    assert_eq!(metadata(&results[6]).offset, 1);
+
+    // The missing topic was not created by the attempt.
+    let listed = messaging
+        .client()
+        .await
+        .list_topics(pb::ListTopicsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .topics;
+    assert!(!listed.iter().any(|t| t.name.starts_with("missing-")));
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn produce_stream_acks_every_record_in_order() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("stream");
+    messaging.create_topic(&topic, 1).await;
+    let mut requests: Vec<pb::ProduceStreamRequest> = (0..250)
+        .map(|i| pb::ProduceStreamRequest {
+            record: Some(record(&topic, text(&format!("r{i}")))),
+        })
+        .collect();
+    requests.insert(
+        100,
+        pb::ProduceStreamRequest {
+            record: Some(record(&unique_name("missing"), text("x"))),
+        },
+    );
+    let mut responses = messaging
+        .client()
+        .await
+        .produce_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_offset = 0;
+    for sequence in 0..251u64 {
+        let response = tokio::time::timeout(WAIT, responses.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.sequence, sequence);
+        let result = response.result.unwrap();
+        if sequence == 100 {
+            assert_eq!(error(&result).code, Code::NotFound as i32);
+        } else {
+            assert_eq!(metadata(&result).offset, next_offset);
+            next_offset += 1;
+        }
+    }
+    assert!(responses.message().await.unwrap().is_none());
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn raw_text_and_json_records_come_back_and_acks_commit_the_group() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("plain");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 1).await;
+    let results = produce(
+        &messaging,
+        vec![
+            pb::ProducerRecord {
+                key: text("k1"),
+                headers: vec![pb::Header {
+                    key: "trace".to_owned(),
+                    value: b"abc".to_vec(),
+                }],
+                ..record(&topic, raw(&[0xde, 0xad, 0xbe, 0xef]))
+            },
+            record(&topic, json(r#"{"a":1}"#)),
+            record(&topic, text("hello")),
+            record(&topic, None),
+        ],
+    )
+    .await;
+    for result in &results {
+        metadata(result);
+    }
+
+    let mut consumer = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    let records = consumer.records(4, WAIT).await;
+    assert_eq!(
+        records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(value_raw(&records[0]), vec![0xde, 0xad, 0xbe, 0xef]);
+    let key = records[0].key.as_ref().unwrap();
+    assert_eq!(
+        key.data,
+        Some(pb::consumed_payload::Data::Raw(b"k1".to_vec()))
+    );
+    assert_eq!(records[0].headers[0].key, "trace");
+    assert_eq!(records[0].headers[0].value, b"abc");
+    assert!(records[0].timestamp.is_some());
+    assert_eq!(value_raw(&records[1]), br#"{"a":1}"#);
+    assert_eq!(value_raw(&records[2]), b"hello");
+    assert!(records[3].value.is_none(), "a null value stays null");
+    assert!(records[1].key.is_none());
+
+    for record in &records {
+        consumer.ack(record).await;
+    }
+    let committed = wait_for_commit(&messaging, &group, &topic, 4).await;
+    assert_eq!((committed.high_watermark, committed.lag), (4, 0));
+    let groups = messaging
+        .client()
+        .await
+        .list_consumer_groups(pb::ListConsumerGroupsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .groups;
+    assert!(groups.iter().any(|g| g.group_id == group));
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unacknowledged_records_are_delivered_again_after_the_stream_is_dropped() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("redeliver");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 1).await;
+    let records = (0..4)
+        .map(|i| record(&topic, text(&format!("m{i}"))))
+        .collect();
+    produce(&messaging, records).await;
+
+    let mut first = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    let delivered = first.records(4, WAIT).await;
+    // Ack 0 and 2, not 1 and 3: only offset 0 is contiguous, so the group commits 1.
+    first.ack(&delivered[0]).await;
+    first.ack(&delivered[2]).await;
+    wait_for_commit(&messaging, &group, &topic, 1).await;
+    drop(first);
+
+    let mut second = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    let again = second.records(3, WAIT).await;
+    assert_eq!(
+        again.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "every record after the last contiguous ack comes again"
+    );
+    assert_eq!(value_raw(&again[0]), b"m1");
+    for record in &again {
+        second.ack(record).await;
+    }
+    wait_for_commit(&messaging, &group, &topic, 4).await;
+    drop(second);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn avro_by_inline_schema_is_registered_and_consumed_as_the_same_json() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("avro");
+    messaging.create_topic(&topic, 1).await;
+    let schema = r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"},{"name":"email","type":["null","string"],"default":null},{"name":"tags","type":{"type":"array","items":"string"}}]}"#;
+    let datum = serde_json::json!({"name": "ann", "age": 30, "email": {"string": "ann@example.com"}, "tags": ["a", "b"]});
+    let results = produce(
+        &messaging,
+        vec![
+            pb::ProducerRecord {
+                key: avro_inline(r#""string""#, r#""user-1""#),
+                ..record(&topic, avro_inline(schema, &datum.to_string()))
+            },
+            record(
+                &topic,
+                avro_inline(schema, r#"{"name":"bob","age":7,"email":null,"tags":[]}"#),
+            ),
+        ],
+    )
+    .await;
+    let produced = metadata(&results[0]);
+    let value_id = produced.value_schema_id.unwrap();
+    assert_eq!(metadata(&results[1]).value_schema_id, Some(value_id));
+
+    // Registered under TopicNameStrategy subjects.
+    let mut registry = messaging.registry.client().await;
+    let registered = registry
+        .get_subject_version(registry_pb::GetSubjectVersionRequest {
+            subject: format!("{topic}-value"),
+            version: -1,
+            include_deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject_version
+        .unwrap();
+    assert_eq!(registered.id, value_id);
+    let key_subject = registry
+        .get_subject_version(registry_pb::GetSubjectVersionRequest {
+            subject: format!("{topic}-key"),
+            version: -1,
+            include_deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject_version
+        .unwrap();
+    assert_eq!(Some(key_subject.id), produced.key_schema_id);
+
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            key_format: pb::PayloadFormat::AvroTagged as i32,
+            ..partition_subscription(&topic, pb::PayloadFormat::AvroTagged)
+        })
+        .await;
+    let records = consumer.records(2, WAIT).await;
+    assert_eq!(value_json(&records[0]), datum);
+    assert_eq!(records[0].value.as_ref().unwrap().schema_id, Some(value_id));
+    assert_eq!(
+        records[0].key.as_ref().unwrap().data,
+        Some(pb::consumed_payload::Data::Json(r#""user-1""#.to_owned()))
+    );
+    assert_eq!(
+        value_json(&records[1]),
+        serde_json::json!({"name": "bob", "age": 7, "email": null, "tags": []})
+    );
+    drop(consumer);
+
+    // Plain unions on request.
+    let mut plain = messaging
+        .consume(partition_subscription(&topic, pb::PayloadFormat::AvroPlain))
+        .await;
+    let first = plain.next_record(WAIT).await;
+    assert_eq!(value_json(&first)["email"], "ann@example.com");
+    drop(plain);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_written_with_v1_are_read_with_a_v2_reader_schema() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("evolve");
+    messaging.create_topic(&topic, 1).await;
+    let v1 = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"}]}"#;
+    let v2 = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int","default":-1}]}"#;
+    let results = produce(
+        &messaging,
+        vec![record(&topic, avro_inline(v1, r#"{"name":"ann"}"#))],
+    )
+    .await;
+    let v1_id = metadata(&results[0]).value_schema_id.unwrap();
+    // v2 is a backward-compatible next version of the subject; select it by subject + version.
+    let results = produce(
+        &messaging,
+        vec![record(
+            &topic,
+            avro_inline(v2, r#"{"name":"bob","age":41}"#),
+        )],
+    )
+    .await;
+    let v2_id = metadata(&results[0]).value_schema_id.unwrap();
+    assert_ne!(v1_id, v2_id);
+    let by_version = produce(
+        &messaging,
+        vec![record(
+            &topic,
+            Some(pb::Payload {
+                kind: Some(pb::payload::Kind::Avro(pb::AvroPayload {
+                    json: r#"{"name":"cy","age":3}"#.to_owned(),
+                    schema: Some(pb::avro_payload::Schema::SubjectVersion(
+                        pb::SubjectVersionSelector {
+                            subject: String::new(),
+                            version: -1,
+                            strategy: 0,
+                        },
+                    )),
+                })),
+            }),
+        )],
+    )
+    .await;
+    assert_eq!(metadata(&by_version[0]).value_schema_id, Some(v2_id));
+
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            reader_schema: v2.to_owned(),
+            ..partition_subscription(&topic, pb::PayloadFormat::AvroPlain)
+        })
+        .await;
+    let records = consumer.records(3, WAIT).await;
+    assert_eq!(
+        value_json(&records[0]),
+        serde_json::json!({"name": "ann", "age": -1})
+    );
+    assert_eq!(records[0].value.as_ref().unwrap().schema_id, Some(v1_id));
+    assert_eq!(
+        value_json(&records[1]),
+        serde_json::json!({"name": "bob", "age": 41})
+    );
+    assert_eq!(
+        value_json(&records[2]),
+        serde_json::json!({"name": "cy", "age": 3})
+    );
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_undecodable_record_is_delivered_with_an_error_and_the_stream_goes_on() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("undecodable");
+    messaging.create_topic(&topic, 1).await;
+    let schema = r#"{"type":"record","name":"Ping","fields":[{"name":"n","type":"long"}]}"#;
+    let unknown_id = [0u8, 0x7f, 0xff, 0xff, 0xf0, 0x02];
+    produce(
+        &messaging,
+        vec![
+            record(&topic, avro_inline(schema, r#"{"n":1}"#)),
+            record(&topic, text("not framed")),
+            record(&topic, raw(&unknown_id)),
+            record(&topic, avro_inline(schema, r#"{"n":2}"#)),
+        ],
+    )
+    .await;
+    let mut consumer = messaging
+        .consume(partition_subscription(
+            &topic,
+            pb::PayloadFormat::AvroTagged,
+        ))
+        .await;
+    let records = consumer.records(4, WAIT).await;
+    assert_eq!(value_json(&records[0]), serde_json::json!({"n": 1}));
+
+    let not_framed = records[1].value.as_ref().unwrap();
+    let error = not_framed
+        .error
+        .as_ref()
+        .expect("an error for the bad record");
+    assert_eq!(error.reason, "UNDECODABLE");
+    assert_eq!(
+        not_framed.data,
+        Some(pb::consumed_payload::Data::Raw(b"not framed".to_vec()))
+    );
+
+    let unknown = records[2].value.as_ref().unwrap();
+    assert_eq!(unknown.error.as_ref().unwrap().code, Code::NotFound as i32);
+    assert_eq!(unknown.schema_id, Some(0x7fff_fff0));
+    assert_eq!(
+        unknown.data,
+        Some(pb::consumed_payload::Data::Raw(unknown_id.to_vec()))
+    );
+
+    assert_eq!(value_json(&records[3]), serde_json::json!({"n": 2}));
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+/// Reads rebalance notifications until this consumer holds exactly `count` partitions.
+async fn wait_for_assignment(consumer: &mut TestConsumer, count: usize) -> BTreeSet<i32> {
+    let mut held = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match consumer.next(left).await {
+            pb::consume_response::Kind::Rebalance(rebalance) => {
+                for p in rebalance.revoked {
+                    held.remove(&p.partition);
+                }
+                for p in rebalance.assigned {
+                    held.insert(p.partition);
+                }
+                if held.len() == count {
+                    return held;
+                }
+            }
+            pb::consume_response::Kind::Record(record) => {
+                panic!("unexpected record {record:?}")
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_consumers_of_a_group_split_the_partitions() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("split");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 2).await;
+
+    let mut a = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    assert_eq!(wait_for_assignment(&mut a, 2).await, BTreeSet::from([0, 1]));
+    let mut b = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    let (held_a, held_b) = tokio::join!(
+        wait_for_assignment(&mut a, 1),
+        wait_for_assignment(&mut b, 1)
+    );
+    assert_eq!(
+        held_a.union(&held_b).copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([0, 1])
+    );
+
+    let records = (0..6)
+        .map(|i| pb::ProducerRecord {
+            partition: Some(i % 2),
+            ..record(&topic, text(&format!("p{}-{i}", i % 2)))
+        })
+        .collect();
+    produce(&messaging, records).await;
+    let (from_a, from_b) = tokio::join!(a.records(3, WAIT), b.records(3, WAIT));
+    for (records, held) in [(&from_a, &held_a), (&from_b, &held_b)] {
+        let partition = *held.first().unwrap();
+        assert!(records.iter().all(|r| r.partition == partition));
+        assert_eq!(
+            records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            value_raw(&records[0]),
+            format!("p{partition}-{partition}").into_bytes()
+        );
+    }
+    drop((a, b));
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn delivery_pauses_at_max_unacked_until_acks_arrive() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("flow");
+    messaging.create_topic(&topic, 1).await;
+    let records = (0..5)
+        .map(|i| record(&topic, text(&format!("f{i}"))))
+        .collect();
+    produce(&messaging, records).await;
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            max_unacked: 2,
+            ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+        })
+        .await;
+    let first = consumer.records(2, WAIT).await;
+    let paused =
+        tokio::time::timeout(Duration::from_millis(1500), consumer.responses.message()).await;
+    assert!(
+        paused.is_err(),
+        "a third record came while two were unacknowledged: {paused:?}"
+    );
+    consumer.ack(&first[1]).await;
+    let third = consumer.next_record(WAIT).await;
+    assert_eq!(third.offset, 2);
+    drop(consumer);
+
+    // A partition the topic does not have is NOT_FOUND.
+    let mut client = messaging.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::ConsumeRequest {
+        kind: Some(pb::consume_request::Kind::Subscription(pb::Subscription {
+            partitions: vec![pb::TopicPartition {
+                topic: topic.clone(),
+                partition: 5,
+            }],
+            ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+        })),
+    })
+    .await
+    .unwrap();
+    let mut rejected = client
+        .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.message().await.unwrap_err().code(), Code::NotFound);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unacknowledged_records_are_delivered_again_after_a_rebalance() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("rebalance");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 2).await;
+
+    let mut a = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    assert_eq!(wait_for_assignment(&mut a, 2).await, BTreeSet::from([0, 1]));
+    let records = (0..4)
+        .map(|i| pb::ProducerRecord {
+            partition: Some(i / 2),
+            ..record(&topic, text(&format!("p{}-{}", i / 2, i % 2)))
+        })
+        .collect();
+    produce(&messaging, records).await;
+    let delivered = a.records(4, WAIT).await;
+    // Partition 0's records are acknowledged (and committed), partition 1's are not.
+    for record in delivered.iter().filter(|r| r.partition == 0) {
+        a.ack(record).await;
+    }
+    wait_for_commit(&messaging, &group, &topic, 2).await;
+
+    let mut b = messaging
+        .consume(group_subscription(&group, &topic, pb::PayloadFormat::Raw))
+        .await;
+    let (held_a, _) = tokio::join!(
+        wait_for_assignment(&mut a, 1),
+        wait_for_assignment(&mut b, 1)
+    );
+    // Whoever holds partition 1 now gets its two unacknowledged records again; partition 0
+    // starts past its acknowledged records, so its holder gets nothing.
+    let (mut holder, mut other) = if held_a.contains(&1) { (a, b) } else { (b, a) };
+    let again = holder.records(2, WAIT).await;
+    assert!(again.iter().all(|r| r.partition == 1));
+    assert_eq!(
+        again.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    assert_eq!(value_raw(&again[0]), b"p1-0");
+    let nothing =
+        tokio::time::timeout(Duration::from_millis(1000), other.responses.message()).await;
+    assert!(
+        nothing.is_err(),
+        "partition 0 was delivered again: {nothing:?}"
+    );
+    drop((holder, other));
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn auto_ack_commits_records_as_they_are_sent() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("autoack");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 1).await;
+    let records = (0..3)
+        .map(|i| record(&topic, text(&format!("a{i}"))))
+        .collect();
+    produce(&messaging, records).await;
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            auto_ack: true,
+            ..group_subscription(&group, &topic, pb::PayloadFormat::Raw)
+        })
+        .await;
+    let delivered = consumer.records(3, WAIT).await;
+    assert_eq!(delivered[2].offset, 2);
+    let committed = wait_for_commit(&messaging, &group, &topic, 3).await;
+    assert_eq!(committed.lag, 0);
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
