@@ -1164,3 +1164,72 @@ async fn watch_streams_committed_changes() {
     );
     registry.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn normalize_dedups_schemas_that_differ_only_in_property_order() {
+    let registry = TestRegistry::start().await;
+    let mut client = registry.client().await;
+    client
+        .set_compatibility_level(pb::SetCompatibilityLevelRequest {
+            subject: "n".into(),
+            level: pb::CompatibilityLevel::None as i32,
+        })
+        .await
+        .unwrap();
+    // The same schema with its custom properties in two orders: distinct canonical strings
+    // (Java keeps property order), one normalized form (Confluent sorts properties).
+    let first = r#"{"type":"record","name":"N","owner":"team-a","tier":"gold","fields":[{"name":"a","type":"int"}]}"#;
+    let second = r#"{"type":"record","name":"N","tier":"gold","owner":"team-a","fields":[{"name":"a","type":"int"}]}"#;
+
+    let plain_first = client
+        .register_schema(register_request("n", first))
+        .await
+        .unwrap()
+        .into_inner();
+    let plain_second = client
+        .register_schema(register_request("n", second))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(
+        plain_first.id, plain_second.id,
+        "without normalize, property order matters"
+    );
+    assert_eq!(plain_second.version, 2);
+
+    let normalized = |schema: &str| pb::RegisterSchemaRequest {
+        normalize: true,
+        ..register_request("m", schema)
+    };
+    let norm_first = client
+        .register_schema(normalized(first))
+        .await
+        .unwrap()
+        .into_inner();
+    let norm_second = client
+        .register_schema(normalized(second))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (norm_second.id, norm_second.version),
+        (norm_first.id, 1),
+        "one normalized schema, one version"
+    );
+
+    // Lookup with normalize finds it from either spelling.
+    let found = client
+        .lookup_schema(pb::LookupSchemaRequest {
+            subject: "m".into(),
+            schema: second.into(),
+            normalize: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject_version
+        .unwrap();
+    assert_eq!(found.id, norm_first.id);
+    registry.stop().await.unwrap();
+}
