@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod records;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -12,73 +12,9 @@ use tributary_proto::messaging::v1 as pb;
 use tributary_proto::registry::v1 as registry_pb;
 use tributary_tests::{TestConsumer, TestMessaging, unique_name};
 
+use tributary_tests::records::{avro_inline, error, json, metadata, produce, raw, record, text};
+
 const WAIT: Duration = Duration::from_secs(30);
-
-fn raw(bytes: &[u8]) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Raw(bytes.to_vec())),
-    })
-}
-
-fn text(text: &str) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Text(text.to_owned())),
-    })
-}
-
-fn json(json: &str) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Json(json.to_owned())),
-    })
-}
-
-fn avro_inline(schema: &str, json: &str) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Avro(pb::AvroPayload {
-            json: json.to_owned(),
-            schema: Some(pb::avro_payload::Schema::Inline(pb::InlineSchema {
-                schema: schema.to_owned(),
-                strategy: 0,
-            })),
-        })),
-    })
-}
-
-fn record(topic: &str, value: Option<pb::Payload>) -> pb::ProducerRecord {
-    pb::ProducerRecord {
-        topic: topic.to_owned(),
-        value,
-        ..Default::default()
-    }
-}
-
-async fn produce(
-    messaging: &TestMessaging,
-    records: Vec<pb::ProducerRecord>,
-) -> Vec<pb::ProduceResult> {
-    messaging
-        .client()
-        .await
-        .produce(pb::ProduceRequest { records })
-        .await
-        .unwrap()
-        .into_inner()
-        .results
-}
-
-fn metadata(result: &pb::ProduceResult) -> &pb::RecordMetadata {
-    match &result.result {
-        Some(pb::produce_result::Result::Metadata(metadata)) => metadata,
-        other => panic!("record not produced: {other:?}"),
-    }
-}
-
-fn error(result: &pb::ProduceResult) -> &pb::RecordError {
-    match &result.result {
-        Some(pb::produce_result::Result::Error(error)) => error,
-        other => panic!("record produced, expected an error: {other:?}"),
-    }
-}
 
 fn group_subscription(group: &str, topic: &str, format: pb::PayloadFormat) -> pb::Subscription {
     pb::Subscription {

@@ -12,58 +12,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tributary_proto::messaging::v1 as pb;
 use tributary_tests::{TestMessaging, free_port, unique_name};
 
+use tributary_tests::records::{avro, error, metadata, produce, record, text};
+
 const WAIT: Duration = Duration::from_secs(30);
-
-fn text(text: &str) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Text(text.to_owned())),
-    })
-}
-
-fn avro(json: &str, schema: pb::avro_payload::Schema) -> Option<pb::Payload> {
-    Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Avro(pb::AvroPayload {
-            json: json.to_owned(),
-            schema: Some(schema),
-        })),
-    })
-}
-
-fn record(topic: &str, value: Option<pb::Payload>) -> pb::ProducerRecord {
-    pb::ProducerRecord {
-        topic: topic.to_owned(),
-        value,
-        ..Default::default()
-    }
-}
-
-async fn produce(
-    messaging: &TestMessaging,
-    records: Vec<pb::ProducerRecord>,
-) -> Vec<pb::ProduceResult> {
-    messaging
-        .client()
-        .await
-        .produce(pb::ProduceRequest { records })
-        .await
-        .unwrap()
-        .into_inner()
-        .results
-}
-
-fn metadata(result: &pb::ProduceResult) -> &pb::RecordMetadata {
-    match &result.result {
-        Some(pb::produce_result::Result::Metadata(metadata)) => metadata,
-        other => panic!("record not produced: {other:?}"),
-    }
-}
-
-fn error(result: &pb::ProduceResult) -> &pb::RecordError {
-    match &result.result {
-        Some(pb::produce_result::Result::Error(error)) => error,
-        other => panic!("record produced, expected an error: {other:?}"),
-    }
-}
 
 fn value_text(record: &pb::ConsumedRecord) -> String {
     match record.value.as_ref().and_then(|v| v.data.as_ref()) {
