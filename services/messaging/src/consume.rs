@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -46,6 +46,10 @@ use crate::schemas::Schemas;
 
 /// Default most unacknowledged records per stream.
 const DEFAULT_MAX_UNACKED: usize = 1000;
+
+/// Most client requests (acks, seeks) handled in one turn of a stream's loop, before records
+/// and rebalances get their turn.
+const MAX_REQUESTS_PER_TURN: usize = 1024;
 
 /// Per partition: what was delivered and not acknowledged, and where commits stand.
 #[derive(Debug, Default)]
@@ -306,6 +310,72 @@ fn commit(consumer: &KafkaConsumer, positions: &[(String, i32, i64)], mode: Comm
     }
 }
 
+/// Commits, asynchronously, the positions acknowledgements have moved since the last commit.
+fn commit_pending(consumer: &KafkaConsumer, to_commit: &mut HashMap<(String, i32), i64>) {
+    if to_commit.is_empty() {
+        return;
+    }
+    let positions: Vec<(String, i32, i64)> = to_commit
+        .drain()
+        .map(|((topic, partition), offset)| (topic, partition, offset))
+        .collect();
+    commit(consumer, &positions, CommitMode::Async);
+}
+
+/// What the stream does after a request of the client.
+enum Flow {
+    Continue,
+    HalfClosed,
+    End(Option<Status>),
+}
+
+/// Handles one request after the subscription. An ack that moves a partition's commit position
+/// goes into `to_commit` (the caller commits once for a burst of acks); a seek commits what is
+/// pending first, so acknowledgements before it are committed as they were sent.
+fn on_request(
+    request: Option<Result<pb::ConsumeRequest, Status>>,
+    consumer: &KafkaConsumer,
+    tracker: &mut AckTracker,
+    to_commit: &mut HashMap<(String, i32), i64>,
+) -> Flow {
+    match request {
+        Some(Ok(pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Ack(ack)),
+        })) => {
+            if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
+                to_commit.insert((ack.topic, ack.partition), offset);
+            }
+            Flow::Continue
+        }
+        Some(Ok(pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Seek(seek)),
+        })) => {
+            commit_pending(consumer, to_commit);
+            tracker.forget(&seek.topic, seek.partition);
+            match consumer.seek(
+                &seek.topic,
+                seek.partition,
+                Offset::Offset(seek.offset),
+                Duration::from_secs(5),
+            ) {
+                Ok(()) => Flow::Continue,
+                Err(error) => Flow::End(Some(
+                    MessagingError::from_kafka(error, &seek.topic, 0).into(),
+                )),
+            }
+        }
+        Some(Ok(_)) => Flow::End(Some(
+            MessagingError::invalid(
+                "request",
+                "after the subscription, only acks and seeks are accepted",
+            )
+            .into(),
+        )),
+        None => Flow::HalfClosed,
+        Some(Err(_)) => Flow::End(None),
+    }
+}
+
 fn timestamp_to_wire(millis: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: millis.div_euclid(1000),
@@ -443,6 +513,7 @@ pub async fn run(
     };
     tracing::info!(group_id = %subscription.group_id, "consume stream opened");
     let mut tracker = AckTracker::default();
+    let mut to_commit = HashMap::new();
     let mut end: Option<Status> = None;
     let mut inbound_open = true;
     loop {
@@ -452,35 +523,29 @@ pub async fn run(
                 break;
             }
             () = out.closed() => break,
-            request = inbound.next(), if inbound_open => match request {
-                Some(Ok(pb::ConsumeRequest { kind: Some(pb::consume_request::Kind::Ack(ack)) })) => {
-                    if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
-                        commit(&consumer, &[(ack.topic, ack.partition, offset)], CommitMode::Async);
-                    }
+            request = inbound.next(), if inbound_open => {
+                // Take the requests that have already arrived too (up to a bound), so that a
+                // burst of acks costs one offset commit rather than one per record.
+                let mut flow = on_request(request, &consumer, &mut tracker, &mut to_commit);
+                let mut taken = 1;
+                while matches!(flow, Flow::Continue) && taken < MAX_REQUESTS_PER_TURN {
+                    let Some(request) = inbound.next().now_or_never() else {
+                        break;
+                    };
+                    flow = on_request(request, &consumer, &mut tracker, &mut to_commit);
+                    taken += 1;
                 }
-                Some(Ok(pb::ConsumeRequest { kind: Some(pb::consume_request::Kind::Seek(seek)) })) => {
-                    tracker.forget(&seek.topic, seek.partition);
-                    if let Err(error) = consumer.seek(
-                        &seek.topic,
-                        seek.partition,
-                        Offset::Offset(seek.offset),
-                        Duration::from_secs(5),
-                    ) {
-                        end = Some(MessagingError::from_kafka(error, &seek.topic, 0).into());
+                commit_pending(&consumer, &mut to_commit);
+                match flow {
+                    Flow::Continue => {}
+                    // The client half-closed: keep delivering until it cancels.
+                    Flow::HalfClosed => inbound_open = false,
+                    Flow::End(status) => {
+                        end = status;
                         break;
                     }
                 }
-                Some(Ok(_)) => {
-                    end = Some(MessagingError::invalid(
-                        "request",
-                        "after the subscription, only acks and seeks are accepted",
-                    ).into());
-                    break;
-                }
-                // The client half-closed: keep delivering until it cancels.
-                None => inbound_open = false,
-                Some(Err(_)) => break,
-            },
+            }
             Some(event) = events.recv() => {
                 let rebalance = match event {
                     RebalanceEvent::Assigned(partitions) => pb::Rebalance {

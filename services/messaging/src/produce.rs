@@ -204,17 +204,25 @@ impl Producer {
 
     /// Hands a prepared record to librdkafka (waiting while its queue is full).
     pub async fn send(&self, prepared: Prepared) -> Result<InFlight, MessagingError> {
-        let mut headers = OwnedHeaders::new_with_capacity(prepared.headers.len());
-        for (key, value) in &prepared.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
+        // No header list at all for the common record without headers (librdkafka allocates one
+        // per record otherwise).
+        let headers = (!prepared.headers.is_empty()).then(|| {
+            prepared.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(prepared.headers.len()),
+                |headers, (key, value)| {
+                    headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    })
+                },
+            )
+        });
         let max_message_bytes = self.kafka.max_message_bytes();
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&prepared.topic).headers(headers.clone());
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&prepared.topic);
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
+            }
             if let Some(key) = &prepared.key {
                 record = record.key(key.as_slice());
             }
@@ -230,7 +238,7 @@ impl Producer {
             match self.kafka.producer().send_result(record) {
                 Ok(delivery) => {
                     return Ok(InFlight {
-                        topic: prepared.topic.clone(),
+                        topic: prepared.topic,
                         delivery,
                         key_schema_id: prepared.key_schema_id,
                         value_schema_id: prepared.value_schema_id,
