@@ -1,0 +1,881 @@
+//! `messaging-bench`: starts a registry (release build, fresh Postgres database) and a messaging
+//! service pointed at it and at the stack's Kafka, then, against that one broker, compares:
+//!
+//! - producing through the messaging service's bidirectional `ProduceStream` with raw rdkafka
+//!   (a `FutureProducer` with the service's settings: idempotent, `acks=all`) sending the same
+//!   Confluent-framed Avro bytes, both with the same number of records in flight;
+//! - consuming through `Consume` (one ack per record) with a raw rdkafka `StreamConsumer`
+//!   reading the same topic;
+//! - the codec alone (JSON -> Avro, Avro -> JSON), on one core, in process;
+//!
+//! for records of about 100 B and 1 KiB of one 10-field schema, and prints a markdown table with
+//! the gRPC/raw ratio of each gRPC path against the target (>= 0.8 of raw rdkafka).
+//!
+//! Run it through `scripts/bench messaging` (which starts the stack and builds in release mode).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sqlx::Connection;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tributary_avro::Schema;
+use tributary_avro::codec::{UnionStyle, avro_to_json, json_to_avro};
+use tributary_proto::messaging::v1 as mpb;
+use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
+use tributary_proto::registry::v1 as rpb;
+use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The registry binary to start.
+    #[arg(long, default_value = "target/release/registry")]
+    registry_bin: PathBuf,
+    /// The messaging binary to start.
+    #[arg(long, default_value = "target/release/messaging")]
+    messaging_bin: PathBuf,
+    /// Admin URL of the stack's Postgres; a fresh database is created on it.
+    #[arg(
+        long,
+        env = "TRIBUTARY_PG_ADMIN_URL",
+        default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+    )]
+    admin_url: String,
+    /// The stack's Kafka.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:59092"
+    )]
+    bootstrap_servers: String,
+    /// Records of ~100 B per scenario.
+    #[arg(long, default_value_t = 200_000)]
+    small_records: usize,
+    /// Records of ~1 KiB per scenario.
+    #[arg(long, default_value_t = 50_000)]
+    large_records: usize,
+    /// Partitions of each topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Records in flight (sent, not yet acknowledged) when producing, for both paths; also the
+    /// service's MESSAGING_PRODUCE_MAX_IN_FLIGHT and the Consume stream's max_unacked.
+    #[arg(long, default_value_t = 1000)]
+    in_flight: usize,
+    /// Rounds of the produce and consume measurements; each row is the median round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each codec measurement runs.
+    #[arg(long, default_value_t = 2)]
+    codec_seconds: u64,
+}
+
+const SCHEMA: &str = r#"{"type":"record","name":"Event","namespace":"dev.tributary.bench","fields":[
+{"name":"id","type":"long"},
+{"name":"ts","type":"long"},
+{"name":"user","type":"string"},
+{"name":"amount","type":"double"},
+{"name":"count","type":"int"},
+{"name":"active","type":"boolean"},
+{"name":"country","type":"string"},
+{"name":"device","type":["null","string"],"default":null},
+{"name":"score","type":"float"},
+{"name":"note","type":"string"}]}"#;
+
+/// The JSON of record `i`, its `note` padded so the framed Avro is about `target` bytes.
+fn record_json(i: usize, note_len: usize) -> String {
+    let note: String = "abcdefghijklmnopqrstuvwxyz0123456789"
+        .chars()
+        .cycle()
+        .skip(i % 36)
+        .take(note_len)
+        .collect();
+    serde_json::json!({
+        "id": i as i64,
+        "ts": 1_764_000_000_000_i64 + i as i64,
+        "user": format!("user-{:06}", i % 100_000),
+        "amount": (i % 10_000) as f64 / 100.0,
+        "count": (i % 1000) as i32,
+        "active": i.is_multiple_of(2),
+        "country": "NL",
+        "device": if i.is_multiple_of(3) { serde_json::Value::Null } else { serde_json::json!("android") },
+        "score": (i % 100) as f64 / 10.0,
+        "note": note,
+    })
+    .to_string()
+}
+
+/// A data set: JSON texts and their Confluent-framed Avro encodings.
+struct Dataset {
+    label: &'static str,
+    json: Vec<String>,
+    framed: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("label", &self.label)
+            .field("records", &self.json.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn dataset(
+    label: &'static str,
+    schema: &Schema,
+    id: u32,
+    count: usize,
+    target: usize,
+) -> anyhow::Result<Dataset> {
+    // Find the note length that gives `target` framed bytes for record 0.
+    let base = tributary_avro::wire::encode(id, &json_to_avro(schema, &record_json(0, 0))?).len();
+    let note_len = target.saturating_sub(base + 2);
+    let mut json = Vec::with_capacity(count);
+    let mut framed = Vec::with_capacity(count);
+    let mut bytes = 0;
+    for i in 0..count {
+        let text = record_json(i, note_len);
+        let frame = tributary_avro::wire::encode(id, &json_to_avro(schema, &text)?);
+        bytes += frame.len();
+        json.push(text);
+        framed.push(frame);
+    }
+    Ok(Dataset {
+        label,
+        json,
+        framed,
+        bytes,
+    })
+}
+
+async fn wait_serving(addr: &str, what: &str) -> anyhow::Result<Channel> {
+    let started = Instant::now();
+    loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            if let Ok(response) = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                && response.into_inner().status == 1
+            {
+                return Ok(channel);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("{what} not SERVING after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One measured row.
+#[derive(Debug, Clone)]
+struct Row {
+    path: String,
+    size: &'static str,
+    records: usize,
+    seconds: f64,
+    bytes: usize,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    errors: usize,
+    /// The raw rdkafka row this one is compared with.
+    versus: Option<f64>,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.records as f64 / self.seconds
+    }
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.seconds / 1_000_000.0
+    }
+}
+
+fn latency_ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+fn producer_config(bootstrap: &str) -> ClientConfig {
+    // The messaging service's producer settings (services/messaging/src/kafka.rs).
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .set("client.id", "messaging-bench")
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    config
+}
+
+/// Records sent to the warm-up topic before each produce measurement (connections, producer id,
+/// metadata and schema caches are then warm on both paths).
+const WARMUP: usize = 2000;
+
+async fn raw_produce(
+    args: &Args,
+    topic: &str,
+    warmup_topic: &str,
+    data: &Dataset,
+) -> anyhow::Result<Row> {
+    let producer: FutureProducer = producer_config(&args.bootstrap_servers).create()?;
+    let mut warmup = FuturesOrdered::new();
+    for frame in data.framed.iter().take(WARMUP) {
+        let record = FutureRecord::<(), [u8]>::to(warmup_topic).payload(frame.as_slice());
+        warmup.push_back(producer.send_result(record).map_err(|(error, _)| error)?);
+    }
+    while let Some(delivered) = warmup.next().await {
+        anyhow::ensure!(
+            matches!(delivered, Ok(Ok(_))),
+            "warm-up record not delivered"
+        );
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut in_flight = FuturesOrdered::new();
+    let mut errors = 0;
+    let started = Instant::now();
+    let mut settle = |(sent, delivered): (Instant, bool), histogram: &mut Histogram<u64>| {
+        if delivered {
+            let _ = histogram.record(sent.elapsed().as_micros().max(1) as u64);
+        } else {
+            errors += 1;
+        }
+    };
+    for frame in &data.framed {
+        if in_flight.len() >= args.in_flight
+            && let Some(result) = in_flight.next().await
+        {
+            settle(result, &mut histogram);
+        }
+        let sent = Instant::now();
+        let delivery = loop {
+            match producer
+                .send_result(FutureRecord::<(), [u8]>::to(topic).payload(frame.as_slice()))
+            {
+                Ok(delivery) => break delivery,
+                Err((_, _)) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        };
+        in_flight.push_back(async move { (sent, matches!(delivery.await, Ok(Ok(_)))) });
+    }
+    while let Some(result) = in_flight.next().await {
+        settle(result, &mut histogram);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Row {
+        path: "produce: raw rdkafka FutureProducer (framed Avro bytes)".to_owned(),
+        size: data.label,
+        records: data.framed.len(),
+        seconds,
+        bytes: data.bytes,
+        p50_ms: Some(latency_ms(&histogram, 0.5)),
+        p99_ms: Some(latency_ms(&histogram, 0.99)),
+        errors,
+        versus: None,
+    })
+}
+
+/// Produces every record of `data` through one ProduceStream, at most `in_flight` unacknowledged.
+async fn grpc_produce(
+    args: &Args,
+    channel: &Channel,
+    topic: &str,
+    warmup_topic: &str,
+    data: &Dataset,
+    schema_id: i32,
+    as_json: bool,
+) -> anyhow::Result<Row> {
+    let warmup = produce_stream(
+        args,
+        channel,
+        warmup_topic,
+        data,
+        schema_id,
+        as_json,
+        WARMUP.min(data.framed.len()),
+    )
+    .await?;
+    anyhow::ensure!(warmup.errors == 0, "warm-up records not produced");
+    let mut row = produce_stream(
+        args,
+        channel,
+        topic,
+        data,
+        schema_id,
+        as_json,
+        data.framed.len(),
+    )
+    .await?;
+    row.path = if as_json {
+        "produce: gRPC ProduceStream (Avro as JSON, encoded by the service)".to_owned()
+    } else {
+        "produce: gRPC ProduceStream (framed Avro bytes, raw payload)".to_owned()
+    };
+    Ok(row)
+}
+
+/// The first `count` records of `data` through one ProduceStream.
+async fn produce_stream(
+    args: &Args,
+    channel: &Channel,
+    topic: &str,
+    data: &Dataset,
+    schema_id: i32,
+    as_json: bool,
+    count: usize,
+) -> anyhow::Result<Row> {
+    let mut client = MessagingServiceClient::new(channel.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let window = Arc::new(Semaphore::new(args.in_flight));
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    let (tx, rx) = mpsc::channel::<mpb::ProduceStreamRequest>(256);
+    let epoch = Instant::now();
+    let requests: Vec<mpb::ProduceStreamRequest> = (0..count)
+        .map(|i| {
+            let kind = if as_json {
+                mpb::payload::Kind::Avro(mpb::AvroPayload {
+                    json: data.json[i].clone(),
+                    schema: Some(mpb::avro_payload::Schema::SchemaId(schema_id)),
+                })
+            } else {
+                mpb::payload::Kind::Raw(data.framed[i].clone())
+            };
+            mpb::ProduceStreamRequest {
+                record: Some(mpb::ProducerRecord {
+                    topic: topic.to_owned(),
+                    value: Some(mpb::Payload { kind: Some(kind) }),
+                    ..Default::default()
+                }),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let sender = {
+        let window = Arc::clone(&window);
+        let sent_at = Arc::clone(&sent_at);
+        tokio::spawn(async move {
+            for (i, request) in requests.into_iter().enumerate() {
+                let Ok(permit) = window.acquire().await else {
+                    return;
+                };
+                permit.forget();
+                sent_at[i].store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                if tx.send(request).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut responses = client
+        .produce_stream(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut received = 0;
+    let mut errors = 0;
+    while let Some(response) = responses.next().await {
+        let response = response?;
+        let now = epoch.elapsed().as_nanos() as u64;
+        window.add_permits(1);
+        let i = response.sequence as usize;
+        match response.result.and_then(|r| r.result) {
+            Some(mpb::produce_result::Result::Metadata(_)) => {
+                let sent = sent_at.get(i).map_or(now, |t| t.load(Ordering::Relaxed));
+                let _ = histogram.record((now.saturating_sub(sent) / 1000).max(1));
+            }
+            other => {
+                if errors == 0 {
+                    eprintln!("first produce error: {other:?}");
+                }
+                errors += 1;
+            }
+        }
+        received += 1;
+        if received == count {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    sender.await?;
+    Ok(Row {
+        path: String::new(),
+        size: data.label,
+        records: received,
+        seconds,
+        bytes: data.framed[..count].iter().map(Vec::len).sum(),
+        p50_ms: Some(latency_ms(&histogram, 0.5)),
+        p99_ms: Some(latency_ms(&histogram, 0.99)),
+        errors,
+        versus: None,
+    })
+}
+
+/// Reads every record of `topic`, its partitions assigned from the beginning (no group join);
+/// timed from the assignment to the last record.
+async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> anyhow::Result<Row> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..args.partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    let count = data.framed.len();
+    let mut received = 0;
+    let mut bytes = 0;
+    let started = Instant::now();
+    consumer.assign(&assignment)?;
+    while received < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .context("raw consumer: no record for 60 s")??;
+        bytes += message.payload().map_or(0, <[u8]>::len);
+        received += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Row {
+        path: "consume: raw rdkafka StreamConsumer (bytes, assigned, auto-commit)".to_owned(),
+        size: data.label,
+        records: received,
+        seconds,
+        bytes,
+        p50_ms: None,
+        p99_ms: None,
+        errors: 0,
+        versus: None,
+    })
+}
+
+/// Reads every record of `topic` through one Consume stream (its partitions assigned explicitly,
+/// from the earliest offset), acknowledging each; timed from opening the stream to the last
+/// record.
+async fn grpc_consume(
+    args: &Args,
+    channel: &Channel,
+    topic: &str,
+    data: &Dataset,
+    group: &str,
+    format: mpb::PayloadFormat,
+) -> anyhow::Result<Row> {
+    let mut client = MessagingServiceClient::new(channel.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let (tx, rx) = mpsc::channel::<mpb::ConsumeRequest>(4096);
+    let started = Instant::now();
+    tx.send(mpb::ConsumeRequest {
+        kind: Some(mpb::consume_request::Kind::Subscription(
+            mpb::Subscription {
+                group_id: group.to_owned(),
+                partitions: (0..args.partitions)
+                    .map(|partition| mpb::TopicPartition {
+                        topic: topic.to_owned(),
+                        partition,
+                    })
+                    .collect(),
+                start: mpb::StartPosition::Earliest as i32,
+                value_format: format as i32,
+                max_unacked: i32::try_from(args.in_flight).unwrap_or(i32::MAX),
+                ..Default::default()
+            },
+        )),
+    })
+    .await?;
+    let mut responses = client.consume(ReceiverStream::new(rx)).await?.into_inner();
+    let count = data.framed.len();
+    let mut received = 0;
+    let mut bytes = 0;
+    let mut errors = 0;
+    while received < count {
+        let response = tokio::time::timeout(Duration::from_secs(60), responses.next())
+            .await
+            .context("Consume: no record for 60 s")?
+            .context("Consume stream ended")??;
+        let Some(mpb::consume_response::Kind::Record(record)) = response.kind else {
+            continue;
+        };
+        match record.value.as_ref() {
+            Some(value) if value.error.is_none() => {
+                bytes += match &value.data {
+                    Some(mpb::consumed_payload::Data::Json(json)) => json.len(),
+                    Some(mpb::consumed_payload::Data::Raw(raw)) => raw.len(),
+                    None => 0,
+                };
+            }
+            _ => errors += 1,
+        }
+        received += 1;
+        tx.send(mpb::ConsumeRequest {
+            kind: Some(mpb::consume_request::Kind::Ack(mpb::Ack {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+            })),
+        })
+        .await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(tx);
+    drop(responses);
+    let json = format == mpb::PayloadFormat::AvroPlain;
+    Ok(Row {
+        path: if json {
+            "consume: gRPC Consume (Avro to JSON, assigned, ack each)".to_owned()
+        } else {
+            "consume: gRPC Consume (raw bytes, assigned, ack each)".to_owned()
+        },
+        size: data.label,
+        records: received,
+        seconds,
+        // MB/s counts the Kafka bytes read, like the raw row (not the larger JSON).
+        bytes: if json { data.bytes } else { bytes },
+        p50_ms: None,
+        p99_ms: None,
+        errors,
+        versus: None,
+    })
+}
+
+/// JSON -> Avro and Avro -> JSON on this thread, for `seconds` each.
+fn codec_rows(schema: &Schema, data: &Dataset, seconds: u64) -> anyhow::Result<Vec<Row>> {
+    let run_for = Duration::from_secs(seconds);
+    let mut rows = Vec::new();
+    let json_bytes: usize = data.json.iter().map(String::len).sum();
+    let avg_json = json_bytes as f64 / data.json.len() as f64;
+    let avg_avro = data.bytes as f64 / data.framed.len() as f64;
+
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < run_for {
+        for k in 0..1000 {
+            let text = &data.json[(done + k) % data.json.len()];
+            std::hint::black_box(json_to_avro(schema, text)?);
+        }
+        done += 1000;
+    }
+    let seconds_taken = started.elapsed().as_secs_f64();
+    rows.push(Row {
+        path: "codec: JSON -> Avro (json_to_avro, 1 core)".to_owned(),
+        size: data.label,
+        records: done,
+        seconds: seconds_taken,
+        bytes: (done as f64 * avg_json) as usize,
+        p50_ms: None,
+        p99_ms: None,
+        errors: 0,
+        versus: None,
+    });
+
+    let bodies: Vec<&[u8]> = data
+        .framed
+        .iter()
+        .map(|f| tributary_avro::wire::decode(f).map(|(_, body)| body))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < run_for {
+        for k in 0..1000 {
+            let body = bodies[(done + k) % bodies.len()];
+            std::hint::black_box(avro_to_json(schema, None, body, UnionStyle::Plain)?);
+        }
+        done += 1000;
+    }
+    let seconds_taken = started.elapsed().as_secs_f64();
+    rows.push(Row {
+        path: "codec: Avro -> JSON (avro_to_json, 1 core)".to_owned(),
+        size: data.label,
+        records: done,
+        seconds: seconds_taken,
+        bytes: (done as f64 * avg_avro) as usize,
+        p50_ms: None,
+        p99_ms: None,
+        errors: 0,
+        versus: None,
+    });
+    Ok(rows)
+}
+
+/// The row with the median records/s.
+fn median(mut rows: Vec<Row>) -> Row {
+    rows.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let middle = rows.len() / 2;
+    rows.swap_remove(middle)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| path | record | records | records/s | MB/s | p50 ack (ms) | p99 ack (ms) | errors | gRPC/raw (target >= 0.8) |"
+    );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|---|");
+    for row in rows {
+        let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
+        let ratio = row.versus.map_or("–".to_owned(), |raw| {
+            let ratio = row.rate() / raw;
+            let verdict = if ratio >= 0.8 {
+                "meets 0.8"
+            } else if ratio >= 0.5 {
+                "below 0.8, above 0.5"
+            } else {
+                "BELOW 0.5"
+            };
+            format!("{ratio:.2} ({verdict})")
+        });
+        println!(
+            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} |",
+            row.path,
+            row.size,
+            row.records,
+            row.rate(),
+            row.mb_per_s(),
+            ms(row.p50_ms),
+            ms(row.p99_ms),
+            row.errors,
+            ratio
+        );
+    }
+}
+
+async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[String],
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&new, &AdminOptions::new()).await? {
+        if let Err((topic, error)) = result {
+            bail!("cannot create {topic}: {error}");
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(
+    args: &Args,
+    database_url: &str,
+    suffix: &str,
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &mut Vec<String>,
+) -> anyhow::Result<Vec<Row>> {
+    // The registry, on the fresh database.
+    let registry_addr = format!("127.0.0.1:{}", free_port()?);
+    let registry_child = tokio::process::Command::new(&args.registry_bin)
+        .env("DATABASE_URL", database_url)
+        .env("REGISTRY_GRPC_ADDR", &registry_addr)
+        .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()?))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", args.registry_bin.display()))?;
+    let _registry = registry_child;
+    let registry_channel = wait_serving(&registry_addr, "registry").await?;
+
+    // The messaging service, pointed at it and at the stack's Kafka.
+    let messaging_addr = format!("127.0.0.1:{}", free_port()?);
+    let messaging_child = tokio::process::Command::new(&args.messaging_bin)
+        .env("MESSAGING_GRPC_ADDR", &messaging_addr)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
+        .env("REGISTRY_URL", format!("http://{registry_addr}"))
+        .env(
+            "MESSAGING_PRODUCE_MAX_IN_FLIGHT",
+            args.in_flight.to_string(),
+        )
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", args.messaging_bin.display()))?;
+    let _messaging = messaging_child;
+    let channel = wait_serving(&messaging_addr, "messaging").await?;
+
+    let schema = Schema::parse(SCHEMA, &[])?;
+    let mut registry = RegistryServiceClient::new(registry_channel);
+    let schema_id = registry
+        .register_schema(rpb::RegisterSchemaRequest {
+            subject: format!("bench-{suffix}-value"),
+            schema: SCHEMA.to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .id;
+    let id = u32::try_from(schema_id)?;
+
+    let sets = [
+        dataset("~100 B", &schema, id, args.small_records, 100)?,
+        dataset("~1 KiB", &schema, id, args.large_records, 1024)?,
+    ];
+    eprintln!(
+        "messaging-bench: {} partitions, {} in flight, median of {} rounds; records: {}",
+        args.partitions,
+        args.in_flight,
+        args.rounds,
+        sets.iter()
+            .map(|s| format!(
+                "{} x {} ({} framed bytes avg)",
+                s.json.len(),
+                s.label,
+                s.bytes / s.json.len().max(1)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut rows = Vec::new();
+    for (n, data) in sets.iter().enumerate() {
+        let names: Vec<String> = ["raw", "grpc-bytes", "grpc-json", "warmup"]
+            .iter()
+            .map(|kind| format!("bench-{suffix}-{n}-{kind}"))
+            .collect();
+        create_topics(admin, &names, args.partitions).await?;
+        topics.extend(names.iter().cloned());
+        // Let the new topics' leaders settle before producing.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Rounds alternate the paths, so drifting load on the shared cores hits them alike;
+        // each row is the round with the median records/s. Later rounds append to the same
+        // topics; the consumers read the first records of the raw topic.
+        let mut produced: [Vec<Row>; 3] = Default::default();
+        let mut consumed: [Vec<Row>; 3] = Default::default();
+        for round in 0..args.rounds.max(1) {
+            eprintln!("  {}: round {}: producing", data.label, round + 1);
+            produced[0].push(raw_produce(args, &names[0], &names[3], data).await?);
+            for (slot, as_json) in [(1, false), (2, true)] {
+                produced[slot].push(
+                    grpc_produce(
+                        args,
+                        &channel,
+                        &names[slot],
+                        &names[3],
+                        data,
+                        schema_id,
+                        as_json,
+                    )
+                    .await?,
+                );
+            }
+            eprintln!("  {}: round {}: consuming", data.label, round + 1);
+            consumed[0].push(
+                raw_consume(
+                    args,
+                    &names[0],
+                    data,
+                    &format!("bench-{suffix}-{n}-{round}-raw"),
+                )
+                .await?,
+            );
+            for (slot, kind, format) in [
+                (1, "bytes", mpb::PayloadFormat::Raw),
+                (2, "json", mpb::PayloadFormat::AvroPlain),
+            ] {
+                consumed[slot].push(
+                    grpc_consume(
+                        args,
+                        &channel,
+                        &names[0],
+                        data,
+                        &format!("bench-{suffix}-{n}-{round}-grpc-{kind}"),
+                        format,
+                    )
+                    .await?,
+                );
+            }
+        }
+        for group in [produced, consumed] {
+            let [raw, grpc_bytes, grpc_json] = group.map(median);
+            let raw_rate = raw.rate();
+            rows.push(raw);
+            for mut row in [grpc_bytes, grpc_json] {
+                row.versus = Some(raw_rate);
+                rows.push(row);
+            }
+        }
+
+        eprintln!("  {}: codec", data.label);
+        rows.extend(codec_rows(&schema, data, args.codec_seconds)?);
+    }
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        .to_string();
+    let database = format!("bench_messaging_{suffix}");
+    let mut pg = sqlx::PgConnection::connect(&args.admin_url)
+        .await
+        .context("cannot reach Postgres; run scripts/stack up --infra")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut pg)
+        .await?;
+    let database_url = format!(
+        "{}/{database}",
+        args.admin_url
+            .rsplit_once('/')
+            .map_or(args.admin_url.as_str(), |(base, _)| base)
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .create()?;
+
+    let mut topics = Vec::new();
+    let started = Instant::now();
+    let outcome = run(&args, &database_url, &suffix, &admin, &mut topics).await;
+
+    // Clean up whatever happened.
+    if !topics.is_empty() {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if let Err(error) = admin.delete_topics(&names, &AdminOptions::new()).await {
+            eprintln!("cannot delete the bench topics: {error}");
+        }
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut pg)
+    .await?;
+
+    let rows = outcome?;
+    println!();
+    print_table(&rows);
+    println!();
+    println!(
+        "(whole run {:.0} s; MB/s counts the framed Avro bytes in Kafka; gRPC/raw compares records/s with the raw rdkafka row of the same record size)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
