@@ -821,7 +821,7 @@ impl Registry {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             Arc::new(
                 Schema::parse(&text, &texts).map_err(|e| RegistryError::InvalidSchema {
-                    reason: e.to_string(),
+                    reason: schema_error_reason(&e),
                 })?,
             )
         } else {
@@ -1273,7 +1273,7 @@ impl Registry {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let parsed =
             Schema::parse(schema, &texts).map_err(|error| RegistryError::InvalidSchema {
-                reason: error.to_string(),
+                reason: schema_error_reason(&error),
             })?;
         Ok(Candidate {
             parsed: Arc::new(parsed),
@@ -1296,6 +1296,15 @@ struct NewVersion<'a> {
     mode: Mode,
     explicit_id: Option<i32>,
     explicit_version: Option<i32>,
+}
+
+/// A parse error as the reason of `RegistryError::InvalidSchema`, whose message already says
+/// "invalid schema".
+fn schema_error_reason(error: &tributary_avro::SchemaError) -> String {
+    let text = error.to_string();
+    text.strip_prefix("invalid schema: ")
+        .or_else(|| text.strip_prefix("invalid schema "))
+        .map_or_else(|| text.clone(), str::to_owned)
 }
 
 /// The live versions a level tests a candidate against: the latest, or all for *_TRANSITIVE.
@@ -1398,6 +1407,24 @@ mod tests {
         assert!(cache.get(0).is_none(), "the oldest entry was evicted");
         assert!(cache.get(1).is_some());
         assert!(cache.get(PARSED_SCHEMA_CACHE_ENTRIES as i32).is_some());
+    }
+
+    #[test]
+    fn parse_errors_say_invalid_schema_once() {
+        let error = Schema::parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"strin"}]}"#,
+            &[],
+        )
+        .expect_err("unknown type");
+        let message = RegistryError::InvalidSchema {
+            reason: schema_error_reason(&error),
+        }
+        .to_string();
+        assert_eq!(message.matches("invalid schema").count(), 1, "{message}");
+        assert!(
+            message.contains("/fields/0/type") && message.contains("strin"),
+            "{message}"
+        );
     }
 
     #[test]
