@@ -43,6 +43,9 @@ pub enum RegistryError {
     },
     #[error("invalid schema: {reason}")]
     InvalidSchema { reason: String },
+    /// The schema text does not parse; the parse error names the JSON path.
+    #[error(transparent)]
+    UnparsableSchema(#[from] tributary_avro::SchemaError),
     #[error("invalid version '{value}': must be a positive integer, or -1/'latest'")]
     InvalidVersion { value: String },
     #[error("invalid compatibility level '{value}'")]
@@ -88,7 +91,7 @@ impl RegistryError {
             SubjectCompatibilityNotConfigured { .. } => 40408,
             SubjectModeNotConfigured { .. } => 40409,
             Incompatible { .. } => 409,
-            InvalidSchema { .. } => 42201,
+            InvalidSchema { .. } | UnparsableSchema(_) => 42201,
             InvalidVersion { .. } => 42202,
             InvalidCompatibilityLevel { .. } => 42203,
             InvalidMode { .. } => 42204,
@@ -125,7 +128,7 @@ impl RegistryError {
             SubjectCompatibilityNotConfigured { .. } => "SUBJECT_COMPATIBILITY_NOT_CONFIGURED",
             SubjectModeNotConfigured { .. } => "SUBJECT_MODE_NOT_CONFIGURED",
             Incompatible { .. } => "INCOMPATIBLE_SCHEMA",
-            InvalidSchema { .. } => "INVALID_SCHEMA",
+            InvalidSchema { .. } | UnparsableSchema(_) => "INVALID_SCHEMA",
             InvalidVersion { .. } => "INVALID_VERSION",
             InvalidCompatibilityLevel { .. } => "INVALID_COMPATIBILITY_LEVEL",
             InvalidMode { .. } => "INVALID_MODE",
@@ -158,6 +161,7 @@ impl RegistryError {
             | ReferenceExists { .. } => Code::FailedPrecondition,
             IdConflict { .. } => Code::AlreadyExists,
             InvalidSchema { .. }
+            | UnparsableSchema(_)
             | InvalidVersion { .. }
             | InvalidCompatibilityLevel { .. }
             | InvalidMode { .. }

@@ -819,11 +819,7 @@ impl Registry {
             let text = candidate.parsed.normalized_string();
             let texts = self.reference_texts(&candidate.references).await?;
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            Arc::new(
-                Schema::parse(&text, &texts).map_err(|e| RegistryError::InvalidSchema {
-                    reason: schema_error_reason(&e),
-                })?,
-            )
+            Arc::new(Schema::parse(&text, &texts).map_err(RegistryError::from)?)
         } else {
             Arc::clone(&candidate.parsed)
         };
@@ -1271,10 +1267,7 @@ impl Registry {
         }
         let texts = self.reference_texts(&resolved).await?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let parsed =
-            Schema::parse(schema, &texts).map_err(|error| RegistryError::InvalidSchema {
-                reason: schema_error_reason(&error),
-            })?;
+        let parsed = Schema::parse(schema, &texts).map_err(RegistryError::from)?;
         Ok(Candidate {
             parsed: Arc::new(parsed),
             references: resolved,
@@ -1296,15 +1289,6 @@ struct NewVersion<'a> {
     mode: Mode,
     explicit_id: Option<i32>,
     explicit_version: Option<i32>,
-}
-
-/// A parse error as the reason of `RegistryError::InvalidSchema`, whose message already says
-/// "invalid schema".
-fn schema_error_reason(error: &tributary_avro::SchemaError) -> String {
-    let text = error.to_string();
-    text.strip_prefix("invalid schema: ")
-        .or_else(|| text.strip_prefix("invalid schema "))
-        .map_or_else(|| text.clone(), str::to_owned)
 }
 
 /// The live versions a level tests a candidate against: the latest, or all for *_TRANSITIVE.
@@ -1416,10 +1400,7 @@ mod tests {
             &[],
         )
         .expect_err("unknown type");
-        let message = RegistryError::InvalidSchema {
-            reason: schema_error_reason(&error),
-        }
-        .to_string();
+        let message = RegistryError::from(error).to_string();
         assert_eq!(message.matches("invalid schema").count(), 1, "{message}");
         assert!(
             message.contains("/fields/0/type") && message.contains("strin"),
