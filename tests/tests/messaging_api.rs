@@ -814,3 +814,75 @@ async fn auto_ack_commits_records_as_they_are_sent() {
     drop(consumer);
     messaging.stop().await.unwrap();
 }
+
+/// Kafka's `Utils.murmur2`, the Java client's key hash.
+fn java_murmur2(data: &[u8]) -> i32 {
+    const M: i32 = 0x5bd1_e995;
+    let mut h: i32 = 0x9747_b28c_u32 as i32 ^ data.len() as i32;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= ((k as u32) >> 24) as i32;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    if tail.len() >= 3 {
+        h ^= i32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= i32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= i32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= ((h as u32) >> 13) as i32;
+    h = h.wrapping_mul(M);
+    h ^= ((h as u32) >> 15) as i32;
+    h
+}
+
+#[test]
+fn java_murmur2_matches_kafkas_own_test_vectors() {
+    // From Kafka's UtilsTest.testMurmur2.
+    assert_eq!(java_murmur2(b"21"), -973_932_308);
+    assert_eq!(java_murmur2(b"foobar"), -790_332_482);
+    assert_eq!(java_murmur2(b"a-little-bit-long-string"), -985_981_536);
+    assert_eq!(java_murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
+    assert_eq!(
+        java_murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+        -58_897_971
+    );
+    assert_eq!(java_murmur2(b"abc"), 479_470_107);
+}
+
+#[tokio::test]
+async fn keyed_records_land_in_the_partition_the_java_client_would_pick() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("keyed");
+    let partitions = 6;
+    messaging.create_topic(&topic, partitions).await;
+    let keys: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let records = keys
+        .iter()
+        .map(|key| pb::ProducerRecord {
+            key: text(key),
+            ..record(&topic, text("v"))
+        })
+        .collect();
+    let results = produce(&messaging, records).await;
+    let mut used = BTreeSet::new();
+    for (key, result) in keys.iter().zip(&results) {
+        let expected = (java_murmur2(key.as_bytes()) & 0x7fff_ffff) % partitions;
+        assert_eq!(metadata(result).partition, expected, "key {key}");
+        used.insert(expected);
+    }
+    assert!(
+        used.len() > 1,
+        "40 keys should spread over several partitions"
+    );
+    messaging.stop().await.unwrap();
+}

@@ -64,9 +64,14 @@ impl Kafka {
             base.set(&property.key, &property.value);
         }
         let mut producer_config = ClientConfig::new();
+        // `murmur2_random` is the Java client's partitioner: a keyed record lands in the
+        // partition a Java producer (Confluent's REST Proxy, Kafka Streams, Connect) would choose
+        // for the same key, so topics written through both stay co-partitioned. librdkafka's own
+        // default (`consistent_random`, CRC32) would scatter the same keys differently.
         producer_config
             .set("enable.idempotence", "true")
-            .set("acks", "all");
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random");
         for (key, value) in base.config_map() {
             producer_config.set(key, value);
         }
