@@ -1,0 +1,383 @@
+// Command walkthrough runs the Confluent Schema Registry + REST Proxy walkthrough against
+// tributary over gRPC, in Go.
+//
+// It registers the User record schema, produces tester1..tester4 as Avro from JSON over
+// ProduceStream (one acknowledgement per record, matched by sequence number), consumes them back
+// through a consumer group with acknowledgements, lists and describes the topic, checks a schema
+// change for compatibility, reads a missing schema id to show the error details, and reads the
+// health of both services. It exits non-zero when anything is not as expected.
+//
+// Generate the client first (scripts/gen-clients), then, from examples/go:
+//
+//	go run . [--tls] [--ca-file ca.pem]
+//
+// Environment: REGISTRY_ADDR (default 127.0.0.1:50051), MESSAGING_ADDR (default
+// 127.0.0.1:50052), TRIBUTARY_TLS=1 and TRIBUTARY_CA_FILE (same as --tls / --ca-file).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	messagingv1 "github.com/tributary-dev/tributary/gen/go/tributary/messaging/v1"
+	registryv1 "github.com/tributary-dev/tributary/gen/go/tributary/registry/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	userSchema = `{"type":"record","name":"User","fields":[{"name":"name","type":"string"}]}`
+	// Adds a field without a default: new readers cannot read old records (BACKWARD fails).
+	userWithAge = `{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"}]}`
+	// The same field with a default: compatible.
+	userWithOptionalAge = `{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":["null","int"],"default":null}]}`
+	timeout             = 30 * time.Second
+)
+
+var names = []string{"tester1", "tester2", "tester3", "tester4"}
+
+func main() {
+	useTLS := flag.Bool("tls", os.Getenv("TRIBUTARY_TLS") == "1", "connect with TLS")
+	caFile := flag.String("ca-file", os.Getenv("TRIBUTARY_CA_FILE"), "PEM roots for TLS (default: the system's)")
+	flag.Parse()
+	creds, err := transportCredentials(*useTLS, *caFile)
+	if err != nil {
+		fail(err)
+	}
+	registryConn, err := grpc.NewClient(envOr("REGISTRY_ADDR", "127.0.0.1:50051"), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		fail(err)
+	}
+	defer registryConn.Close()
+	messagingConn, err := grpc.NewClient(envOr("MESSAGING_ADDR", "127.0.0.1:50052"), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		fail(err)
+	}
+	defer messagingConn.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	if err := walkthrough(ctx, registryConn, messagingConn); err != nil {
+		fail(err)
+	}
+	fmt.Println("go walkthrough: ok")
+}
+
+func transportCredentials(useTLS bool, caFile string) (credentials.TransportCredentials, error) {
+	switch {
+	case !useTLS:
+		return insecure.NewCredentials(), nil
+	case caFile != "":
+		return credentials.NewClientTLSFromFile(caFile, "")
+	default:
+		return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}), nil
+	}
+}
+
+func envOr(name, fallback string) string {
+	if value := os.Getenv(name); value != "" {
+		return value
+	}
+	return fallback
+}
+
+// fail prints the error, with the gRPC code, ErrorInfo reason and Confluent error code when it
+// is a gRPC status, and exits 1.
+func fail(err error) {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		reason, errorCode := errorInfo(err)
+		fmt.Fprintf(os.Stderr, "FAILED: %s %s %s: %s\n", st.Code(), reason, errorCode, st.Message())
+	} else {
+		fmt.Fprintf(os.Stderr, "FAILED: %v\n", err)
+	}
+	os.Exit(1)
+}
+
+// errorInfo reads the google.rpc.ErrorInfo detail of a gRPC error (carried in the
+// grpc-status-details-bin trailer): its reason and Confluent error code (metadata "error_code").
+func errorInfo(err error) (reason, errorCode string) {
+	for _, detail := range status.Convert(err).Details() {
+		if info, ok := detail.(*errdetails.ErrorInfo); ok {
+			return info.GetReason(), info.GetMetadata()["error_code"]
+		}
+	}
+	return "", ""
+}
+
+func walkthrough(ctx context.Context, registryConn, messagingConn *grpc.ClientConn) error {
+	registry := registryv1.NewRegistryServiceClient(registryConn)
+	messaging := messagingv1.NewMessagingServiceClient(messagingConn)
+	run := make([]byte, 6)
+	if _, err := rand.Read(run); err != nil {
+		return err
+	}
+	topic := "walkthrough-go-" + hex.EncodeToString(run)
+	group, subject := topic, topic+"-value"
+
+	for _, service := range []struct {
+		name string
+		conn *grpc.ClientConn
+	}{{"registry", registryConn}, {"messaging", messagingConn}} {
+		health, err := healthpb.NewHealthClient(service.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: ""})
+		if err != nil {
+			return fmt.Errorf("health of %s: %w", service.name, err)
+		}
+		fmt.Printf("health     %s: %s\n", service.name, health.GetStatus())
+		if health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("%s is %s, not SERVING", service.name, health.GetStatus())
+		}
+	}
+
+	registered, err := registry.RegisterSchema(ctx, &registryv1.RegisterSchemaRequest{Subject: subject, Schema: userSchema})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("register   %s: id %d, version %d\n", subject, registered.GetId(), registered.GetVersion())
+	if registered.GetVersion() != 1 {
+		return fmt.Errorf("first version of a new subject is %d, not 1", registered.GetVersion())
+	}
+
+	// A schema id nobody registered: NOT_FOUND, with Confluent's 40403 in the ErrorInfo detail.
+	_, err = registry.GetSchema(ctx, &registryv1.GetSchemaRequest{Id: 2_000_000_000})
+	reason, errorCode := errorInfo(err)
+	fmt.Printf("error      GetSchema(2000000000): %s %s error_code=%s (%s)\n", status.Code(err), reason, errorCode, status.Convert(err).Message())
+	if status.Code(err) != codes.NotFound || errorCode != "40403" {
+		return fmt.Errorf("unknown schema id gave %v, not NOT_FOUND/40403", err)
+	}
+
+	created, err := messaging.CreateTopic(ctx, &messagingv1.CreateTopicRequest{Topic: topic, Partitions: 2, ReplicationFactor: 1})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("topic      created %s with %d partitions\n", created.GetTopic().GetTopic(), len(created.GetTopic().GetPartitions()))
+
+	if err := produceStream(ctx, messaging, topic, registered.GetId()); err != nil {
+		return err
+	}
+	if err := listAndDescribe(ctx, messaging, topic); err != nil {
+		return err
+	}
+	if err := consume(ctx, messaging, topic, group); err != nil {
+		return err
+	}
+	if err := checkCompatibility(ctx, registry, subject); err != nil {
+		return err
+	}
+
+	if _, err := messaging.DeleteTopic(ctx, &messagingv1.DeleteTopicRequest{Topic: topic}); err != nil {
+		return err
+	}
+	fmt.Printf("topic      deleted %s\n", topic)
+	return nil
+}
+
+// produceStream writes the four records over one ProduceStream and matches each result to its
+// record by sequence number: the per-record acknowledgement of the streaming produce path.
+func produceStream(ctx context.Context, messaging messagingv1.MessagingServiceClient, topic string, schemaID int32) error {
+	stream, err := messaging.ProduceStream(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		value, _ := json.Marshal(map[string]string{"name": name})
+		record := &messagingv1.ProducerRecord{
+			Topic: topic,
+			Value: &messagingv1.Payload{Kind: &messagingv1.Payload_Avro{Avro: &messagingv1.AvroPayload{
+				Json:   string(value),
+				Schema: &messagingv1.AvroPayload_SchemaId{SchemaId: schemaID},
+			}}},
+		}
+		if err := stream.Send(&messagingv1.ProduceStreamRequest{Record: record}); err != nil {
+			return err
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	acked := 0
+	for {
+		ack, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		sequence := ack.GetSequence()
+		if sequence != uint64(acked) || sequence >= uint64(len(names)) {
+			return fmt.Errorf("ack with sequence %d, expected %d", sequence, acked)
+		}
+		metadata := ack.GetResult().GetMetadata()
+		if metadata == nil {
+			return fmt.Errorf("%s was not written: %v", names[sequence], ack.GetResult().GetError())
+		}
+		if metadata.GetValueSchemaId() != schemaID {
+			return fmt.Errorf("%s framed with schema id %d, not %d", names[sequence], metadata.GetValueSchemaId(), schemaID)
+		}
+		fmt.Printf("produce    ack #%d: %s -> partition %d offset %d\n", sequence, names[sequence], metadata.GetPartition(), metadata.GetOffset())
+		acked++
+	}
+	if acked != len(names) {
+		return fmt.Errorf("%d of %d records acknowledged", acked, len(names))
+	}
+	return nil
+}
+
+func listAndDescribe(ctx context.Context, messaging messagingv1.MessagingServiceClient, topic string) error {
+	topics, err := messaging.ListTopics(ctx, &messagingv1.ListTopicsRequest{})
+	if err != nil {
+		return err
+	}
+	partitionCount := int32(-1)
+	for _, t := range topics.GetTopics() {
+		if t.GetName() == topic {
+			partitionCount = t.GetPartitionCount()
+		}
+	}
+	fmt.Printf("topics     %d topics; %s has %d partitions\n", len(topics.GetTopics()), topic, partitionCount)
+	if partitionCount != 2 {
+		return fmt.Errorf("%s is not listed with 2 partitions", topic)
+	}
+	described, err := messaging.DescribeTopic(ctx, &messagingv1.DescribeTopicRequest{Topic: topic})
+	if err != nil {
+		return err
+	}
+	for _, p := range described.GetPartitions() {
+		fmt.Printf("describe   partition %d: leader %d, replicas %v, in-sync %v\n", p.GetPartition(), p.GetLeader(), p.GetReplicas(), p.GetInSyncReplicas())
+	}
+	configs := map[string]string{}
+	for _, c := range described.GetConfigs() {
+		configs[c.GetName()] = c.GetValue()
+	}
+	fmt.Printf("describe   cleanup.policy=%s retention.ms=%s\n", configs["cleanup.policy"], configs["retention.ms"])
+	if len(described.GetPartitions()) != 2 || configs["cleanup.policy"] == "" {
+		return fmt.Errorf("DescribeTopic is missing partitions or configs")
+	}
+	return nil
+}
+
+// consume reads the four records through the consumer group, acknowledging each, and keeps the
+// stream open until the group's committed offsets cover them (commits are asynchronous; closing
+// the stream earlier could drop acknowledgements still in flight).
+func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, topic, group string) error {
+	streamCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stream, err := messaging.Consume(streamCtx)
+	if err != nil {
+		return err
+	}
+	err = stream.Send(&messagingv1.ConsumeRequest{Kind: &messagingv1.ConsumeRequest_Subscription{Subscription: &messagingv1.Subscription{
+		GroupId:     group,
+		Topics:      []string{topic},
+		Start:       messagingv1.StartPosition_START_POSITION_EARLIEST,
+		ValueFormat: messagingv1.PayloadFormat_PAYLOAD_FORMAT_AVRO_PLAIN,
+	}}})
+	if err != nil {
+		return err
+	}
+	var consumed []string
+	for len(consumed) < len(names) {
+		response, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("consumed %d of %d records: %w", len(consumed), len(names), err)
+		}
+		if rebalance := response.GetRebalance(); rebalance != nil {
+			fmt.Printf("consume    group %s assigned %d partitions\n", group, len(rebalance.GetAssigned()))
+			continue
+		}
+		record := response.GetRecord()
+		value := record.GetValue()
+		if value.GetError() != nil {
+			return fmt.Errorf("record at %d/%d not decoded: %s", record.GetPartition(), record.GetOffset(), value.GetError().GetMessage())
+		}
+		var user struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal([]byte(value.GetJson()), &user); err != nil {
+			return fmt.Errorf("consumed value %q: %w", value.GetJson(), err)
+		}
+		fmt.Printf("consume    partition %d offset %d: %s (schema id %d)\n", record.GetPartition(), record.GetOffset(), value.GetJson(), value.GetSchemaId())
+		consumed = append(consumed, user.Name)
+		ack := &messagingv1.Ack{Topic: record.GetTopic(), Partition: record.GetPartition(), Offset: record.GetOffset()}
+		if err := stream.Send(&messagingv1.ConsumeRequest{Kind: &messagingv1.ConsumeRequest_Ack{Ack: ack}}); err != nil {
+			return err
+		}
+	}
+	sort.Strings(consumed)
+	if !slices.Equal(consumed, names) {
+		return fmt.Errorf("consumed %v, expected %v", consumed, names)
+	}
+	committed, err := waitForCommits(streamCtx, messaging, group, topic, int64(len(names)))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("consume    group %s committed %d records (all acknowledged)\n", group, committed)
+	if committed != int64(len(names)) {
+		return fmt.Errorf("group committed %d records, expected %d", committed, len(names))
+	}
+	return stream.CloseSend()
+}
+
+// waitForCommits returns the group's committed offsets summed over the partitions of topic,
+// once they reach expected or the context ends.
+func waitForCommits(ctx context.Context, messaging messagingv1.MessagingServiceClient, group, topic string, expected int64) (int64, error) {
+	for {
+		described, err := messaging.DescribeConsumerGroup(ctx, &messagingv1.DescribeConsumerGroupRequest{GroupId: group})
+		if err != nil {
+			return 0, err
+		}
+		var committed int64
+		for _, offset := range described.GetOffsets() {
+			if offset.GetTopic() == topic {
+				committed += offset.GetOffset()
+			}
+		}
+		if committed >= expected {
+			return committed, nil
+		}
+		select {
+		case <-ctx.Done():
+			return committed, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func checkCompatibility(ctx context.Context, registry registryv1.RegistryServiceClient, subject string) error {
+	refused, err := registry.CheckCompatibility(ctx, &registryv1.CheckCompatibilityRequest{Subject: subject, Schema: userWithAge})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("compatible adding 'age' without default: %t at %s\n", refused.GetIsCompatible(), refused.GetLevel())
+	for _, reason := range refused.GetIncompatibilities() {
+		fmt.Printf("           - %s\n", reason.GetDescription())
+	}
+	if refused.GetIsCompatible() || len(refused.GetIncompatibilities()) == 0 {
+		return fmt.Errorf("a field without default passed as compatible")
+	}
+	accepted, err := registry.CheckCompatibility(ctx, &registryv1.CheckCompatibilityRequest{Subject: subject, Schema: userWithOptionalAge})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("compatible adding 'age' with default null: %t\n", accepted.GetIsCompatible())
+	if !accepted.GetIsCompatible() {
+		return fmt.Errorf("an optional field was refused: %v", accepted.GetIncompatibilities())
+	}
+	return nil
+}
