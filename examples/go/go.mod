@@ -12,8 +12,14 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The client generated from proto/ by scripts/gen-clients (not committed).
+// The client generated from proto/ by scripts/gen-clients (not committed, except gen/go.mod).
 replace github.com/tributary-dev/tributary/gen/go => ./gen
+
+tool (
+	google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	google.golang.org/protobuf/cmd/protoc-gen-go
+)

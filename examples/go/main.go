@@ -101,8 +101,11 @@ func envOr(name, fallback string) string {
 // is a gRPC status, and exits 1.
 func fail(err error) {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		reason, errorCode := errorInfo(err)
-		fmt.Fprintf(os.Stderr, "FAILED: %s %s %s: %s\n", st.Code(), reason, errorCode, st.Message())
+		info := ""
+		if reason, errorCode := errorInfo(err); reason != "" {
+			info = fmt.Sprintf(" %s error_code=%s", reason, errorCode)
+		}
+		fmt.Fprintf(os.Stderr, "FAILED: %s%s: %s\n", st.Code(), info, st.Message())
 	} else {
 		fmt.Fprintf(os.Stderr, "FAILED: %v\n", err)
 	}

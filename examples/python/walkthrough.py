@@ -273,7 +273,8 @@ def main() -> int:
         return 1
     except grpc.RpcError as error:
         code, reason, error_code = error_code_of(error)
-        print(f"FAILED: {code.name} {reason} {error_code}: {error.details()}", file=sys.stderr)
+        info = "".join(f" {part}" for part in (reason, error_code and f"error_code={error_code}") if part)
+        print(f"FAILED: {code.name}{info}: {error.details()}", file=sys.stderr)
         return 1
     print("python walkthrough: ok")
     return 0

@@ -314,7 +314,8 @@ async function main(): Promise<number> {
   } catch (error) {
     if (isServiceError(error)) {
       const { reason, errorCode } = errorInfo(error);
-      console.error(`FAILED: ${grpcStatus[error.code]} ${reason} ${errorCode}: ${error.details}`);
+      const info = reason ? ` ${reason} error_code=${errorCode}` : "";
+      console.error(`FAILED: ${grpcStatus[error.code]}${info}: ${error.details}`);
     } else {
       console.error(`FAILED: ${error instanceof Error ? error.message : error}`);
     }
