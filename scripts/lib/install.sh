@@ -1,22 +1,35 @@
 # scripts/lib/install.sh — install helpers shared by the scripts (source it; needs bash).
 #
-#   ensure_venv VENV REQUIREMENTS   a Python venv at VENV with REQUIREMENTS installed; re-installed
-#                                   only when that file changes (its hash is kept in the venv)
+#   ensure_project_venv             the project's Python venv, .stack/venv, with the requirements
+#                                   of the interop tests and of the Python example (one venv: they
+#                                   share grpcio and grpcio-tools, the slow part of an install)
+#   ensure_venv VENV REQUIREMENTS...  a Python venv at VENV with REQUIREMENTS installed; re-installed
+#                                   only when those files change (their hash is kept in the venv)
 #   ensure_npm_ci DIR               `npm ci` in DIR when node_modules is missing or older than
 #                                   DIR/package-lock.json; installs nodejs + npm with apt-get when
 #                                   npm is missing
 
+INSTALL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+ensure_project_venv() {
+  ensure_venv "$INSTALL_ROOT/.stack/venv" \
+    "$INSTALL_ROOT/tests/interop/requirements.txt" "$INSTALL_ROOT/examples/python/requirements.txt"
+}
+
 ensure_venv() {
-  local venv=$1 requirements=$2 stamp hash
+  local venv=$1 stamp hash requirement
+  shift
+  local pip_args=()
+  for requirement in "$@"; do pip_args+=(-r "$requirement"); done
   stamp="$venv/.requirements.sha256"
-  hash=$(sha256sum "$requirements" | cut -d' ' -f1)
+  hash=$(cat "$@" | sha256sum | cut -d' ' -f1)
   if [ ! -x "$venv/bin/python" ]; then
     mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv"
   fi
   if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
-    echo "pip install -r ${requirements#"$PWD/"} into $venv" >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" >&2
+    echo "pip install ${pip_args[*]} into $venv" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pip_args[@]}" >&2
     echo "$hash" >"$stamp"
   fi
 }
