@@ -118,12 +118,9 @@ def consume(messaging, topic: str, group: str, expected: int) -> tuple[list, int
         )
     )
 
-    def request_stream():
-        while (request := requests.get()) is not None:
-            yield request
-
     records = []
-    responses = messaging.Consume(request_stream(), timeout=TIMEOUT_S)
+    # The requests: the subscription, then the acks as they are queued, until None.
+    responses = messaging.Consume(iter(requests.get, None), timeout=TIMEOUT_S)
     try:
         for response in responses:
             if response.HasField("rebalance"):
