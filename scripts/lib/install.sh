@@ -8,6 +8,7 @@
 #   ensure_npm_ci DIR               `npm ci` in DIR when node_modules is missing or older than
 #                                   DIR/package-lock.json; installs nodejs + npm with apt-get when
 #                                   npm is missing
+#   apt_install PACKAGE...          apt-get update + install (with sudo when not root)
 
 INSTALL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -41,16 +42,18 @@ ensure_npm_ci() {
   if [ -f "$installed" ] && [ ! "$dir/package-lock.json" -nt "$installed" ]; then
     return 0
   fi
-  if ! command -v npm >/dev/null; then
-    echo "npm not found; installing nodejs + npm with apt-get" >&2
-    local sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
-  fi
+  command -v npm >/dev/null || apt_install nodejs npm
   echo "npm ci --prefix $dir" >&2
   # --ignore-scripts: no package here needs an install script (@bufbuild/buf's postinstall only
   # optimises its launcher)
   npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >&2
   touch "$installed"
+}
+
+apt_install() {
+  echo "apt-get install $*" >&2
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
