@@ -301,7 +301,7 @@ func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, 
 			return fmt.Errorf("consumed %d of %d records: %w", len(consumed), len(names), err)
 		}
 		if rebalance := response.GetRebalance(); rebalance != nil {
-			fmt.Printf("consume    group %s assigned %d partitions\n", group, len(rebalance.GetAssigned()))
+			fmt.Printf("consume    group %s: %d partitions assigned, %d revoked\n", group, len(rebalance.GetAssigned()), len(rebalance.GetRevoked()))
 			continue
 		}
 		record := response.GetRecord()

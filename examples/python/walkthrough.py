@@ -124,8 +124,11 @@ def consume(messaging, topic: str, group: str, expected: int) -> tuple[list, int
     try:
         for response in responses:
             if response.HasField("rebalance"):
-                assigned = [f"{p.topic}[{p.partition}]" for p in response.rebalance.assigned]
-                print(f"consume    group {group} assigned {', '.join(assigned) or 'nothing'}")
+                rebalance = response.rebalance
+                for change, partitions in (("assigned", rebalance.assigned), ("revoked", rebalance.revoked)):
+                    if partitions:
+                        names = ", ".join(f"{p.topic}[{p.partition}]" for p in partitions)
+                        print(f"consume    group {group} {change} {names}")
                 continue
             record = response.record
             records.append(record)

@@ -167,7 +167,9 @@ async function consume(messaging: MessagingServiceClient, topic: string, group: 
     for await (const response of stream) {
       const { rebalance, record } = response as ConsumeResponse;
       if (rebalance) {
-        console.log(`consume    group ${group} assigned ${rebalance.assigned.length} partitions`);
+        console.log(
+          `consume    group ${group}: ${rebalance.assigned.length} partitions assigned, ${rebalance.revoked.length} revoked`,
+        );
         continue;
       }
       if (!record) continue;
