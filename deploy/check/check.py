@@ -155,8 +155,8 @@ def cmd_validate(args: list[str]) -> None:
     problems = validate_schemas(docs, kube_version)
     problems += deployment_policy(docs)
     problems += [f"no {kind} rendered" for kind in expect if kind not in kinds]
-    fail(problems, path)
-    print(f"  {path}: {len(docs)} objects valid for Kubernetes {kube_version} (strict), policy ok: {', '.join(kinds)}")
+    fail(problems, Path(path).name)
+    print(f"  {Path(path).name}: {len(docs)} objects valid for Kubernetes {kube_version} (strict), policy ok: {', '.join(kinds)}")
 
 
 # --- alert-coverage ----------------------------------------------------------------------------
