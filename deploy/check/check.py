@@ -321,7 +321,7 @@ def cmd_sdk_lint(args: list[str]) -> None:
     import helm_python as helm
 
     values = yaml.safe_load(Path(args[1]).read_text(encoding="utf-8")) if len(args) > 1 else None
-    result = helm.lint(args[0], values) if values else helm.lint(args[0])
+    result = helm.lint(args[0], values, strict=True)
     print(result)
     if result.get("errors"):
         sys.exit(1)
