@@ -147,6 +147,14 @@ def up_down(title: str, description: str, queries: list[tuple[str, str]]) -> dic
     }
 
 
+def rate_ratio(metric: str, by: str, part: str) -> str:
+    """The share of `metric`'s rate that matches the extra matchers `part`, per `by`."""
+    return (
+        f"sum by ({by}) (rate({metric}{{{SEL}, {part}}}[{RATE}]))"
+        f" / sum by ({by}) (rate({metric}{{{SEL}}}[{RATE}]))"
+    )
+
+
 def quantile(q: float, metric: str, by: str, matchers: str) -> str:
     return f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{matchers}}}[{RATE}])))"
 
@@ -217,8 +225,7 @@ def build() -> dict:
             "RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE, DATA_LOSS), per method. Alert: > 5% for 10m.",
             [
                 (
-                    f'sum by (rpc_service, rpc_method) (rate({rpc_count}{{{SEL}, rpc_grpc_status_code=~"{SERVER_ERROR_CODES}"}}[{RATE}]))'
-                    f" / sum by (rpc_service, rpc_method) (rate({rpc_count}{{{SEL}}}[{RATE}]))",
+                    rate_ratio(rpc_count, "rpc_service, rpc_method", f'rpc_grpc_status_code=~"{SERVER_ERROR_CODES}"'),
                     "{{rpc_service}}/{{rpc_method}}",
                 )
             ],
@@ -289,11 +296,7 @@ def build() -> dict:
             "5xx ratio",
             "Share of HTTP requests answered 5xx, per route. Alert: > 5% for 10m.",
             [
-                (
-                    f'sum by (http_route) (rate({http_count}{{{SEL}, http_response_status_code=~"5.."}}[{RATE}]))'
-                    f" / sum by (http_route) (rate({http_count}{{{SEL}}}[{RATE}]))",
-                    "{{http_route}}",
-                )
+                (rate_ratio(http_count, "http_route", 'http_response_status_code=~"5.."'), "{{http_route}}")
             ],
             "percentunit",
             min=0,
@@ -321,11 +324,7 @@ def build() -> dict:
             "Cache hit ratio",
             "Hits / lookups of each registry cache (schema_by_id, subject_version, lookup, ...).",
             [
-                (
-                    f'sum by (cache) (rate(registry_cache_requests_total{{{SEL}, result="hit"}}[{RATE}]))'
-                    f" / sum by (cache) (rate(registry_cache_requests_total{{{SEL}}}[{RATE}]))",
-                    "{{cache}}",
-                )
+                (rate_ratio("registry_cache_requests_total", "cache", 'result="hit"'), "{{cache}}")
             ],
             "percentunit",
             min=0,
