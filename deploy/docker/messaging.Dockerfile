@@ -11,8 +11,8 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 COPY . .
-# rdkafka-sys builds librdkafka from source (make, cc, pkg-config and zlib1g-dev are in the
-# rust:bookworm image); protoc comes from the protoc-bin-vendored crate
+# rdkafka-sys builds librdkafka from source, with OpenSSL (make, cc, pkg-config, zlib1g-dev and
+# libssl-dev are in the rust:bookworm image); protoc comes from the protoc-bin-vendored crate
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p tributary-messaging --bin messaging \
