@@ -353,7 +353,7 @@ def build() -> dict:
             "Connections in use and idle per instance, and the pool's size (REGISTRY_DB_MAX_CONNECTIONS). "
             "Used at the max means requests queue for a connection (then UNAVAILABLE after the acquire timeout).",
             [
-                (f"sum by (instance, state) (db_client_connection_count{{{SEL}}})", "{{instance}} {{state}}"),
+                (f"sum by (instance, state) (db_client_connections_usage{{{SEL}}})", "{{instance}} {{state}}"),
                 (f"max by (instance) (db_client_connection_max{{{SEL}}})", "{{instance}} max"),
             ],
             "none",
@@ -367,7 +367,7 @@ def build() -> dict:
             "Connections in use / pool size, per instance.",
             [
                 (
-                    f'sum by (instance) (db_client_connection_count{{{SEL}, state="used"}})'
+                    f'sum by (instance) (db_client_connections_usage{{{SEL}, state="used"}})'
                     f" / max by (instance) (db_client_connection_max{{{SEL}}})",
                     "{{instance}}",
                 )
@@ -376,20 +376,9 @@ def build() -> dict:
             min=0,
             max=1,
         ),
-        w=12,
+        w=24,
         h=8,
     )
-    layout.add(
-        timeseries(
-            "Postgres operation p99",
-            "99th percentile duration of database operations, per operation.",
-            [(quantile(0.99, "db_client_operation_duration_seconds", "db_operation_name", SEL), "{{db_operation_name}}")],
-            "s",
-        ),
-        w=12,
-        h=8,
-    )
-
     layout.row("Messaging: Kafka")
     for direction, verb in (("sent", "Produced"), ("consumed", "Consumed")):
         layout.add(
