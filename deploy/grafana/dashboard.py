@@ -148,11 +148,10 @@ def up_down(title: str, description: str, queries: list[tuple[str, str]]) -> dic
 
 
 def rate_ratio(metric: str, by: str, part: str) -> str:
-    """The share of `metric`'s rate that matches the extra matchers `part`, per `by`."""
-    return (
-        f"sum by ({by}) (rate({metric}{{{SEL}, {part}}}[{RATE}]))"
-        f" / sum by ({by}) (rate({metric}{{{SEL}}}[{RATE}]))"
-    )
+    """The share of `metric`'s rate that matches the extra matchers `part`, per `by`; 0 (not "No
+    data") for the groups where nothing matches yet, e.g. no errors at all."""
+    total = f"sum by ({by}) (rate({metric}{{{SEL}}}[{RATE}]))"
+    return f"(sum by ({by}) (rate({metric}{{{SEL}, {part}}}[{RATE}])) or {total} * 0) / {total}"
 
 
 def quantile(q: float, metric: str, by: str, matchers: str) -> str:
