@@ -26,10 +26,11 @@ DB_URL="${TRIBUTARY_PG_ADMIN_URL%/*}/$RUN"
 PIDS=()
 cleanup() {
   local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # the topic goes through our messaging, so before it stops
   grpcurl -plaintext -d "{\"topic\":\"$RUN\"}" 127.0.0.1:51152 \
     tributary.messaging.v1.MessagingService/DeleteTopic >/dev/null 2>&1 || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   psql "$TRIBUTARY_PG_ADMIN_URL" -qc "drop database if exists $RUN" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
