@@ -77,6 +77,7 @@ pub fn registry_settings(database_url: &str) -> Settings {
     Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         database_url: DatabaseUrl(database_url.to_owned()),
         db_max_connections: 8,
         db_acquire_timeout_ms: 2000,
@@ -216,20 +217,29 @@ pub fn registry_binary() -> PathBuf {
 pub struct RegistryProcess {
     pub addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     child: tokio::process::Child,
 }
 
 impl RegistryProcess {
     pub async fn spawn(database_url: &str) -> Self {
+        Self::spawn_with(database_url, &[]).await
+    }
+
+    /// Spawns it with extra environment variables (e.g. `OTEL_*`).
+    pub async fn spawn_with(database_url: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = tokio::process::Command::new(registry_binary())
             .env("DATABASE_URL", database_url)
             .env("REGISTRY_GRPC_ADDR", addr.to_string())
             .env("REGISTRY_HTTP_ADDR", http_addr.to_string())
+            .env("REGISTRY_METRICS_ADDR", metrics_addr.to_string())
             .env("REGISTRY_DB_MAX_CONNECTIONS", "10")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -240,6 +250,7 @@ impl RegistryProcess {
         Self {
             addr,
             http_addr,
+            metrics_addr,
             child,
         }
     }
@@ -355,6 +366,7 @@ pub fn unique_name(prefix: &str) -> String {
 pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
     tributary_messaging::Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         kafka_bootstrap_servers: kafka_bootstrap(),
         kafka_properties: Vec::new(),
         registry_url: registry_url.to_owned(),
@@ -578,6 +590,7 @@ pub fn messaging_binary() -> PathBuf {
 #[derive(Debug)]
 pub struct MessagingProcess {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     child: tokio::process::Child,
 }
 
@@ -585,13 +598,21 @@ impl MessagingProcess {
     /// Spawns it against the stack's Kafka and the registry at `registry_url`, and waits for
     /// SERVING.
     pub async fn spawn(registry_url: &str) -> Self {
+        Self::spawn_with(registry_url, &[]).await
+    }
+
+    /// Spawns it with extra environment variables (e.g. `OTEL_*`).
+    pub async fn spawn_with(registry_url: &str, env: &[(&str, &str)]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = tokio::process::Command::new(messaging_binary())
             .env("MESSAGING_GRPC_ADDR", addr.to_string())
+            .env("MESSAGING_METRICS_ADDR", metrics_addr.to_string())
             .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
             .env("KAFKA_PROPERTIES", "linger.ms=1,client.id=tributary-test")
             .env("REGISTRY_URL", registry_url)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -599,7 +620,11 @@ impl MessagingProcess {
             .expect("messaging process starts");
         wait_for_port(addr).await;
         wait_for_messaging_serving(addr).await;
-        Self { addr, child }
+        Self {
+            addr,
+            metrics_addr,
+            child,
+        }
     }
 
     pub async fn client(&self) -> MessagingServiceClient<Channel> {

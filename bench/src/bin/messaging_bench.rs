@@ -695,6 +695,7 @@ async fn run(
         .env("DATABASE_URL", database_url)
         .env("REGISTRY_GRPC_ADDR", &registry_addr)
         .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()?))
+        .env("REGISTRY_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -706,6 +707,7 @@ async fn run(
     let messaging_addr = format!("127.0.0.1:{}", free_port()?);
     let messaging_child = tokio::process::Command::new(&args.messaging_bin)
         .env("MESSAGING_GRPC_ADDR", &messaging_addr)
+        .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
         .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
         .env("REGISTRY_URL", format!("http://{registry_addr}"))
         .env(

@@ -109,6 +109,7 @@ async fn start_registry(
         .env("DATABASE_URL", database_url)
         .env("REGISTRY_GRPC_ADDR", &addr)
         .env("REGISTRY_HTTP_ADDR", &http_addr)
+        .env("REGISTRY_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

@@ -3,12 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use tributary_telemetry::LogFormat;
 
 /// One librdkafka property, `key=value`. Its `Debug` hides the values of secrets
 /// (`sasl.password`, `ssl.key.password`, ...), so settings can be logged.
@@ -61,6 +56,10 @@ pub struct Settings {
     /// Address the gRPC API listens on (port 0 picks a free port).
     #[arg(long, env = "MESSAGING_GRPC_ADDR", default_value = "0.0.0.0:50052")]
     pub grpc_addr: SocketAddr,
+
+    /// Address the Prometheus `/metrics` endpoint listens on (port 0 picks a free port).
+    #[arg(long, env = "MESSAGING_METRICS_ADDR", default_value = "0.0.0.0:9465")]
+    pub metrics_addr: SocketAddr,
 
     /// Kafka bootstrap servers, comma separated.
     #[arg(

@@ -17,6 +17,12 @@
 //! pauses until acknowledgements come (a pause longer than `max.poll.interval.ms` makes the
 //! consumer leave its group, and its unacknowledged records go to other members).
 //!
+//! Observability: each delivered record gets a CONSUMER span (`receive <topic>`) whose parent
+//! is the trace context in the record's `traceparent` header, so a trace crosses Kafka; the
+//! registry calls decoding it are its children. The stream's lag per partition (high watermark
+//! from librdkafka's statistics, every [`STATISTICS_INTERVAL_MS`], minus where the stream would
+//! resume) is the `messaging_consumer_lag_messages` gauge while the stream lives.
+//!
 //! A record whose key or value cannot be decoded (not Confluent-framed, unknown schema id,
 //! corrupt Avro) is delivered with a per-payload error and its raw bytes, and the stream goes
 //! on. Only an unreachable registry ends the stream (UNAVAILABLE), since a reconnect then gets
@@ -27,6 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
+use rdkafka::statistics::Statistics;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -42,10 +51,15 @@ use tributary_proto::messaging::v1 as pb;
 use crate::avro;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
+use crate::metrics::{MessagingMetrics, StreamLagHandle};
 use crate::schemas::Schemas;
 
 /// Default most unacknowledged records per stream.
 const DEFAULT_MAX_UNACKED: usize = 1000;
+
+/// How often librdkafka reports partition watermarks to a stream (for its lag), unless the
+/// `statistics.interval.ms` property says otherwise.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Most client requests (acks, seeks) handled in one turn of a stream's loop, before records
 /// and rebalances get their turn.
@@ -110,6 +124,13 @@ impl AckTracker {
         self.partitions.remove(&(topic.to_owned(), partition));
     }
 
+    /// Where the stream would resume a partition after a reconnect: its lowest unacknowledged
+    /// delivered offset, else one past the last delivered one.
+    pub fn resume_position(&self, topic: &str, partition: i32) -> Option<i64> {
+        let acks = self.partitions.get(&(topic.to_owned(), partition))?;
+        Some(acks.pending.first().copied().unwrap_or(acks.next))
+    }
+
     /// The commit positions this stream has reached.
     pub fn positions(&self) -> Vec<(String, i32, i64)> {
         self.partitions
@@ -122,11 +143,21 @@ impl AckTracker {
     }
 }
 
-/// Rebalance notifications from librdkafka's thread to the stream's task.
+/// Rebalance notifications and statistics from librdkafka's thread to the stream's task.
 #[derive(Debug)]
 enum RebalanceEvent {
     Assigned(Vec<(String, i32)>),
     Revoked(Vec<(String, i32)>),
+    Watermarks(Vec<PartitionWatermark>),
+}
+
+/// One assigned partition in librdkafka's statistics.
+#[derive(Debug)]
+struct PartitionWatermark {
+    topic: String,
+    partition: i32,
+    high: i64,
+    committed: i64,
 }
 
 struct StreamContext {
@@ -140,7 +171,41 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-impl ClientContext for StreamContext {}
+impl ClientContext for StreamContext {
+    fn stats(&self, statistics: Statistics) {
+        let watermarks = statistics
+            .topics
+            .into_iter()
+            .flat_map(|(topic, stats)| {
+                stats
+                    .partitions
+                    .into_values()
+                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0 && p.fetch_state != "none")
+                    .map(move |p| PartitionWatermark {
+                        topic: topic.clone(),
+                        partition: p.partition,
+                        high: p.hi_offset,
+                        committed: p.committed_offset,
+                    })
+            })
+            .collect();
+        let _ = self.events.send(RebalanceEvent::Watermarks(watermarks));
+    }
+}
+
+/// The lag of each partition in `watermarks`: its high watermark minus where the stream would
+/// resume it (or, before the stream delivered from it, the group's committed offset).
+fn lags(
+    tracker: &AckTracker,
+    watermarks: Vec<PartitionWatermark>,
+) -> impl Iterator<Item = (String, i32, i64)> + '_ {
+    watermarks.into_iter().filter_map(|w| {
+        let position = tracker
+            .resume_position(&w.topic, w.partition)
+            .or((w.committed >= 0).then_some(w.committed))?;
+        Some((w.topic, w.partition, w.high - position))
+    })
+}
 
 impl ConsumerContext for StreamContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -247,6 +312,9 @@ async fn open(
             },
         )
         .set("enable.partition.eof", "false");
+    if kafka.base_config().get("statistics.interval.ms").is_none() {
+        config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    }
     let (events_tx, events) = mpsc::unbounded_channel();
     let consumer: KafkaConsumer = config
         .create_with_context(StreamContext { events: events_tx })
@@ -472,11 +540,41 @@ fn to_wire_partitions(partitions: Vec<(String, i32)>) -> Vec<pb::TopicPartition>
         .collect()
 }
 
+/// The CONSUMER span of a delivered record: a child of the trace context in its headers.
+fn receive_span(message: &BorrowedMessage<'_>, group: &str) -> tracing::Span {
+    if !tributary_telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    let topic = message.topic();
+    let span = tracing::debug_span!(
+        "receive",
+        otel.name = %format!("receive {topic}"),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "kafka",
+        messaging.operation.type = "receive",
+        messaging.operation.name = "receive",
+        messaging.destination.name = topic,
+        messaging.destination.partition.id = %message.partition(),
+        messaging.kafka.offset = message.offset(),
+        messaging.consumer.group.name = group,
+        messaging.message.body.size = message.payload().map_or(0, <[u8]>::len),
+    );
+    if let Some(headers) = message.headers() {
+        let parent = tributary_telemetry::propagation::extract_from_pairs(
+            headers.iter().filter_map(|h| Some((h.key, h.value?))),
+        );
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
 /// Runs one Consume stream: reads the subscription, then delivers records and takes
 /// acknowledgements and seeks until the client leaves, an error ends it, or `stop` fires.
 pub async fn run(
     kafka: Kafka,
     schemas: Arc<Schemas>,
+    metrics: MessagingMetrics,
     mut inbound: Streaming<pb::ConsumeRequest>,
     out: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
     stop: CancellationToken,
@@ -512,6 +610,7 @@ pub async fn run(
         }
     };
     tracing::info!(group_id = %subscription.group_id, "consume stream opened");
+    let lag: StreamLagHandle = metrics.consume_stream(&subscription.group_id);
     let mut tracker = AckTracker::default();
     let mut to_commit = HashMap::new();
     let mut end: Option<Status> = None;
@@ -548,6 +647,10 @@ pub async fn run(
             }
             Some(event) = events.recv() => {
                 let rebalance = match event {
+                    RebalanceEvent::Watermarks(watermarks) => {
+                        lag.set(lags(&tracker, watermarks));
+                        continue;
+                    }
                     RebalanceEvent::Assigned(partitions) => pb::Rebalance {
                         assigned: to_wire_partitions(partitions),
                         revoked: Vec::new(),
@@ -579,13 +682,20 @@ pub async fn run(
                         continue;
                     }
                 };
-                let record = match record_to_wire(&schemas, &plan, &message).await {
+                let span = receive_span(&message, &subscription.group_id);
+                let record = match record_to_wire(&schemas, &plan, &message)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(record) => record,
                     Err(error) => {
+                        span.record("otel.status_code", "ERROR");
                         end = Some(error.into());
                         break;
                     }
                 };
+                let bytes = message.key().map_or(0, <[u8]>::len)
+                    + message.payload().map_or(0, <[u8]>::len);
                 let (topic, partition, offset) =
                     (record.topic.clone(), record.partition, record.offset);
                 drop(message);
@@ -593,9 +703,10 @@ pub async fn run(
                 let response = pb::ConsumeResponse {
                     kind: Some(pb::consume_response::Kind::Record(record)),
                 };
-                if out.send(Ok(response)).await.is_err() {
+                if out.send(Ok(response)).instrument(span).await.is_err() {
                     break;
                 }
+                metrics.consumed(&topic, bytes);
                 if plan.auto_ack
                     && let Some(offset) = tracker.ack(&topic, partition, offset)
                 {

@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use tributary_proto::messaging::v1 as pb;
 use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
 
 use crate::consume;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
+use crate::metrics::MessagingMetrics;
 use crate::produce::{Producer, result_to_wire};
 use crate::schemas::Schemas;
 
@@ -25,6 +27,7 @@ pub struct MessagingGrpc {
     kafka: Kafka,
     schemas: Arc<Schemas>,
     producer: Producer,
+    metrics: MessagingMetrics,
     produce_max_in_flight: usize,
     /// Cancelled at shutdown: ends streams so the server can drain.
     stop: CancellationToken,
@@ -34,11 +37,13 @@ impl MessagingGrpc {
     pub fn new(
         kafka: Kafka,
         schemas: Arc<Schemas>,
+        metrics: MessagingMetrics,
         produce_max_in_flight: usize,
         stop: CancellationToken,
     ) -> Self {
         Self {
-            producer: Producer::new(kafka.clone(), Arc::clone(&schemas)),
+            producer: Producer::new(kafka.clone(), Arc::clone(&schemas), metrics.clone()),
+            metrics,
             kafka,
             schemas,
             produce_max_in_flight: produce_max_in_flight.max(1),
@@ -144,7 +149,8 @@ impl MessagingService for MessagingGrpc {
             if let Some(status) = end {
                 let _ = tx.send(Err(status)).await;
             }
-        });
+        }
+        .in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -162,6 +168,7 @@ impl MessagingService for MessagingGrpc {
         tokio::spawn(consume::run(
             self.kafka.clone(),
             Arc::clone(&self.schemas),
+            self.metrics.clone(),
             request.into_inner(),
             tx,
             self.stop.clone(),

@@ -12,11 +12,12 @@ pub mod consume;
 pub mod error;
 pub mod grpc;
 pub mod kafka;
+pub mod metrics;
 pub mod produce;
 pub mod schemas;
 pub mod startup;
-pub mod telemetry;
 
 pub use config::Settings;
 pub use error::MessagingError;
-pub use startup::{Application, shutdown_signal};
+pub use startup::Application;
+pub use tributary_telemetry::shutdown_signal;

@@ -1,12 +1,23 @@
-//! The `messaging` binary: parse settings, set up logging, build, run until SIGTERM.
+//! The `messaging` binary: parse settings, set up logging and telemetry, build, run until SIGTERM,
+//! flush telemetry.
+
+use std::time::Duration;
 
 use clap::Parser;
-use tributary_messaging::{Application, Settings, shutdown_signal, telemetry};
+use tributary_messaging::{Application, Settings, shutdown_signal};
+
+/// The log filter when `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka=warn,h2=warn,tower=warn";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    telemetry::init(settings.log_format);
-    let application = Application::build(&settings).await?;
-    application.run_until_stopped(shutdown_signal()).await
+    let telemetry =
+        tributary_telemetry::init("tributary-messaging", settings.log_format, DEFAULT_LOG_FILTER);
+    let result = match Application::build(&settings).await {
+        Ok(application) => application.run_until_stopped(shutdown_signal()).await,
+        Err(error) => Err(error),
+    };
+    telemetry.shutdown(Duration::from_secs(5)).await;
+    result
 }

@@ -4,6 +4,12 @@
 //!
 //! Records are handed to librdkafka in request order, so records of one request (or stream)
 //! keep their order per partition. A record that cannot be prepared or produced fails alone.
+//!
+//! Observability: each record gets a PRODUCER span (`publish <topic>`, from preparation to
+//! Kafka's acknowledgement; registry calls made to encode it are its children), and its W3C
+//! trace context is written into the record's `traceparent`/`tracestate` headers — unless the
+//! client gave a `traceparent` header itself, which is kept as it is (the client then owns the
+//! trace across Kafka). Acknowledged records count in `messaging_client_sent_*`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +17,15 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use tracing::Instrument;
+use tracing::field::Empty;
 use tributary_avro::Schema;
 use tributary_proto::messaging::v1 as pb;
 
 use crate::avro;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
+use crate::metrics::MessagingMetrics;
 use crate::schemas::Schemas;
 
 /// A record ready for Kafka.
@@ -39,6 +48,11 @@ pub struct InFlight {
     key_schema_id: Option<u32>,
     value_schema_id: Option<u32>,
     max_message_bytes: usize,
+    /// Key and value bytes, for the sent-bytes counter.
+    bytes: usize,
+    metrics: MessagingMetrics,
+    /// The record's PRODUCER span, ended at the acknowledgement.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -54,6 +68,7 @@ impl std::fmt::Debug for InFlight {
 pub struct Producer {
     kafka: Kafka,
     schemas: Arc<Schemas>,
+    metrics: MessagingMetrics,
 }
 
 /// The subject a naming strategy gives.
@@ -89,8 +104,12 @@ pub fn subject_name(
 }
 
 impl Producer {
-    pub fn new(kafka: Kafka, schemas: Arc<Schemas>) -> Self {
-        Self { kafka, schemas }
+    pub fn new(kafka: Kafka, schemas: Arc<Schemas>, metrics: MessagingMetrics) -> Self {
+        Self {
+            kafka,
+            schemas,
+            metrics,
+        }
     }
 
     /// Checks a record and encodes its key and value.
@@ -238,11 +257,15 @@ impl Producer {
             match self.kafka.producer().send_result(record) {
                 Ok(delivery) => {
                     return Ok(InFlight {
+                        bytes: prepared.key.as_ref().map_or(0, Vec::len)
+                            + prepared.value.as_ref().map_or(0, Vec::len),
                         topic: prepared.topic,
                         delivery,
                         key_schema_id: prepared.key_schema_id,
                         value_schema_id: prepared.value_schema_id,
                         max_message_bytes,
+                        metrics: self.metrics.clone(),
+                        span: tracing::Span::none(),
                     });
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -259,31 +282,92 @@ impl Producer {
         }
     }
 
-    /// Prepares and hands over one record.
+    /// Prepares and hands over one record, in its PRODUCER span.
     pub async fn start(&self, record: pb::ProducerRecord) -> Result<InFlight, MessagingError> {
-        let prepared = self.prepare(record).await?;
-        self.send(prepared).await
+        let span = publish_span(&record.topic);
+        let started = async {
+            let mut prepared = self.prepare(record).await?;
+            inject_trace_context(&span, &mut prepared.headers);
+            self.send(prepared).await
+        }
+        .instrument(span.clone())
+        .await;
+        match started {
+            Ok(mut in_flight) => {
+                in_flight.span = span;
+                Ok(in_flight)
+            }
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                Err(error)
+            }
+        }
     }
+}
+
+/// The PRODUCER span of one record (nothing while tracing is off).
+fn publish_span(topic: &str) -> tracing::Span {
+    if !tributary_telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    tracing::debug_span!(
+        "publish",
+        otel.name = %format!("publish {topic}"),
+        otel.kind = "producer",
+        otel.status_code = Empty,
+        messaging.system = "kafka",
+        messaging.operation.type = "publish",
+        messaging.operation.name = "publish",
+        messaging.destination.name = topic,
+        messaging.destination.partition.id = Empty,
+        messaging.kafka.offset = Empty,
+    )
+}
+
+/// Adds `span`'s W3C trace context to a record's headers, unless the client set `traceparent`.
+fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Vec<u8>)>) {
+    if span.is_none()
+        || headers.iter().any(|(key, _)| {
+            key.eq_ignore_ascii_case(tributary_telemetry::propagation::TRACEPARENT)
+        })
+    {
+        return;
+    }
+    headers.extend(
+        tributary_telemetry::propagation::context_pairs(span)
+            .into_iter()
+            .map(|(key, value)| (key, value.into_bytes())),
+    );
 }
 
 impl InFlight {
     /// Waits for Kafka's acknowledgement.
     pub async fn delivered(self) -> Result<pb::RecordMetadata, MessagingError> {
-        match self.delivery.await {
-            Ok(Ok(delivery)) => Ok(pb::RecordMetadata {
-                topic: self.topic,
-                partition: delivery.partition,
-                offset: delivery.offset,
-                key_schema_id: self.key_schema_id.map(|id| id as i32),
-                value_schema_id: self.value_schema_id.map(|id| id as i32),
-            }),
+        let result = match self.delivery.await {
+            Ok(Ok(delivery)) => {
+                self.metrics.sent(&self.topic, self.bytes);
+                self.span
+                    .record("messaging.destination.partition.id", delivery.partition)
+                    .record("messaging.kafka.offset", delivery.offset);
+                Ok(pb::RecordMetadata {
+                    topic: self.topic,
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                    key_schema_id: self.key_schema_id.map(|id| id as i32),
+                    value_schema_id: self.value_schema_id.map(|id| id as i32),
+                })
+            }
             Ok(Err((error, _))) => Err(MessagingError::from_kafka(
                 error,
                 &self.topic,
                 self.max_message_bytes,
             )),
             Err(_) => Err(MessagingError::ShuttingDown),
+        };
+        if result.is_err() {
+            self.span.record("otel.status_code", "ERROR");
         }
+        result
     }
 }
 

@@ -13,17 +13,20 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tributary_avro::Schema;
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tributary_telemetry::propagation::InjectTraceContext;
 
 use crate::error::MessagingError;
 
 /// The registry client and its caches.
 #[derive(Debug, Clone)]
 pub struct Schemas {
-    client: RegistryServiceClient<Channel>,
+    /// Calls carry the caller's trace context, so the registry's spans are its children.
+    client: RegistryServiceClient<InterceptedService<Channel, InjectTraceContext>>,
     channel: Channel,
     by_id: Cache<u32, Arc<Schema>>,
     versions: Cache<(String, i32), u32>,
@@ -60,7 +63,7 @@ impl Schemas {
             .timeout(Duration::from_secs(10))
             .connect_lazy();
         Ok(Self {
-            client: RegistryServiceClient::new(channel.clone()),
+            client: RegistryServiceClient::with_interceptor(channel.clone(), InjectTraceContext),
             channel,
             by_id: Cache::builder().max_capacity(10_000).build(),
             versions: Cache::builder().max_capacity(10_000).build(),

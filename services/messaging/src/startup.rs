@@ -1,5 +1,5 @@
 //! Building and running the messaging process: Kafka clients, the registry client, the gRPC
-//! server with health and reflection, and graceful shutdown (streams end with UNAVAILABLE after
+//! server with health and reflection, the `/metrics` endpoint, and graceful shutdown (streams end with UNAVAILABLE after
 //! committing their acknowledged offsets, the producer is flushed, the drain is bounded).
 
 use std::future::Future;
@@ -11,22 +11,33 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::server::HealthReporter;
 use tributary_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
+use tributary_telemetry::grpc::RpcLayer;
+use tributary_telemetry::health::Health;
+use tributary_telemetry::metrics::{self, Metrics};
 
 use crate::config::Settings;
 use crate::grpc::MessagingGrpc;
 use crate::kafka::Kafka;
+use crate::metrics::MessagingMetrics;
 use crate::schemas::Schemas;
 
 /// How often readiness re-checks Kafka and the registry.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// The API service's name, for health.
+const SERVICE_NAME: &str =
+    <MessagingServiceServer<MessagingGrpc> as tonic::server::NamedService>::NAME;
 
 /// A messaging service that is bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: TcpListener,
+    metrics_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    messaging_metrics: MessagingMetrics,
     kafka: Kafka,
     schemas: Arc<Schemas>,
     produce_max_in_flight: usize,
@@ -49,9 +60,17 @@ impl Application {
             .await
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = metrics::bind(settings.metrics_addr).await?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new("tributary-messaging")?);
+        let messaging_metrics = MessagingMetrics::new(metrics.meter(), &kafka);
         Ok(Self {
             listener,
             local_addr,
+            metrics_listener,
+            metrics_addr,
+            metrics,
+            messaging_metrics,
             kafka,
             schemas,
             produce_max_in_flight: settings.produce_max_in_flight,
@@ -64,6 +83,11 @@ impl Application {
         self.local_addr
     }
 
+    /// The address the Prometheus `/metrics` endpoint is bound to (useful with port 0).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
     /// Serves until `shutdown` completes, then reports NOT_SERVING, ends streams (each commits
     /// what its client acknowledged and leaves its group), flushes the producer and gives
     /// in-flight requests up to the shutdown timeout to finish.
@@ -72,8 +96,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        set_health(&health_reporter, false).await;
+        let metrics_stop = CancellationToken::new();
+        let (health, health_service) = Health::new(SERVICE_NAME, &["kafka", "registry"]).await;
+        health.register_gauges(self.metrics.meter());
+        let metrics_task = tokio::spawn(metrics::serve(
+            self.metrics_listener,
+            Arc::clone(&self.metrics),
+            metrics_stop.clone(),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
@@ -87,20 +117,29 @@ impl Application {
         let health_task = tokio::spawn(watch_health(
             self.kafka.clone(),
             Arc::clone(&self.schemas),
-            health_reporter.clone(),
+            Arc::clone(&health),
             stop.clone(),
         ));
 
         let service = MessagingServiceServer::new(MessagingGrpc::new(
             self.kafka.clone(),
             Arc::clone(&self.schemas),
+            self.messaging_metrics.clone(),
             self.produce_max_in_flight,
             stop.clone(),
         ))
         .max_decoding_message_size(64 * 1024 * 1024);
         let server_stop = stop.clone();
+        let rpc_layer = RpcLayer::new(
+            self.metrics.meter(),
+            &[
+                tributary_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        );
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -109,12 +148,17 @@ impl Application {
                 server_stop.cancelled().await
             });
         let mut server = tokio::spawn(server);
-        tracing::info!(grpc_addr = %self.local_addr, "messaging serving");
+        tracing::info!(
+            grpc_addr = %self.local_addr,
+            metrics_addr = %self.metrics_addr,
+            "messaging serving"
+        );
 
         tokio::select! {
             () = shutdown => {}
             result = &mut server => {
                 stop.cancel();
+                metrics_stop.cancel();
                 return result.context("gRPC server task failed")?.context("gRPC server failed");
             }
         }
@@ -122,7 +166,7 @@ impl Application {
             drain_timeout_ms = self.shutdown_timeout.as_millis() as u64,
             "shutting down"
         );
-        set_health(&health_reporter, false).await;
+        health.shutting_down().await;
         stop.cancel();
         let drained = tokio::time::timeout(self.shutdown_timeout, &mut server).await;
         match drained {
@@ -138,24 +182,12 @@ impl Application {
         }
         self.kafka.flush(self.shutdown_timeout).await;
         let _ = health_task.await;
+        metrics_stop.cancel();
+        let _ = metrics_task.await;
+        self.metrics.shutdown(self.shutdown_timeout).await;
         tracing::info!("messaging stopped");
         Ok(())
     }
-}
-
-async fn set_health(reporter: &HealthReporter, serving: bool) {
-    let status = if serving {
-        tonic_health::ServingStatus::Serving
-    } else {
-        tonic_health::ServingStatus::NotServing
-    };
-    reporter
-        .set_service_status(
-            <MessagingServiceServer<MessagingGrpc> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    reporter.set_service_status("", status).await;
 }
 
 /// Accepted gRPC connections with TCP_NODELAY set (see the registry's startup for why).
@@ -187,7 +219,7 @@ async fn registry_serving(schemas: &Schemas) -> bool {
 async fn watch_health(
     kafka: Kafka,
     schemas: Arc<Schemas>,
-    reporter: HealthReporter,
+    health: Arc<Health>,
     stop: CancellationToken,
 ) {
     let mut serving = None;
@@ -198,8 +230,10 @@ async fn watch_health(
         );
         let registry_up = matches!(registry_up, Ok(true));
         let healthy = kafka_up && registry_up;
+        health.set_dependency("kafka", kafka_up).await;
+        health.set_dependency("registry", registry_up).await;
         if serving != Some(healthy) {
-            set_health(&reporter, healthy).await;
+            health.set_ready(healthy).await;
             if healthy {
                 tracing::info!("Kafka and the registry reachable: SERVING");
             } else {
@@ -216,27 +250,5 @@ async fn watch_health(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
         }
-    }
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

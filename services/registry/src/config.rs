@@ -53,12 +53,7 @@ impl std::str::FromStr for DatabaseUrl {
     }
 }
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use tributary_telemetry::LogFormat;
 
 /// The registry's settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -75,6 +70,10 @@ pub struct Settings {
     /// Address the Confluent-compatible HTTP API listens on (port 0 picks a free port).
     #[arg(long, env = "REGISTRY_HTTP_ADDR", default_value = "0.0.0.0:8081")]
     pub http_addr: SocketAddr,
+
+    /// Address the Prometheus `/metrics` endpoint listens on (port 0 picks a free port).
+    #[arg(long, env = "REGISTRY_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    pub metrics_addr: SocketAddr,
 
     /// Postgres connection URL (its password is never logged).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]

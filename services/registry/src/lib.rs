@@ -15,8 +15,8 @@ pub mod model;
 pub mod registry;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 
 pub use config::Settings;
 pub use error::RegistryError;
-pub use startup::{Application, shutdown_signal};
+pub use startup::Application;
+pub use tributary_telemetry::shutdown_signal;

@@ -74,6 +74,47 @@ impl ParsedCache {
     }
 }
 
+/// Hits and misses of one cache.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl CacheCounters {
+    fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Hits and misses of the registry's caches (a bypassed cache counts as a miss), read by the
+/// `registry_cache_requests_total` counter.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub schema_by_id: CacheCounters,
+    pub subject_version: CacheCounters,
+    pub lookup: CacheCounters,
+    pub config: CacheCounters,
+    pub parsed_schema: CacheCounters,
+}
+
+impl CacheStats {
+    /// Every cache with its metric label.
+    pub fn all(&self) -> [(&'static str, &CacheCounters); 5] {
+        [
+            ("schema_by_id", &self.schema_by_id),
+            ("subject_version", &self.subject_version),
+            ("lookup", &self.lookup),
+            ("config", &self.config),
+            ("parsed_schema", &self.parsed_schema),
+        ]
+    }
+}
+
 /// Settings of the registry core.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -143,6 +184,9 @@ pub struct Registry {
     generation: AtomicU64,
     caches_trusted: AtomicBool,
     events: broadcast::Sender<Event>,
+    cache_stats: CacheStats,
+    /// Schema ids and live subjects, as last counted in Postgres.
+    counts: parking_lot::Mutex<Option<(u64, u64)>>,
 }
 
 impl Registry {
@@ -159,11 +203,28 @@ impl Registry {
             generation: AtomicU64::new(0),
             caches_trusted: AtomicBool::new(false),
             events,
+            cache_stats: CacheStats::default(),
+            counts: parking_lot::Mutex::default(),
         }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The number of schema ids and of live subjects, as last counted (see `set_counts`).
+    pub fn counts(&self) -> Option<(u64, u64)> {
+        *self.counts.lock()
+    }
+
+    /// Records the latest count of schema ids and live subjects.
+    pub fn set_counts(&self, schemas: i64, subjects: i64) {
+        *self.counts.lock() = Some((schemas.max(0) as u64, subjects.max(0) as u64));
+    }
+
+    /// Hits and misses of the caches so far.
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache_stats
     }
 
     /// The sender the event listener publishes on.
@@ -217,8 +278,10 @@ impl Registry {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn schema_by_id(&self, id: i32) -> Result<Arc<StoredSchema>> {
         if let Some(schema) = self.schemas.read().get(&id) {
+            self.cache_stats.schema_by_id.hit();
             return Ok(Arc::clone(schema));
         }
+        self.cache_stats.schema_by_id.miss();
         if id <= 0 {
             return Err(RegistryError::SchemaNotFound { id });
         }
@@ -236,8 +299,10 @@ impl Registry {
 
     async fn id_for_fingerprint(&self, fingerprint: &[u8]) -> Result<Option<i32>> {
         if let Some(id) = self.ids_by_fingerprint.read().get(fingerprint) {
+            self.cache_stats.lookup.hit();
             return Ok(Some(*id));
         }
+        self.cache_stats.lookup.miss();
         let id = store::schema_id_by_fingerprint(&self.pool, fingerprint).await?;
         if let Some(id) = id {
             self.ids_by_fingerprint
@@ -252,8 +317,10 @@ impl Registry {
         if self.trusted()
             && let Some(versions) = self.subjects.read().get(subject)
         {
+            self.cache_stats.subject_version.hit();
             return Ok(Arc::clone(versions));
         }
+        self.cache_stats.subject_version.miss();
         let generation = self.generation.load(Ordering::SeqCst);
         let versions = Arc::new(store::versions_of(&self.pool, subject).await?);
         let mut subjects = self.subjects.write();
@@ -267,8 +334,10 @@ impl Registry {
         if self.trusted()
             && let Some(configs) = self.configs.read().as_ref()
         {
+            self.cache_stats.config.hit();
             return Ok(Arc::clone(configs));
         }
+        self.cache_stats.config.miss();
         let generation = self.generation.load(Ordering::SeqCst);
         let configs: Arc<HashMap<_, _>> =
             Arc::new(store::configs(&self.pool).await?.into_iter().collect());
@@ -292,8 +361,10 @@ impl Registry {
     /// The parsed form of a stored schema, with its references resolved.
     async fn parsed(&self, stored: &StoredSchema) -> Result<Arc<Schema>> {
         if let Some(parsed) = self.parsed.lock().get(stored.id) {
+            self.cache_stats.parsed_schema.hit();
             return Ok(parsed);
         }
+        self.cache_stats.parsed_schema.miss();
         let reference_texts = self.reference_texts(&stored.references).await?;
         let texts: Vec<&str> = reference_texts.iter().map(String::as_str).collect();
         // Defaults were validated when the schema was registered (or it was imported as is):

@@ -1,6 +1,6 @@
 //! Building and running the registry process: database pool and migrations, the gRPC server with
-//! health and reflection, the Confluent-compatible HTTP server, the event listener, and graceful
-//! shutdown with a bounded drain of both servers.
+//! health and reflection, the Confluent-compatible HTTP server, the `/metrics` endpoint, the
+//! event listener, and graceful shutdown with a bounded drain of both servers.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -14,8 +14,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::server::HealthReporter;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Meter;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
+use tributary_telemetry::grpc::RpcLayer;
+use tributary_telemetry::health::Health;
+use tributary_telemetry::http::HttpLayer;
+use tributary_telemetry::metrics::{self, Metrics};
 
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
@@ -25,6 +30,12 @@ use crate::{events, http, store};
 /// How often readiness re-checks Postgres.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
 
+/// How often the schema and subject gauges are re-counted in Postgres.
+const COUNT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The API service's name, for health.
+const SERVICE_NAME: &str = <RegistryServiceServer<RegistryGrpc> as tonic::server::NamedService>::NAME;
+
 /// A registry that is bound to its port and ready to run.
 #[derive(Debug)]
 pub struct Application {
@@ -32,6 +43,9 @@ pub struct Application {
     local_addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
+    metrics_listener: TcpListener,
+    metrics_addr: SocketAddr,
+    metrics: Arc<Metrics>,
     max_schema_bytes: usize,
     registry: Arc<Registry>,
     pool: PgPool,
@@ -67,17 +81,29 @@ impl Application {
             .await
             .with_context(|| format!("cannot bind the HTTP address {}", settings.http_addr))?;
         let http_addr = http_listener.local_addr()?;
+        let metrics_listener = metrics::bind(settings.metrics_addr).await?;
+        let metrics_addr = metrics_listener.local_addr()?;
         let registry = Arc::new(Registry::new(
             pool.clone(),
             RegistrySettings {
                 max_schema_bytes: settings.max_schema_bytes,
             },
         ));
+        let metrics = Arc::new(Metrics::new("tributary-registry")?);
+        register_gauges(
+            metrics.meter(),
+            &registry,
+            &pool,
+            settings.db_max_connections,
+        );
         Ok(Self {
             listener,
             local_addr,
             http_listener,
             http_addr,
+            metrics_listener,
+            metrics_addr,
+            metrics,
             max_schema_bytes: settings.max_schema_bytes,
             registry,
             pool,
@@ -95,6 +121,11 @@ impl Application {
         self.http_addr
     }
 
+    /// The address the Prometheus `/metrics` endpoint is bound to (useful with port 0).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
     /// The registry core, for embedding and tests.
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry)
@@ -107,8 +138,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        report_health(&health_reporter, false).await;
+        let metrics_stop = CancellationToken::new();
+        let (health, health_service) = Health::new(SERVICE_NAME, &["postgres"]).await;
+        health.register_gauges(self.metrics.meter());
+        let metrics_task = tokio::spawn(metrics::serve(
+            self.metrics_listener,
+            Arc::clone(&self.metrics),
+            metrics_stop.clone(),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
@@ -128,7 +165,12 @@ impl Application {
         let health_task = tokio::spawn(watch_database_health(
             self.pool.clone(),
             Arc::clone(&self.registry),
-            health_reporter.clone(),
+            Arc::clone(&health),
+            stop.clone(),
+        ));
+        let count_task = tokio::spawn(count_schemas_and_subjects(
+            self.pool.clone(),
+            Arc::clone(&self.registry),
             stop.clone(),
         ));
 
@@ -136,8 +178,16 @@ impl Application {
             RegistryServiceServer::new(RegistryGrpc::new(Arc::clone(&self.registry), stop.clone()))
                 .max_decoding_message_size(64 * 1024 * 1024);
         let server_stop = stop.clone();
+        let rpc_layer = RpcLayer::new(
+            self.metrics.meter(),
+            &[
+                tributary_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        );
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -153,20 +203,28 @@ impl Application {
         });
         let http_server = axum::serve(
             http_listener,
-            http::router(Arc::clone(&self.registry), self.max_schema_bytes),
+            http::router(Arc::clone(&self.registry), self.max_schema_bytes)
+                .layer(HttpLayer::new(self.metrics.meter())),
         )
         .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let mut http_server = tokio::spawn(http_server.into_future());
-        tracing::info!(grpc_addr = %self.local_addr, http_addr = %self.http_addr, "registry serving");
+        tracing::info!(
+            grpc_addr = %self.local_addr,
+            http_addr = %self.http_addr,
+            metrics_addr = %self.metrics_addr,
+            "registry serving"
+        );
 
         tokio::select! {
             () = shutdown => {}
             result = &mut server => {
                 stop.cancel();
+                metrics_stop.cancel();
                 return result.context("gRPC server task failed")?.context("gRPC server failed");
             }
             result = &mut http_server => {
                 stop.cancel();
+                metrics_stop.cancel();
                 server.abort();
                 return result.context("HTTP server task failed")?.context("HTTP server failed");
             }
@@ -175,7 +233,7 @@ impl Application {
             drain_timeout_ms = self.shutdown_timeout.as_millis() as u64,
             "shutting down"
         );
-        report_health(&health_reporter, false).await;
+        health.shutting_down().await;
         stop.cancel();
         let drained = tokio::time::timeout(self.shutdown_timeout, async {
             let grpc = (&mut server).await;
@@ -198,8 +256,11 @@ impl Application {
                 http_server.abort();
             }
         }
-        let _ = tokio::join!(listener_task, health_task);
+        let _ = tokio::join!(listener_task, health_task, count_task);
         self.pool.close().await;
+        metrics_stop.cancel();
+        let _ = metrics_task.await;
+        self.metrics.shutdown(self.shutdown_timeout).await;
         tracing::info!("registry stopped");
         Ok(())
     }
@@ -225,7 +286,7 @@ fn incoming_nodelay(
 async fn watch_database_health(
     pool: PgPool,
     registry: Arc<Registry>,
-    reporter: HealthReporter,
+    health: Arc<Health>,
     stop: CancellationToken,
 ) {
     let mut serving = None;
@@ -237,8 +298,9 @@ async fn watch_database_health(
             Ok(Ok(()))
         );
         let healthy = reachable && listener_started;
+        health.set_dependency("postgres", reachable).await;
         if serving != Some(healthy) {
-            report_health(&reporter, healthy).await;
+            health.set_ready(healthy).await;
             if healthy {
                 tracing::info!("Postgres reachable and change listener connected: SERVING");
             } else {
@@ -262,40 +324,89 @@ async fn watch_database_health(
     }
 }
 
-/// Sets the registry service's status and the overall ("") status together.
-async fn report_health(reporter: &HealthReporter, serving: bool) {
-    let status = if serving {
-        tonic_health::ServingStatus::Serving
-    } else {
-        tonic_health::ServingStatus::NotServing
-    };
-    reporter
-        .set_service_status(
-            <RegistryServiceServer<RegistryGrpc> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    reporter.set_service_status("", status).await;
+/// Keeps the schema and subject counts fresh: one COUNT query every [`COUNT_INTERVAL`] (never
+/// per scrape), into the registry's gauges.
+async fn count_schemas_and_subjects(pool: PgPool, registry: Arc<Registry>, stop: CancellationToken) {
+    loop {
+        match store::counts(&pool).await {
+            Ok((schemas, subjects)) => registry.set_counts(schemas, subjects),
+            Err(error) => tracing::debug!(%error, "cannot count schemas and subjects"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(COUNT_INTERVAL) => {}
+        }
+    }
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// The registry's own gauges and counters: cache hits and misses, schema and subject counts,
+/// connection pool use.
+fn register_gauges(meter: &Meter, registry: &Arc<Registry>, pool: &PgPool, max_connections: u32) {
+    let caches = Arc::clone(registry);
+    let labels: Vec<[KeyValue; 2]> = caches
+        .cache_stats()
+        .all()
+        .iter()
+        .flat_map(|(cache, _)| {
+            ["hit", "miss"].map(|result| {
+                [
+                    KeyValue::new("cache", *cache),
+                    KeyValue::new("result", result),
+                ]
+            })
+        })
+        .collect();
+    meter
+        .u64_observable_counter("registry.cache.requests")
+        .with_description("Registry cache lookups by cache and result (hit or miss)")
+        .with_callback(move |observer| {
+            let counts = caches.cache_stats().all().into_iter().flat_map(|(_, counters)| {
+                [
+                    counters.hits.load(std::sync::atomic::Ordering::Relaxed),
+                    counters.misses.load(std::sync::atomic::Ordering::Relaxed),
+                ]
+            });
+            for (count, labels) in counts.zip(&labels) {
+                observer.observe(count, labels);
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+        })
+        .build();
+    let counted = Arc::clone(registry);
+    meter
+        .u64_observable_gauge("registry.schemas")
+        .with_description("Distinct schema ids (counted every 30 s)")
+        .with_callback(move |observer| {
+            if let Some((schemas, _)) = counted.counts() {
+                observer.observe(schemas, &[]);
+            }
+        })
+        .build();
+    let counted = Arc::clone(registry);
+    meter
+        .u64_observable_gauge("registry.subjects")
+        .with_description("Subjects with at least one live version (counted every 30 s)")
+        .with_callback(move |observer| {
+            if let Some((_, subjects)) = counted.counts() {
+                observer.observe(subjects, &[]);
+            }
+        })
+        .build();
+    let pooled = pool.clone();
+    let idle = [KeyValue::new("state", "idle")];
+    let used = [KeyValue::new("state", "used")];
+    meter
+        .u64_observable_gauge("db.client.connections.usage")
+        .with_description("Postgres connections in the pool, by state")
+        .with_callback(move |observer| {
+            let size = u64::from(pooled.size());
+            let idle_count = pooled.num_idle() as u64;
+            observer.observe(idle_count, &idle);
+            observer.observe(size.saturating_sub(idle_count), &used);
+        })
+        .build();
+    meter
+        .u64_observable_gauge("db.client.connection.max")
+        .with_description("Most Postgres connections the pool opens")
+        .with_callback(move |observer| observer.observe(u64::from(max_connections), &[]))
+        .build();
 }

@@ -10,7 +10,7 @@ use crate::model::{ConfigRow, Reference, SchemaRow, VersionRow};
 /// The NOTIFY channel on which every committed change is announced to all replicas.
 pub const EVENTS_CHANNEL: &str = "tributary_registry_events";
 
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_by_id"))]
 pub async fn schema_by_id(pool: &PgPool, id: i32) -> Result<Option<SchemaRow>, sqlx::Error> {
     let row = sqlx::query("SELECT id, fingerprint, schema_text FROM schemas WHERE id = $1")
         .bind(id)
@@ -45,7 +45,7 @@ async fn references_of(pool: &PgPool, schema_id: i32) -> Result<Vec<Reference>, 
 }
 
 /// Every version row of a subject, deleted or not, ascending.
-#[tracing::instrument(level = "debug", skip(executor), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "versions_of"))]
 pub async fn versions_of<'e, E>(executor: E, subject: &str) -> Result<Vec<VersionRow>, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
@@ -68,7 +68,7 @@ where
 
 /// Ensures the subject row exists and locks it for the rest of the transaction. This lock is
 /// what serialises registrations and deletions within one subject across every replica.
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "SELECT subjects", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subjects", code.function.name = "lock_subject"))]
 pub async fn lock_subject(
     conn: &mut PgConnection,
     subject: &str,
@@ -91,11 +91,7 @@ pub async fn lock_subject(
 /// Inserts a schema unless one with the same fingerprint exists, and returns the id either way.
 /// Concurrent inserts of the same schema on several replicas all get the one id: the unique
 /// fingerprint makes the later ones wait for the first and then find its row.
-#[tracing::instrument(
-    level = "debug",
-    skip(conn, fingerprint, text, references),
-    err(Display)
-)]
+#[tracing::instrument(level = "debug", skip(conn, fingerprint, text, references), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema"))]
 pub async fn insert_schema(
     conn: &mut PgConnection,
     fingerprint: &[u8],
@@ -123,11 +119,7 @@ pub async fn insert_schema(
 
 /// IMPORT mode: inserts a schema under a caller-chosen id, and moves the id sequence past it so
 /// later registry-assigned ids never collide with it.
-#[tracing::instrument(
-    level = "debug",
-    skip(conn, fingerprint, text, references),
-    err(Display)
-)]
+#[tracing::instrument(level = "debug", skip(conn, fingerprint, text, references), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema_with_id"))]
 pub async fn insert_schema_with_id(
     conn: &mut PgConnection,
     id: i32,
@@ -172,7 +164,7 @@ async fn insert_references(
     Ok(())
 }
 
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_row_for_id"))]
 pub async fn schema_row_for_id(
     conn: &mut PgConnection,
     id: i32,
@@ -183,7 +175,7 @@ pub async fn schema_row_for_id(
         .await
 }
 
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "INSERT subject_versions", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "subject_versions", code.function.name = "insert_version"))]
 pub async fn insert_version(
     conn: &mut PgConnection,
     subject: &str,
@@ -199,7 +191,7 @@ pub async fn insert_version(
     Ok(())
 }
 
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "UPDATE subject_versions", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "subject_versions", code.function.name = "soft_delete_versions"))]
 pub async fn soft_delete_versions(
     conn: &mut PgConnection,
     subject: &str,
@@ -215,7 +207,7 @@ pub async fn soft_delete_versions(
     Ok(())
 }
 
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "DELETE subject_versions", db.system.name = "postgresql", db.operation.name = "DELETE", db.collection.name = "subject_versions", code.function.name = "hard_delete_versions"))]
 pub async fn hard_delete_versions(
     conn: &mut PgConnection,
     subject: &str,
@@ -231,7 +223,7 @@ pub async fn hard_delete_versions(
 
 /// Ids of the schemas that reference `subject` `version`: only those used by a live subject
 /// version when `live_only`, else by any version row (soft-deleted ones included).
-#[tracing::instrument(level = "debug", skip(executor), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor), err(Display), fields(otel.kind = "client", otel.name = "SELECT schema_references", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schema_references", code.function.name = "referenced_by"))]
 pub async fn referenced_by<'e, E>(
     executor: E,
     subject: &str,
@@ -254,7 +246,7 @@ where
     .await
 }
 
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "usages_of"))]
 pub async fn usages_of(
     pool: &PgPool,
     schema_id: i32,
@@ -285,7 +277,7 @@ pub enum SubjectFilter {
     DeletedOnly,
 }
 
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "list_subjects"))]
 pub async fn list_subjects(
     pool: &PgPool,
     prefix: &str,
@@ -314,7 +306,7 @@ pub async fn list_subjects(
 
 /// Subjects in lexicographic order, skipping `offset` of them and returning at most `limit`
 /// (every one when `None`): the offset paging of Confluent's `GET /subjects`.
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "list_subjects_at"))]
 pub async fn list_subjects_at(
     pool: &PgPool,
     prefix: &str,
@@ -344,7 +336,7 @@ pub async fn list_subjects_at(
 /// Version rows of every subject starting with `prefix`, ordered by subject then version (live
 /// ones only unless `include_deleted`; only each subject's newest one when `latest_only`),
 /// skipping `offset` rows and returning at most `limit` (all when `None`).
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "list_subject_versions"))]
 pub async fn list_subject_versions(
     pool: &PgPool,
     prefix: &str,
@@ -384,7 +376,7 @@ pub async fn list_subject_versions(
 }
 
 /// The largest schema id in use; 0 when there is none.
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "max_schema_id"))]
 pub async fn max_schema_id(pool: &PgPool) -> Result<i32, sqlx::Error> {
     let id: Option<i32> = sqlx::query_scalar("SELECT max(id) FROM schemas")
         .fetch_one(pool)
@@ -392,7 +384,7 @@ pub async fn max_schema_id(pool: &PgPool) -> Result<i32, sqlx::Error> {
     Ok(id.unwrap_or(0))
 }
 
-#[tracing::instrument(level = "debug", skip(pool), err(Display))]
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT configs", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "configs", code.function.name = "configs"))]
 pub async fn configs(pool: &PgPool) -> Result<Vec<(String, ConfigRow)>, sqlx::Error> {
     let rows = sqlx::query("SELECT subject, compatibility, mode FROM configs")
         .fetch_all(pool)
@@ -419,7 +411,7 @@ pub enum ConfigField {
 }
 
 /// Sets (or with `None`, clears) one setting of `subject` ('' = global).
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "INSERT configs", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "configs", code.function.name = "set_config"))]
 pub async fn set_config(
     conn: &mut PgConnection,
     field: ConfigField,
@@ -445,7 +437,7 @@ pub async fn set_config(
 }
 
 /// Locks one config row (creating it empty if needed), so read-modify-write of a config is atomic.
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "SELECT configs", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "configs", code.function.name = "lock_config"))]
 pub async fn lock_config(conn: &mut PgConnection, subject: &str) -> Result<ConfigRow, sqlx::Error> {
     sqlx::query("INSERT INTO configs (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING")
         .bind(subject)
@@ -462,7 +454,7 @@ pub async fn lock_config(conn: &mut PgConnection, subject: &str) -> Result<Confi
 }
 
 /// Whether any subject (or, with `Some`, that subject) holds a version row.
-#[tracing::instrument(level = "debug", skip(conn), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "has_versions"))]
 pub async fn has_versions(
     conn: &mut PgConnection,
     subject: Option<&str>,
@@ -476,7 +468,7 @@ pub async fn has_versions(
 }
 
 /// Announces a change to every replica; delivered when (and only if) the transaction commits.
-#[tracing::instrument(level = "debug", skip(conn, payload), err(Display))]
+#[tracing::instrument(level = "debug", skip(conn, payload), err(Display), fields(otel.kind = "client", otel.name = "NOTIFY", db.system.name = "postgresql", db.operation.name = "NOTIFY", code.function.name = "notify"))]
 pub async fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(EVENTS_CHANNEL)
@@ -486,6 +478,17 @@ pub async fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), sqlx::
     Ok(())
 }
 
+/// The number of schema ids and of subjects with a live version, for the registry's gauges.
+#[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "counts"))]
+pub async fn counts(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM schemas), \
+                (SELECT count(DISTINCT subject) FROM subject_versions WHERE NOT deleted)",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// A cheap round trip, for health checks.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await?;
@@ -493,7 +496,7 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// The id of the schema with a fingerprint, if any.
-#[tracing::instrument(level = "debug", skip(executor, fingerprint), err(Display))]
+#[tracing::instrument(level = "debug", skip(executor, fingerprint), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_id_by_fingerprint"))]
 pub async fn schema_id_by_fingerprint<'e, E>(
     executor: E,
     fingerprint: &[u8],

@@ -1,0 +1,145 @@
+//! Metrics of one service instance: an OpenTelemetry meter provider whose instruments are
+//! exposed in the Prometheus text format on `GET /metrics` ([`serve`]) and, when the `OTEL_*`
+//! variables configure a metrics endpoint, also pushed over OTLP/gRPC every
+//! `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default).
+//!
+//! Each [`Metrics`] has its own provider and Prometheus registry (nothing global), so several
+//! service instances in one process (tests) each expose their own series. Names as scraped:
+//! dots become underscores, a unit `s` adds `_seconds`, `By` adds `_bytes`, counters end in
+//! `_total`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use prometheus::{Encoder, TextEncoder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::setup::{EXPORT_TIMEOUT, OtlpConfig, resource};
+
+/// Histogram buckets for durations, in seconds: from 100 µs (a cached registry read) to 10 s.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The meter provider of one service instance and its Prometheus registry.
+pub struct Metrics {
+    provider: SdkMeterProvider,
+    registry: prometheus::Registry,
+    meter: Meter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A provider with the Prometheus exporter, plus an OTLP periodic reader when configured
+    /// (must run inside the Tokio runtime then). Also registers `process.resident_memory`.
+    pub fn new(service_name: &'static str) -> anyhow::Result<Self> {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .scope_info_enabled(false)
+            .build()?;
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(resource(service_name))
+            .with_reader(exporter);
+        if OtlpConfig::from_env().metrics {
+            let otlp = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_timeout(EXPORT_TIMEOUT)
+                .build()?;
+            builder = builder.with_reader(PeriodicReader::builder(otlp).build());
+        }
+        let provider = builder.build();
+        let meter = provider.meter("tributary");
+        meter
+            .u64_observable_gauge("process.resident_memory")
+            .with_unit("By")
+            .with_description("Resident set size of the process")
+            .with_callback(|observer| {
+                if let Some(bytes) = resident_memory_bytes() {
+                    observer.observe(bytes, &[]);
+                }
+            })
+            .build();
+        Ok(Self {
+            provider,
+            registry,
+            meter,
+        })
+    }
+
+    /// The meter instruments are created from.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The current values in the Prometheus text format (0.0.4).
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Exports what is pending (OTLP) and stops the provider, waiting at most `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let provider = self.provider.clone();
+        let stopped = tokio::task::spawn_blocking(move || provider.shutdown());
+        if tokio::time::timeout(timeout, stopped).await.is_err() {
+            tracing::warn!("metrics export did not finish within {timeout:?}");
+        }
+    }
+}
+
+/// The resident set size, from `/proc/self/status` (Linux only).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Binds the metrics address (port 0 picks one).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context as _;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the metrics address {addr}"))
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics.encode(),
+    )
+}
+
+/// Serves `GET /metrics` until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
