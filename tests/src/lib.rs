@@ -93,6 +93,8 @@ pub struct TestRegistry {
     pub addr: SocketAddr,
     /// Where its Confluent-compatible HTTP API listens.
     pub http_addr: SocketAddr,
+    /// Where its Prometheus `/metrics` endpoint listens.
+    pub metrics_addr: SocketAddr,
     pub database: TestDatabase,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -117,6 +119,7 @@ impl TestRegistry {
             .expect("registry builds");
         let addr = application.local_addr();
         let http_addr = application.http_addr();
+        let metrics_addr = application.metrics_addr();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task =
@@ -126,6 +129,7 @@ impl TestRegistry {
         Self {
             addr,
             http_addr,
+            metrics_addr,
             database,
             stop,
             task,
@@ -383,6 +387,8 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
 #[derive(Debug)]
 pub struct TestMessaging {
     pub addr: SocketAddr,
+    /// Where its Prometheus `/metrics` endpoint listens.
+    pub metrics_addr: SocketAddr,
     pub registry: TestRegistry,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -415,6 +421,7 @@ impl TestMessaging {
             .await
             .expect("messaging builds");
         let addr = application.local_addr();
+        let metrics_addr = application.metrics_addr();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task =
@@ -425,6 +432,7 @@ impl TestMessaging {
         }
         Self {
             addr,
+            metrics_addr,
             registry,
             stop,
             task,
@@ -456,6 +464,22 @@ impl TestMessaging {
 
     /// Opens a Consume stream with `subscription`.
     pub async fn consume(&self, subscription: messaging_pb::Subscription) -> TestConsumer {
+        TestConsumer::open(self.client().await, subscription).await
+    }
+
+    /// Stops it as SIGTERM would and waits for the drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+}
+
+impl TestConsumer {
+    /// Opens a Consume stream with `subscription` on `client`.
+    pub async fn open(
+        mut client: MessagingServiceClient<Channel>,
+        subscription: messaging_pb::Subscription,
+    ) -> Self {
         let (requests, rx) = tokio::sync::mpsc::channel(1024);
         requests
             .send(messaging_pb::ConsumeRequest {
@@ -465,9 +489,7 @@ impl TestMessaging {
             })
             .await
             .unwrap();
-        let responses = self
-            .client()
-            .await
+        let responses = client
             .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
             .expect("Consume opens")
@@ -476,12 +498,6 @@ impl TestMessaging {
             requests,
             responses,
         }
-    }
-
-    /// Stops it as SIGTERM would and waits for the drain.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.task.await?
     }
 }
 
@@ -649,4 +665,62 @@ impl MessagingProcess {
             .expect("exits within 15 s")
             .unwrap()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+/// The Prometheus exposition served at `http://{addr}/metrics`.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let response = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap_or_else(|error| panic!("cannot scrape {addr}/metrics: {error}"));
+    assert!(response.status().is_success(), "{addr}/metrics: {}", response.status());
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `name{labels...}` (labels given are a subset of the sample's).
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let rest = series.strip_prefix(name)?;
+        if !(rest.is_empty() || rest.starts_with('{')) {
+            return None;
+        }
+        labels
+            .iter()
+            .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")))
+            .then(|| value.parse().ok())?
+    })
+}
+
+/// Runs `promtool check metrics` on an exposition; panics when promtool is missing (install
+/// Debian's `prometheus` package; scripts/test does) or finds a problem.
+pub fn promtool_check(exposition: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run promtool ({error}); install it: apt-get install prometheus \
+                 (scripts/test installs it)"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{exposition}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -135,6 +135,8 @@ pub fn init(service_name: &'static str, format: LogFormat, default_filter: &str)
     let otel_layer = tracer_provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("tributary"))
+            .with_threads(false)
+            .with_tracked_inactivity(false)
             .with_filter(filter::filter_fn(exported))
     });
     let installed = tracing_subscriber::registry()
