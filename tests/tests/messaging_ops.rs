@@ -1,5 +1,6 @@
 //! The messaging service's operational behaviour and less common paths: health while Kafka or
-//! the registry is unreachable, graceful shutdown of consume streams, explicit partition
+//! the registry is unreachable (readiness, `dependency.kafka`, `dependency.registry`; liveness
+//! stays SERVING), and back when the registry returns, graceful shutdown of consume streams, explicit partition
 //! assignment with start positions and seeks, and Avro schema selection by id and by
 //! RecordNameStrategy.
 
@@ -10,7 +11,9 @@ use std::time::Duration;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tributary_proto::messaging::v1 as pb;
-use tributary_tests::{TestMessaging, free_port, unique_name};
+use tributary_tests::{
+    CuttableProxy, TestMessaging, TestRegistry, free_port, sample, scrape, unique_name,
+};
 
 use tributary_tests::records::{avro, error, metadata, produce, record, text};
 
@@ -38,6 +41,10 @@ fn partition_subscription(topic: &str, start: pb::StartPosition) -> pb::Subscrip
 }
 
 async fn health(messaging: &TestMessaging) -> i32 {
+    status_of(messaging, "tributary.messaging.v1.MessagingService").await
+}
+
+async fn status_of(messaging: &TestMessaging, service: &str) -> i32 {
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", messaging.addr))
         .unwrap()
         .connect()
@@ -45,12 +52,81 @@ async fn health(messaging: &TestMessaging) -> i32 {
         .unwrap();
     tonic_health::pb::health_client::HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest {
-            service: "tributary.messaging.v1.MessagingService".to_owned(),
+            service: service.to_owned(),
         })
         .await
         .unwrap()
         .into_inner()
         .status
+}
+
+/// Waits until every `(service, status)` holds.
+async fn wait_for_statuses(messaging: &TestMessaging, wanted: &[(&str, ServingStatus)]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut seen = Vec::new();
+        for (service, _) in wanted {
+            seen.push(status_of(messaging, service).await);
+        }
+        if seen
+            .iter()
+            .zip(wanted)
+            .all(|(seen, (_, want))| *seen == *want as i32)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "statuses {seen:?}, wanted {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_follows_the_registry_and_liveness_does_not() {
+    use ServingStatus::{NotServing, Serving};
+    // The registry behind a proxy this test can cut.
+    let registry = TestRegistry::start().await;
+    let proxy = CuttableProxy::start(registry.addr).await;
+    let via_proxy = format!("http://{}", proxy.addr);
+    let messaging = TestMessaging::start_with(|s| s.registry_url = via_proxy, true).await;
+    let all_up = [
+        ("", Serving),
+        ("tributary.messaging.v1.MessagingService", Serving),
+        ("dependency.kafka", Serving),
+        ("dependency.registry", Serving),
+        ("liveness", Serving),
+    ];
+    wait_for_statuses(&messaging, &all_up).await;
+
+    proxy.cut();
+    wait_for_statuses(
+        &messaging,
+        &[
+            ("", NotServing),
+            ("tributary.messaging.v1.MessagingService", NotServing),
+            ("dependency.kafka", Serving),
+            ("dependency.registry", NotServing),
+            ("liveness", Serving),
+        ],
+    )
+    .await;
+    let metrics = scrape(messaging.metrics_addr).await;
+    assert_eq!(sample(&metrics, "tributary_ready", &[]), Some(0.0));
+    assert_eq!(
+        sample(&metrics, "tributary_dependency_up", &[("dependency", "registry")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, "tributary_dependency_up", &[("dependency", "kafka")]),
+        Some(1.0)
+    );
+
+    proxy.restore();
+    wait_for_statuses(&messaging, &all_up).await;
+    messaging.stop().await.unwrap();
+    registry.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -69,6 +145,20 @@ async fn health_is_not_serving_while_the_registry_or_kafka_is_unreachable() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(health(&no_registry).await, ServingStatus::NotServing as i32);
     assert_eq!(health(&no_kafka).await, ServingStatus::NotServing as i32);
+    assert_eq!(
+        status_of(&no_kafka, "dependency.kafka").await,
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(
+        status_of(&no_kafka, "dependency.registry").await,
+        ServingStatus::Serving as i32
+    );
+    for unhealthy in [&no_registry, &no_kafka] {
+        assert_eq!(
+            status_of(unhealthy, "liveness").await,
+            ServingStatus::Serving as i32
+        );
+    }
 
     // Without the registry, plain records still go through and Avro ones are UNAVAILABLE.
     let topic = unique_name("noregistry");

@@ -1,4 +1,5 @@
-//! Operational behaviour: health follows Postgres, reflection serves both protocol versions,
+//! Operational behaviour: health follows Postgres (readiness and `dependency.postgres`; liveness
+//! stays SERVING), reflection serves both protocol versions,
 //! SIGTERM drains and exits cleanly.
 
 #![allow(clippy::unwrap_used)]
@@ -82,6 +83,14 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
         Duration::from_secs(5),
     )
     .await;
+    assert_eq!(
+        status_of(registry.addr, "dependency.postgres").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(
+        status_of(registry.addr, "liveness").await,
+        ServingStatus::Serving
+    );
 
     proxy.cut();
     wait_for_status(
@@ -90,6 +99,28 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
         Duration::from_secs(5),
     )
     .await;
+    assert_eq!(
+        status_of(registry.addr, "dependency.postgres").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        status_of(registry.addr, "liveness").await,
+        ServingStatus::Serving,
+        "liveness does not follow a dependency"
+    );
+    let metrics = tributary_tests::scrape(registry.metrics_addr).await;
+    assert_eq!(
+        tributary_tests::sample(&metrics, "tributary_ready", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        tributary_tests::sample(
+            &metrics,
+            "tributary_dependency_up",
+            &[("dependency", "postgres")]
+        ),
+        Some(0.0)
+    );
     // While Postgres is away, a call that needs it fails with UNAVAILABLE, not INTERNAL.
     let mut client = registry.client().await;
     let status = client
@@ -109,6 +140,14 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
         Duration::from_secs(10),
     )
     .await;
+    assert_eq!(
+        status_of(registry.addr, "dependency.postgres").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(
+        status_of(registry.addr, "liveness").await,
+        ServingStatus::Serving
+    );
     client
         .register_schema(pb::RegisterSchemaRequest {
             subject: "s".into(),
