@@ -79,6 +79,7 @@ class RegistryProcess:
             DATABASE_URL=f"{base}/{self.database}",
             REGISTRY_GRPC_ADDR=self.grpc_addr,
             REGISTRY_HTTP_ADDR=f"127.0.0.1:{self.http_port}",
+            REGISTRY_METRICS_ADDR="127.0.0.1:0",
             RUST_LOG="warn",
         )
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -210,6 +211,7 @@ class MessagingProcess:
         env = dict(os.environ)
         env.update(
             MESSAGING_GRPC_ADDR=self.addr,
+            MESSAGING_METRICS_ADDR="127.0.0.1:0",
             REGISTRY_URL=f"http://{registry.grpc_addr}",
             KAFKA_BOOTSTRAP_SERVERS=BOOTSTRAP,
             KAFKA_PROPERTIES="linger.ms=1,client.id=tributary-interop",
