@@ -675,7 +675,11 @@ pub async fn scrape(addr: SocketAddr) -> String {
     let response = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap_or_else(|error| panic!("cannot scrape {addr}/metrics: {error}"));
-    assert!(response.status().is_success(), "{addr}/metrics: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{addr}/metrics: {}",
+        response.status()
+    );
     response.text().await.unwrap()
 }
 

@@ -115,11 +115,19 @@ async fn health_follows_the_registry_and_liveness_does_not() {
     let metrics = scrape(messaging.metrics_addr).await;
     assert_eq!(sample(&metrics, "tributary_ready", &[]), Some(0.0));
     assert_eq!(
-        sample(&metrics, "tributary_dependency_up", &[("dependency", "registry")]),
+        sample(
+            &metrics,
+            "tributary_dependency_up",
+            &[("dependency", "registry")]
+        ),
         Some(0.0)
     );
     assert_eq!(
-        sample(&metrics, "tributary_dependency_up", &[("dependency", "kafka")]),
+        sample(
+            &metrics,
+            "tributary_dependency_up",
+            &[("dependency", "kafka")]
+        ),
         Some(1.0)
     );
 

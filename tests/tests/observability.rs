@@ -189,7 +189,9 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
     });
     request.metadata_mut().insert(
         "traceparent",
-        format!("00-{trace_id}-{client_span_id}-01").parse().unwrap(),
+        format!("00-{trace_id}-{client_span_id}-01")
+            .parse()
+            .unwrap(),
     );
     let results = client.produce(request).await.unwrap().into_inner().results;
     assert_eq!(metadata(&results[0]).offset, 0);
@@ -270,9 +272,11 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
     );
     let mut ancestor = publish.parent_span_id.clone();
     while ancestor != produce_call.span_id {
-        ancestor = find(&spans, "between publish and Produce", |s| s.span_id == ancestor)
-            .parent_span_id
-            .clone();
+        ancestor = find(&spans, "between publish and Produce", |s| {
+            s.span_id == ancestor
+        })
+        .parent_span_id
+        .clone();
     }
 
     // registry: RegisterSchema, called by messaging to encode the record, a child of publish.
@@ -434,7 +438,11 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
     // Records and bytes per topic.
     let topic_label = [("messaging_destination_name", topic.as_str())];
     assert_eq!(
-        sample(&exposition, "messaging_client_sent_messages_total", &topic_label),
+        sample(
+            &exposition,
+            "messaging_client_sent_messages_total",
+            &topic_label
+        ),
         Some(10.0)
     );
     assert_eq!(
@@ -446,10 +454,18 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
         Some(10.0)
     );
     // Each value: 5 bytes of Confluent framing + the Avro body (at least 6 bytes).
-    let sent_bytes = sample(&exposition, "messaging_client_sent_bytes_total", &topic_label);
+    let sent_bytes = sample(
+        &exposition,
+        "messaging_client_sent_bytes_total",
+        &topic_label,
+    );
     assert!(sent_bytes.is_some_and(|b| b >= 110.0), "{sent_bytes:?}");
     assert_eq!(
-        sample(&exposition, "messaging_client_consumed_bytes_total", &topic_label),
+        sample(
+            &exposition,
+            "messaging_client_consumed_bytes_total",
+            &topic_label
+        ),
         sent_bytes
     );
     assert!(sample(&exposition, "messaging_producer_queue_messages", &[]).is_some());
@@ -500,7 +516,12 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
     );
     for state in ["idle", "used"] {
         assert!(
-            sample(&exposition, "db_client_connections_usage", &[("state", state)]).is_some()
+            sample(
+                &exposition,
+                "db_client_connections_usage",
+                &[("state", state)]
+            )
+            .is_some()
         );
     }
     assert_eq!(

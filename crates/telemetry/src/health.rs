@@ -90,10 +90,11 @@ impl Health {
         self.reporter.set_service_status("", status(ready)).await;
     }
 
-    /// Records whether a dependency answers.
+    /// Records whether a dependency answers (the health service hears of changes only).
     pub async fn set_dependency(&self, name: &str, up: bool) {
-        if let Some(dependency) = self.dependencies.iter().find(|d| d.name == name) {
-            dependency.up.store(up, Ordering::Relaxed);
+        if let Some(dependency) = self.dependencies.iter().find(|d| d.name == name)
+            && dependency.up.swap(up, Ordering::Relaxed) != up
+        {
             self.reporter
                 .set_service_status(&dependency.service, status(up))
                 .await;

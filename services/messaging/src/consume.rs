@@ -33,18 +33,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use rdkafka::statistics::Statistics;
-use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tributary_avro::Schema;
 use tributary_proto::messaging::v1 as pb;
 
@@ -764,6 +764,36 @@ mod tests {
         tracker.delivered("t", 0, 9);
         assert_eq!(tracker.ack("t", 0, 9), None);
         assert_eq!(tracker.ack("t", 0, 5), Some(10));
+    }
+
+    #[test]
+    fn lag_counts_from_where_the_stream_would_resume() {
+        let mut tracker = AckTracker::default();
+        for offset in 0..10 {
+            tracker.delivered("t", 0, offset);
+        }
+        for offset in [0, 1, 2, 3, 7] {
+            tracker.ack("t", 0, offset);
+        }
+        let watermark = |partition, high, committed| PartitionWatermark {
+            topic: "t".to_owned(),
+            partition,
+            high,
+            committed,
+        };
+        let lags: Vec<_> = lags(
+            &tracker,
+            vec![
+                // Delivered 0..=9, acknowledged 0..=3 and 7: resumes at 4.
+                watermark(0, 10, 2),
+                // Nothing delivered yet: from the group's committed offset.
+                watermark(1, 8, 5),
+                // Nothing delivered and nothing committed: unknown, left out.
+                watermark(2, 8, -1001),
+            ],
+        )
+        .collect();
+        assert_eq!(lags, vec![("t".to_owned(), 0, 6), ("t".to_owned(), 1, 3)]);
     }
 
     #[test]

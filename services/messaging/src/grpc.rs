@@ -100,57 +100,59 @@ impl MessagingService for MessagingGrpc {
         let producer = self.producer.clone();
         let max_in_flight = self.produce_max_in_flight;
         let stop = self.stop.clone();
-        tokio::spawn(async move {
-            let mut in_flight = FuturesOrdered::new();
-            let mut sequence: u64 = 0;
-            let mut reading = true;
-            let mut end: Option<Status> = None;
-            loop {
-                if !reading && in_flight.is_empty() {
-                    break;
-                }
-                tokio::select! {
-                    biased;
-                    Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                        let response = pb::ProduceStreamResponse {
-                            sequence,
-                            result: Some(result_to_wire(result)),
-                        };
-                        if tx.send(Ok(response)).await.is_err() {
-                            return;
-                        }
+        tokio::spawn(
+            async move {
+                let mut in_flight = FuturesOrdered::new();
+                let mut sequence: u64 = 0;
+                let mut reading = true;
+                let mut end: Option<Status> = None;
+                loop {
+                    if !reading && in_flight.is_empty() {
+                        break;
                     }
-                    () = stop.cancelled(), if reading => {
-                        reading = false;
-                        end = Some(MessagingError::ShuttingDown.into());
-                    }
-                    request = inbound.next(), if reading && in_flight.len() < max_in_flight => {
-                        match request {
-                            Some(Ok(request)) => {
-                                let started = match request.record {
-                                    Some(record) => producer.start(record).await,
-                                    None => Err(MessagingError::invalid("record", "required")),
-                                };
-                                let this = sequence;
-                                sequence += 1;
-                                in_flight.push_back(async move {
-                                    let result = match started {
-                                        Ok(in_flight) => in_flight.delivered().await,
-                                        Err(error) => Err(error),
-                                    };
-                                    (this, result)
-                                });
+                    tokio::select! {
+                        biased;
+                        Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                            let response = pb::ProduceStreamResponse {
+                                sequence,
+                                result: Some(result_to_wire(result)),
+                            };
+                            if tx.send(Ok(response)).await.is_err() {
+                                return;
                             }
-                            Some(Err(_)) | None => reading = false,
+                        }
+                        () = stop.cancelled(), if reading => {
+                            reading = false;
+                            end = Some(MessagingError::ShuttingDown.into());
+                        }
+                        request = inbound.next(), if reading && in_flight.len() < max_in_flight => {
+                            match request {
+                                Some(Ok(request)) => {
+                                    let started = match request.record {
+                                        Some(record) => producer.start(record).await,
+                                        None => Err(MessagingError::invalid("record", "required")),
+                                    };
+                                    let this = sequence;
+                                    sequence += 1;
+                                    in_flight.push_back(async move {
+                                        let result = match started {
+                                            Ok(in_flight) => in_flight.delivered().await,
+                                            Err(error) => Err(error),
+                                        };
+                                        (this, result)
+                                    });
+                                }
+                                Some(Err(_)) | None => reading = false,
+                            }
                         }
                     }
                 }
+                if let Some(status) = end {
+                    let _ = tx.send(Err(status)).await;
+                }
             }
-            if let Some(status) = end {
-                let _ = tx.send(Err(status)).await;
-            }
-        }
-        .in_current_span());
+            .in_current_span(),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -89,7 +89,10 @@ impl MessagingMetrics {
                         observer.observe(
                             *lag,
                             &[
-                                KeyValue::new("messaging.consumer.group.name", stream.group.clone()),
+                                KeyValue::new(
+                                    "messaging.consumer.group.name",
+                                    stream.group.clone(),
+                                ),
                                 KeyValue::new("messaging.destination.name", key.topic.clone()),
                                 KeyValue::new(
                                     "messaging.destination.partition.id",
@@ -108,7 +111,10 @@ impl MessagingMetrics {
         if let Some(labels) = self.instruments.topics.read().get(topic) {
             return record(labels);
         }
-        let labels = [KeyValue::new("messaging.destination.name", topic.to_owned())];
+        let labels = [KeyValue::new(
+            "messaging.destination.name",
+            topic.to_owned(),
+        )];
         record(&labels);
         let mut topics = self.instruments.topics.write();
         // Bounded: topics deleted and recreated under new names must not grow this forever.

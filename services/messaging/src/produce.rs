@@ -327,9 +327,9 @@ fn publish_span(topic: &str) -> tracing::Span {
 /// Adds `span`'s W3C trace context to a record's headers, unless the client set `traceparent`.
 fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Vec<u8>)>) {
     if span.is_none()
-        || headers.iter().any(|(key, _)| {
-            key.eq_ignore_ascii_case(tributary_telemetry::propagation::TRACEPARENT)
-        })
+        || headers
+            .iter()
+            .any(|(key, _)| key.eq_ignore_ascii_case(tributary_telemetry::propagation::TRACEPARENT))
     {
         return;
     }

@@ -12,8 +12,11 @@ const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,h2=warn,tower=warn";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    let telemetry =
-        tributary_telemetry::init("tributary-registry", settings.log_format, DEFAULT_LOG_FILTER);
+    let telemetry = tributary_telemetry::init(
+        "tributary-registry",
+        settings.log_format,
+        DEFAULT_LOG_FILTER,
+    );
     let result = match Application::build(&settings).await {
         Ok(application) => application.run_until_stopped(shutdown_signal()).await,
         Err(error) => Err(error),

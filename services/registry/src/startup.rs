@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Meter;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_telemetry::grpc::RpcLayer;
 use tributary_telemetry::health::Health;
@@ -34,7 +34,8 @@ const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
 const COUNT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The API service's name, for health.
-const SERVICE_NAME: &str = <RegistryServiceServer<RegistryGrpc> as tonic::server::NamedService>::NAME;
+const SERVICE_NAME: &str =
+    <RegistryServiceServer<RegistryGrpc> as tonic::server::NamedService>::NAME;
 
 /// A registry that is bound to its port and ready to run.
 #[derive(Debug)]
@@ -326,7 +327,11 @@ async fn watch_database_health(
 
 /// Keeps the schema and subject counts fresh: one COUNT query every [`COUNT_INTERVAL`] (never
 /// per scrape), into the registry's gauges.
-async fn count_schemas_and_subjects(pool: PgPool, registry: Arc<Registry>, stop: CancellationToken) {
+async fn count_schemas_and_subjects(
+    pool: PgPool,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) {
     loop {
         match store::counts(&pool).await {
             Ok((schemas, subjects)) => registry.set_counts(schemas, subjects),
@@ -360,12 +365,16 @@ fn register_gauges(meter: &Meter, registry: &Arc<Registry>, pool: &PgPool, max_c
         .u64_observable_counter("registry.cache.requests")
         .with_description("Registry cache lookups by cache and result (hit or miss)")
         .with_callback(move |observer| {
-            let counts = caches.cache_stats().all().into_iter().flat_map(|(_, counters)| {
-                [
-                    counters.hits.load(std::sync::atomic::Ordering::Relaxed),
-                    counters.misses.load(std::sync::atomic::Ordering::Relaxed),
-                ]
-            });
+            let counts = caches
+                .cache_stats()
+                .all()
+                .into_iter()
+                .flat_map(|(_, counters)| {
+                    [
+                        counters.hits.load(std::sync::atomic::Ordering::Relaxed),
+                        counters.misses.load(std::sync::atomic::Ordering::Relaxed),
+                    ]
+                });
             for (count, labels) in counts.zip(&labels) {
                 observer.observe(count, labels);
             }
