@@ -1,8 +1,8 @@
 //! Observability end to end, against the real stack:
 //!
-//! - both services run as processes exporting spans over OTLP/gRPC to a receiver in this test:
-//!   a produce → consume round trip is ONE trace, across Kafka, with the registry's spans in
-//!   it as children and the semantic-convention attributes set;
+//! - both services run as processes exporting over OTLP/gRPC to a receiver in this test: a
+//!   produce → consume round trip is ONE trace, across Kafka, with the registry's spans in it
+//!   as children and the semantic-convention attributes set; their metrics arrive over OTLP too;
 //! - after traffic, `/metrics` of both services has the RED series, the cache counters and the
 //!   consumer lag of a live stream with the values the traffic implies, and passes
 //!   `promtool check metrics`.
@@ -13,6 +13,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -51,6 +57,38 @@ struct ReceivedSpan {
 #[derive(Debug, Default, Clone)]
 struct Receiver {
     spans: Arc<parking_lot::Mutex<Vec<ReceivedSpan>>>,
+    /// (service.name, metric name) of every metric received.
+    metrics: Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+}
+
+fn service_name(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> String {
+    resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .map(|kv| text_of(kv.value.as_ref()))
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut received = self.metrics.lock();
+        for resource_metrics in request.into_inner().resource_metrics {
+            let service = service_name(resource_metrics.resource.as_ref());
+            for metric in resource_metrics
+                .scope_metrics
+                .into_iter()
+                .flat_map(|scope| scope.metrics)
+            {
+                received.push((service.clone(), metric.name));
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
 }
 
 fn text_of(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
@@ -71,13 +109,7 @@ impl TraceService for Receiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut received = self.spans.lock();
         for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .map(|kv| text_of(kv.value.as_ref()))
-                .unwrap_or_default();
+            let service = service_name(resource_spans.resource.as_ref());
             for span in resource_spans
                 .scope_spans
                 .into_iter()
@@ -111,10 +143,10 @@ async fn start_receiver() -> (Receiver, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let receiver = Receiver::default();
-    let service = TraceServiceServer::new(receiver.clone());
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(service)
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .add_service(MetricsServiceServer::new(receiver.clone()))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     (receiver, format!("http://{addr}"))
@@ -150,7 +182,7 @@ fn attribute<'a>(span: &'a ReceivedSpan, key: &str) -> &'a str {
 async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_children() {
     let (receiver, endpoint) = start_receiver().await;
     let env = [
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
     let database = TestDatabase::create().await;
@@ -303,6 +335,20 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
     assert_eq!(attribute(receive, "messaging.system"), "kafka");
     assert_eq!(attribute(receive, "messaging.operation.type"), "receive");
     assert_eq!(attribute(receive, "messaging.destination.name"), topic);
+
+    // Metrics went over OTLP too (exported at shutdown at the latest).
+    let metrics = receiver.metrics.lock().clone();
+    for (service, metric) in [
+        ("tributary-messaging", "rpc.server.call.duration"),
+        ("tributary-messaging", "messaging.client.sent.messages"),
+        ("tributary-registry", "rpc.server.call.duration"),
+        ("tributary-registry", "registry.cache.requests"),
+    ] {
+        assert!(
+            metrics.iter().any(|(s, m)| s == service && m == metric),
+            "no {metric} from {service} over OTLP among {metrics:?}"
+        );
+    }
 }
 
 // ----- metrics -------------------------------------------------------------------------------
