@@ -1,16 +1,22 @@
 //! The messaging service's own instruments: records and bytes sent and consumed per topic, the
 //! producer's queue, and the lag of every live consume stream per partition.
+//!
+//! The per-record path only bumps relaxed atomics of its topic (found under a read lock); the
+//! OpenTelemetry counters read them when metrics are collected (a scrape or an OTLP export).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Meter};
+use opentelemetry::metrics::Meter;
+use opentelemetry::{KeyValue, StringValue};
 use parking_lot::{Mutex, RwLock};
 use rdkafka::producer::Producer as _;
 
 use crate::kafka::Kafka;
+
+/// Most topics counted; past it the counts start over (a counter reset to Prometheus).
+const MAX_TOPICS: usize = 10_000;
 
 /// Lag of one partition of one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,14 +31,22 @@ struct StreamLag {
     partitions: HashMap<LagKey, i64>,
 }
 
+/// Which count of a topic a counter reads.
+type CountOf = fn(&TopicCounts) -> &AtomicU64;
+
+/// Counts of one topic.
+#[derive(Debug)]
+struct TopicCounts {
+    label: [KeyValue; 1],
+    sent_messages: AtomicU64,
+    sent_bytes: AtomicU64,
+    consumed_messages: AtomicU64,
+    consumed_bytes: AtomicU64,
+}
+
 #[derive(Debug)]
 struct Instruments {
-    sent_messages: Counter<u64>,
-    sent_bytes: Counter<u64>,
-    consumed_messages: Counter<u64>,
-    consumed_bytes: Counter<u64>,
-    /// Topic -> its `messaging.destination.name` label (built once per topic).
-    topics: RwLock<HashMap<String, [KeyValue; 1]>>,
+    topics: RwLock<HashMap<String, TopicCounts>>,
     /// Stream id -> its group and lag per partition.
     lag: Mutex<HashMap<u64, StreamLag>>,
     next_stream: AtomicU64,
@@ -48,26 +62,44 @@ impl MessagingMetrics {
     /// Creates the instruments on `meter`; the queue gauge reads `kafka`'s producer.
     pub fn new(meter: &Meter, kafka: &Kafka) -> Self {
         let instruments = Arc::new(Instruments {
-            sent_messages: meter
-                .u64_counter("messaging.client.sent.messages")
-                .with_description("Records acknowledged by Kafka, per topic")
-                .build(),
-            sent_bytes: meter
-                .u64_counter("messaging.client.sent.bytes")
-                .with_description("Key and value bytes of records acknowledged by Kafka")
-                .build(),
-            consumed_messages: meter
-                .u64_counter("messaging.client.consumed.messages")
-                .with_description("Records delivered to consume streams, per topic")
-                .build(),
-            consumed_bytes: meter
-                .u64_counter("messaging.client.consumed.bytes")
-                .with_description("Key and value bytes of records delivered to consume streams")
-                .build(),
             topics: RwLock::default(),
             lag: Mutex::default(),
             next_stream: AtomicU64::new(0),
         });
+        let per_topic: [(&str, &str, CountOf); 4] = [
+            (
+                "messaging.client.sent.messages",
+                "Records acknowledged by Kafka, per topic",
+                |c| &c.sent_messages,
+            ),
+            (
+                "messaging.client.sent.bytes",
+                "Key and value bytes of records acknowledged by Kafka",
+                |c| &c.sent_bytes,
+            ),
+            (
+                "messaging.client.consumed.messages",
+                "Records delivered to consume streams, per topic",
+                |c| &c.consumed_messages,
+            ),
+            (
+                "messaging.client.consumed.bytes",
+                "Key and value bytes of records delivered to consume streams",
+                |c| &c.consumed_bytes,
+            ),
+        ];
+        for (name, description, count) in per_topic {
+            let counted = Arc::clone(&instruments);
+            meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    for counts in counted.topics.read().values() {
+                        observer.observe(count(counts).load(Ordering::Relaxed), &counts.label);
+                    }
+                })
+                .build();
+        }
         let producer = kafka.producer().clone();
         meter
             .i64_observable_gauge("messaging.producer.queue.messages")
@@ -107,36 +139,45 @@ impl MessagingMetrics {
         Self { instruments }
     }
 
-    fn with_topic(&self, topic: &str, record: impl FnOnce(&[KeyValue])) {
-        if let Some(labels) = self.instruments.topics.read().get(topic) {
-            return record(labels);
+    fn with_topic(&self, topic: &str, count: impl FnOnce(&TopicCounts)) {
+        if let Some(counts) = self.instruments.topics.read().get(topic) {
+            return count(counts);
         }
-        let labels = [KeyValue::new(
-            "messaging.destination.name",
-            topic.to_owned(),
-        )];
-        record(&labels);
         let mut topics = self.instruments.topics.write();
         // Bounded: topics deleted and recreated under new names must not grow this forever.
-        if topics.len() >= 10_000 {
+        if topics.len() >= MAX_TOPICS && !topics.contains_key(topic) {
             topics.clear();
         }
-        topics.insert(topic.to_owned(), labels);
+        let counts = topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| TopicCounts {
+                label: [KeyValue::new(
+                    "messaging.destination.name",
+                    StringValue::from(Arc::<str>::from(topic)),
+                )],
+                sent_messages: AtomicU64::new(0),
+                sent_bytes: AtomicU64::new(0),
+                consumed_messages: AtomicU64::new(0),
+                consumed_bytes: AtomicU64::new(0),
+            });
+        count(counts);
     }
 
     /// A record of `bytes` key and value bytes was acknowledged by Kafka.
     pub fn sent(&self, topic: &str, bytes: usize) {
-        self.with_topic(topic, |labels| {
-            self.instruments.sent_messages.add(1, labels);
-            self.instruments.sent_bytes.add(bytes as u64, labels);
+        self.with_topic(topic, |counts| {
+            counts.sent_messages.fetch_add(1, Ordering::Relaxed);
+            counts.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         });
     }
 
     /// A record of `bytes` key and value bytes was delivered to a consume stream.
     pub fn consumed(&self, topic: &str, bytes: usize) {
-        self.with_topic(topic, |labels| {
-            self.instruments.consumed_messages.add(1, labels);
-            self.instruments.consumed_bytes.add(bytes as u64, labels);
+        self.with_topic(topic, |counts| {
+            counts.consumed_messages.fetch_add(1, Ordering::Relaxed);
+            counts
+                .consumed_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
         });
     }
 
