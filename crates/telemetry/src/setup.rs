@@ -137,7 +137,9 @@ pub fn init(service_name: &'static str, format: LogFormat, default_filter: &str)
             .with_tracer(provider.tracer("tributary"))
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(filter::filter_fn(exported))
+            .with_filter(
+                filter::filter_fn(exported).with_max_level_hint(filter::LevelFilter::DEBUG),
+            )
     });
     let installed = tracing_subscriber::registry()
         .with(fmt_layer)
@@ -157,7 +159,7 @@ pub fn init(service_name: &'static str, format: LogFormat, default_filter: &str)
     Telemetry { tracer_provider }
 }
 
-/// What the OpenTelemetry layer sees: spans that declare `otel.kind` (at any level), other
+/// What the OpenTelemetry layer sees: spans that declare `otel.kind` (DEBUG and above), other
 /// spans at INFO and above (so parents across tasks stay connected), and WARN/ERROR events
 /// (as span events).
 fn exported(metadata: &tracing::Metadata<'_>) -> bool {
