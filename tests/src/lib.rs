@@ -474,33 +474,6 @@ impl TestMessaging {
     }
 }
 
-impl TestConsumer {
-    /// Opens a Consume stream with `subscription` on `client`.
-    pub async fn open(
-        mut client: MessagingServiceClient<Channel>,
-        subscription: messaging_pb::Subscription,
-    ) -> Self {
-        let (requests, rx) = tokio::sync::mpsc::channel(1024);
-        requests
-            .send(messaging_pb::ConsumeRequest {
-                kind: Some(messaging_pb::consume_request::Kind::Subscription(
-                    subscription,
-                )),
-            })
-            .await
-            .unwrap();
-        let responses = client
-            .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .expect("Consume opens")
-            .into_inner();
-        TestConsumer {
-            requests,
-            responses,
-        }
-    }
-}
-
 /// Waits until a messaging service reports SERVING (Kafka and its registry reachable).
 pub async fn wait_for_messaging_serving(addr: SocketAddr) {
     use tonic_health::pb::health_check_response::ServingStatus;
@@ -535,6 +508,31 @@ pub struct TestConsumer {
 }
 
 impl TestConsumer {
+    /// Opens a Consume stream with `subscription` on `client`.
+    pub async fn open(
+        mut client: MessagingServiceClient<Channel>,
+        subscription: messaging_pb::Subscription,
+    ) -> Self {
+        let (requests, rx) = tokio::sync::mpsc::channel(1024);
+        requests
+            .send(messaging_pb::ConsumeRequest {
+                kind: Some(messaging_pb::consume_request::Kind::Subscription(
+                    subscription,
+                )),
+            })
+            .await
+            .unwrap();
+        let responses = client
+            .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("Consume opens")
+            .into_inner();
+        TestConsumer {
+            requests,
+            responses,
+        }
+    }
+
     /// The next message of the stream (record or rebalance), failing after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> messaging_pb::consume_response::Kind {
         let next = tokio::time::timeout(timeout, self.responses.message())
