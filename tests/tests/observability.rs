@@ -528,6 +528,7 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
     }
     assert!(sample(&exposition, "process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0));
     promtool_check(&exposition);
+    let messaging_exposition = exposition;
 
     // registry: RED, cache, pool, HTTP.
     let exposition = scrape(messaging.registry.metrics_addr).await;
@@ -586,6 +587,24 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
         Some(1.0)
     );
     promtool_check(&exposition);
+
+    // Every metric the dashboard and the alerts may use (deploy/check/metrics.txt) is exposed.
+    let listed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/check/metrics.txt"
+    ))
+    .unwrap();
+    for name in listed
+        .lines()
+        .filter_map(|line| line.split('#').next()?.split_whitespace().next())
+        .filter(|name| *name != "up")
+    {
+        let family = format!("# TYPE {name} ");
+        assert!(
+            exposition.contains(&family) || messaging_exposition.contains(&family),
+            "{name} (deploy/check/metrics.txt) is exposed by neither service"
+        );
+    }
 
     // The stream's lag series goes when the stream does; its RED sample counts it as CANCELLED.
     drop(consumer);
