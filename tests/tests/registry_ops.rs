@@ -257,3 +257,42 @@ async fn sigterm_drains_and_exits_cleanly_even_with_open_watch_streams() {
     }
     assert!(ended, "the watch stream was ended with a status");
 }
+
+#[tokio::test]
+async fn the_registry_reaches_postgres_over_tls_when_the_url_asks_for_it() {
+    let mut database = TestDatabase::create().await;
+    database.url = format!("{}?sslmode=require", database.url);
+
+    // sqlx really negotiates TLS for such a URL (the stack's cluster has a self-signed cert)...
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(encrypted, "sslmode=require gave an unencrypted connection");
+    pool.close().await;
+
+    // ...and the registry serves on it: migrations, a registration, a read back.
+    let registry = TestRegistry::start_on(database).await;
+    let mut client = registry.client().await;
+    let registered = client
+        .register_schema(pb::RegisterSchemaRequest {
+            subject: "tls-value".to_owned(),
+            schema: r#""string""#.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let fetched = client
+        .get_schema(pb::GetSchemaRequest {
+            id: registered.id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.schema, r#""string""#);
+    registry.stop().await.unwrap();
+}
