@@ -567,6 +567,61 @@ impl TestConsumer {
         records
     }
 
+    /// The records of the next batch (a subscription with `max_batch_records`), skipping
+    /// rebalance notifications; fails on a single-record response.
+    pub async fn next_batch(&mut self, timeout: Duration) -> Vec<messaging_pb::ConsumedRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                messaging_pb::consume_response::Kind::Batch(batch) => return batch.records,
+                messaging_pb::consume_response::Kind::Record(record) => {
+                    panic!("a single record where a batch was expected: {record:?}")
+                }
+                messaging_pb::consume_response::Kind::Rebalance(_) => {}
+            }
+        }
+    }
+
+    /// Batches until they hold `count` records in all.
+    pub async fn batches(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Vec<messaging_pb::ConsumedRecord>> {
+        let mut batches = Vec::new();
+        let mut received = 0;
+        while received < count {
+            let batch = self.next_batch(timeout).await;
+            received += batch.len();
+            batches.push(batch);
+        }
+        batches
+    }
+
+    /// Sends several acknowledgements in one request.
+    pub async fn acks(&self, acks: messaging_pb::Acks) {
+        self.requests
+            .send(messaging_pb::ConsumeRequest {
+                kind: Some(messaging_pb::consume_request::Kind::Acks(acks)),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Acknowledges every record of a partition delivered up to `offset`.
+    pub async fn ack_up_to(&self, topic: &str, partition: i32, offset: i64) {
+        self.acks(messaging_pb::Acks {
+            records: Vec::new(),
+            up_to: vec![messaging_pb::AckUpTo {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            }],
+        })
+        .await;
+    }
+
     pub async fn ack(&self, record: &messaging_pb::ConsumedRecord) {
         self.requests
             .send(messaging_pb::ConsumeRequest {

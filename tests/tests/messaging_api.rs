@@ -273,9 +273,19 @@ async fn produce_stream_acks_every_record_in_order() {
     let messaging = TestMessaging::start().await;
     let topic = unique_name("stream");
     messaging.create_topic(&topic, 1).await;
+    // Every third record is Avro from JSON, which the service encodes on its preparing tasks,
+    // so the results of records prepared on different tasks must still come back in order.
+    let schema = r#"{"type":"record","name":"Seq","fields":[{"name":"i","type":"int"}]}"#;
     let mut requests: Vec<pb::ProduceStreamRequest> = (0..250)
         .map(|i| pb::ProduceStreamRequest {
-            record: Some(record(&topic, text(&format!("r{i}")))),
+            record: Some(record(
+                &topic,
+                if i % 3 == 0 {
+                    avro_inline(schema, &format!(r#"{{"i":{i}}}"#))
+                } else {
+                    text(&format!("r{i}"))
+                },
+            )),
         })
         .collect();
     requests.insert(
@@ -284,6 +294,13 @@ async fn produce_stream_acks_every_record_in_order() {
             record: Some(record(&unique_name("missing"), text("x"))),
         },
     );
+    requests.insert(
+        180,
+        pb::ProduceStreamRequest {
+            record: Some(record(&topic, avro_inline(schema, r#"{"i":"not an int"}"#))),
+        },
+    );
+    requests.insert(200, pb::ProduceStreamRequest { record: None });
     let mut responses = messaging
         .client()
         .await
@@ -292,7 +309,7 @@ async fn produce_stream_acks_every_record_in_order() {
         .unwrap()
         .into_inner();
     let mut next_offset = 0;
-    for sequence in 0..251u64 {
+    for sequence in 0..253u64 {
         let response = tokio::time::timeout(WAIT, responses.message())
             .await
             .unwrap()
@@ -302,6 +319,10 @@ async fn produce_stream_acks_every_record_in_order() {
         let result = response.result.unwrap();
         if sequence == 100 {
             assert_eq!(error(&result).code, Code::NotFound as i32);
+        } else if sequence == 180 {
+            assert_eq!(error(&result).reason, "SCHEMA_MISMATCH");
+        } else if sequence == 200 {
+            assert_eq!(error(&result).code, Code::InvalidArgument as i32);
         } else {
             assert_eq!(metadata(&result).offset, next_offset);
             next_offset += 1;
@@ -567,30 +588,29 @@ async fn records_written_with_v1_are_read_with_a_v2_reader_schema() {
     messaging.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn an_undecodable_record_is_delivered_with_an_error_and_the_stream_goes_on() {
-    let messaging = TestMessaging::start().await;
-    let topic = unique_name("undecodable");
-    messaging.create_topic(&topic, 1).await;
+/// The Confluent frame of a schema id no registry has.
+const UNKNOWN_SCHEMA_ID_FRAME: [u8; 6] = [0u8, 0x7f, 0xff, 0xff, 0xf0, 0x02];
+
+/// Produces, in order: a good Avro record, one that is not Confluent-framed, one framed with an
+/// unknown schema id, and a good one again.
+async fn produce_undecodable_mix(messaging: &TestMessaging, topic: &str) {
     let schema = r#"{"type":"record","name":"Ping","fields":[{"name":"n","type":"long"}]}"#;
-    let unknown_id = [0u8, 0x7f, 0xff, 0xff, 0xf0, 0x02];
     produce(
-        &messaging,
+        messaging,
         vec![
-            record(&topic, avro_inline(schema, r#"{"n":1}"#)),
-            record(&topic, text("not framed")),
-            record(&topic, raw(&unknown_id)),
-            record(&topic, avro_inline(schema, r#"{"n":2}"#)),
+            record(topic, avro_inline(schema, r#"{"n":1}"#)),
+            record(topic, text("not framed")),
+            record(topic, raw(&UNKNOWN_SCHEMA_ID_FRAME)),
+            record(topic, avro_inline(schema, r#"{"n":2}"#)),
         ],
     )
     .await;
-    let mut consumer = messaging
-        .consume(partition_subscription(
-            &topic,
-            pb::PayloadFormat::AvroTagged,
-        ))
-        .await;
-    let records = consumer.records(4, WAIT).await;
+}
+
+/// Checks the records of `produce_undecodable_mix` as consumed: each bad one carries its own
+/// error and raw bytes, the good ones around them are decoded.
+fn check_undecodable_mix(records: &[pb::ConsumedRecord]) {
+    assert_eq!(records.len(), 4);
     assert_eq!(value_json(&records[0]), serde_json::json!({"n": 1}));
 
     let not_framed = records[1].value.as_ref().unwrap();
@@ -609,11 +629,216 @@ async fn an_undecodable_record_is_delivered_with_an_error_and_the_stream_goes_on
     assert_eq!(unknown.schema_id, Some(0x7fff_fff0));
     assert_eq!(
         unknown.data,
-        Some(pb::consumed_payload::Data::Raw(unknown_id.to_vec()))
+        Some(pb::consumed_payload::Data::Raw(
+            UNKNOWN_SCHEMA_ID_FRAME.to_vec()
+        ))
     );
 
     assert_eq!(value_json(&records[3]), serde_json::json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn an_undecodable_record_is_delivered_with_an_error_and_the_stream_goes_on() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("undecodable");
+    messaging.create_topic(&topic, 1).await;
+    produce_undecodable_mix(&messaging, &topic).await;
+    let mut consumer = messaging
+        .consume(partition_subscription(
+            &topic,
+            pb::PayloadFormat::AvroTagged,
+        ))
+        .await;
+    check_undecodable_mix(&consumer.records(4, WAIT).await);
     drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_undecodable_record_inside_a_batch_carries_its_own_error() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("undecodable-batch");
+    messaging.create_topic(&topic, 1).await;
+    produce_undecodable_mix(&messaging, &topic).await;
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            max_batch_records: 10,
+            batch_linger_ms: 500,
+            ..partition_subscription(&topic, pb::PayloadFormat::AvroTagged)
+        })
+        .await;
+    let batches = consumer.batches(4, WAIT).await;
+    // The four records were in the log before the stream opened, and the server waits up to
+    // 500 ms to fill a batch: the bad records share a batch with good ones.
+    assert!(
+        batches.iter().any(|batch| batch.len() > 1),
+        "every record came alone: {batches:?}"
+    );
+    check_undecodable_mix(&batches.concat());
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn batches_keep_their_bounds_and_cumulative_acks_commit_with_redelivery_after_a_drop() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("batches");
+    let group = unique_name("group");
+    messaging.create_topic(&topic, 1).await;
+    let records = (0..10)
+        .map(|i| record(&topic, text(&format!("b{i}"))))
+        .collect();
+    produce(&messaging, records).await;
+    let batched = |max_batch_records| pb::Subscription {
+        max_batch_records,
+        batch_linger_ms: 300,
+        ..group_subscription(&group, &topic, pb::PayloadFormat::Raw)
+    };
+
+    let mut first = messaging.consume(batched(4)).await;
+    let batches = first.batches(10, WAIT).await;
+    assert!(
+        batches.iter().all(|batch| (1..=4).contains(&batch.len())),
+        "batch sizes outside 1..=4: {:?}",
+        batches.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert!(batches.iter().any(|batch| batch.len() > 1));
+    let delivered = batches.concat();
+    assert_eq!(
+        delivered.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<i64>>(),
+        "batches hold the records in offset order, none twice, none missing"
+    );
+    assert_eq!(value_raw(&delivered[3]), b"b3");
+    // Everything up to offset 5 acknowledged in one request: the group commits 6.
+    first.ack_up_to(&topic, 0, 5).await;
+    wait_for_commit(&messaging, &group, &topic, 6).await;
+    drop(first);
+
+    // The unacknowledged records 6..=9 come again on a new stream.
+    let mut second = messaging.consume(batched(100)).await;
+    let again = second.batches(4, WAIT).await.concat();
+    assert_eq!(
+        again.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![6, 7, 8, 9]
+    );
+    // 7 alone and everything up to 6, in one request: 6 and 7 are done, 8 is the next.
+    second
+        .acks(pb::Acks {
+            records: vec![pb::Ack {
+                topic: topic.clone(),
+                partition: 0,
+                offset: 7,
+            }],
+            up_to: vec![pb::AckUpTo {
+                topic: topic.clone(),
+                partition: 0,
+                offset: 6,
+            }],
+        })
+        .await;
+    wait_for_commit(&messaging, &group, &topic, 8).await;
+    // An offset past the last delivered one acknowledges what was delivered, no more.
+    second.ack_up_to(&topic, 0, 1_000).await;
+    let committed = wait_for_commit(&messaging, &group, &topic, 10).await;
+    assert_eq!(committed.lag, 0);
+    drop(second);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn batches_stop_at_max_batch_bytes_and_max_unacked_and_bad_options_are_rejected() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("batch-bounds");
+    messaging.create_topic(&topic, 1).await;
+    let records = (0..6)
+        .map(|i| record(&topic, raw(&[b'a' + i; 1000])))
+        .collect();
+    produce(&messaging, records).await;
+
+    // Bytes: a batch stops growing once it reaches 2500 bytes, so no batch holds more than
+    // 2500 bytes before its last record.
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            max_batch_records: 100,
+            max_batch_bytes: 2500,
+            batch_linger_ms: 300,
+            ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+        })
+        .await;
+    let batches = consumer.batches(6, WAIT).await;
+    for batch in &batches {
+        let before_last: usize = batch[..batch.len() - 1]
+            .iter()
+            .map(|r| value_raw(r).len())
+            .sum();
+        assert!(
+            before_last < 2500,
+            "batch grew past 2500 bytes: {before_last}"
+        );
+    }
+    assert!(batches.iter().any(|batch| batch.len() > 1));
+    assert_eq!(batches.concat().len(), 6);
+    drop(consumer);
+
+    // Flow control: with max_unacked 2, a batch holds at most 2 records and the next waits for
+    // acknowledgements.
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            max_batch_records: 100,
+            max_unacked: 2,
+            batch_linger_ms: 300,
+            ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+        })
+        .await;
+    let mut first = consumer.batches(2, WAIT).await.concat();
+    assert_eq!(first.len(), 2);
+    let paused =
+        tokio::time::timeout(Duration::from_millis(1500), consumer.responses.message()).await;
+    assert!(paused.is_err(), "a batch came past max_unacked: {paused:?}");
+    consumer
+        .ack_up_to(&topic, 0, first.pop().unwrap().offset)
+        .await;
+    let next = consumer.next_batch(WAIT).await;
+    assert_eq!(next[0].offset, 2);
+    assert!(next.len() <= 2);
+    drop(consumer);
+
+    // Options out of range are INVALID_ARGUMENT naming the field.
+    for (subscription, field) in [
+        (
+            pb::Subscription {
+                max_batch_records: -1,
+                ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+            },
+            "max_batch_records",
+        ),
+        (
+            pb::Subscription {
+                max_batch_records: 10,
+                max_batch_bytes: -5,
+                ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+            },
+            "max_batch_bytes",
+        ),
+        (
+            pb::Subscription {
+                max_batch_records: 10,
+                batch_linger_ms: 60_000,
+                ..partition_subscription(&topic, pb::PayloadFormat::Raw)
+            },
+            "batch_linger_ms",
+        ),
+    ] {
+        let mut rejected = messaging.consume(subscription).await;
+        let status = rejected.responses.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains(field),
+            "{field} not named: {}",
+            status.message()
+        );
+    }
     messaging.stop().await.unwrap();
 }
 
@@ -635,9 +860,7 @@ async fn wait_for_assignment(consumer: &mut TestConsumer, count: usize) -> BTree
                     return held;
                 }
             }
-            pb::consume_response::Kind::Record(record) => {
-                panic!("unexpected record {record:?}")
-            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 }
@@ -810,6 +1033,27 @@ async fn auto_ack_commits_records_as_they_are_sent() {
     let delivered = consumer.records(3, WAIT).await;
     assert_eq!(delivered[2].offset, 2);
     let committed = wait_for_commit(&messaging, &group, &topic, 3).await;
+    assert_eq!(committed.lag, 0);
+    drop(consumer);
+
+    // Batches too: three more records, in batches, committed without acks.
+    let records = (3..6)
+        .map(|i| record(&topic, text(&format!("a{i}"))))
+        .collect();
+    produce(&messaging, records).await;
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            auto_ack: true,
+            max_batch_records: 10,
+            ..group_subscription(&group, &topic, pb::PayloadFormat::Raw)
+        })
+        .await;
+    let delivered = consumer.batches(3, WAIT).await.concat();
+    assert_eq!(
+        delivered.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    let committed = wait_for_commit(&messaging, &group, &topic, 6).await;
     assert_eq!(committed.lag, 0);
     drop(consumer);
     messaging.stop().await.unwrap();

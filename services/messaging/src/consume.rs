@@ -13,6 +13,17 @@
 //! - with `auto_ack`, records count as acknowledged as they are sent (at-most-once past the
 //!   server).
 //!
+//! Records go one per response, or, when the subscription sets `max_batch_records`, in batches
+//! of the records librdkafka has already fetched (plus what arrives within `batch_linger_ms`),
+//! bounded in records and bytes. Acknowledgements come one record per request, or many per
+//! request (`Acks`), individually or cumulatively ("every record of this partition delivered up
+//! to offset N"); the commit rule above is the same for all of them.
+//!
+//! A stream's task takes records from librdkafka with their payloads raw and notes them as
+//! delivered at once (so nothing taken is committed past before it is acknowledged); batches of
+//! Avro are decoded on tasks of their own while the stream takes the next records, and
+//! responses go out in the order the records were taken, at most `MAX_OUTGOING` ahead.
+//!
 //! Flow control: at most `max_unacked` records are delivered and not acknowledged; the stream
 //! pauses until acknowledgements come (a pause longer than `max.poll.interval.ms` makes the
 //! consumer leave its group, and its unacknowledged records go to other members).
@@ -29,14 +40,19 @@
 //! the record decoded.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
+use prost::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -65,6 +81,11 @@ pub const STATISTICS_INTERVAL_MS: &str = "5000";
 /// and rebalances get their turn.
 const MAX_REQUESTS_PER_TURN: usize = 1024;
 
+/// Bounds of the batching options of a subscription.
+const MAX_BATCH_RECORDS: i32 = 10_000;
+const DEFAULT_MAX_BATCH_BYTES: usize = 1 << 20;
+const MAX_BATCH_LINGER_MS: i32 = 1000;
+
 /// Per partition: what was delivered and not acknowledged, and where commits stand.
 #[derive(Debug, Default)]
 struct PartitionAcks {
@@ -77,25 +98,52 @@ struct PartitionAcks {
     committed: Option<i64>,
 }
 
+impl PartitionAcks {
+    /// The commit position after acknowledgements, when it moved: the lowest pending offset, or
+    /// one past the highest delivered offset when nothing is pending.
+    fn advance(&mut self) -> Option<i64> {
+        let position = self.pending.first().copied().unwrap_or(self.next);
+        (position > self.committed.unwrap_or(self.baseline)).then(|| {
+            self.committed = Some(position);
+            position
+        })
+    }
+}
+
 /// Acknowledgement bookkeeping of one stream.
 #[derive(Debug, Default)]
 pub struct AckTracker {
-    partitions: HashMap<(String, i32), PartitionAcks>,
+    /// Topic -> partition -> its acknowledgements (keyed by topic first so that lookups borrow
+    /// the topic name instead of copying it per record).
+    partitions: HashMap<String, HashMap<i32, PartitionAcks>>,
+    /// Records delivered and not acknowledged, over all partitions.
+    unacked: usize,
+    /// Moves each time a partition is forgotten.
+    generation: u64,
 }
 
 impl AckTracker {
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionAcks> {
+        self.partitions.get_mut(topic)?.get_mut(&partition)
+    }
+
     /// Notes a delivered record.
     pub fn delivered(&mut self, topic: &str, partition: i32, offset: i64) {
-        let acks = self
-            .partitions
-            .entry((topic.to_owned(), partition))
+        let partitions = match self.partitions.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.partitions.entry(topic.to_owned()).or_default(),
+        };
+        let acks = partitions
+            .entry(partition)
             .or_insert_with(|| PartitionAcks {
                 pending: BTreeSet::new(),
                 next: offset,
                 baseline: offset,
                 committed: None,
             });
-        acks.pending.insert(offset);
+        if acks.pending.insert(offset) {
+            self.unacked += 1;
+        }
         acks.next = acks.next.max(offset + 1);
     }
 
@@ -103,31 +151,65 @@ impl AckTracker {
     /// Acknowledging a record that is not pending (unknown, revoked, or acknowledged already)
     /// does nothing.
     pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let acks = self.partitions.get_mut(&(topic.to_owned(), partition))?;
+        let acks = self.partition_mut(topic, partition)?;
         if !acks.pending.remove(&offset) {
             return None;
         }
-        let position = acks.pending.first().copied().unwrap_or(acks.next);
-        (position > acks.committed.unwrap_or(acks.baseline)).then(|| {
-            acks.committed = Some(position);
-            position
-        })
+        let position = acks.advance();
+        self.unacked -= 1;
+        position
+    }
+
+    /// Notes a cumulative acknowledgement of every pending record of a partition at or below
+    /// `offset`; returns the offset to commit when the commit position moved.
+    pub fn ack_up_to(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        let acks = self.partition_mut(topic, partition)?;
+        let above = acks.pending.split_off(&offset.saturating_add(1));
+        let acknowledged = std::mem::replace(&mut acks.pending, above).len();
+        if acknowledged == 0 {
+            return None;
+        }
+        let position = acks.advance();
+        self.unacked -= acknowledged;
+        position
     }
 
     /// Records delivered and not acknowledged, over all partitions.
     pub fn unacked(&self) -> usize {
-        self.partitions.values().map(|a| a.pending.len()).sum()
+        self.unacked
+    }
+
+    /// Whether a delivered record is still waiting for its acknowledgement.
+    pub fn is_pending(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.partitions
+            .get(topic)
+            .and_then(|partitions| partitions.get(&partition))
+            .is_some_and(|acks| acks.pending.contains(&offset))
+    }
+
+    /// A number that moves each time a partition is forgotten.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Forgets a partition (revoked, or sought).
     pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_owned(), partition));
+        self.generation += 1;
+        let Some(partitions) = self.partitions.get_mut(topic) else {
+            return;
+        };
+        if let Some(acks) = partitions.remove(&partition) {
+            self.unacked -= acks.pending.len();
+        }
+        if partitions.is_empty() {
+            self.partitions.remove(topic);
+        }
     }
 
     /// Where the stream would resume a partition after a reconnect: its lowest unacknowledged
     /// delivered offset, else one past the last delivered one.
     pub fn resume_position(&self, topic: &str, partition: i32) -> Option<i64> {
-        let acks = self.partitions.get(&(topic.to_owned(), partition))?;
+        let acks = self.partitions.get(topic)?.get(&partition)?;
         Some(acks.pending.first().copied().unwrap_or(acks.next))
     }
 
@@ -135,9 +217,11 @@ impl AckTracker {
     pub fn positions(&self) -> Vec<(String, i32, i64)> {
         self.partitions
             .iter()
-            .filter_map(|((topic, partition), acks)| {
-                acks.committed
-                    .map(|offset| (topic.clone(), *partition, offset))
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(|(partition, acks)| {
+                    acks.committed
+                        .map(|offset| (topic.clone(), *partition, offset))
+                })
             })
             .collect()
     }
@@ -223,13 +307,77 @@ impl ConsumerContext for StreamContext {
 
 type KafkaConsumer = StreamConsumer<StreamContext>;
 
+/// How records are grouped into responses, when the subscription asks for batches.
+#[derive(Debug, Clone, Copy)]
+struct Batching {
+    max_records: usize,
+    max_bytes: usize,
+    linger: Duration,
+}
+
+impl Batching {
+    /// The batching options of a subscription, checked; `None` for one record per response.
+    fn of(subscription: &pb::Subscription) -> Result<Option<Self>, MessagingError> {
+        let records = subscription.max_batch_records;
+        if !(0..=MAX_BATCH_RECORDS).contains(&records) {
+            return Err(MessagingError::invalid(
+                "max_batch_records",
+                format!("{records} is not between 0 and {MAX_BATCH_RECORDS}"),
+            ));
+        }
+        let bytes = subscription.max_batch_bytes;
+        if bytes < 0 {
+            return Err(MessagingError::invalid(
+                "max_batch_bytes",
+                format!("{bytes} is negative"),
+            ));
+        }
+        let linger = subscription.batch_linger_ms;
+        if !(0..=MAX_BATCH_LINGER_MS).contains(&linger) {
+            return Err(MessagingError::invalid(
+                "batch_linger_ms",
+                format!("{linger} is not between 0 and {MAX_BATCH_LINGER_MS}"),
+            ));
+        }
+        Ok((records > 0).then(|| Batching {
+            max_records: records as usize,
+            max_bytes: if bytes == 0 {
+                DEFAULT_MAX_BATCH_BYTES
+            } else {
+                bytes as usize
+            },
+            linger: Duration::from_millis(linger as u64),
+        }))
+    }
+}
+
+/// How keys and values are decoded.
+struct PayloadDecoding {
+    value_format: pb::PayloadFormat,
+    key_format: pb::PayloadFormat,
+    reader: Option<Arc<Schema>>,
+}
+
+impl PayloadDecoding {
+    /// Whether payloads go out as they are (no decoding work).
+    fn is_raw(&self) -> bool {
+        self.value_format == pb::PayloadFormat::Raw && self.key_format == pb::PayloadFormat::Raw
+    }
+}
+
 /// What a subscription asks for, checked.
 struct Plan {
     max_unacked: usize,
     auto_ack: bool,
-    value_format: pb::PayloadFormat,
-    key_format: pb::PayloadFormat,
-    reader: Option<Arc<Schema>>,
+    decoding: Arc<PayloadDecoding>,
+    batching: Option<Batching>,
+}
+
+impl Plan {
+    /// Whether another record may be delivered now (flow control).
+    fn may_deliver(&self, tracker: &AckTracker) -> bool {
+        tracker.unacked() < self.max_unacked
+    }
 }
 
 fn format_of(value: i32, field: &str) -> Result<pb::PayloadFormat, MessagingError> {
@@ -282,9 +430,12 @@ async fn open(
             .filter(|n| *n > 0)
             .unwrap_or(DEFAULT_MAX_UNACKED),
         auto_ack: subscription.auto_ack,
-        value_format: format_of(subscription.value_format, "value_format")?,
-        key_format: format_of(subscription.key_format, "key_format")?,
-        reader,
+        decoding: Arc::new(PayloadDecoding {
+            value_format: format_of(subscription.value_format, "value_format")?,
+            key_format: format_of(subscription.key_format, "key_format")?,
+            reader,
+        }),
+        batching: Batching::of(subscription)?,
     };
     for topic in &subscription.topics {
         kafka.partition_count(topic).await?;
@@ -397,8 +548,8 @@ enum Flow {
     End(Option<Status>),
 }
 
-/// Handles one request after the subscription. An ack that moves a partition's commit position
-/// goes into `to_commit` (the caller commits once for a burst of acks); a seek commits what is
+/// Handles one request after the subscription. An ack (single, several, or cumulative) that
+/// moves a partition's commit position goes into `to_commit` (the caller commits once for a burst of acks); a seek commits what is
 /// pending first, so acknowledgements before it are committed as they were sent.
 fn on_request(
     request: Option<Result<pb::ConsumeRequest, Status>>,
@@ -412,6 +563,21 @@ fn on_request(
         })) => {
             if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
                 to_commit.insert((ack.topic, ack.partition), offset);
+            }
+            Flow::Continue
+        }
+        Some(Ok(pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Acks(acks)),
+        })) => {
+            for ack in acks.records {
+                if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
+                    to_commit.insert((ack.topic, ack.partition), offset);
+                }
+            }
+            for ack in acks.up_to {
+                if let Some(offset) = tracker.ack_up_to(&ack.topic, ack.partition, ack.offset) {
+                    to_commit.insert((ack.topic, ack.partition), offset);
+                }
             }
             Flow::Continue
         }
@@ -452,26 +618,27 @@ fn timestamp_to_wire(millis: i64) -> prost_types::Timestamp {
 }
 
 /// Decodes one key or value; errors that a reconnect can cure (registry unreachable) are
-/// returned, every other error goes into the payload.
+/// returned, every other error goes into the payload, with the bytes as they are.
 async fn decode_payload(
     schemas: &Schemas,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     format: pb::PayloadFormat,
     reader: Option<&Schema>,
 ) -> Result<pb::ConsumedPayload, MessagingError> {
-    let raw_with = |error: Option<MessagingError>, schema_id: Option<u32>| pb::ConsumedPayload {
-        data: Some(pb::consumed_payload::Data::Raw(bytes.to_vec())),
-        schema_id: schema_id.map(|id| id as i32),
-        error: error.map(|e| e.to_record_error()),
-    };
+    let raw_with =
+        |bytes, error: Option<MessagingError>, schema_id: Option<u32>| pb::ConsumedPayload {
+            data: Some(pb::consumed_payload::Data::Raw(bytes)),
+            schema_id: schema_id.map(|id| id as i32),
+            error: error.map(|e| e.to_record_error()),
+        };
     let tagged = match format {
-        pb::PayloadFormat::Raw => return Ok(raw_with(None, None)),
+        pb::PayloadFormat::Raw => return Ok(raw_with(bytes, None, None)),
         pb::PayloadFormat::AvroPlain => false,
         pb::PayloadFormat::AvroTagged | pb::PayloadFormat::Unspecified => true,
     };
-    let (id, body) = match avro::unframe(bytes) {
+    let (id, body) = match avro::unframe(&bytes) {
         Ok(framed) => framed,
-        Err(error) => return Ok(raw_with(Some(error), None)),
+        Err(error) => return Ok(raw_with(bytes, Some(error), None)),
     };
     let writer = match schemas.by_id(id).await {
         Ok(writer) => writer,
@@ -483,7 +650,7 @@ async fn decode_payload(
         ) => {
             return Err(error);
         }
-        Err(error) => return Ok(raw_with(Some(error), Some(id))),
+        Err(error) => return Ok(raw_with(bytes, Some(error), Some(id))),
     };
     Ok(match avro::decode(&writer, reader, body, tagged) {
         Ok(json) => pb::ConsumedPayload {
@@ -491,24 +658,72 @@ async fn decode_payload(
             schema_id: Some(id as i32),
             error: None,
         },
-        Err(error) => raw_with(Some(error), Some(id)),
+        Err(error) => raw_with(bytes, Some(error), Some(id)),
     })
 }
 
-async fn record_to_wire(
+/// Decodes the key and value of a record taken by `to_wire` (which holds them raw).
+async fn decode_record(
     schemas: &Schemas,
-    plan: &Plan,
-    message: &BorrowedMessage<'_>,
-) -> Result<pb::ConsumedRecord, MessagingError> {
-    let key = match message.key() {
-        Some(bytes) => Some(decode_payload(schemas, bytes, plan.key_format, None).await?),
-        None => None,
+    decoding: &PayloadDecoding,
+    record: &mut pb::ConsumedRecord,
+) -> Result<(), MessagingError> {
+    let raw_bytes = |payload: &mut Option<pb::ConsumedPayload>| match payload.take() {
+        Some(pb::ConsumedPayload {
+            data: Some(pb::consumed_payload::Data::Raw(bytes)),
+            ..
+        }) => Some(bytes),
+        _ => None,
     };
-    let value = match message.payload() {
-        Some(bytes) => {
-            Some(decode_payload(schemas, bytes, plan.value_format, plan.reader.as_deref()).await?)
+    if let Some(bytes) = raw_bytes(&mut record.key) {
+        record.key = Some(decode_payload(schemas, bytes, decoding.key_format, None).await?);
+    }
+    if let Some(bytes) = raw_bytes(&mut record.value) {
+        record.value = Some(
+            decode_payload(
+                schemas,
+                bytes,
+                decoding.value_format,
+                decoding.reader.as_deref(),
+            )
+            .await?,
+        );
+    }
+    Ok(())
+}
+
+/// A record on its way to the client, with its CONSUMER span and its size in Kafka (key and
+/// value bytes).
+struct Outbound {
+    record: pb::ConsumedRecord,
+    span: tracing::Span,
+    bytes: usize,
+}
+
+/// Decodes the records of one response, in order, each in its span.
+async fn decode_records(
+    schemas: Arc<Schemas>,
+    decoding: Arc<PayloadDecoding>,
+    mut records: Vec<Outbound>,
+) -> Result<Vec<Outbound>, MessagingError> {
+    for outbound in &mut records {
+        let decoded = decode_record(&schemas, &decoding, &mut outbound.record)
+            .instrument(outbound.span.clone())
+            .await;
+        if let Err(error) = decoded {
+            outbound.span.record("otel.status_code", "ERROR");
+            return Err(error);
         }
-        None => None,
+    }
+    Ok(records)
+}
+
+/// A record as Kafka has it, its key and value raw (decoded later, by `decode_record`).
+fn to_wire(message: &BorrowedMessage<'_>) -> pb::ConsumedRecord {
+    let raw = |bytes: &[u8]| pb::ConsumedPayload {
+        data: Some(pb::consumed_payload::Data::Raw(bytes.to_vec())),
+        schema_id: None,
+        error: None,
     };
     let headers = message
         .headers()
@@ -522,15 +737,192 @@ async fn record_to_wire(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(pb::ConsumedRecord {
+    pb::ConsumedRecord {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
         timestamp: message.timestamp().to_millis().map(timestamp_to_wire),
-        key,
-        value,
+        key: message.key().map(raw),
+        value: message.payload().map(raw),
         headers,
-    })
+    }
+}
+
+/// Takes one response's worth of records from the consumer: `received` and, when the
+/// subscription asks for batches, the records that follow it, as long as they have been fetched
+/// already (or arrive within the linger) and the batch's bounds and `max_unacked` allow. Each
+/// record is noted as delivered (it is not committed past before it is acknowledged, whatever
+/// happens to it on its way to the client). Also returns the error that ends the stream, when
+/// one came (a topic that vanished); a passing consumer error only ends the batch.
+async fn take(
+    received: KafkaResult<BorrowedMessage<'_>>,
+    consumer: &KafkaConsumer,
+    plan: &Plan,
+    group: &str,
+    tracker: &mut AckTracker,
+) -> (Vec<Outbound>, Option<MessagingError>) {
+    let deadline = plan
+        .batching
+        .map(|batching| tokio::time::Instant::now() + batching.linger);
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    let mut received = received;
+    loop {
+        match received {
+            Ok(message) => {
+                let record = to_wire(&message);
+                let span = receive_span(&message, group);
+                let size =
+                    message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
+                drop(message);
+                tracker.delivered(&record.topic, record.partition, record.offset);
+                if plan.batching.is_some() {
+                    bytes += record.encoded_len();
+                }
+                records.push(Outbound {
+                    record,
+                    span,
+                    bytes: size,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "consumer error");
+                let error = MessagingError::from_kafka(error, "", 0);
+                if error.grpc_code() == Code::NotFound {
+                    return (records, Some(error));
+                }
+                break;
+            }
+        }
+        let (Some(batching), Some(deadline)) = (plan.batching, deadline) else {
+            break;
+        };
+        if records.len() >= batching.max_records
+            || bytes >= batching.max_bytes
+            || !plan.may_deliver(tracker)
+        {
+            break;
+        }
+        received = match consumer.recv().now_or_never() {
+            Some(next) => next,
+            None if batching.linger.is_zero() => break,
+            None => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+    }
+    (records, None)
+}
+
+/// Records on their way to the client: decoded, in order, and tagged with the tracker's
+/// generation when they were taken.
+type Outgoing = BoxFuture<'static, (u64, Result<Vec<Outbound>, MessagingError>)>;
+
+/// Most responses taken from Kafka and not yet sent (being decoded, or waiting their turn).
+const MAX_OUTGOING: usize = 4;
+
+/// Starts decoding records taken from Kafka. Batches of Avro are decoded on a task of their
+/// own, so that one stream uses more than one core; a single record is decoded by the
+/// stream's task; raw payloads need no work.
+fn start_decoding(
+    schemas: &Arc<Schemas>,
+    plan: &Plan,
+    generation: u64,
+    records: Vec<Outbound>,
+) -> Outgoing {
+    if plan.decoding.is_raw() {
+        return futures::future::ready((generation, Ok(records))).boxed();
+    }
+    let decoded = decode_records(Arc::clone(schemas), Arc::clone(&plan.decoding), records);
+    if plan.batching.is_none() {
+        return decoded.map(move |decoded| (generation, decoded)).boxed();
+    }
+    tokio::spawn(decoded)
+        .map(move |joined| {
+            let decoded = match joined {
+                Ok(decoded) => decoded,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(_) => Err(MessagingError::ShuttingDown),
+            };
+            (generation, decoded)
+        })
+        .boxed()
+}
+
+/// Sends decoded records: one response per record, or one batch. Records of a partition that
+/// was revoked or sought since they were taken are dropped (they are not pending any more and
+/// will be read again). With `auto_ack`, what was sent is acknowledged. Breaks when the client
+/// is gone.
+async fn send_records(
+    mut records: Vec<Outbound>,
+    taken_at_generation: u64,
+    plan: &Plan,
+    metrics: &MessagingMetrics,
+    tracker: &mut AckTracker,
+    to_commit: &mut HashMap<(String, i32), i64>,
+    out: &mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
+) -> ControlFlow<()> {
+    if taken_at_generation != tracker.generation() {
+        records
+            .retain(|o| tracker.is_pending(&o.record.topic, o.record.partition, o.record.offset));
+    }
+    // Per partition, the highest offset of this response (for auto_ack), and per record its
+    // topic and size (for the consumed counters).
+    let mut sent_up_to: Vec<(String, i32, i64)> = Vec::new();
+    if plan.auto_ack {
+        for Outbound { record, .. } in &records {
+            match sent_up_to.iter_mut().find(|(topic, partition, _)| {
+                *partition == record.partition && *topic == record.topic
+            }) {
+                Some(last) => last.2 = last.2.max(record.offset),
+                None => sent_up_to.push((record.topic.clone(), record.partition, record.offset)),
+            }
+        }
+    }
+    let mut sizes: Vec<(String, usize)> = Vec::with_capacity(records.len());
+    let mut single_span = tracing::Span::none();
+    let mut wire = Vec::with_capacity(records.len());
+    for Outbound {
+        record,
+        span,
+        bytes,
+    } in records
+    {
+        sizes.push((record.topic.clone(), bytes));
+        single_span = span;
+        wire.push(record);
+    }
+    let kind = if plan.batching.is_some() {
+        (!wire.is_empty()).then_some(pb::consume_response::Kind::Batch(pb::RecordBatch {
+            records: wire,
+        }))
+    } else {
+        wire.pop().map(pb::consume_response::Kind::Record)
+    };
+    if let Some(kind) = kind {
+        // A single record's send is part of its span, as before batches.
+        let sent = out
+            .send(Ok(pb::ConsumeResponse { kind: Some(kind) }))
+            .instrument(if plan.batching.is_some() {
+                tracing::Span::none()
+            } else {
+                single_span
+            })
+            .await;
+        if sent.is_err() {
+            return ControlFlow::Break(());
+        }
+    }
+    for (topic, bytes) in sizes {
+        metrics.consumed(&topic, bytes);
+    }
+    for (topic, partition, offset) in sent_up_to {
+        if let Some(position) = tracker.ack_up_to(&topic, partition, offset) {
+            to_commit.insert((topic, partition), position);
+        }
+    }
+    ControlFlow::Continue(())
 }
 
 fn to_wire_partitions(partitions: Vec<(String, i32)>) -> Vec<pb::TopicPartition> {
@@ -613,6 +1005,7 @@ pub async fn run(
     let lag: StreamLagHandle = metrics.consume_stream(&subscription.group_id);
     let mut tracker = AckTracker::default();
     let mut to_commit = HashMap::new();
+    let mut outgoing: FuturesOrdered<Outgoing> = FuturesOrdered::new();
     let mut end: Option<Status> = None;
     let mut inbound_open = true;
     loop {
@@ -669,48 +1062,41 @@ pub async fn run(
                     break;
                 }
             }
-            received = consumer.recv(), if tracker.unacked() < plan.max_unacked => {
-                let message = match received {
-                    Ok(message) => message,
+            Some((generation, decoded)) = outgoing.next(), if !outgoing.is_empty() => {
+                let records = match decoded {
+                    Ok(records) => records,
                     Err(error) => {
-                        tracing::warn!(%error, "consumer error");
-                        let error = MessagingError::from_kafka(error, "", 0);
-                        if error.grpc_code() == Code::NotFound {
-                            end = Some(error.into());
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let span = receive_span(&message, &subscription.group_id);
-                let record = match record_to_wire(&schemas, &plan, &message)
-                    .instrument(span.clone())
-                    .await
-                {
-                    Ok(record) => record,
-                    Err(error) => {
-                        span.record("otel.status_code", "ERROR");
                         end = Some(error.into());
                         break;
                     }
                 };
-                let bytes = message.key().map_or(0, <[u8]>::len)
-                    + message.payload().map_or(0, <[u8]>::len);
-                let (topic, partition, offset) =
-                    (record.topic.clone(), record.partition, record.offset);
-                drop(message);
-                tracker.delivered(&topic, partition, offset);
-                let response = pb::ConsumeResponse {
-                    kind: Some(pb::consume_response::Kind::Record(record)),
-                };
-                if out.send(Ok(response)).instrument(span).await.is_err() {
+                let sent = send_records(
+                    records,
+                    generation,
+                    &plan,
+                    &metrics,
+                    &mut tracker,
+                    &mut to_commit,
+                    &out,
+                )
+                .await;
+                if sent.is_break() {
                     break;
                 }
-                metrics.consumed(&topic, bytes);
-                if plan.auto_ack
-                    && let Some(offset) = tracker.ack(&topic, partition, offset)
-                {
-                    commit(&consumer, &[(topic, partition, offset)], CommitMode::Async);
+                commit_pending(&consumer, &mut to_commit);
+            }
+            received = consumer.recv(),
+                if plan.may_deliver(&tracker) && outgoing.len() < MAX_OUTGOING =>
+            {
+                let (records, error) =
+                    take(received, &consumer, &plan, &subscription.group_id, &mut tracker).await;
+                if !records.is_empty() {
+                    let generation = tracker.generation();
+                    outgoing.push_back(start_decoding(&schemas, &plan, generation, records));
+                }
+                if let Some(error) = error {
+                    // Ends the stream once what was taken before it is sent.
+                    outgoing.push_back(futures::future::ready((0, Err(error))).boxed());
                 }
             }
         }
@@ -767,6 +1153,38 @@ mod tests {
     }
 
     #[test]
+    fn cumulative_acks_take_every_pending_record_up_to_the_offset() {
+        let mut tracker = AckTracker::default();
+        for offset in 0..6 {
+            tracker.delivered("t", 0, offset);
+        }
+        tracker.delivered("t", 1, 0);
+        assert_eq!(tracker.ack("t", 0, 4), None);
+        // 0..=2 acknowledged at once; 3 is still pending.
+        assert_eq!(tracker.ack_up_to("t", 0, 2), Some(3));
+        assert_eq!(tracker.unacked(), 3 + 1 - 1);
+        // Nothing pending at or below 2 any more.
+        assert_eq!(tracker.ack_up_to("t", 0, 2), None);
+        // Past the last delivered offset: what was delivered, no more.
+        assert_eq!(tracker.ack_up_to("t", 0, 100), Some(6));
+        assert_eq!(tracker.unacked(), 1);
+        assert_eq!(tracker.ack_up_to("t", 2, 100), None);
+        assert_eq!(tracker.ack_up_to("u", 0, 100), None);
+        // A record delivered later is not covered by an earlier cumulative ack.
+        tracker.delivered("t", 0, 6);
+        assert_eq!(tracker.unacked(), 2);
+        assert_eq!(tracker.ack_up_to("t", 1, 0), Some(1));
+        assert_eq!(tracker.ack_up_to("t", 0, 6), Some(7));
+        assert_eq!(tracker.unacked(), 0);
+        let mut positions = tracker.positions();
+        positions.sort();
+        assert_eq!(
+            positions,
+            vec![("t".to_owned(), 0, 7), ("t".to_owned(), 1, 1)]
+        );
+    }
+
+    #[test]
     fn lag_counts_from_where_the_stream_would_resume() {
         let mut tracker = AckTracker::default();
         for offset in 0..10 {
@@ -801,7 +1219,13 @@ mod tests {
         let mut tracker = AckTracker::default();
         tracker.delivered("t", 0, 0);
         tracker.delivered("t", 1, 0);
+        let generation = tracker.generation();
+        assert!(tracker.is_pending("t", 0, 0));
         tracker.forget("t", 0);
+        // Records taken before the forget and not sent yet are recognised as stale.
+        assert_ne!(tracker.generation(), generation);
+        assert!(!tracker.is_pending("t", 0, 0));
+        assert!(tracker.is_pending("t", 1, 0));
         assert_eq!(tracker.unacked(), 1);
         assert_eq!(tracker.ack("t", 0, 0), None);
         assert_eq!(tracker.ack("t", 1, 0), Some(1));

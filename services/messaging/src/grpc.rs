@@ -4,8 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::stream::FuturesOrdered;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -14,12 +13,12 @@ use tracing::Instrument;
 use tributary_proto::messaging::v1 as pb;
 use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
 
-use crate::consume;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
 use crate::produce::{Producer, result_to_wire};
 use crate::schemas::Schemas;
+use crate::{consume, produce};
 
 /// The gRPC front of the service.
 #[derive(Debug, Clone)]
@@ -95,62 +94,15 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<Streaming<pb::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
-        let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
-        let producer = self.producer.clone();
-        let max_in_flight = self.produce_max_in_flight;
-        let stop = self.stop.clone();
         tokio::spawn(
-            async move {
-                let mut in_flight = FuturesOrdered::new();
-                let mut sequence: u64 = 0;
-                let mut reading = true;
-                let mut end: Option<Status> = None;
-                loop {
-                    if !reading && in_flight.is_empty() {
-                        break;
-                    }
-                    tokio::select! {
-                        biased;
-                        Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                            let response = pb::ProduceStreamResponse {
-                                sequence,
-                                result: Some(result_to_wire(result)),
-                            };
-                            if tx.send(Ok(response)).await.is_err() {
-                                return;
-                            }
-                        }
-                        () = stop.cancelled(), if reading => {
-                            reading = false;
-                            end = Some(MessagingError::ShuttingDown.into());
-                        }
-                        request = inbound.next(), if reading && in_flight.len() < max_in_flight => {
-                            match request {
-                                Some(Ok(request)) => {
-                                    let started = match request.record {
-                                        Some(record) => producer.start(record).await,
-                                        None => Err(MessagingError::invalid("record", "required")),
-                                    };
-                                    let this = sequence;
-                                    sequence += 1;
-                                    in_flight.push_back(async move {
-                                        let result = match started {
-                                            Ok(in_flight) => in_flight.delivered().await,
-                                            Err(error) => Err(error),
-                                        };
-                                        (this, result)
-                                    });
-                                }
-                                Some(Err(_)) | None => reading = false,
-                            }
-                        }
-                    }
-                }
-                if let Some(status) = end {
-                    let _ = tx.send(Err(status)).await;
-                }
-            }
+            produce::run_stream(
+                self.producer.clone(),
+                request.into_inner(),
+                tx,
+                self.produce_max_in_flight,
+                self.stop.clone(),
+            )
             .in_current_span(),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -5,18 +5,31 @@
 //! Records are handed to librdkafka in request order, so records of one request (or stream)
 //! keep their order per partition. A record that cannot be prepared or produced fails alone.
 //!
+//! A `ProduceStream` is a pipeline, so that one stream uses more than one core: records are
+//! prepared (checked, JSON encoded to Avro) in chunks on tasks of their own while the stream's
+//! task reads the next requests, hands prepared records to librdkafka in request order and
+//! answers acknowledgements in request order. Records being prepared and records awaiting
+//! Kafka's acknowledgement count together against the stream's in-flight bound.
+//!
 //! Observability: each record gets a PRODUCER span (`publish <topic>`, from preparation to
 //! Kafka's acknowledgement; registry calls made to encode it are its children), and its W3C
 //! trace context is written into the record's `traceparent`/`tracestate` headers — unless the
 //! client gave a `traceparent` header itself, which is kept as it is (the client then owns the
 //! trace across Kafka). Acknowledged records count in `messaging_client_sent_*`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{Status, Streaming};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tributary_avro::Schema;
@@ -27,6 +40,10 @@ use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
 use crate::schemas::Schemas;
+
+/// Most records of a stream prepared by one task: the requests that have arrived together, up
+/// to this many, go to one task.
+const PREPARE_CHUNK: usize = 64;
 
 /// A record ready for Kafka.
 #[derive(Debug)]
@@ -284,14 +301,31 @@ impl Producer {
 
     /// Prepares and hands over one record, in its PRODUCER span.
     pub async fn start(&self, record: pb::ProducerRecord) -> Result<InFlight, MessagingError> {
+        let traced = self.prepare_traced(record).await;
+        self.send_traced(traced).await
+    }
+
+    /// Prepares one record in its PRODUCER span (which it returns, to go on with the record)
+    /// and writes the span's trace context into the record's headers.
+    pub async fn prepare_traced(&self, record: pb::ProducerRecord) -> Traced {
         let span = publish_span(&record.topic);
-        let started = async {
+        let prepared = async {
             let mut prepared = self.prepare(record).await?;
             inject_trace_context(&span, &mut prepared.headers);
-            self.send(prepared).await
+            Ok(prepared)
         }
         .instrument(span.clone())
         .await;
+        Traced { prepared, span }
+    }
+
+    /// Hands over a record from `prepare_traced`, its span ending at Kafka's acknowledgement.
+    pub async fn send_traced(&self, traced: Traced) -> Result<InFlight, MessagingError> {
+        let Traced { prepared, span } = traced;
+        let started = match prepared {
+            Ok(prepared) => self.send(prepared).instrument(span.clone()).await,
+            Err(error) => Err(error),
+        };
         match started {
             Ok(mut in_flight) => {
                 in_flight.span = span;
@@ -303,6 +337,13 @@ impl Producer {
             }
         }
     }
+}
+
+/// A record prepared (or failed) in its PRODUCER span.
+#[derive(Debug)]
+pub struct Traced {
+    prepared: Result<Prepared, MessagingError>,
+    span: tracing::Span,
 }
 
 /// The PRODUCER span of one record (nothing while tracing is off).
@@ -381,5 +422,123 @@ pub fn result_to_wire(result: Result<pb::RecordMetadata, MessagingError>) -> pb:
                 pb::produce_result::Result::Error(error.to_record_error())
             }
         }),
+    }
+}
+
+/// Prepares a chunk of a stream's records, in order.
+async fn prepare_chunk(
+    producer: Producer,
+    records: Vec<Option<pb::ProducerRecord>>,
+) -> Vec<Traced> {
+    let mut prepared = Vec::with_capacity(records.len());
+    for record in records {
+        prepared.push(match record {
+            Some(record) => producer.prepare_traced(record).await,
+            None => Traced {
+                prepared: Err(MessagingError::invalid("record", "required")),
+                span: tracing::Span::none(),
+            },
+        });
+    }
+    prepared
+}
+
+/// Runs one `ProduceStream`: reads records, prepares them in chunks on tasks of their own, hands
+/// them to librdkafka in request order and sends one result per record, in request order, with
+/// at most `max_in_flight` records being prepared or awaiting Kafka's acknowledgement. Ends when
+/// the client half-closes and every result is sent, when the client goes away, or (after the
+/// results of what was read) with UNAVAILABLE when `stop` fires.
+pub async fn run_stream(
+    producer: Producer,
+    mut inbound: Streaming<pb::ProduceStreamRequest>,
+    out: mpsc::Sender<Result<pb::ProduceStreamResponse, Status>>,
+    max_in_flight: usize,
+    stop: CancellationToken,
+) {
+    // Chunks being prepared, in request order, how many records each holds, and how many they
+    // hold in all.
+    let mut preparing: FuturesOrdered<JoinHandle<Vec<Traced>>> = FuturesOrdered::new();
+    let mut chunk_sizes = VecDeque::new();
+    let mut preparing_records = 0;
+    // Records handed to librdkafka, in request order.
+    let mut in_flight = FuturesOrdered::new();
+    // The sequence number of the next record handed over (or failed before that).
+    let mut sequence: u64 = 0;
+    let mut reading = true;
+    let mut end: Option<Status> = None;
+    loop {
+        if !reading && preparing.is_empty() && in_flight.is_empty() {
+            break;
+        }
+        let room = max_in_flight.saturating_sub(preparing_records + in_flight.len());
+        tokio::select! {
+            biased;
+            Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                let response = pb::ProduceStreamResponse {
+                    sequence,
+                    result: Some(result_to_wire(result)),
+                };
+                if out.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+            Some(chunk) = preparing.next(), if !preparing.is_empty() => {
+                let count = chunk_sizes.pop_front().unwrap_or_default();
+                preparing_records -= count;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    Err(_) => (0..count)
+                        .map(|_| Traced {
+                            prepared: Err(MessagingError::ShuttingDown),
+                            span: tracing::Span::none(),
+                        })
+                        .collect(),
+                };
+                for traced in chunk {
+                    let started = producer.send_traced(traced).await;
+                    let this = sequence;
+                    sequence += 1;
+                    in_flight.push_back(async move {
+                        let result = match started {
+                            Ok(in_flight) => in_flight.delivered().await,
+                            Err(error) => Err(error),
+                        };
+                        (this, result)
+                    });
+                }
+            }
+            () = stop.cancelled(), if reading => {
+                reading = false;
+                end = Some(MessagingError::ShuttingDown.into());
+            }
+            request = inbound.next(), if reading && room > 0 => {
+                let mut records = match request {
+                    Some(Ok(request)) => vec![request.record],
+                    Some(Err(_)) | None => {
+                        reading = false;
+                        continue;
+                    }
+                };
+                // The requests that have arrived already join the chunk.
+                while records.len() < PREPARE_CHUNK.min(room) {
+                    match inbound.next().now_or_never() {
+                        Some(Some(Ok(request))) => records.push(request.record),
+                        Some(Some(Err(_)) | None) => {
+                            reading = false;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                preparing_records += records.len();
+                chunk_sizes.push_back(records.len());
+                let chunk = prepare_chunk(producer.clone(), records).in_current_span();
+                preparing.push_back(tokio::spawn(chunk));
+            }
+        }
+    }
+    if let Some(status) = end {
+        let _ = out.send(Err(status)).await;
     }
 }
