@@ -615,3 +615,48 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
     assert!(rpc_count(&exposition, MESSAGING, "Consume", "1") >= 1.0);
     messaging.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_held_by_max_unacked_still_reports_its_growing_lag() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("stuck");
+    messaging.create_topic(&topic, 1).await;
+    let texts = |range: std::ops::Range<i32>| -> Vec<pb::ProducerRecord> {
+        range
+            .map(|i| record(&topic, tributary_tests::records::text(&format!("r{i}"))))
+            .collect()
+    };
+    produce(&messaging, texts(0..5)).await;
+
+    // A client that takes three records and never acknowledges: flow control holds the stream,
+    // which then no longer polls librdkafka (and so gets no statistics from it).
+    let group = unique_name("stuck-group");
+    let mut consumer = messaging
+        .consume(pb::Subscription {
+            group_id: group.clone(),
+            topics: vec![topic.clone()],
+            value_format: pb::PayloadFormat::Raw as i32,
+            max_unacked: 3,
+            ..Default::default()
+        })
+        .await;
+    consumer.records(3, WAIT).await;
+    let lag_labels = [
+        ("messaging_consumer_group_name", group.as_str()),
+        ("messaging_destination_name", topic.as_str()),
+        ("messaging_destination_partition_id", "0"),
+    ];
+    // Nothing acknowledged: the stream would resume at 0, so the lag is the high watermark.
+    scrape_until(messaging.metrics_addr, WAIT, "consumer lag 5", |text| {
+        sample(text, "messaging_consumer_lag_messages", &lag_labels) == Some(5.0)
+    })
+    .await;
+    // More records arrive while the client is stuck: the lag follows.
+    produce(&messaging, texts(5..12)).await;
+    scrape_until(messaging.metrics_addr, WAIT, "consumer lag 12", |text| {
+        sample(text, "messaging_consumer_lag_messages", &lag_labels) == Some(12.0)
+    })
+    .await;
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}

@@ -32,7 +32,10 @@
 //! is the trace context in the record's `traceparent` header, so a trace crosses Kafka; the
 //! registry calls decoding it are its children. The stream's lag per partition (high watermark
 //! from librdkafka's statistics, every [`STATISTICS_INTERVAL_MS`], minus where the stream would
-//! resume) is the `messaging_consumer_lag_messages` gauge while the stream lives.
+//! resume) is the `messaging_consumer_lag_messages` gauge while the stream lives. librdkafka
+//! reports statistics only while the stream polls it, so while flow control holds the stream
+//! (a stuck client: exactly when lag matters) the watermarks are fetched from the brokers
+//! instead, every [`PAUSED_LAG_REFRESH`].
 //!
 //! A record whose key or value cannot be decoded (not Confluent-framed, unknown schema id,
 //! corrupt Avro) is delivered with a per-payload error and its raw bytes, and the stream goes
@@ -76,6 +79,9 @@ const DEFAULT_MAX_UNACKED: usize = 1000;
 /// How often librdkafka reports partition watermarks to a stream (for its lag), unless the
 /// `statistics.interval.ms` property says otherwise.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// How often the lag of a stream held by flow control is refreshed from the brokers' watermarks.
+const PAUSED_LAG_REFRESH: Duration = Duration::from_secs(5);
 
 /// Most client requests (acks, seeks) handled in one turn of a stream's loop, before records
 /// and rebalances get their turn.
@@ -213,6 +219,11 @@ impl AckTracker {
         Some(acks.pending.first().copied().unwrap_or(acks.next))
     }
 
+    /// The topics this stream delivered records of.
+    pub fn topics(&self) -> Vec<String> {
+        self.partitions.keys().cloned().collect()
+    }
+
     /// The commit positions this stream has reached.
     pub fn positions(&self) -> Vec<(String, i32, i64)> {
         self.partitions
@@ -275,6 +286,26 @@ impl ClientContext for StreamContext {
             .collect();
         let _ = self.events.send(RebalanceEvent::Watermarks(watermarks));
     }
+}
+
+/// The high watermarks of `topics`' partitions, asked of the brokers (a topic that cannot be
+/// asked is left out: its lag keeps its last value).
+async fn broker_watermarks(kafka: &Kafka, topics: Vec<String>) -> Vec<PartitionWatermark> {
+    let mut watermarks = Vec::new();
+    for topic in topics {
+        match kafka.watermarks(&topic).await {
+            Ok(partitions) => {
+                watermarks.extend(partitions.into_iter().map(|p| PartitionWatermark {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                    high: p.high,
+                    committed: -1,
+                }))
+            }
+            Err(error) => tracing::debug!(%error, %topic, "cannot refresh a paused stream's lag"),
+        }
+    }
+    watermarks
 }
 
 /// The lag of each partition in `watermarks`: its high watermark minus where the stream would
@@ -1008,6 +1039,8 @@ pub async fn run(
     let mut outgoing: FuturesOrdered<Outgoing> = FuturesOrdered::new();
     let mut end: Option<Status> = None;
     let mut inbound_open = true;
+    let mut paused_lag_refresh = tokio::time::interval(PAUSED_LAG_REFRESH);
+    paused_lag_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -1084,6 +1117,18 @@ pub async fn run(
                     break;
                 }
                 commit_pending(&consumer, &mut to_commit);
+            }
+            _ = paused_lag_refresh.tick(), if !plan.may_deliver(&tracker) => {
+                // Not polling librdkafka means no statistics: ask the brokers for the watermarks
+                // (off this task; the answer comes back as an event like librdkafka's).
+                let kafka = kafka.clone();
+                let topics = tracker.topics();
+                let events = consumer.context().events.clone();
+                tokio::spawn(async move {
+                    let _ = events.send(RebalanceEvent::Watermarks(
+                        broker_watermarks(&kafka, topics).await,
+                    ));
+                });
             }
             received = consumer.recv(),
                 if plan.may_deliver(&tracker) && outgoing.len() < MAX_OUTGOING =>
