@@ -22,6 +22,7 @@ use tributary_telemetry::health::Health;
 use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::metrics::{self, Metrics};
 
+use crate::coalesce::CoalescingStream;
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
 use crate::registry::{Registry, RegistrySettings};
@@ -267,18 +268,19 @@ impl Application {
     }
 }
 
-/// Accepted gRPC connections with TCP_NODELAY set. `Server::tcp_nodelay` applies only to
-/// listeners tonic binds itself; without it, a response's HEADERS, DATA and trailers frames
-/// meet Nagle's algorithm and the client's delayed ACK, and small replies wait ~40 ms.
+/// Accepted gRPC connections with TCP_NODELAY set, each writing once per HTTP/2 flush (see
+/// [`crate::coalesce`]). `Server::tcp_nodelay` applies only to listeners tonic binds itself; without
+/// it, the frames of a response meet Nagle's algorithm and the client's delayed ACK, and small
+/// replies wait ~40 ms.
 fn incoming_nodelay(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescingStream<tokio::net::TcpStream>>> {
     use tokio_stream::StreamExt;
     TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
+        accepted.map(|stream| {
             let _ = stream.set_nodelay(true);
-        }
-        accepted
+            CoalescingStream::new(stream)
+        })
     })
 }
 
