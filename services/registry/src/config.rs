@@ -75,6 +75,11 @@ pub struct Settings {
     #[arg(long, env = "REGISTRY_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,
 
+    /// Threads serving gRPC connections, each running its own single-threaded runtime
+    /// (connections are spread over them); 0 means one per CPU core.
+    #[arg(long, env = "REGISTRY_GRPC_THREADS", default_value_t = 0)]
+    pub grpc_threads: usize,
+
     /// Postgres connection URL (its password is never logged).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: DatabaseUrl,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod grpc_server;
 pub mod http;
 pub mod model;
 pub mod registry;

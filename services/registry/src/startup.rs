@@ -14,7 +14,6 @@ use opentelemetry::metrics::Meter;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_telemetry::grpc::RpcLayer;
@@ -22,11 +21,10 @@ use tributary_telemetry::health::Health;
 use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::metrics::{self, Metrics};
 
-use crate::coalesce::CoalescingStream;
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
 use crate::registry::{Registry, RegistrySettings};
-use crate::{events, http, store};
+use crate::{events, grpc_server, http, store};
 
 /// How often readiness re-checks Postgres.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
@@ -49,6 +47,7 @@ pub struct Application {
     metrics_addr: SocketAddr,
     metrics: Arc<Metrics>,
     max_schema_bytes: usize,
+    grpc_threads: usize,
     registry: Arc<Registry>,
     pool: PgPool,
     shutdown_timeout: Duration,
@@ -107,6 +106,7 @@ impl Application {
             metrics_addr,
             metrics,
             max_schema_bytes: settings.max_schema_bytes,
+            grpc_threads: grpc_server::thread_count(settings.grpc_threads),
             registry,
             pool,
             shutdown_timeout: settings.shutdown_timeout(),
@@ -179,7 +179,6 @@ impl Application {
         let registry_service =
             RegistryServiceServer::new(RegistryGrpc::new(Arc::clone(&self.registry), stop.clone()))
                 .max_decoding_message_size(64 * 1024 * 1024);
-        let server_stop = stop.clone();
         let rpc_layer = RpcLayer::new(
             self.metrics.meter(),
             &[
@@ -187,17 +186,26 @@ impl Application {
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
         );
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(registry_service)
-            .serve_with_incoming_shutdown(incoming_nodelay(self.listener), async move {
-                server_stop.cancelled().await
-            });
-        let mut server = tokio::spawn(server);
+            .add_service(registry_service);
+        let force_grpc_stop = CancellationToken::new();
+        let serve_connections = move |incoming, stop: CancellationToken| {
+            router
+                .clone()
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        };
+        let mut server = tokio::spawn(grpc_server::serve(
+            serve_connections,
+            self.listener,
+            self.grpc_threads,
+            stop.clone(),
+            force_grpc_stop.clone(),
+        )?);
 
         let http_stop = stop.clone();
         let http_listener = self.http_listener.tap_io(|tcp| {
@@ -254,6 +262,7 @@ impl Application {
                 tracing::warn!(
                     "in-flight requests did not finish within the shutdown timeout; aborting them"
                 );
+                force_grpc_stop.cancel();
                 server.abort();
                 http_server.abort();
             }
@@ -266,22 +275,6 @@ impl Application {
         tracing::info!("registry stopped");
         Ok(())
     }
-}
-
-/// Accepted gRPC connections with TCP_NODELAY set, each writing once per HTTP/2 flush (see
-/// [`crate::coalesce`]). `Server::tcp_nodelay` applies only to listeners tonic binds itself; without
-/// it, the frames of a response meet Nagle's algorithm and the client's delayed ACK, and small
-/// replies wait ~40 ms.
-fn incoming_nodelay(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescingStream<tokio::net::TcpStream>>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.map(|stream| {
-            let _ = stream.set_nodelay(true);
-            CoalescingStream::new(stream)
-        })
-    })
 }
 
 /// Readiness: SERVING while Postgres answers (and once the change listener has connected for
