@@ -3,11 +3,12 @@
 //! table of throughput and latency per operation, RSS, start-to-SERVING time, and the cost of
 //! registering into a 1,000-version subject under FULL_TRANSITIVE.
 //!
-//! The same reads and lookups are then driven over the Confluent-compatible HTTP API with `wrk`
-//! (HTTP/1.1 keep-alive, `--wrk-threads` threads, `--wrk-connections` connections; Lua scripts
-//! for the request mix and POST bodies), and a second table sets HTTP next to gRPC. A third
-//! drives gRPC get-by-id and get-latest with h2load, a C load generator like wrk, so both APIs
-//! are also compared with the same kind of client.
+//! The reads and re-registrations are then driven by C load generators, and one table sets the
+//! two APIs side by side: gRPC with h2load (`--wrk-connections` connections, `--h2load-streams`
+//! concurrent streams on each, as gRPC clients multiplex calls, and again with one stream per
+//! connection) and the Confluent-compatible HTTP API with wrk (HTTP/1.1 keep-alive, the same
+//! connections; Lua scripts for the request mix and POST bodies). p50/p99 come from wrk's
+//! `--latency` and from h2load's per-request log.
 //!
 //! Run it through `scripts/bench registry` (which starts the stack and builds in release mode).
 
@@ -68,8 +69,9 @@ struct Args {
     /// load generator as wrk drives HTTP; skipped, saying so, when it is missing.
     #[arg(long, default_value = "h2load")]
     h2load: PathBuf,
-    /// Concurrent streams on each h2load connection (1 = as many requests in flight as wrk).
-    #[arg(long, default_value_t = 1)]
+    /// Concurrent streams on each h2load connection for the headline gRPC figures (a run with 1
+    /// stream per connection, as many requests in flight as wrk, is printed next to them).
+    #[arg(long, default_value_t = 10)]
     h2load_streams: usize,
 }
 
@@ -158,6 +160,37 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/<pid>/stat`
+/// (Linux; its clock ticks are 10 ms).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses: state is the first, then utime
+    // and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs a load and records how much of the registry's CPU time each request cost: unlike
+/// req/s, this hardly depends on what else runs on the machine.
+fn measuring_server_cpu(
+    server_pid: u32,
+    load: impl FnOnce() -> anyhow::Result<LoadOutcome>,
+) -> anyhow::Result<LoadOutcome> {
+    let before = cpu_seconds(server_pid);
+    let mut outcome = load()?;
+    outcome.server_cpu_us = match (before, cpu_seconds(server_pid)) {
+        (Some(before), Some(after)) if outcome.requests > 0 => {
+            (after - before) / outcome.requests as f64 * 1e6
+        }
+        _ => f64::NAN,
+    };
+    Ok(outcome)
+}
+
 async fn clients(
     addr: &str,
     connections: usize,
@@ -239,18 +272,16 @@ where
     }
 }
 
-fn rate(outcome: &Outcome) -> f64 {
-    outcome.requests as f64 / outcome.elapsed.as_secs_f64()
-}
-
-/// What one wrk run measured.
-#[derive(Debug, Default)]
-struct WrkOutcome {
+/// What one wrk or h2load run measured.
+#[derive(Debug, Default, Clone, Copy)]
+struct LoadOutcome {
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
     requests: u64,
     errors: u64,
+    /// CPU time the registry process spent per request, in microseconds.
+    server_cpu_us: f64,
 }
 
 /// A wrk latency like `812.00us`, `1.23ms` or `2.01s`, in milliseconds.
@@ -269,8 +300,8 @@ fn wrk_millis(text: &str) -> Option<f64> {
 
 /// Reads `wrk --latency` output: Requests/sec, the 50% and 99% latencies, the request count
 /// and the non-2xx responses and socket errors.
-fn parse_wrk(output: &str) -> WrkOutcome {
-    let mut outcome = WrkOutcome::default();
+fn parse_wrk(output: &str) -> LoadOutcome {
+    let mut outcome = LoadOutcome::default();
     for line in output.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -335,7 +366,7 @@ end
 }
 
 /// Runs wrk against `http_addr` with a script; fails when wrk fails.
-fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Result<WrkOutcome> {
+fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Result<LoadOutcome> {
     let path =
         std::env::temp_dir().join(format!("registry-bench-{}-{name}.lua", std::process::id()));
     std::fs::write(&path, script)?;
@@ -358,14 +389,17 @@ fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Re
     Ok(parse_wrk(&String::from_utf8_lossy(&output.stdout)))
 }
 
-/// get-by-id, get-latest, register-existing and lookup over HTTP/1.1 keep-alive with wrk, then a
-/// table of HTTP against gRPC.
+/// The side-by-side scenarios: each is measured over gRPC (h2load) and over HTTP (wrk).
+const SIDE_BY_SIDE: [&str; 4] = ["get-by-id", "get-latest", "register-existing", "lookup"];
+
+/// get-by-id, get-latest, register-existing and lookup over HTTP/1.1 keep-alive with wrk; `None`
+/// (saying so) when wrk is missing.
 fn http_scenarios(
     args: &Args,
     http_addr: &str,
+    server_pid: u32,
     max_id: i32,
-    grpc_rates: &[(&str, f64)],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Vec<LoadOutcome>>> {
     if std::process::Command::new(&args.wrk)
         .arg("--version")
         .output()
@@ -376,7 +410,7 @@ fn http_scenarios(
             "(HTTP scenarios skipped: {} not found; apt-get install -y wrk)",
             args.wrk.display()
         );
-        return Ok(());
+        return Ok(None);
     }
     let (subjects, versions) = (args.subjects, args.versions);
     // The same request mixes as the gRPC scenarios (1,000 distinct requests each).
@@ -429,55 +463,22 @@ fn http_scenarios(
         })
         .collect();
 
-    println!();
-    println!(
-        "HTTP/1.1 keep-alive via wrk ({} threads, {} connections, {} s each), next to the gRPC figures above:",
-        args.wrk_threads, args.wrk_connections, args.seconds
-    );
-    println!();
-    println!(
-        "| operation              | HTTP req/s | p50 (ms) | p99 (ms) |  requests | errors | gRPC req/s | gRPC/HTTP |"
-    );
-    println!(
-        "|------------------------|-----------:|---------:|---------:|----------:|-------:|-----------:|----------:|"
-    );
-    for (name, requests) in [
-        ("get-by-id", get_by_id),
-        ("get-latest", get_latest),
-        ("register-existing", register),
-        ("lookup", lookup),
-    ] {
-        let outcome = run_wrk(args, http_addr, name, &wrk_script(&requests))?;
-        let grpc = grpc_rates
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map_or(f64::NAN, |(_, rate)| *rate);
-        println!(
-            "| {:<22} | {:>10.0} | {:>8.2} | {:>8.2} | {:>9} | {:>6} | {:>10.0} | {:>9.2} |",
-            name,
-            outcome.rate,
-            outcome.p50_ms,
-            outcome.p99_ms,
-            outcome.requests,
-            outcome.errors,
-            grpc,
-            grpc / outcome.rate
-        );
+    let mut outcomes = Vec::new();
+    for (name, requests) in SIDE_BY_SIDE
+        .into_iter()
+        .zip([get_by_id, get_latest, register, lookup])
+    {
+        let script = wrk_script(&requests);
+        outcomes.push(measuring_server_cpu(server_pid, || {
+            run_wrk(args, http_addr, name, &script)
+        })?);
     }
-    Ok(())
+    Ok(Some(outcomes))
 }
 
-/// What one h2load run measured (h2load reports no percentiles: the mean instead).
-#[derive(Debug, Default)]
-struct H2loadOutcome {
-    rate: f64,
-    mean_ms: f64,
-    requests: u64,
-    errors: u64,
-}
-
-fn parse_h2load(output: &str) -> H2loadOutcome {
-    let mut outcome = H2loadOutcome::default();
+/// Reads h2load's summary: Requests/sec, the request count and the failed ones.
+fn parse_h2load(output: &str) -> LoadOutcome {
+    let mut outcome = LoadOutcome::default();
     for line in output.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -495,32 +496,42 @@ fn parse_h2load(output: &str) -> H2loadOutcome {
                     .filter_map(|pair| pair[0].parse::<u64>().ok())
                     .sum();
             }
-            ["time", "for", "request:", _min, _max, mean, ..] => {
-                outcome.mean_ms = wrk_millis(mean).unwrap_or(f64::NAN)
-            }
             _ => {}
         }
     }
     outcome
 }
 
-/// gRPC get-by-id and get-latest driven by h2load, a C load generator like wrk, so the two APIs
-/// are compared with the same kind of client (the gRPC table above uses tonic's client).
-fn grpc_with_h2load(args: &Args, grpc_addr: &str, id: i32) -> anyhow::Result<()> {
-    use prost::Message;
-    println!();
-    if std::process::Command::new(&args.h2load)
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!(
-            "(gRPC via h2load skipped: {} not found; apt-get install -y nghttp2-client)",
-            args.h2load.display()
-        );
-        return Ok(());
+/// p50 and p99 in milliseconds from h2load's `--log-file` (tab-separated: start time, HTTP
+/// status, microseconds to the end of the response); responses other than 200 count as errors.
+fn h2load_latencies(log: &str) -> (f64, f64, u64) {
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut not_ok = 0;
+    for line in log.lines() {
+        let mut columns = line.split('\t');
+        let status = columns.nth(1).and_then(|s| s.trim().parse::<u16>().ok());
+        let micros = columns.next().and_then(|s| s.trim().parse::<u64>().ok());
+        if status != Some(200) {
+            not_ok += 1;
+        }
+        if let Some(micros) = micros {
+            let _ = histogram.record(micros.max(1));
+        }
     }
-    let frame = |message: Vec<u8>| {
+    let millis = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    (millis(0.50), millis(0.99), not_ok)
+}
+
+/// One gRPC request, as h2load sends it: the RPC's path and its length-prefixed message.
+struct GrpcCall {
+    method: &'static str,
+    body: Vec<u8>,
+}
+
+impl GrpcCall {
+    fn new(method: &'static str, message: impl prost::Message) -> Self {
+        let message = message.encode_to_vec();
         let mut body = vec![0u8];
         body.extend(
             u32::try_from(message.len())
@@ -528,71 +539,176 @@ fn grpc_with_h2load(args: &Args, grpc_addr: &str, id: i32) -> anyhow::Result<()>
                 .to_be_bytes(),
         );
         body.extend(message);
-        body
-    };
-    let cases = [
-        (
-            "get-by-id",
-            "GetSchema",
-            frame(pb::GetSchemaRequest { id }.encode_to_vec()),
-        ),
-        (
-            "get-latest",
+        Self { method, body }
+    }
+}
+
+/// Runs h2load with `streams` concurrent streams on each connection, repeating `call`.
+fn run_h2load(
+    args: &Args,
+    grpc_addr: &str,
+    name: &str,
+    call: &GrpcCall,
+    streams: usize,
+) -> anyhow::Result<LoadOutcome> {
+    let base = std::env::temp_dir().join(format!("registry-bench-{}-{name}", std::process::id()));
+    let (body_path, log_path) = (base.with_extension("grpc"), base.with_extension("log"));
+    std::fs::write(&body_path, &call.body)?;
+    let output = std::process::Command::new(&args.h2load)
+        .arg("-D")
+        .arg(args.seconds.to_string())
+        .arg("-c")
+        .arg(args.wrk_connections.to_string())
+        .arg("-m")
+        .arg(streams.to_string())
+        .arg("-t")
+        .arg(args.wrk_threads.to_string())
+        .arg("-d")
+        .arg(&body_path)
+        .arg("--log-file")
+        .arg(&log_path)
+        .arg("-H")
+        .arg("content-type: application/grpc")
+        .arg("-H")
+        .arg("te: trailers")
+        .arg(format!(
+            "http://{grpc_addr}/tributary.registry.v1.RegistryService/{}",
+            call.method
+        ))
+        .output()
+        .with_context(|| format!("cannot run {}", args.h2load.display()))?;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&body_path);
+    let _ = std::fs::remove_file(&log_path);
+    anyhow::ensure!(
+        output.status.success(),
+        "h2load failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut outcome = parse_h2load(&String::from_utf8_lossy(&output.stdout));
+    let (p50_ms, p99_ms, not_ok) = h2load_latencies(&log);
+    outcome.p50_ms = p50_ms;
+    outcome.p99_ms = p99_ms;
+    outcome.errors += not_ok;
+    Ok(outcome)
+}
+
+/// The side-by-side scenarios over gRPC with h2load, with `streams` streams per connection and
+/// with one; `None` (saying so) when h2load is missing. Each run repeats one request (h2load
+/// sends one body), which the registry serves from memory like any other of its kind.
+fn grpc_scenarios(
+    args: &Args,
+    grpc_addr: &str,
+    server_pid: u32,
+    id: i32,
+) -> anyhow::Result<Option<Vec<(LoadOutcome, LoadOutcome)>>> {
+    if std::process::Command::new(&args.h2load)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!();
+        println!(
+            "(gRPC via h2load skipped: {} not found; apt-get install -y nghttp2-client)",
+            args.h2load.display()
+        );
+        return Ok(None);
+    }
+    let (subject, version) = (args.subjects / 2, args.versions - 1);
+    let calls = [
+        GrpcCall::new("GetSchema", pb::GetSchemaRequest { id }),
+        GrpcCall::new(
             "GetSubjectVersion",
-            frame(
-                pb::GetSubjectVersionRequest {
-                    subject: "subject-0".to_owned(),
-                    version: -1,
-                    include_deleted: false,
-                }
-                .encode_to_vec(),
-            ),
+            pb::GetSubjectVersionRequest {
+                subject: format!("subject-{subject}"),
+                version: -1,
+                include_deleted: false,
+            },
+        ),
+        GrpcCall::new(
+            "RegisterSchema",
+            pb::RegisterSchemaRequest {
+                subject: format!("subject-{subject}"),
+                schema: schema_for(subject, version),
+                ..Default::default()
+            },
+        ),
+        GrpcCall::new(
+            "LookupSchema",
+            pb::LookupSchemaRequest {
+                subject: format!("subject-{subject}"),
+                schema: schema_for(subject, version),
+                ..Default::default()
+            },
         ),
     ];
+    let mut outcomes = Vec::new();
+    for (name, call) in SIDE_BY_SIDE.into_iter().zip(&calls) {
+        let multiplexed = measuring_server_cpu(server_pid, || {
+            run_h2load(args, grpc_addr, name, call, args.h2load_streams)
+        })?;
+        let single =
+            measuring_server_cpu(server_pid, || run_h2load(args, grpc_addr, name, call, 1))?;
+        outcomes.push((multiplexed, single));
+    }
+    Ok(Some(outcomes))
+}
+
+/// gRPC (h2load) and HTTP (wrk) figures of the same scenarios in one table.
+fn print_side_by_side(
+    args: &Args,
+    grpc: Option<&[(LoadOutcome, LoadOutcome)]>,
+    http: Option<&[LoadOutcome]>,
+) {
+    let (connections, streams) = (args.wrk_connections, args.h2load_streams);
+    println!();
     println!(
-        "gRPC via h2load ({} threads, {} connections x {} streams, {} s each):",
-        args.wrk_threads, args.wrk_connections, args.h2load_streams, args.seconds
+        "gRPC via h2load ({} threads, {connections} connections x {streams} streams, and x 1 stream) \
+         next to HTTP/1.1 keep-alive via wrk ({} threads, {connections} connections), {} s each; \
+         µs CPU = the registry's CPU time per request:",
+        args.wrk_threads, args.wrk_threads, args.seconds
     );
     println!();
-    println!("| operation              | gRPC req/s | mean (ms) |  requests | errors |");
-    println!("|------------------------|-----------:|----------:|----------:|-------:|");
-    for (name, method, body) in cases {
-        let path =
-            std::env::temp_dir().join(format!("registry-bench-{}-{name}.grpc", std::process::id()));
-        std::fs::write(&path, body)?;
-        let output = std::process::Command::new(&args.h2load)
-            .arg("-D")
-            .arg(args.seconds.to_string())
-            .arg("-c")
-            .arg(args.wrk_connections.to_string())
-            .arg("-m")
-            .arg(args.h2load_streams.to_string())
-            .arg("-t")
-            .arg(args.wrk_threads.to_string())
-            .arg("-d")
-            .arg(&path)
-            .arg("-H")
-            .arg("content-type: application/grpc")
-            .arg("-H")
-            .arg("te: trailers")
-            .arg(format!(
-                "http://{grpc_addr}/tributary.registry.v1.RegistryService/{method}"
-            ))
-            .output()
-            .with_context(|| format!("cannot run {}", args.h2load.display()))?;
-        let _ = std::fs::remove_file(&path);
-        anyhow::ensure!(
-            output.status.success(),
-            "h2load failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let outcome = parse_h2load(&String::from_utf8_lossy(&output.stdout));
+    println!(
+        "| operation         | {:>15} | p50 (ms) | p99 (ms) | µs CPU | {:>15} | p99 (ms) | µs CPU | HTTP req/s | p50 (ms) | p99 (ms) | µs CPU | gRPC/HTTP | errors |",
+        format!("gRPC {connections}x{streams} req/s"),
+        format!("gRPC {connections}x1 req/s"),
+    );
+    println!(
+        "|-------------------|----------------:|---------:|---------:|-------:|----------------:|---------:|-------:|-----------:|---------:|---------:|-------:|----------:|-------:|"
+    );
+    let missing = LoadOutcome {
+        rate: f64::NAN,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        server_cpu_us: f64::NAN,
+        ..LoadOutcome::default()
+    };
+    for (index, name) in SIDE_BY_SIDE.into_iter().enumerate() {
+        let (multiplexed, single) = grpc
+            .and_then(|outcomes| outcomes.get(index).copied())
+            .unwrap_or((missing, missing));
+        let http = http
+            .and_then(|outcomes| outcomes.get(index).copied())
+            .unwrap_or(missing);
         println!(
-            "| {:<22} | {:>10.0} | {:>9.2} | {:>9} | {:>6} |",
-            name, outcome.rate, outcome.mean_ms, outcome.requests, outcome.errors
+            "| {:<17} | {:>15.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>15.0} | {:>8.2} | {:>6.1} | {:>10.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>9.2} | {:>6} |",
+            name,
+            multiplexed.rate,
+            multiplexed.p50_ms,
+            multiplexed.p99_ms,
+            multiplexed.server_cpu_us,
+            single.rate,
+            single.p99_ms,
+            single.server_cpu_us,
+            http.rate,
+            http.p50_ms,
+            http.p99_ms,
+            http.server_cpu_us,
+            multiplexed.rate / http.rate,
+            multiplexed.errors + single.errors + http.errors
         );
     }
-    Ok(())
 }
 
 fn print_row(outcome: &Outcome) {
@@ -798,17 +914,12 @@ async fn main() -> anyhow::Result<()> {
     .await;
     print_row(&lookup);
 
-    // The same operations over HTTP, driven by wrk, next to the gRPC figures.
-    let grpc_rates = [
-        ("get-by-id", rate(&get_by_id)),
-        ("get-latest", rate(&get_latest)),
-        ("register-existing", rate(&register_existing)),
-        ("lookup", rate(&lookup)),
-    ];
-    http_scenarios(&args, &registry.http_addr, max_id, &grpc_rates)?;
-    grpc_with_h2load(&args, &registry.addr, max_id)?;
-
+    // The reads and re-registrations again, with C load generators for both APIs.
     let pid = registry.child.id().unwrap_or(0);
+    let grpc = grpc_scenarios(&args, &registry.addr, pid, max_id / 2 + 1)?;
+    let http = http_scenarios(&args, &registry.http_addr, pid, max_id)?;
+    print_side_by_side(&args, grpc.as_deref(), http.as_deref());
+
     let rss_loaded = rss_mib(pid);
 
     // A subject with many versions under FULL_TRANSITIVE: load it under NONE, then time new

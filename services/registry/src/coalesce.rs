@@ -140,10 +140,11 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(1 << 20);
         let mut client = CoalescingStream::new(client);
         client.write_all(b"HEADERS ").await.expect("write");
-        client
+        let taken = client
             .write_vectored(&[io::IoSlice::new(b"DATA "), io::IoSlice::new(b"TRAILERS")])
             .await
             .expect("vectored write");
+        assert_eq!(taken, "DATA TRAILERS".len(), "every slice is taken at once");
         let mut byte = [0u8; 1];
         assert!(
             tokio::time::timeout(
