@@ -24,6 +24,9 @@ use tonic::transport::server::Connected;
 /// Bytes taken before the buffer must be written out.
 pub const MAX_BUFFERED: usize = 64 * 1024;
 
+/// Buffer capacity kept for the next flush; a bigger buffer is given back once written out.
+const RETAINED_CAPACITY: usize = 16 * 1024;
+
 /// A stream whose writes reach the inner stream only on flush (or when [`MAX_BUFFERED`] bytes
 /// are waiting).
 #[derive(Debug)]
@@ -59,7 +62,11 @@ impl<S: AsyncWrite + Unpin> CoalescingStream<S> {
             }
             self.written += n;
         }
-        self.buffered.clear();
+        if self.buffered.capacity() > RETAINED_CAPACITY {
+            self.buffered = Vec::new();
+        } else {
+            self.buffered.clear();
+        }
         self.written = 0;
         Poll::Ready(Ok(()))
     }

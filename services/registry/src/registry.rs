@@ -47,6 +47,10 @@ pub struct StoredSchema {
 /// subject under FULL_TRANSITIVE still fits.
 const PARSED_SCHEMA_CACHE_ENTRIES: usize = 2048;
 
+/// How many submitted schema texts [`Registry`] remembers the fingerprint of (about 120 bytes
+/// each); when full, it starts over.
+const SUBMITTED_TEXT_ENTRIES: usize = 4096;
+
 /// A bounded map from schema id to parsed schema, evicting the oldest insertion first.
 #[derive(Debug, Default)]
 struct ParsedCache {
@@ -178,6 +182,11 @@ pub struct Registry {
     schemas: RwLock<HashMap<i32, Arc<StoredSchema>>>,
     parsed: parking_lot::Mutex<ParsedCache>,
     ids_by_fingerprint: RwLock<HashMap<Vec<u8>, i32>>,
+    /// The fingerprint of reference-free schema texts submitted before, by a digest of the text
+    /// and the form asked for (canonical or normalized): re-registrations and lookups of a text
+    /// seen before (every producer re-registers its schema at start-up) skip parsing it.
+    /// Canonical forms are a function of the text alone, so entries never go stale.
+    submitted: RwLock<HashMap<[u8; 32], Vec<u8>>>,
     subjects: RwLock<HashMap<String, Arc<Vec<VersionRow>>>>,
     configs: RwLock<Option<Arc<HashMap<String, ConfigRow>>>>,
     /// Bumped by every invalidation, so a load that raced with one is not cached.
@@ -198,6 +207,7 @@ impl Registry {
             schemas: RwLock::default(),
             parsed: parking_lot::Mutex::default(),
             ids_by_fingerprint: RwLock::default(),
+            submitted: RwLock::default(),
             subjects: RwLock::default(),
             configs: RwLock::default(),
             generation: AtomicU64::new(0),
@@ -818,13 +828,13 @@ impl Registry {
                 subject: subject.to_owned(),
             });
         }
-        let candidate = self.prepare(schema, schema_type, references).await?;
-        let mut texts = vec![candidate.parsed.canonical_string()];
-        if normalize {
-            texts.push(candidate.parsed.normalized_string());
-        }
-        for text in texts {
-            let fingerprint = fingerprint(&text, &candidate.references);
+        for normalized in [false, true]
+            .into_iter()
+            .take(if normalize { 2 } else { 1 })
+        {
+            let (fingerprint, _) = self
+                .submitted_fingerprint(schema, schema_type, references, normalized)
+                .await?;
             let Some(id) = self.id_for_fingerprint(&fingerprint).await? else {
                 continue;
             };
@@ -978,33 +988,39 @@ impl Registry {
             });
         }
 
-        let candidate = self
-            .prepare(&request.schema, &request.schema_type, &request.references)
+        // Already a live version of the subject: answer without writing anything.
+        let (fingerprint, parsed) = self
+            .submitted_fingerprint(
+                &request.schema,
+                &request.schema_type,
+                &request.references,
+                request.normalize,
+            )
             .await?;
+        if let Some(registered) = self
+            .live_registration(
+                &request.subject,
+                &fingerprint,
+                explicit_id,
+                explicit_version,
+            )
+            .await?
+        {
+            return Ok(registered);
+        }
+
+        let candidate = match parsed {
+            Some(candidate) => candidate,
+            None => {
+                self.prepare(&request.schema, &request.schema_type, &request.references)
+                    .await?
+            }
+        };
         let text = if request.normalize {
             candidate.parsed.normalized_string()
         } else {
             candidate.parsed.canonical_string()
         };
-        let fingerprint = fingerprint(&text, &candidate.references);
-
-        // Already a live version of the subject: answer without writing anything.
-        if let Some(id) = self.id_for_fingerprint(&fingerprint).await? {
-            let versions = self.versions_of(&request.subject).await?;
-            if let Some(row) = versions
-                .iter()
-                .rev()
-                .find(|row| !row.deleted && row.schema_id == id)
-                && explicit_id.is_none_or(|wanted| wanted == id)
-                && explicit_version.is_none_or(|wanted| wanted == row.version)
-            {
-                return Ok(Registered {
-                    id,
-                    version: row.version,
-                    schema: text,
-                });
-            }
-        }
 
         let write = NewVersion {
             subject: &request.subject,
@@ -1292,30 +1308,83 @@ impl Registry {
     }
 
     /// Validates and parses a candidate schema with its references.
+    /// The version of `subject` a registration with this fingerprint already is, if any: live,
+    /// and matching the id and version an IMPORT asks for.
+    async fn live_registration(
+        &self,
+        subject: &str,
+        fingerprint: &[u8],
+        explicit_id: Option<i32>,
+        explicit_version: Option<i32>,
+    ) -> Result<Option<Registered>> {
+        let Some(id) = self.id_for_fingerprint(fingerprint).await? else {
+            return Ok(None);
+        };
+        let versions = self.versions_of(subject).await?;
+        let Some(row) = versions
+            .iter()
+            .rev()
+            .find(|row| !row.deleted && row.schema_id == id)
+            .filter(|row| {
+                explicit_id.is_none_or(|wanted| wanted == id)
+                    && explicit_version.is_none_or(|wanted| wanted == row.version)
+            })
+        else {
+            return Ok(None);
+        };
+        // The stored text is the submitted one's canonical (or normalized) form: the
+        // fingerprint is a digest of exactly that text.
+        let stored = self.schema_by_id(id).await?;
+        Ok(Some(Registered {
+            id,
+            version: row.version,
+            schema: stored.text.clone(),
+        }))
+    }
+
+    /// The fingerprint of a submitted schema in its canonical form (or normalized), remembered
+    /// per text for reference-free schemas; with the parsed schema when it had to be parsed.
+    async fn submitted_fingerprint(
+        &self,
+        schema: &str,
+        schema_type: &str,
+        references: &[Reference],
+        normalized: bool,
+    ) -> Result<(Vec<u8>, Option<Candidate>)> {
+        validate_submission(schema, schema_type, self.settings.max_schema_bytes)?;
+        let key = references.is_empty().then(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(if normalized { b"N\0" } else { b"C\0" });
+            hasher.update(schema.as_bytes());
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        if let Some(known) = key.and_then(|key| self.submitted.read().get(&key).cloned()) {
+            return Ok((known, None));
+        }
+        let candidate = self.prepare(schema, schema_type, references).await?;
+        let text = if normalized {
+            candidate.parsed.normalized_string()
+        } else {
+            candidate.parsed.canonical_string()
+        };
+        let found = fingerprint(&text, &candidate.references);
+        if let Some(key) = key {
+            let mut submitted = self.submitted.write();
+            if submitted.len() >= SUBMITTED_TEXT_ENTRIES {
+                submitted.clear();
+            }
+            submitted.insert(key, found.clone());
+        }
+        Ok((found, Some(candidate)))
+    }
+
     async fn prepare(
         &self,
         schema: &str,
         schema_type: &str,
         references: &[Reference],
     ) -> Result<Candidate> {
-        if !(schema_type.is_empty() || schema_type.eq_ignore_ascii_case("AVRO")) {
-            return Err(RegistryError::InvalidSchema {
-                reason: format!(
-                    "unsupported schema type '{schema_type}': this registry stores AVRO schemas"
-                ),
-            });
-        }
-        if schema.len() > self.settings.max_schema_bytes {
-            return Err(RegistryError::SchemaTooLarge {
-                size: schema.len(),
-                limit: self.settings.max_schema_bytes,
-            });
-        }
-        if schema.trim().is_empty() {
-            return Err(RegistryError::InvalidSchema {
-                reason: "the schema is empty".to_owned(),
-            });
-        }
+        validate_submission(schema, schema_type, self.settings.max_schema_bytes)?;
         let mut resolved = Vec::with_capacity(references.len());
         for (index, reference) in references.iter().enumerate() {
             if reference.name.is_empty() {
@@ -1344,6 +1413,30 @@ impl Registry {
             references: resolved,
         })
     }
+}
+
+/// What every submitted schema must be before it is parsed: AVRO, within the size limit, not
+/// empty.
+fn validate_submission(schema: &str, schema_type: &str, max_schema_bytes: usize) -> Result<()> {
+    if !(schema_type.is_empty() || schema_type.eq_ignore_ascii_case("AVRO")) {
+        return Err(RegistryError::InvalidSchema {
+            reason: format!(
+                "unsupported schema type '{schema_type}': this registry stores AVRO schemas"
+            ),
+        });
+    }
+    if schema.len() > max_schema_bytes {
+        return Err(RegistryError::SchemaTooLarge {
+            size: schema.len(),
+            limit: max_schema_bytes,
+        });
+    }
+    if schema.trim().is_empty() {
+        return Err(RegistryError::InvalidSchema {
+            reason: "the schema is empty".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 struct Candidate {
