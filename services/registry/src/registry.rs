@@ -1307,7 +1307,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Validates and parses a candidate schema with its references.
     /// The version of `subject` a registration with this fingerprint already is, if any: live,
     /// and matching the id and version an IMPORT asks for.
     async fn live_registration(
@@ -1378,6 +1377,7 @@ impl Registry {
         Ok((found, Some(candidate)))
     }
 
+    /// Validates and parses a candidate schema with its references.
     async fn prepare(
         &self,
         schema: &str,
