@@ -203,6 +203,11 @@ async fn reflection_serves_v1_and_v1alpha() {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    // Only what this process serves: the descriptor set also holds the messaging API.
+    assert!(
+        !names.iter().any(|name| name.contains("MessagingService")),
+        "{names:?}"
+    );
 
     let mut v1alpha =
         tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(

@@ -12,6 +12,7 @@
 //! - [`propagation`]: W3C `traceparent`/`tracestate` in and out of gRPC metadata and Kafka
 //!   record headers.
 //! - [`health::Health`]: `grpc.health.v1` readiness, liveness and one status per dependency.
+//! - [`reflection::services`]: gRPC reflection listing just the services a process serves.
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C.
 //!
 //! Span conventions: every exported span declares `otel.kind` (and `otel.name` when the
@@ -24,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod propagation;
+pub mod reflection;
 mod setup;
 
 pub use setup::{LogFormat, OtlpConfig, Telemetry, init, tracing_enabled};

@@ -105,14 +105,9 @@ impl Application {
             metrics_stop.clone(),
         ));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tributary_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = tributary_telemetry::reflection::services(
+            tributary_proto::messaging::v1::messaging_service_server::SERVICE_NAME,
+        )?;
 
         let health_task = tokio::spawn(watch_health(
             self.kafka.clone(),
