@@ -176,11 +176,14 @@ impl RegistryError {
 
 /// The SQLSTATE classes that mean "the database cannot be reached or is going away", as opposed
 /// to a bug in a query: connection exceptions (08), insufficient resources (53), operator
-/// intervention (57, e.g. admin shutdown) and system errors (58).
+/// intervention (57, e.g. admin shutdown) and system errors (58). A protocol error means the
+/// other end did not speak Postgres (a connection dropped in the middle of the TLS negotiation
+/// gives "unexpected response from SSLRequest"): a connection problem too.
 fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
@@ -225,4 +228,22 @@ impl From<RegistryError> for tonic::Status {
 /// Whether a database error is the given SQLSTATE (e.g. "23505" unique violation).
 pub(crate) fn is_sqlstate(error: &sqlx::Error, sqlstate: &str) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(sqlstate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_that_does_not_speak_postgres_is_unavailable_not_internal() {
+        let error = RegistryError::from(sqlx::Error::Protocol(
+            "unexpected response from SSLRequest: 0x00".into(),
+        ));
+        assert!(
+            matches!(error, RegistryError::StoreUnavailable(_)),
+            "{error:?}"
+        );
+        let error = RegistryError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(error, RegistryError::Store(_)), "{error:?}");
+    }
 }
