@@ -451,16 +451,7 @@ impl TestMessaging {
 
     /// Creates a topic with `partitions` partitions and replication factor 1.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        self.client()
-            .await
-            .create_topic(messaging_pb::CreateTopicRequest {
-                topic: name.to_owned(),
-                partitions,
-                replication_factor: 1,
-                configs: Default::default(),
-            })
-            .await
-            .unwrap_or_else(|status| panic!("cannot create topic {name}: {status:?}"));
+        create_topic(self.client().await, name, partitions).await;
     }
 
     /// Opens a Consume stream with `subscription`.
@@ -706,6 +697,11 @@ impl MessagingProcess {
         MessagingServiceClient::new(channel)
     }
 
+    /// Creates a topic with `partitions` partitions and replication factor 1.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        create_topic(self.client().await, name, partitions).await;
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
@@ -781,4 +777,17 @@ pub fn promtool_check(exposition: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Creates a topic with `partitions` partitions and replication factor 1 through `client`.
+async fn create_topic(mut client: MessagingServiceClient<Channel>, name: &str, partitions: i32) {
+    client
+        .create_topic(messaging_pb::CreateTopicRequest {
+            topic: name.to_owned(),
+            partitions,
+            replication_factor: 1,
+            configs: Default::default(),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("cannot create topic {name}: {status:?}"));
 }

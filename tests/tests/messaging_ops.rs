@@ -446,15 +446,7 @@ async fn the_binary_serves_then_ends_streams_and_exits_cleanly_on_sigterm() {
     let process = tributary_tests::MessagingProcess::spawn(&registry.endpoint()).await;
     let mut client = process.client().await;
     let topic = unique_name("process");
-    client
-        .create_topic(pb::CreateTopicRequest {
-            topic: topic.clone(),
-            partitions: 1,
-            replication_factor: 1,
-            configs: Default::default(),
-        })
-        .await
-        .unwrap();
+    process.create_topic(&topic, 1).await;
     let results = client
         .produce(pb::ProduceRequest {
             records: vec![record(&topic, text("hello"))],

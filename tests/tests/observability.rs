@@ -190,15 +190,7 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
     let messaging = MessagingProcess::spawn_with(&format!("http://{}", registry.addr), &env).await;
     let mut client = messaging.client().await;
     let topic = unique_name("traced");
-    client
-        .create_topic(pb::CreateTopicRequest {
-            topic: topic.clone(),
-            partitions: 1,
-            replication_factor: 1,
-            configs: Default::default(),
-        })
-        .await
-        .unwrap();
+    messaging.create_topic(&topic, 1).await;
 
     // The client's own trace, continued by the service from the call's metadata.
     let nanos = std::time::SystemTime::now()
