@@ -80,6 +80,13 @@ const DEFAULT_MAX_UNACKED: usize = 1000;
 /// `statistics.interval.ms` property says otherwise.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
+/// How long librdkafka waits before fetching a partition again once the consumer's queue holds
+/// `queued.min.messages` records, unless `fetch.queue.backoff.ms` says otherwise. librdkafka's
+/// default, 1000 ms, starves any consumer that drains the queue in less than a second: the
+/// queue runs dry and the stream idles for the rest of that second (measured: 130k records/s
+/// against 670k with this value, on 100 B records). 20 ms still lets the queue bound memory.
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
+
 /// How often the lag of a stream held by flow control is refreshed from the brokers' watermarks.
 const PAUSED_LAG_REFRESH: Duration = Duration::from_secs(5);
 
@@ -494,8 +501,13 @@ async fn open(
             },
         )
         .set("enable.partition.eof", "false");
-    if kafka.base_config().get("statistics.interval.ms").is_none() {
-        config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    for (property, default) in [
+        ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
+        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
+    ] {
+        if kafka.base_config().get(property).is_none() {
+            config.set(property, default);
+        }
     }
     let (events_tx, events) = mpsc::unbounded_channel();
     let consumer: KafkaConsumer = config
@@ -519,21 +531,34 @@ async fn open(
             tpl.add_partition_offset(&tp.topic, tp.partition, offset)
                 .map_err(MessagingError::Kafka)?;
         }
-        let consumer = if start == pb::StartPosition::Timestamp {
-            let timeout = kafka.timeout();
-            let (consumer, resolved) = tokio::task::spawn_blocking(move || {
-                let resolved = consumer.offsets_for_times(tpl, timeout);
-                (consumer, resolved)
-            })
-            .await
-            .map_err(|_| MessagingError::ShuttingDown)?;
-            let resolved = resolved.map_err(|e| MessagingError::from_kafka(e, "", 0))?;
-            consumer.assign(&resolved).map_err(MessagingError::Kafka)?;
-            consumer
-        } else {
-            consumer.assign(&tpl).map_err(MessagingError::Kafka)?;
-            consumer
-        };
+        // The consumer learns its partitions' leaders before the assignment: assigned without
+        // them, librdkafka retries the start-offset lookup only after 500 ms, so every stream
+        // would wait half a second for its first record. Timestamps are resolved here too.
+        let timeout = kafka.timeout();
+        let topics: BTreeSet<String> = subscription
+            .partitions
+            .iter()
+            .map(|tp| tp.topic.clone())
+            .collect();
+        let by_timestamp = start == pb::StartPosition::Timestamp;
+        let (consumer, resolved) = tokio::task::spawn_blocking(move || {
+            for topic in &topics {
+                if let Err(error) = consumer.fetch_metadata(Some(topic), timeout) {
+                    return (consumer, Err(MessagingError::from_kafka(error, topic, 0)));
+                }
+            }
+            let resolved = if by_timestamp {
+                consumer
+                    .offsets_for_times(tpl, timeout)
+                    .map_err(|e| MessagingError::from_kafka(e, "", 0))
+            } else {
+                Ok(tpl)
+            };
+            (consumer, resolved)
+        })
+        .await
+        .map_err(|_| MessagingError::ShuttingDown)?;
+        consumer.assign(&resolved?).map_err(MessagingError::Kafka)?;
         Ok((consumer, plan, events))
     } else {
         let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
