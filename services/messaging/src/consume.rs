@@ -53,7 +53,7 @@ use futures::{FutureExt, StreamExt};
 use prost::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, MessageStream, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -810,9 +810,9 @@ fn to_wire(message: &BorrowedMessage<'_>) -> pb::ConsumedRecord {
 /// record is noted as delivered (it is not committed past before it is acknowledged, whatever
 /// happens to it on its way to the client). Also returns the error that ends the stream, when
 /// one came (a topic that vanished); a passing consumer error only ends the batch.
-async fn take(
-    received: KafkaResult<BorrowedMessage<'_>>,
-    consumer: &KafkaConsumer,
+async fn take<'c>(
+    received: KafkaResult<BorrowedMessage<'c>>,
+    messages: &mut MessageStream<'c, StreamContext>,
     plan: &Plan,
     group: &str,
     tracker: &mut AckTracker,
@@ -859,12 +859,14 @@ async fn take(
         {
             break;
         }
-        received = match consumer.recv().now_or_never() {
-            Some(next) => next,
+        // (A message stream never ends: `Some(None)` does not happen.)
+        received = match messages.next().now_or_never() {
+            Some(Some(next)) => next,
+            Some(None) => break,
             None if batching.linger.is_zero() => break,
-            None => match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(next) => next,
-                Err(_) => break,
+            None => match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) | Err(_) => break,
             },
         };
     }
@@ -923,8 +925,7 @@ async fn send_records(
         records
             .retain(|o| tracker.is_pending(&o.record.topic, o.record.partition, o.record.offset));
     }
-    // Per partition, the highest offset of this response (for auto_ack), and per record its
-    // topic and size (for the consumed counters).
+    // Per partition, the highest offset of this response (for auto_ack).
     let mut sent_up_to: Vec<(String, i32, i64)> = Vec::new();
     if plan.auto_ack {
         for Outbound { record, .. } in &records {
@@ -936,7 +937,9 @@ async fn send_records(
             }
         }
     }
-    let mut sizes: Vec<(String, usize)> = Vec::with_capacity(records.len());
+    // Records and bytes per topic, for the consumed counters (a response rarely holds more
+    // than one topic, so a short list).
+    let mut consumed: Vec<(String, usize, usize)> = Vec::new();
     let mut single_span = tracing::Span::none();
     let mut wire = Vec::with_capacity(records.len());
     for Outbound {
@@ -945,7 +948,16 @@ async fn send_records(
         bytes,
     } in records
     {
-        sizes.push((record.topic.clone(), bytes));
+        match consumed
+            .iter_mut()
+            .find(|(topic, ..)| *topic == record.topic)
+        {
+            Some((_, count, total)) => {
+                *count += 1;
+                *total += bytes;
+            }
+            None => consumed.push((record.topic.clone(), 1, bytes)),
+        }
         single_span = span;
         wire.push(record);
     }
@@ -970,8 +982,8 @@ async fn send_records(
             return ControlFlow::Break(());
         }
     }
-    for (topic, bytes) in sizes {
-        metrics.consumed(&topic, bytes);
+    for (topic, records, bytes) in consumed {
+        metrics.consumed(&topic, records, bytes);
     }
     for (topic, partition, offset) in sent_up_to {
         if let Some(position) = tracker.ack_up_to(&topic, partition, offset) {
@@ -1066,6 +1078,9 @@ pub async fn run(
     let mut inbound_open = true;
     let mut paused_lag_refresh = tokio::time::interval(PAUSED_LAG_REFRESH);
     paused_lag_refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One message stream for the stream's life (a `recv()` per record would register and
+    // unregister a waker with the consumer each time).
+    let mut messages = consumer.stream();
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -1155,11 +1170,12 @@ pub async fn run(
                     ));
                 });
             }
-            received = consumer.recv(),
+            Some(received) = messages.next(),
                 if plan.may_deliver(&tracker) && outgoing.len() < MAX_OUTGOING =>
             {
                 let (records, error) =
-                    take(received, &consumer, &plan, &subscription.group_id, &mut tracker).await;
+                    take(received, &mut messages, &plan, &subscription.group_id, &mut tracker)
+                        .await;
                 if !records.is_empty() {
                     let generation = tracker.generation();
                     outgoing.push_back(start_decoding(&schemas, &plan, generation, records));
@@ -1171,6 +1187,7 @@ pub async fn run(
             }
         }
     }
+    drop(messages);
     // Commit what was acknowledged, synchronously, then leave the group (closing the consumer
     // blocks while it leaves, so it runs off the async threads).
     let positions = tracker.positions();

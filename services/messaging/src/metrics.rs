@@ -171,10 +171,13 @@ impl MessagingMetrics {
         });
     }
 
-    /// A record of `bytes` key and value bytes was delivered to a consume stream.
-    pub fn consumed(&self, topic: &str, bytes: usize) {
+    /// `records` records of `bytes` key and value bytes in all were delivered to a consume
+    /// stream.
+    pub fn consumed(&self, topic: &str, records: usize, bytes: usize) {
         self.with_topic(topic, |counts| {
-            counts.consumed_messages.fetch_add(1, Ordering::Relaxed);
+            counts
+                .consumed_messages
+                .fetch_add(records as u64, Ordering::Relaxed);
             counts
                 .consumed_bytes
                 .fetch_add(bytes as u64, Ordering::Relaxed);
