@@ -37,6 +37,7 @@ mod binary;
 mod decode;
 mod encode;
 mod logical;
+mod sink;
 
 use std::fmt;
 
@@ -45,6 +46,7 @@ use serde_json::Value;
 use crate::compat;
 use crate::json::{Json, Number};
 use crate::schema::{NodeId, NodeKind, Schema, SchemaNode};
+use sink::{Sink, TextSink, ValueSink};
 
 /// The deepest nesting of values the codec follows (in either direction).
 pub const MAX_DEPTH: usize = 128;
@@ -89,13 +91,22 @@ pub fn value_to_avro(schema: &Schema, value: &Value) -> Result<Vec<u8>, CodecErr
 }
 
 /// Avro binary written with `writer` -> JSON text; projected onto `reader` when given.
+///
+/// The text is written directly as the data is decoded (no value tree), and is byte for byte
+/// what `avro_to_value(..).to_string()` gives.
 pub fn avro_to_json(
     writer: &Schema,
     reader: Option<&Schema>,
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<String, CodecError> {
-    avro_to_value(writer, reader, avro, style).map(|v| v.to_string())
+    let mut text = TextSink::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
+    decode_into(&mut text, writer, reader, avro, style)?;
+    text.into_string().map_err(|e| CodecError {
+        path: "$".to_owned(),
+        expected: type_label(writer, writer.root()),
+        message: format!("internal error: the JSON written is not UTF-8: {e}"),
+    })
 }
 
 /// Avro binary written with `writer` -> serde_json value; projected onto `reader` when given.
@@ -108,6 +119,17 @@ pub fn avro_to_value(
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<Value, CodecError> {
+    decode_into(&mut ValueSink, writer, reader, avro, style)
+}
+
+/// Decode one datum into `sink` (see [`avro_to_value`]).
+fn decode_into<S: Sink>(
+    sink: &mut S,
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<S::Item, CodecError> {
     if let Some(r) = reader {
         let problems = compat::can_read(r, writer);
         if !problems.is_empty() {
@@ -125,7 +147,7 @@ pub fn avro_to_value(
     let r = reader.unwrap_or(writer);
     let mut rd = binary::Reader::new(avro);
     let mut dec = decode::Decoder::new(writer, r, style);
-    let v = dec.read(&mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
+    let v = dec.read(sink, &mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
     if rd.remaining() > 0 {
         return Err(CodecError {
             path: "$".to_owned(),
@@ -299,32 +321,37 @@ pub(crate) fn json_to_value(j: &Json) -> Value {
     }
 }
 
-fn non_finite(v: f64) -> Value {
-    Value::String(
-        if v.is_nan() {
-            "NaN"
-        } else if v > 0.0 {
-            "Infinity"
-        } else {
-            "-Infinity"
-        }
-        .to_owned(),
-    )
+/// Java's names of the non-finite doubles, which Avro's JSON encoding uses.
+pub(crate) fn non_finite_name(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
 }
 
 /// A double as JSON (non-finite values as Java's strings).
 pub(crate) fn f64_value(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map_or_else(|| non_finite(v), Value::Number)
+    serde_json::Number::from_f64(v).map_or_else(
+        || Value::String(non_finite_name(v).to_owned()),
+        Value::Number,
+    )
 }
 
-/// A float as JSON, printed with the float's own shortest representation (`0.1`, not
-/// `0.10000000149011612`).
-pub(crate) fn f32_value(v: f32) -> Value {
+/// The double whose shortest representation is the float's own (`0.1`, not
+/// `0.10000000149011612`), so a float is printed as written.
+pub(crate) fn f32_as_f64(v: f32) -> f64 {
     if !v.is_finite() {
-        return non_finite(f64::from(v));
+        return f64::from(v);
     }
-    let d = v.to_string().parse::<f64>().unwrap_or(f64::from(v));
-    f64_value(d)
+    v.to_string().parse::<f64>().unwrap_or(f64::from(v))
+}
+
+/// A float as JSON, printed with the float's own shortest representation.
+pub(crate) fn f32_value(v: f32) -> Value {
+    f64_value(f32_as_f64(v))
 }
 
 impl fmt::Display for UnionStyle {
