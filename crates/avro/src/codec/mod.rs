@@ -37,6 +37,7 @@ mod binary;
 mod decode;
 mod encode;
 mod logical;
+mod node;
 mod sink;
 
 use std::fmt;
@@ -46,6 +47,7 @@ use serde_json::Value;
 use crate::compat;
 use crate::json::{Json, Number};
 use crate::schema::{NodeId, NodeKind, Schema, SchemaNode};
+use node::{Borrowed, JsonNode, View};
 use sink::{Sink, TextSink, ValueSink};
 
 /// The deepest nesting of values the codec follows (in either direction).
@@ -74,18 +76,30 @@ pub struct CodecError {
 }
 
 /// JSON text -> Avro binary for `schema`.
+///
+/// The text is parsed by serde_json into a tree that borrows its strings (no `Value`), with the
+/// same errors and the same handling of repeated keys (the last value wins).
 pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| CodecError {
+    let value: Borrowed<'_> = serde_json::from_str(json).map_err(|e| CodecError {
         path: "$".to_owned(),
         expected: type_label(schema, schema.root()),
         message: format!("invalid JSON: {e}"),
     })?;
-    value_to_avro(schema, &value)
+    encode_node(schema, &value, json.len() / 2)
 }
 
 /// serde_json value -> Avro binary (the messaging service holds serde_json values).
 pub fn value_to_avro(schema: &Schema, value: &Value) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
+    encode_node(schema, value, 0)
+}
+
+/// Encode any JSON tree (see [`value_to_avro`]).
+fn encode_node<N: JsonNode>(
+    schema: &Schema,
+    value: &N,
+    capacity: usize,
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(capacity);
     encode::Encoder::new(schema).encode(schema.root(), value, &Path::ROOT, 0, false, &mut out)?;
     Ok(out)
 }
@@ -282,18 +296,18 @@ pub(crate) fn branch_name(schema: &Schema, id: NodeId) -> String {
 }
 
 /// A short description of a JSON value, for error messages.
-pub(crate) fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => {
+pub(crate) fn describe<N: JsonNode>(v: &N) -> String {
+    match v.view() {
+        View::Null => "null".to_owned(),
+        View::Bool(b) => format!("boolean {b}"),
+        View::Number(n) => format!("number {n}"),
+        View::String(s) => {
             let short: String = s.chars().take(40).collect();
             let ell = if short.len() < s.len() { "..." } else { "" };
             format!("string {}{ell}", Value::String(short))
         }
-        Value::Array(a) => format!("array of {} items", a.len()),
-        Value::Object(_) => "object".to_owned(),
+        View::Array(a) => format!("array of {} items", a.len()),
+        View::Object(_) => "object".to_owned(),
     }
 }
 
