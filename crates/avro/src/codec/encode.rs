@@ -135,7 +135,6 @@ impl<'s> Encoder<'s> {
             })?;
         }
         let node = schema.node(id);
-        let lname = logical_name(node);
         match &node.kind {
             NodeKind::Null => match v.view() {
                 View::Null => Ok(()),
@@ -176,8 +175,12 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Long => {
-                let n = match (v.view(), lname) {
-                    (View::String(s), Some(l)) => self.long_from_text(id, l, s, path)?,
+                let text = match v.view() {
+                    View::String(s) => logical_name(node).map(|l| (l, s)),
+                    _ => None,
+                };
+                let n = match text {
+                    Some((l, s)) => self.long_from_text(id, l, s, path)?,
                     _ => integer(v).ok_or_else(|| {
                         let mut e = self.mismatch(id, v, path);
                         if let View::Number(n) = v.view() {
@@ -231,7 +234,7 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Fixed(f) => {
-                let b = match (node.logical_type, lname, v.view()) {
+                let b = match (node.logical_type, logical_name(node), v.view()) {
                     (Some(LogicalType::Decimal { precision, scale }), _, _) => {
                         self.decimal(id, v, precision, scale, Some(f.size), path)?
                     }
@@ -339,7 +342,21 @@ impl<'s> Encoder<'s> {
                 let View::Object(m) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
-                if let Some((unknown, _)) = m.entries().find(|(k, _)| r.field(k).is_none()) {
+                // Keys are unique: if every field's key is found and there are no more keys,
+                // none is unknown. Keys usually come in the schema's order, so look there first.
+                let lookup = |i: usize, name: &str| match m.entry_at(i) {
+                    Some((k, v)) if k == name => Some(v),
+                    _ => m.get(name),
+                };
+                let found = r
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| lookup(*i, &f.name).is_some())
+                    .count();
+                if found != m.len()
+                    && let Some((unknown, _)) = m.entries().find(|(k, _)| r.field(k).is_none())
+                {
                     let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
                     return Err(path.child(Seg::Key(unknown)).err(
                         type_label(schema, id),
@@ -350,9 +367,9 @@ impl<'s> Encoder<'s> {
                         ),
                     ));
                 }
-                for f in &r.fields {
+                for (i, f) in r.fields.iter().enumerate() {
                     let p = path.child(Seg::Field(&f.name));
-                    match (m.get(&f.name), &f.default) {
+                    match (lookup(i, &f.name), &f.default) {
                         (Some(fv), _) => {
                             self.encode(f.schema, fv, &p, depth + 1, default_mode, out)?
                         }

@@ -85,7 +85,7 @@ pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> 
         expected: type_label(schema, schema.root()),
         message: format!("invalid JSON: {e}"),
     })?;
-    encode_node(schema, &value, json.len() / 2)
+    encode_node(schema, &value, json.len().saturating_add(16))
 }
 
 /// serde_json value -> Avro binary (the messaging service holds serde_json values).

@@ -39,6 +39,8 @@ pub(crate) trait JsonNode: Sized {
 pub(crate) trait JsonObject<N> {
     fn len(&self) -> usize;
     fn get(&self, key: &str) -> Option<&N>;
+    /// The `i`th entry, when the representation can tell cheaply.
+    fn entry_at(&self, i: usize) -> Option<(&str, &N)>;
     fn entries<'o>(&'o self) -> impl Iterator<Item = (&'o str, &'o N)>
     where
         N: 'o;
@@ -66,6 +68,9 @@ impl JsonObject<Value> for Map<String, Value> {
     fn get(&self, key: &str) -> Option<&Value> {
         Map::get(self, key)
     }
+    fn entry_at(&self, _: usize) -> Option<(&str, &Value)> {
+        None
+    }
     fn entries<'o>(&'o self) -> impl Iterator<Item = (&'o str, &'o Value)>
     where
         Value: 'o,
@@ -87,7 +92,26 @@ pub(crate) enum Borrowed<'a> {
 
 /// The entries of a [`Borrowed`] object, each key once.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct BorrowedObject<'a>(Vec<(Cow<'a, str>, Borrowed<'a>)>);
+pub(crate) struct BorrowedObject<'a> {
+    entries: Vec<(Cow<'a, str>, Borrowed<'a>)>,
+}
+
+/// What [`BorrowedObject::insert`] keeps to find a repeated key quickly while parsing.
+#[derive(Debug, Default)]
+struct KeysSeen<'a> {
+    /// A bit per [`key_bit`] of the keys: a key whose bit is not set is new.
+    bits: u64,
+    /// Key -> entry, once the object has more than [`SCAN_LIMIT`] entries.
+    index: Option<HashMap<Cow<'a, str>, usize>>,
+}
+
+/// A bit chosen by a cheap hash of a key (its length, first and last bytes).
+fn key_bit(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let (first, last) = (b.first().copied(), b.last().copied());
+    let h = key.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0));
+    1 << (h % 64)
+}
 
 impl<'a> JsonNode for Borrowed<'a> {
     type Object = BorrowedObject<'a>;
@@ -106,16 +130,19 @@ impl<'a> JsonNode for Borrowed<'a> {
 
 impl<'a> JsonObject<Borrowed<'a>> for BorrowedObject<'a> {
     fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
     fn get(&self, key: &str) -> Option<&Borrowed<'a>> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn entry_at(&self, i: usize) -> Option<(&str, &Borrowed<'a>)> {
+        self.entries.get(i).map(|(k, v)| (k.as_ref(), v))
     }
     fn entries<'o>(&'o self) -> impl Iterator<Item = (&'o str, &'o Borrowed<'a>)>
     where
         Borrowed<'a>: 'o,
     {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
 }
 
@@ -123,33 +150,33 @@ impl<'a> JsonObject<Borrowed<'a>> for BorrowedObject<'a> {
 const SCAN_LIMIT: usize = 16;
 
 impl<'a> BorrowedObject<'a> {
-    /// Add an entry the way inserting into a `serde_json` map does: a repeated key keeps its
-    /// first position and takes the new value.
-    fn insert(
-        &mut self,
-        index: &mut HashMap<Cow<'a, str>, usize>,
-        key: Cow<'a, str>,
-        value: Borrowed<'a>,
-    ) {
-        let entries = &mut self.0;
-        let at = if entries.len() < SCAN_LIMIT {
-            entries.iter().position(|(k, _)| *k == key)
-        } else {
-            if index.is_empty() {
-                index.extend(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)));
-            }
-            match index.get(&key) {
-                Some(&i) => Some(i),
-                None => {
-                    index.insert(key.clone(), entries.len());
-                    None
-                }
-            }
-        };
-        match at.and_then(|i| entries.get_mut(i)) {
-            Some(slot) => slot.1 = value,
-            None => entries.push((key, value)),
+    /// Where `key` already is, if it is (a repeated key: like inserting into a `serde_json`
+    /// map, it keeps its first position and takes the new value). Registers `key` as seen.
+    #[allow(clippy::ptr_arg)] // the index keeps a clone of the Cow: a borrowed key stays borrowed
+    fn position(&self, seen: &mut KeysSeen<'a>, key: &Cow<'a, str>) -> Option<usize> {
+        let entries = &self.entries;
+        let bit = key_bit(key);
+        let maybe_seen = seen.bits & bit != 0;
+        seen.bits |= bit;
+        if entries.len() < SCAN_LIMIT {
+            return if maybe_seen {
+                entries.iter().position(|(k, _)| k == key)
+            } else {
+                None
+            };
         }
+        let index = seen.index.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect()
+        });
+        let at = index.get(key).copied();
+        if at.is_none() {
+            index.insert(key.clone(), entries.len());
+        }
+        at
     }
 }
 
@@ -205,11 +232,19 @@ impl<'de> Visitor<'de> for BorrowedVisitor {
         Ok(Borrowed::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut object = BorrowedObject::default();
-        let mut index = HashMap::new();
+        let mut object = BorrowedObject {
+            entries: Vec::with_capacity(16),
+        };
+        let mut seen = KeysSeen::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value()?;
-            object.insert(&mut index, key, value);
+            match object
+                .position(&mut seen, &key)
+                .and_then(|i| object.entries.get_mut(i))
+            {
+                Some(slot) => slot.1 = value,
+                None => object.entries.push((key, value)),
+            }
         }
         Ok(Borrowed::Object(object))
     }
