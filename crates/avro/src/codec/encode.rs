@@ -566,19 +566,18 @@ impl<'s> Encoder<'s> {
             }
         }
         // Plain form: the one branch the value fits.
-        let candidates: Vec<(usize, NodeId)> = branches
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, b)| {
+        let plausible_branches = || {
+            branches.iter().copied().enumerate().filter(|(_, b)| {
                 let node = schema.node(*b);
                 !matches!(node.kind, NodeKind::Null) && plausible(node, v)
             })
-            .collect();
-        if let [(i, b)] = candidates.as_slice() {
-            write(out, *i);
-            return self.encode(*b, v, path, depth + 1, default_mode, out);
+        };
+        let mut first_two = plausible_branches();
+        if let (Some((i, b)), None) = (first_two.next(), first_two.next()) {
+            write(out, i);
+            return self.encode(b, v, path, depth + 1, default_mode, out);
         }
+        let candidates: Vec<(usize, NodeId)> = plausible_branches().collect();
         let mut fits: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut errors: Vec<CodecError> = Vec::new();
         for (i, b) in candidates {
