@@ -270,6 +270,27 @@ impl<'a> Decoder<'a> {
     // The containers are decoded out of line: `read` recurses through them, so its own frame
     // is kept small (nesting is bounded by MAX_DEPTH, not by the stack size).
 
+    /// Read the blocks of an array or map, calling `item` for each item.
+    fn read_blocks(
+        &mut self,
+        rd: &mut Reader<'_>,
+        wid: NodeId,
+        path: &Path<'_>,
+        mut item: impl FnMut(&mut Self, &mut Reader<'_>) -> Result<(), CodecError>,
+    ) -> Result<(), CodecError> {
+        loop {
+            let raw = rd
+                .read_block_count()
+                .map_err(|e| path.err(self.wlabel(wid), e))?;
+            if raw == 0 {
+                return Ok(());
+            }
+            for _ in 0..self.count(raw, rd, path, wid)? {
+                item(self, rd)?;
+            }
+        }
+    }
+
     #[inline(never)]
     fn read_array<S: Sink>(
         &mut self,
@@ -280,25 +301,17 @@ impl<'a> Decoder<'a> {
         path: &Path<'_>,
         depth: usize,
     ) -> Result<S::Item, CodecError> {
-        let w = self.w;
-        let io = |e: String| path.err(type_label(w, wid), e);
         let mut out = sink.array_begin();
         let mut i = 0;
-        loop {
-            let raw = rd.read_block_count().map_err(io)?;
-            if raw == 0 {
-                break;
-            }
-            let n = self.count(raw, rd, path, wid)?;
-            for _ in 0..n {
-                let before = rd.pos();
-                sink.array_next(&mut out);
-                let v = self.read(sink, rd, wi, ri, &path.child(Seg::Index(i)), depth + 1)?;
-                self.charge(before, rd, path, wid)?;
-                sink.array_push(&mut out, v);
-                i += 1;
-            }
-        }
+        self.read_blocks(rd, wid, path, |dec, rd| {
+            let before = rd.pos();
+            sink.array_next(&mut out);
+            let v = dec.read(sink, rd, wi, ri, &path.child(Seg::Index(i)), depth + 1)?;
+            dec.charge(before, rd, path, wid)?;
+            sink.array_push(&mut out, v);
+            i += 1;
+            Ok(())
+        })?;
         Ok(sink.array_end(out))
     }
 
@@ -313,21 +326,16 @@ impl<'a> Decoder<'a> {
         depth: usize,
     ) -> Result<S::Item, CodecError> {
         let w = self.w;
-        let io = |e: String| path.err(type_label(w, wid), e);
         let mut out = sink.object_begin(true);
-        loop {
-            let raw = rd.read_block_count().map_err(io)?;
-            if raw == 0 {
-                break;
-            }
-            let n = self.count(raw, rd, path, wid)?;
-            for _ in 0..n {
-                let k = rd.read_string().map_err(io)?;
-                sink.object_key(&mut out, k);
-                let v = self.read(sink, rd, wv, rv, &path.child(Seg::Key(k)), depth + 1)?;
-                sink.object_value(&mut out, v);
-            }
-        }
+        self.read_blocks(rd, wid, path, |dec, rd| {
+            let k = rd
+                .read_string()
+                .map_err(|e| path.err(type_label(w, wid), e))?;
+            sink.object_key(&mut out, k);
+            let v = dec.read(sink, rd, wv, rv, &path.child(Seg::Key(k)), depth + 1)?;
+            sink.object_value(&mut out, v);
+            Ok(())
+        })?;
         Ok(sink.object_end(out))
     }
 
