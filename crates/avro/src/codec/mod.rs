@@ -27,6 +27,14 @@
 //! ISO-8859-1 strings), with unions tagged or plain per [`UnionStyle`]. Non-finite floats are
 //! emitted as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 //!
+//! # Text without value trees
+//!
+//! The text functions don't go through `serde_json::Value`: [`json_to_avro`] parses into a tree
+//! that borrows its strings from the text, and [`avro_to_json`] writes JSON text as it decodes.
+//! One encoder serves both input representations (any `node::JsonNode`) and one decoder both
+//! outputs (any `sink::Sink`); the text paths give exactly what the value paths give
+//! (`tests/codec_equivalence.rs`).
+//!
 //! # Limits
 //!
 //! Decoding treats its input as hostile: every read is bounds-checked, collection lengths are
