@@ -88,12 +88,19 @@ pub struct CodecError {
 /// The text is parsed by serde_json into a tree that borrows its strings (no `Value`), with the
 /// same errors and the same handling of repeated keys (the last value wins).
 pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> {
+    let capacity = json.len().saturating_add(16);
+    if let NodeKind::Record(record) = &schema.node(schema.root()).kind {
+        let mut out = Vec::with_capacity(capacity);
+        if node::encode_record_in_schema_order(schema, record, json, &mut out) {
+            return Ok(out);
+        }
+    }
     let value: Borrowed<'_> = serde_json::from_str(json).map_err(|e| CodecError {
         path: "$".to_owned(),
         expected: type_label(schema, schema.root()),
         message: format!("invalid JSON: {e}"),
     })?;
-    encode_node(schema, &value, json.len().saturating_add(16))
+    encode_node(schema, &value, capacity)
 }
 
 /// serde_json value -> Avro binary (the messaging service holds serde_json values).

@@ -12,6 +12,10 @@ use std::fmt;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use super::encode::Encoder;
+use super::{Path, Seg};
+use crate::schema::{Field, RecordSchema, Schema};
+
 /// One JSON value, seen through whatever representation holds it.
 #[derive(Debug)]
 pub(crate) enum View<'n, N: JsonNode> {
@@ -275,5 +279,62 @@ impl<'de> Visitor<'de> for KeySeed {
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
         Ok(Cow::Owned(v))
+    }
+}
+
+/// The fast path of `json_to_avro` for a record: when the JSON object has exactly the record's
+/// fields in the schema's order, each once, each field value is parsed and encoded in turn,
+/// with no tree for the record. Anything else (another order, missing, unknown or repeated
+/// keys, not an object, any error) returns `false`, and the caller takes the general path,
+/// which gives the same bytes, or the error, in the same order of checks.
+pub(crate) fn encode_record_in_schema_order(
+    schema: &Schema,
+    record: &RecordSchema,
+    json: &str,
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_str(json);
+    let visitor = InSchemaOrder {
+        encoder: Encoder::new(schema),
+        fields: &record.fields,
+        out: &mut *out,
+    };
+    let done = de.deserialize_map(visitor).is_ok() && de.end().is_ok();
+    if !done {
+        out.truncate(start);
+    }
+    done
+}
+
+struct InSchemaOrder<'s, 'o> {
+    encoder: Encoder<'s>,
+    fields: &'s [Field],
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> Visitor<'de> for InSchemaOrder<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the record's fields in the schema's order")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let not_in_order = || de::Error::custom("not the record's fields in order");
+        for f in self.fields {
+            match map.next_key_seed(KeySeed)? {
+                Some(key) if key == f.name.as_str() => {}
+                _ => return Err(not_in_order()),
+            }
+            let value: Borrowed<'de> = map.next_value()?;
+            let path = Path::ROOT.child(Seg::Field(&f.name));
+            self.encoder
+                .encode(f.schema, &value, &path, 1, false, self.out)
+                .map_err(|_| not_in_order())?;
+        }
+        match map.next_key_seed(KeySeed)? {
+            None => Ok(()),
+            Some(_) => Err(not_in_order()),
+        }
     }
 }
