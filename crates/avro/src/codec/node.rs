@@ -4,6 +4,10 @@
 //! [`Borrowed`] is parsed by serde_json's own parser, so it accepts and rejects exactly what
 //! parsing into a `Value` does (same errors, same recursion limit), and it gives objects the
 //! `Value` semantics for a repeated key: the first key's position, the last value.
+//!
+//! A record whose keys come exactly in the schema's order (the usual case) is not even built as
+//! a tree: [`encode_record_in_schema_order`] parses and encodes it field by field, and leaves
+//! every other shape to the general path.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
