@@ -2,9 +2,12 @@
 
 use serde_json::{Value, json};
 use tributary_avro::Schema;
-use tributary_avro::codec::{
-    CodecError, UnionStyle, avro_to_json, avro_to_value, json_to_avro, value_to_avro,
-};
+use tributary_avro::codec::{CodecError, UnionStyle, value_to_avro};
+
+#[path = "support/equiv.rs"]
+mod equiv;
+// Every conversion in these tests also checks the text paths against the value paths.
+use equiv::{avro_to_json, avro_to_value, json_to_avro};
 
 fn schema(text: &str) -> Schema {
     match Schema::parse(text, &[]) {

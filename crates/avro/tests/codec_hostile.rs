@@ -2,7 +2,12 @@
 
 use serde_json::{Value, json};
 use tributary_avro::Schema;
-use tributary_avro::codec::{MAX_DEPTH, UnionStyle, avro_to_value, json_to_avro, value_to_avro};
+use tributary_avro::codec::{MAX_DEPTH, UnionStyle, value_to_avro};
+
+#[path = "support/equiv.rs"]
+mod equiv;
+// Every conversion in these tests also checks the text paths against the value paths.
+use equiv::{avro_to_value, json_to_avro};
 
 fn schema(text: &str) -> Schema {
     Schema::parse(text, &[]).unwrap_or_else(|e| panic!("schema {text}: {e}"))

@@ -1,14 +1,12 @@
-//! Avro binary -> JSON value, resolving the writer's schema against the reader's.
-
-use serde_json::{Map, Value};
+//! Avro binary -> JSON (a value tree or text, see [`Sink`]), resolving the writer's schema
+//! against the reader's.
 
 use super::binary::Reader;
 use super::encode::Encoder;
-use super::{
-    CodecError, MAX_DEPTH, Path, Seg, UnionStyle, branch_name, f32_value, f64_value, json_to_value,
-    type_label,
-};
-use crate::schema::{Name, NodeId, NodeKind, Schema, SchemaNode};
+use super::sink::Sink;
+use super::{CodecError, MAX_DEPTH, Path, Seg, UnionStyle, branch_name, json_to_value, type_label};
+use crate::json::Json;
+use crate::schema::{Name, NodeId, NodeKind, RecordSchema, Schema, SchemaNode};
 
 /// Items that occupy no bytes (nulls, empty records) are not bounded by the input length;
 /// this many of them may be decoded per datum.
@@ -89,15 +87,6 @@ impl<'a> Decoder<'a> {
         .or_else(|| find(&|rn| promotable(wn, rn)))
     }
 
-    fn wrap(&self, rid: NodeId, v: Value) -> Value {
-        if self.style == UnionStyle::Plain || matches!(self.r.node(rid).kind, NodeKind::Null) {
-            return v;
-        }
-        let mut m = Map::new();
-        m.insert(branch_name(self.r, rid), v);
-        Value::Object(m)
-    }
-
     /// Check a block count against what the data could possibly hold: items take at least one
     /// byte each, except zero-size ones, which draw on `zero_budget` (see [`Self::charge`]).
     fn count(
@@ -136,15 +125,16 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// Read one datum of writer type `wid` as reader type `rid`.
-    pub(crate) fn read(
+    /// Read one datum of writer type `wid` as reader type `rid` into `sink`.
+    pub(crate) fn read<S: Sink>(
         &mut self,
+        sink: &mut S,
         rd: &mut Reader<'_>,
         wid: NodeId,
         rid: NodeId,
         path: &Path<'_>,
         depth: usize,
-    ) -> Result<Value, CodecError> {
+    ) -> Result<S::Item, CodecError> {
         if depth > MAX_DEPTH {
             return Err(path.err(
                 self.wlabel(wid),
@@ -168,7 +158,7 @@ impl<'a> Decoder<'a> {
                         branches.len()
                     ))
                 })?;
-            return self.read(rd, wb, rid, path, depth + 1);
+            return self.read(sink, rd, wb, rid, path, depth + 1);
         }
         if let NodeKind::Union { branches } = &rn.kind {
             let (_, rb) = self.best_branch(wid, branches).ok_or_else(|| {
@@ -181,8 +171,15 @@ impl<'a> Decoder<'a> {
                     ),
                 )
             })?;
-            let v = self.read(rd, wid, rb, path, depth + 1)?;
-            return Ok(self.wrap(rb, v));
+            if self.style == UnionStyle::Plain || matches!(r.node(rb).kind, NodeKind::Null) {
+                return self.read(sink, rd, wid, rb, path, depth + 1);
+            }
+            // Tagged: {"<branch>": value}.
+            let mut tagged = sink.object_begin(false);
+            sink.object_key(&mut tagged, &branch_name(r, rb));
+            let v = self.read(sink, rd, wid, rb, path, depth + 1)?;
+            sink.object_value(&mut tagged, v);
+            return Ok(sink.object_end(tagged));
         }
         let mismatch = || {
             path.err(
@@ -201,44 +198,35 @@ impl<'a> Decoder<'a> {
             return Err(mismatch());
         }
         Ok(match (&wn.kind, &rn.kind) {
-            (NodeKind::Null, _) => Value::Null,
-            (NodeKind::Boolean, _) => Value::Bool(rd.read_bool().map_err(io)?),
-            (NodeKind::Int, NodeKind::Int) => Value::from(rd.read_int().map_err(io)?),
-            (NodeKind::Int, NodeKind::Long) => Value::from(i64::from(rd.read_int().map_err(io)?)),
+            (NodeKind::Null, _) => sink.null(),
+            (NodeKind::Boolean, _) => sink.boolean(rd.read_bool().map_err(io)?),
+            (NodeKind::Int, NodeKind::Int | NodeKind::Long) => {
+                sink.long(i64::from(rd.read_int().map_err(io)?))
+            }
             #[allow(clippy::cast_precision_loss)]
-            (NodeKind::Int, NodeKind::Float) => f32_value(rd.read_int().map_err(io)? as f32),
-            (NodeKind::Int, NodeKind::Double) => f64_value(f64::from(rd.read_int().map_err(io)?)),
-            (NodeKind::Long, NodeKind::Long) => Value::from(rd.read_long().map_err(io)?),
+            (NodeKind::Int, NodeKind::Float) => sink.float(rd.read_int().map_err(io)? as f32),
+            (NodeKind::Int, NodeKind::Double) => sink.double(f64::from(rd.read_int().map_err(io)?)),
+            (NodeKind::Long, NodeKind::Long) => sink.long(rd.read_long().map_err(io)?),
             #[allow(clippy::cast_precision_loss)]
-            (NodeKind::Long, NodeKind::Float) => f32_value(rd.read_long().map_err(io)? as f32),
+            (NodeKind::Long, NodeKind::Float) => sink.float(rd.read_long().map_err(io)? as f32),
             #[allow(clippy::cast_precision_loss)]
-            (NodeKind::Long, NodeKind::Double) => f64_value(rd.read_long().map_err(io)? as f64),
-            (NodeKind::Float, NodeKind::Float) => f32_value(rd.read_float().map_err(io)?),
+            (NodeKind::Long, NodeKind::Double) => sink.double(rd.read_long().map_err(io)? as f64),
+            (NodeKind::Float, NodeKind::Float) => sink.float(rd.read_float().map_err(io)?),
             (NodeKind::Float, NodeKind::Double) => {
-                f64_value(f64::from(rd.read_float().map_err(io)?))
+                sink.double(f64::from(rd.read_float().map_err(io)?))
             }
-            (NodeKind::Double, _) => f64_value(rd.read_double().map_err(io)?),
+            (NodeKind::Double, _) => sink.double(rd.read_double().map_err(io)?),
             (NodeKind::String | NodeKind::Bytes, NodeKind::String) => {
-                Value::String(rd.read_string().map_err(io)?.to_owned())
+                sink.string(rd.read_string().map_err(io)?)
             }
-            (NodeKind::String | NodeKind::Bytes, NodeKind::Bytes) => Value::String(
-                rd.read_bytes()
-                    .map_err(io)?
-                    .iter()
-                    .map(|b| char::from(*b))
-                    .collect(),
-            ),
+            (NodeKind::String | NodeKind::Bytes, NodeKind::Bytes) => {
+                sink.latin1(rd.read_bytes().map_err(io)?)
+            }
             (NodeKind::Fixed(wf), NodeKind::Fixed(rf)) => {
                 if wf.size != rf.size {
                     return Err(mismatch());
                 }
-                Value::String(
-                    rd.take(wf.size)
-                        .map_err(io)?
-                        .iter()
-                        .map(|b| char::from(*b))
-                        .collect(),
-                )
+                sink.latin1(rd.take(wf.size).map_err(io)?)
             }
             (NodeKind::Enum(we), NodeKind::Enum(re)) => {
                 let at = rd.pos();
@@ -253,9 +241,9 @@ impl<'a> Decoder<'a> {
                         ))
                     })?;
                 if re.symbols.contains(sym) {
-                    Value::String(sym.clone())
+                    sink.string(sym)
                 } else if let Some(d) = re.default.as_ref().filter(|d| re.symbols.contains(d)) {
-                    Value::String(d.clone())
+                    sink.string(d)
                 } else {
                     return Err(path.err(
                         type_label(r, rid),
@@ -267,121 +255,214 @@ impl<'a> Decoder<'a> {
                 }
             }
             (NodeKind::Array { items: wi }, NodeKind::Array { items: ri }) => {
-                let mut out = Vec::new();
-                loop {
-                    let raw = rd.read_block_count().map_err(io)?;
-                    if raw == 0 {
-                        break;
-                    }
-                    let n = self.count(raw, rd, path, wid)?;
-                    out.reserve(n.min(rd.remaining()));
-                    for _ in 0..n {
-                        let i = out.len();
-                        let before = rd.pos();
-                        let v = self.read(rd, *wi, *ri, &path.child(Seg::Index(i)), depth + 1)?;
-                        self.charge(before, rd, path, wid)?;
-                        out.push(v);
-                    }
-                }
-                Value::Array(out)
+                self.read_array(sink, rd, wid, (*wi, *ri), path, depth)?
             }
             (NodeKind::Map { values: wv }, NodeKind::Map { values: rv }) => {
-                let mut out = Map::new();
-                loop {
-                    let raw = rd.read_block_count().map_err(io)?;
-                    if raw == 0 {
-                        break;
-                    }
-                    let n = self.count(raw, rd, path, wid)?;
-                    for _ in 0..n {
-                        let k = rd.read_string().map_err(io)?.to_owned();
-                        let v = self.read(rd, *wv, *rv, &path.child(Seg::Key(&k)), depth + 1)?;
-                        out.insert(k, v);
-                    }
-                }
-                Value::Object(out)
+                self.read_map(sink, rd, wid, (*wv, *rv), path, depth)?
             }
             (NodeKind::Record(wr), NodeKind::Record(rr)) => {
-                let mut slots: Vec<Option<Value>> = vec![None; rr.fields.len()];
-                for wf in &wr.fields {
-                    let target = rr
-                        .fields
-                        .iter()
-                        .position(|f| f.name == wf.name || f.aliases.contains(&wf.name));
-                    match target {
-                        Some(i) => {
-                            let rf_schema = rr.fields.get(i).map_or(wf.schema, |f| f.schema);
-                            let name = rr
-                                .fields
-                                .get(i)
-                                .map_or(wf.name.as_str(), |f| f.name.as_str());
-                            let v = self.read(
-                                rd,
-                                wf.schema,
-                                rf_schema,
-                                &path.child(Seg::Field(name)),
-                                depth + 1,
-                            )?;
-                            if let Some(s) = slots.get_mut(i) {
-                                *s = Some(v);
-                            }
-                        }
-                        None => {
-                            // Skip: decode the writer's value as itself and drop it.
-                            let mut skip = Decoder {
-                                w,
-                                r: w,
-                                style: self.style,
-                                zero_budget: self.zero_budget,
-                            };
-                            skip.read(
-                                rd,
-                                wf.schema,
-                                wf.schema,
-                                &path.child(Seg::Field(&wf.name)),
-                                depth + 1,
-                            )?;
-                            self.zero_budget = skip.zero_budget;
-                        }
-                    }
-                }
-                let mut out = Map::new();
-                for (f, slot) in rr.fields.iter().zip(slots) {
-                    let v = match slot {
-                        Some(v) => v,
-                        None => {
-                            let p = path.child(Seg::Field(&f.name));
-                            let d = f.default.as_ref().ok_or_else(|| {
-                                p.err(
-                                    type_label(r, f.schema),
-                                    format!(
-                                        "the writer has no field '{}' and the reader's field has no default",
-                                        f.name
-                                    ),
-                                )
-                            })?;
-                            self.default_value(f.schema, &json_to_value(d), &p, depth + 1)?
-                        }
-                    };
-                    out.insert(f.name.clone(), v);
-                }
-                Value::Object(out)
+                self.read_record(sink, rd, (wid, wr), (rid, rr), path, depth)?
             }
             _ => return Err(mismatch()),
         })
     }
 
-    /// A reader field default in the output style: encode it with the reader schema (default
-    /// rules), then decode it back.
-    fn default_value(
+    // The containers are decoded out of line: `read` recurses through them, so its own frame
+    // is kept small (nesting is bounded by MAX_DEPTH, not by the stack size).
+
+    /// Read the blocks of an array or map, calling `item` for each item.
+    fn read_blocks(
         &mut self,
-        rid: NodeId,
-        d: &Value,
+        rd: &mut Reader<'_>,
+        wid: NodeId,
+        path: &Path<'_>,
+        mut item: impl FnMut(&mut Self, &mut Reader<'_>) -> Result<(), CodecError>,
+    ) -> Result<(), CodecError> {
+        loop {
+            let raw = rd
+                .read_block_count()
+                .map_err(|e| path.err(self.wlabel(wid), e))?;
+            if raw == 0 {
+                return Ok(());
+            }
+            for _ in 0..self.count(raw, rd, path, wid)? {
+                item(self, rd)?;
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn read_array<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rd: &mut Reader<'_>,
+        wid: NodeId,
+        (wi, ri): (NodeId, NodeId),
         path: &Path<'_>,
         depth: usize,
-    ) -> Result<Value, CodecError> {
+    ) -> Result<S::Item, CodecError> {
+        let mut out = sink.array_begin();
+        let mut i = 0;
+        self.read_blocks(rd, wid, path, |dec, rd| {
+            let before = rd.pos();
+            sink.array_next(&mut out);
+            let v = dec.read(sink, rd, wi, ri, &path.child(Seg::Index(i)), depth + 1)?;
+            dec.charge(before, rd, path, wid)?;
+            sink.array_push(&mut out, v);
+            i += 1;
+            Ok(())
+        })?;
+        Ok(sink.array_end(out))
+    }
+
+    #[inline(never)]
+    fn read_map<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rd: &mut Reader<'_>,
+        wid: NodeId,
+        (wv, rv): (NodeId, NodeId),
+        path: &Path<'_>,
+        depth: usize,
+    ) -> Result<S::Item, CodecError> {
+        let w = self.w;
+        let mut out = sink.object_begin(true);
+        self.read_blocks(rd, wid, path, |dec, rd| {
+            let k = rd
+                .read_string()
+                .map_err(|e| path.err(type_label(w, wid), e))?;
+            sink.object_key(&mut out, k);
+            let v = dec.read(sink, rd, wv, rv, &path.child(Seg::Key(k)), depth + 1)?;
+            sink.object_value(&mut out, v);
+            Ok(())
+        })?;
+        Ok(sink.object_end(out))
+    }
+
+    #[inline(never)]
+    fn read_record<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rd: &mut Reader<'_>,
+        (wid, wr): (NodeId, &RecordSchema),
+        (rid, rr): (NodeId, &RecordSchema),
+        path: &Path<'_>,
+        depth: usize,
+    ) -> Result<S::Item, CodecError> {
+        let (w, r) = (self.w, self.r);
+        // Where each writer field goes among the reader's fields.
+        let same_fields =
+            std::ptr::eq(w, r) && wid == rid && wr.fields.iter().all(|f| f.aliases.is_empty());
+        let targets: Vec<Option<usize>> = if same_fields {
+            Vec::new()
+        } else {
+            wr.fields
+                .iter()
+                .map(|wf| {
+                    rr.fields
+                        .iter()
+                        .position(|f| f.name == wf.name || f.aliases.contains(&wf.name))
+                })
+                .collect()
+        };
+        let in_order = same_fields
+            || (targets.len() == rr.fields.len()
+                && targets.iter().enumerate().all(|(i, t)| *t == Some(i)));
+        if in_order {
+            // Straight through: the writer's fields are the reader's, in its order.
+            let mut out = sink.object_begin(false);
+            for (wf, rf) in wr.fields.iter().zip(&rr.fields) {
+                sink.object_key(&mut out, &rf.name);
+                let v = self.read(
+                    sink,
+                    rd,
+                    wf.schema,
+                    rf.schema,
+                    &path.child(Seg::Field(&rf.name)),
+                    depth + 1,
+                )?;
+                sink.object_value(&mut out, v);
+            }
+            return Ok(sink.object_end(out));
+        }
+        let mut slots: Vec<Option<S::Frag>> = std::iter::repeat_with(|| None)
+            .take(rr.fields.len())
+            .collect();
+        for (wf, target) in wr.fields.iter().zip(targets) {
+            match target.and_then(|i| rr.fields.get(i).map(|rf| (i, rf))) {
+                Some((i, rf)) => {
+                    let mark = sink.capture_begin();
+                    let v = self.read(
+                        sink,
+                        rd,
+                        wf.schema,
+                        rf.schema,
+                        &path.child(Seg::Field(&rf.name)),
+                        depth + 1,
+                    )?;
+                    let frag = sink.capture(mark, v);
+                    if let Some(s) = slots.get_mut(i) {
+                        *s = Some(frag);
+                    }
+                }
+                None => {
+                    // Skip: decode the writer's value as itself and drop it.
+                    let mut skip = Decoder {
+                        w,
+                        r: w,
+                        style: self.style,
+                        zero_budget: self.zero_budget,
+                    };
+                    let mark = sink.capture_begin();
+                    let v = skip.read(
+                        sink,
+                        rd,
+                        wf.schema,
+                        wf.schema,
+                        &path.child(Seg::Field(&wf.name)),
+                        depth + 1,
+                    )?;
+                    drop(sink.capture(mark, v));
+                    self.zero_budget = skip.zero_budget;
+                }
+            }
+        }
+        let mut out = sink.object_begin(false);
+        for (f, slot) in rr.fields.iter().zip(slots) {
+            sink.object_key(&mut out, &f.name);
+            let v = match slot {
+                Some(frag) => sink.emit(frag),
+                None => {
+                    let p = path.child(Seg::Field(&f.name));
+                    let d = f.default.as_ref().ok_or_else(|| {
+                        p.err(
+                            type_label(r, f.schema),
+                            format!(
+                                "the writer has no field '{}' and the reader's field has no default",
+                                f.name
+                            ),
+                        )
+                    })?;
+                    self.default_value(sink, f.schema, d, &p, depth + 1)?
+                }
+            };
+            sink.object_value(&mut out, v);
+        }
+        Ok(sink.object_end(out))
+    }
+
+    /// A reader field default in the output style: encode it with the reader schema (default
+    /// rules), then decode it back.
+    fn default_value<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rid: NodeId,
+        d: &Json,
+        path: &Path<'_>,
+        depth: usize,
+    ) -> Result<S::Item, CodecError> {
         let mut buf = Vec::new();
-        Encoder::new(self.r).encode(rid, d, path, depth, true, &mut buf)?;
+        Encoder::new(self.r).encode(rid, &json_to_value(d), path, depth, true, &mut buf)?;
         let mut rd = Reader::new(&buf);
         let mut dec = Decoder {
             w: self.r,
@@ -389,7 +470,7 @@ impl<'a> Decoder<'a> {
             style: self.style,
             zero_budget: self.zero_budget,
         };
-        let v = dec.read(&mut rd, rid, rid, path, depth)?;
+        let v = dec.read(sink, &mut rd, rid, rid, path, depth)?;
         self.zero_budget = dec.zero_budget;
         Ok(v)
     }

@@ -1,8 +1,9 @@
-//! JSON value -> Avro binary.
+//! JSON (any [`JsonNode`]: a `serde_json` value or a tree borrowed from text) -> Avro binary.
 
 use serde_json::Value;
 
 use super::binary::{write_bytes, write_long};
+use super::node::{JsonNode, JsonObject, View};
 use super::{
     CodecError, MAX_DEPTH, Path, Seg, branch_name, describe, json_to_value, logical, logical_name,
     type_label,
@@ -19,8 +20,10 @@ pub(crate) struct Encoder<'s> {
     speculating: usize,
 }
 
-fn integer(v: &Value) -> Option<i64> {
-    let Value::Number(n) = v else { return None };
+fn integer<N: JsonNode>(v: &N) -> Option<i64> {
+    let View::Number(n) = v.view() else {
+        return None;
+    };
     n.as_i64().or_else(|| {
         n.as_f64()
             .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
@@ -28,10 +31,10 @@ fn integer(v: &Value) -> Option<i64> {
     })
 }
 
-fn float_of(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.as_str() {
+fn float_of<N: JsonNode>(v: &N) -> Option<f64> {
+    match v.view() {
+        View::Number(n) => n.as_f64(),
+        View::String(s) => match s {
             "NaN" => Some(f64::NAN),
             "Infinity" => Some(f64::INFINITY),
             "-Infinity" => Some(f64::NEG_INFINITY),
@@ -67,23 +70,23 @@ fn is_numeric_kind(node: &SchemaNode) -> Option<u8> {
 }
 
 /// Whether a JSON value could plausibly be a value of `node` (a cheap filter before trying).
-fn plausible(node: &SchemaNode, v: &Value) -> bool {
+fn plausible<N: JsonNode>(node: &SchemaNode, v: &N) -> bool {
     let lname = logical_name(node);
-    match (&node.kind, v) {
-        (NodeKind::Null, Value::Null) | (NodeKind::Boolean, Value::Bool(_)) => true,
-        (NodeKind::Int | NodeKind::Long | NodeKind::Float | NodeKind::Double, Value::Number(_)) => {
+    match (&node.kind, v.view()) {
+        (NodeKind::Null, View::Null) | (NodeKind::Boolean, View::Bool(_)) => true,
+        (NodeKind::Int | NodeKind::Long | NodeKind::Float | NodeKind::Double, View::Number(_)) => {
             true
         }
-        (NodeKind::Int | NodeKind::Long, Value::String(_)) => lname.is_some(),
-        (NodeKind::Float | NodeKind::Double, Value::String(_)) => float_of(v).is_some(),
+        (NodeKind::Int | NodeKind::Long, View::String(_)) => lname.is_some(),
+        (NodeKind::Float | NodeKind::Double, View::String(_)) => float_of(v).is_some(),
         (
             NodeKind::Bytes | NodeKind::String | NodeKind::Enum(_) | NodeKind::Fixed(_),
-            Value::String(_),
+            View::String(_),
         ) => true,
-        (NodeKind::Bytes | NodeKind::Fixed(_), Value::Number(_)) => lname == Some("decimal"),
-        (NodeKind::Fixed(_), Value::Object(_)) => lname == Some("duration"),
-        (NodeKind::Array { .. }, Value::Array(_)) => true,
-        (NodeKind::Map { .. } | NodeKind::Record(_), Value::Object(_)) => true,
+        (NodeKind::Bytes | NodeKind::Fixed(_), View::Number(_)) => lname == Some("decimal"),
+        (NodeKind::Fixed(_), View::Object(_)) => lname == Some("duration"),
+        (NodeKind::Array { .. }, View::Array(_)) => true,
+        (NodeKind::Map { .. } | NodeKind::Record(_), View::Object(_)) => true,
         _ => false,
     }
 }
@@ -97,7 +100,7 @@ impl<'s> Encoder<'s> {
         }
     }
 
-    fn mismatch(&self, id: NodeId, v: &Value, path: &Path<'_>) -> CodecError {
+    fn mismatch<N: JsonNode>(&self, id: NodeId, v: &N, path: &Path<'_>) -> CodecError {
         let label = type_label(self.schema, id);
         path.err(
             label.clone(),
@@ -107,10 +110,10 @@ impl<'s> Encoder<'s> {
 
     /// Encode `v` as a value of `id`. `default_mode`: `v` is a schema default, whose union
     /// values are for the first branch (Avro's rule for defaults).
-    pub(crate) fn encode(
+    pub(crate) fn encode<N: JsonNode>(
         &mut self,
         id: NodeId,
-        v: &Value,
+        v: &N,
         path: &Path<'_>,
         depth: usize,
         default_mode: bool,
@@ -132,25 +135,24 @@ impl<'s> Encoder<'s> {
             })?;
         }
         let node = schema.node(id);
-        let lname = logical_name(node);
         match &node.kind {
-            NodeKind::Null => match v {
-                Value::Null => Ok(()),
+            NodeKind::Null => match v.view() {
+                View::Null => Ok(()),
                 _ => Err(self.mismatch(id, v, path)),
             },
-            NodeKind::Boolean => match v {
-                Value::Bool(b) => {
-                    out.push(u8::from(*b));
+            NodeKind::Boolean => match v.view() {
+                View::Bool(b) => {
+                    out.push(u8::from(b));
                     Ok(())
                 }
                 _ => Err(self.mismatch(id, v, path)),
             },
             NodeKind::Int => {
-                let n = match (v, node.logical_type) {
-                    (Value::String(s), Some(LogicalType::Date)) => {
+                let n = match (v.view(), node.logical_type) {
+                    (View::String(s), Some(LogicalType::Date)) => {
                         logical::parse_date(s).map_err(|m| path.err(type_label(schema, id), m))?
                     }
-                    (Value::String(s), Some(LogicalType::TimeMillis)) => {
+                    (View::String(s), Some(LogicalType::TimeMillis)) => {
                         let nanos = logical::parse_time(s)
                             .map_err(|m| path.err(type_label(schema, id), m))?;
                         if nanos % 1_000_000 != 0 {
@@ -173,11 +175,15 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Long => {
-                let n = match (v, lname) {
-                    (Value::String(s), Some(l)) => self.long_from_text(id, l, s, path)?,
+                let text = match v.view() {
+                    View::String(s) => logical_name(node).map(|l| (l, s)),
+                    _ => None,
+                };
+                let n = match text {
+                    Some((l, s)) => self.long_from_text(id, l, s, path)?,
                     _ => integer(v).ok_or_else(|| {
                         let mut e = self.mismatch(id, v, path);
-                        if let Value::Number(n) = v {
+                        if let View::Number(n) = v.view() {
                             e.message = format!(
                                 "expected {}, found number {n} (not an integer in range)",
                                 e.expected
@@ -215,7 +221,7 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::String => {
-                let Value::String(s) = v else {
+                let View::String(s) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
                 if node.logical_type == Some(LogicalType::Uuid) && !logical::is_uuid(s) {
@@ -228,14 +234,14 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Fixed(f) => {
-                let b = match (node.logical_type, lname, v) {
+                let b = match (node.logical_type, logical_name(node), v.view()) {
                     (Some(LogicalType::Decimal { precision, scale }), _, _) => {
                         self.decimal(id, v, precision, scale, Some(f.size), path)?
                     }
-                    (_, Some("duration"), Value::Object(o)) => {
+                    (_, Some("duration"), View::Object(o)) => {
                         let mut b = Vec::with_capacity(12);
-                        for key in o.keys() {
-                            if !matches!(key.as_str(), "months" | "days" | "millis") {
+                        for (key, _) in o.entries() {
+                            if !matches!(key, "months" | "days" | "millis") {
                                 return Err(path.child(Seg::Key(key)).err(
                                     type_label(schema, id),
                                     format!("unknown duration component '{key}' (expected months, days, millis)"),
@@ -275,7 +281,7 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Enum(e) => {
-                let Value::String(s) = v else {
+                let View::String(s) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
                 let idx = e.symbols.iter().position(|x| x == s).ok_or_else(|| {
@@ -292,7 +298,7 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Array { items } => {
-                let Value::Array(a) = v else {
+                let View::Array(a) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
                 if !a.is_empty() {
@@ -312,12 +318,12 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Map { values } => {
-                let Value::Object(m) = v else {
+                let View::Object(m) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
-                if !m.is_empty() {
+                if m.len() > 0 {
                     write_long(out, i64::try_from(m.len()).unwrap_or(i64::MAX));
-                    for (k, item) in m {
+                    for (k, item) in m.entries() {
                         write_bytes(out, k.as_bytes());
                         self.encode(
                             *values,
@@ -333,10 +339,24 @@ impl<'s> Encoder<'s> {
                 Ok(())
             }
             NodeKind::Record(r) => {
-                let Value::Object(m) = v else {
+                let View::Object(m) = v.view() else {
                     return Err(self.mismatch(id, v, path));
                 };
-                if let Some(unknown) = m.keys().find(|k| r.field(k).is_none()) {
+                // Keys are unique: if every field's key is found and there are no more keys,
+                // none is unknown. Keys usually come in the schema's order, so look there first.
+                let lookup = |i: usize, name: &str| match m.entry_at(i) {
+                    Some((k, v)) if k == name => Some(v),
+                    _ => m.get(name),
+                };
+                let found = r
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| lookup(*i, &f.name).is_some())
+                    .count();
+                if found != m.len()
+                    && let Some((unknown, _)) = m.entries().find(|(k, _)| r.field(k).is_none())
+                {
                     let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
                     return Err(path.child(Seg::Key(unknown)).err(
                         type_label(schema, id),
@@ -347,14 +367,15 @@ impl<'s> Encoder<'s> {
                         ),
                     ));
                 }
-                for f in &r.fields {
+                for (i, f) in r.fields.iter().enumerate() {
                     let p = path.child(Seg::Field(&f.name));
-                    match (m.get(&f.name), &f.default) {
+                    match (lookup(i, &f.name), &f.default) {
                         (Some(fv), _) => {
                             self.encode(f.schema, fv, &p, depth + 1, default_mode, out)?
                         }
                         (None, Some(d)) => {
-                            self.encode(f.schema, &json_to_value(d), &p, depth + 1, true, out)?;
+                            let d: Value = json_to_value(d);
+                            self.encode(f.schema, &d, &p, depth + 1, true, out)?;
                         }
                         (None, None) => {
                             return Err(p.err(
@@ -419,31 +440,36 @@ impl<'s> Encoder<'s> {
             .map_err(|_| path.err(label(), format!("'{s}' is out of range for {lname}")))
     }
 
-    fn bytes_of(&self, id: NodeId, v: &Value, path: &Path<'_>) -> Result<Vec<u8>, CodecError> {
-        let Value::String(s) = v else {
+    fn bytes_of<N: JsonNode>(
+        &self,
+        id: NodeId,
+        v: &N,
+        path: &Path<'_>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let View::String(s) = v.view() else {
             return Err(self.mismatch(id, v, path));
         };
         latin1(s).map_err(|m| path.err(type_label(self.schema, id), m))
     }
 
-    fn decimal(
+    fn decimal<N: JsonNode>(
         &self,
         id: NodeId,
-        v: &Value,
+        v: &N,
         precision: u32,
         scale: u32,
         fixed: Option<usize>,
         path: &Path<'_>,
     ) -> Result<Vec<u8>, CodecError> {
         let label = || type_label(self.schema, id);
-        let text = match v {
-            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        let text = match v.view() {
+            View::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => i.to_string(),
                 (_, Some(u), _) => u.to_string(),
                 (_, _, Some(f)) => f.to_string(),
                 _ => return Err(self.mismatch(id, v, path)),
             },
-            Value::String(s) => {
+            View::String(s) => {
                 let numeric = match fixed {
                     Some(size) => s.chars().count() != size || logical::looks_numeric(s, scale),
                     None => logical::looks_numeric(s, scale),
@@ -451,7 +477,7 @@ impl<'s> Encoder<'s> {
                 if !numeric {
                     return latin1(s).map_err(|m| path.err(label(), m));
                 }
-                s.clone()
+                s.to_owned()
             }
             _ => return Err(self.mismatch(id, v, path)),
         };
@@ -478,11 +504,11 @@ impl<'s> Encoder<'s> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn union(
+    fn union<N: JsonNode>(
         &mut self,
         id: NodeId,
         branches: &[NodeId],
-        v: &Value,
+        v: &N,
         path: &Path<'_>,
         depth: usize,
         default_mode: bool,
@@ -518,9 +544,9 @@ impl<'s> Encoder<'s> {
             };
         }
         // Tagged form: {"<branch name>": value}.
-        if let Value::Object(o) = v
+        if let View::Object(o) = v.view()
             && o.len() == 1
-            && let Some((k, inner)) = o.iter().next()
+            && let Some((k, inner)) = o.entries().next()
         {
             let exact = branches.iter().position(|b| branch_name(schema, *b) == *k);
             let by_simple = || {
@@ -540,19 +566,18 @@ impl<'s> Encoder<'s> {
             }
         }
         // Plain form: the one branch the value fits.
-        let candidates: Vec<(usize, NodeId)> = branches
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, b)| {
+        let plausible_branches = || {
+            branches.iter().copied().enumerate().filter(|(_, b)| {
                 let node = schema.node(*b);
                 !matches!(node.kind, NodeKind::Null) && plausible(node, v)
             })
-            .collect();
-        if let [(i, b)] = candidates.as_slice() {
-            write(out, *i);
-            return self.encode(*b, v, path, depth + 1, default_mode, out);
+        };
+        let mut first_two = plausible_branches();
+        if let (Some((i, b)), None) = (first_two.next(), first_two.next()) {
+            write(out, i);
+            return self.encode(b, v, path, depth + 1, default_mode, out);
         }
+        let candidates: Vec<(usize, NodeId)> = plausible_branches().collect();
         let mut fits: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut errors: Vec<CodecError> = Vec::new();
         for (i, b) in candidates {
@@ -575,7 +600,7 @@ impl<'s> Encoder<'s> {
                 }
             }
         }
-        if fits.len() > 1 && v.is_number() {
+        if fits.len() > 1 && matches!(v.view(), View::Number(_)) {
             let ranks: Option<Vec<u8>> = fits
                 .iter()
                 .map(|(i, _)| {

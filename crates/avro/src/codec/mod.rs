@@ -27,6 +27,14 @@
 //! ISO-8859-1 strings), with unions tagged or plain per [`UnionStyle`]. Non-finite floats are
 //! emitted as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 //!
+//! # Text without value trees
+//!
+//! The text functions don't go through `serde_json::Value`: [`json_to_avro`] parses into a tree
+//! that borrows its strings from the text, and [`avro_to_json`] writes JSON text as it decodes.
+//! One encoder serves both input representations (any `node::JsonNode`) and one decoder both
+//! outputs (any `sink::Sink`); the text paths give exactly what the value paths give
+//! (`tests/codec_equivalence.rs`).
+//!
 //! # Limits
 //!
 //! Decoding treats its input as hostile: every read is bounds-checked, collection lengths are
@@ -37,6 +45,8 @@ mod binary;
 mod decode;
 mod encode;
 mod logical;
+mod node;
+mod sink;
 
 use std::fmt;
 
@@ -45,6 +55,8 @@ use serde_json::Value;
 use crate::compat;
 use crate::json::{Json, Number};
 use crate::schema::{NodeId, NodeKind, Schema, SchemaNode};
+use node::{Borrowed, JsonNode, View};
+use sink::{Sink, TextSink, ValueSink};
 
 /// The deepest nesting of values the codec follows (in either direction).
 pub const MAX_DEPTH: usize = 128;
@@ -72,30 +84,58 @@ pub struct CodecError {
 }
 
 /// JSON text -> Avro binary for `schema`.
+///
+/// The text is parsed by serde_json into a tree that borrows its strings (no `Value`), with the
+/// same errors and the same handling of repeated keys (the last value wins).
 pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| CodecError {
+    let capacity = json.len().saturating_add(16);
+    if let NodeKind::Record(record) = &schema.node(schema.root()).kind {
+        let mut out = Vec::with_capacity(capacity);
+        if node::encode_record_in_schema_order(schema, record, json, &mut out) {
+            return Ok(out);
+        }
+    }
+    let value: Borrowed<'_> = serde_json::from_str(json).map_err(|e| CodecError {
         path: "$".to_owned(),
         expected: type_label(schema, schema.root()),
         message: format!("invalid JSON: {e}"),
     })?;
-    value_to_avro(schema, &value)
+    encode_node(schema, &value, capacity)
 }
 
 /// serde_json value -> Avro binary (the messaging service holds serde_json values).
 pub fn value_to_avro(schema: &Schema, value: &Value) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
+    encode_node(schema, value, 0)
+}
+
+/// Encode any JSON tree (see [`value_to_avro`]).
+fn encode_node<N: JsonNode>(
+    schema: &Schema,
+    value: &N,
+    capacity: usize,
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(capacity);
     encode::Encoder::new(schema).encode(schema.root(), value, &Path::ROOT, 0, false, &mut out)?;
     Ok(out)
 }
 
 /// Avro binary written with `writer` -> JSON text; projected onto `reader` when given.
+///
+/// The text is written directly as the data is decoded (no value tree), and is byte for byte
+/// what `avro_to_value(..).to_string()` gives.
 pub fn avro_to_json(
     writer: &Schema,
     reader: Option<&Schema>,
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<String, CodecError> {
-    avro_to_value(writer, reader, avro, style).map(|v| v.to_string())
+    let mut text = TextSink::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
+    decode_into(&mut text, writer, reader, avro, style)?;
+    text.into_string().map_err(|e| CodecError {
+        path: "$".to_owned(),
+        expected: type_label(writer, writer.root()),
+        message: format!("internal error: the JSON written is not UTF-8: {e}"),
+    })
 }
 
 /// Avro binary written with `writer` -> serde_json value; projected onto `reader` when given.
@@ -108,6 +148,17 @@ pub fn avro_to_value(
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<Value, CodecError> {
+    decode_into(&mut ValueSink, writer, reader, avro, style)
+}
+
+/// Decode one datum into `sink` (see [`avro_to_value`]).
+fn decode_into<S: Sink>(
+    sink: &mut S,
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<S::Item, CodecError> {
     if let Some(r) = reader {
         let problems = compat::can_read(r, writer);
         if !problems.is_empty() {
@@ -125,7 +176,7 @@ pub fn avro_to_value(
     let r = reader.unwrap_or(writer);
     let mut rd = binary::Reader::new(avro);
     let mut dec = decode::Decoder::new(writer, r, style);
-    let v = dec.read(&mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
+    let v = dec.read(sink, &mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
     if rd.remaining() > 0 {
         return Err(CodecError {
             path: "$".to_owned(),
@@ -260,18 +311,18 @@ pub(crate) fn branch_name(schema: &Schema, id: NodeId) -> String {
 }
 
 /// A short description of a JSON value, for error messages.
-pub(crate) fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => {
+pub(crate) fn describe<N: JsonNode>(v: &N) -> String {
+    match v.view() {
+        View::Null => "null".to_owned(),
+        View::Bool(b) => format!("boolean {b}"),
+        View::Number(n) => format!("number {n}"),
+        View::String(s) => {
             let short: String = s.chars().take(40).collect();
             let ell = if short.len() < s.len() { "..." } else { "" };
             format!("string {}{ell}", Value::String(short))
         }
-        Value::Array(a) => format!("array of {} items", a.len()),
-        Value::Object(_) => "object".to_owned(),
+        View::Array(a) => format!("array of {} items", a.len()),
+        View::Object(_) => "object".to_owned(),
     }
 }
 
@@ -299,32 +350,37 @@ pub(crate) fn json_to_value(j: &Json) -> Value {
     }
 }
 
-fn non_finite(v: f64) -> Value {
-    Value::String(
-        if v.is_nan() {
-            "NaN"
-        } else if v > 0.0 {
-            "Infinity"
-        } else {
-            "-Infinity"
-        }
-        .to_owned(),
-    )
+/// Java's names of the non-finite doubles, which Avro's JSON encoding uses.
+pub(crate) fn non_finite_name(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
 }
 
 /// A double as JSON (non-finite values as Java's strings).
 pub(crate) fn f64_value(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map_or_else(|| non_finite(v), Value::Number)
+    serde_json::Number::from_f64(v).map_or_else(
+        || Value::String(non_finite_name(v).to_owned()),
+        Value::Number,
+    )
 }
 
-/// A float as JSON, printed with the float's own shortest representation (`0.1`, not
-/// `0.10000000149011612`).
-pub(crate) fn f32_value(v: f32) -> Value {
+/// The double whose shortest representation is the float's own (`0.1`, not
+/// `0.10000000149011612`), so a float is printed as written.
+pub(crate) fn f32_as_f64(v: f32) -> f64 {
     if !v.is_finite() {
-        return non_finite(f64::from(v));
+        return f64::from(v);
     }
-    let d = v.to_string().parse::<f64>().unwrap_or(f64::from(v));
-    f64_value(d)
+    v.to_string().parse::<f64>().unwrap_or(f64::from(v))
+}
+
+/// A float as JSON, printed with the float's own shortest representation.
+pub(crate) fn f32_value(v: f32) -> Value {
+    f64_value(f32_as_f64(v))
 }
 
 impl fmt::Display for UnionStyle {
