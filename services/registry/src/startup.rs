@@ -210,8 +210,11 @@ impl Application {
             force_stop.clone(),
         )?);
 
-        let app = http::router(Arc::clone(&self.registry), self.max_schema_bytes)
-            .layer(HttpLayer::new(self.metrics.meter()));
+        let app = http::router(
+            Arc::clone(&self.registry),
+            self.max_schema_bytes,
+            HttpLayer::new(self.metrics.meter()),
+        );
         let serve_http = move |incoming, stop| http::serve_connections(app.clone(), incoming, stop);
         let mut http_server = tokio::spawn(per_core::serve(
             "http",

@@ -27,6 +27,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tower_layer::Stack;
+use tributary_telemetry::http::HttpLayer;
 
 use crate::per_core::Incoming;
 use crate::registry::Registry;
@@ -135,17 +137,30 @@ fn body_limit(max_schema_bytes: usize) -> usize {
         .max(256 * 1024)
 }
 
-/// The HTTP API over a registry core.
-pub fn router(registry: Arc<Registry>, max_schema_bytes: usize) -> Router {
+/// The HTTP API over a registry core, each route (and the fallbacks) instrumented by
+/// `instrumentation`.
+pub fn router(
+    registry: Arc<Registry>,
+    max_schema_bytes: usize,
+    instrumentation: HttpLayer,
+) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
     }
+    // One `Router::layer` call with the whole stack: each call wraps every route in another
+    // boxed service, which costs a clone and a boxed future per request.
+    let layers = Stack::new(
+        Stack::new(
+            extract::NegotiationLayer,
+            DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+        ),
+        instrumentation,
+    );
     router
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::wrong_method)
-        .layer(extract::NegotiationLayer)
-        .layer(DefaultBodyLimit::max(body_limit(max_schema_bytes)))
+        .layer(layers)
         .with_state(ApiState::new(registry))
 }
 
