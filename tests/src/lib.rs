@@ -79,6 +79,7 @@ pub fn registry_settings(database_url: &str) -> Settings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         grpc_threads: 0,
+        http_threads: 0,
         database_url: DatabaseUrl(database_url.to_owned()),
         db_max_connections: 8,
         db_acquire_timeout_ms: 2000,

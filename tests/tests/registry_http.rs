@@ -1,12 +1,15 @@
 //! The registry's Confluent-compatible HTTP API against a real Postgres: every route, status
 //! codes and Confluent's error bodies, content types, malformed requests, and the same client
-//! conversation over HTTP and over gRPC giving the same ids and versions.
+//! conversation over HTTP and over gRPC giving the same ids and versions; stopping drains
+//! requests in flight and closes keep-alive connections.
 
 #![allow(clippy::unwrap_used)]
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tributary_proto::registry::v1 as pb;
 use tributary_tests::TestRegistry;
 
@@ -1369,4 +1372,120 @@ async fn stopping_the_registry_closes_the_http_port() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "nothing listens on {addr} after stop"
     );
+}
+
+/// Reads one HTTP/1.1 response (its head, and a body of its Content-Length) from `stream`.
+async fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&received[end + 4..end + 4 + length]);
+                return (head, body.into_owned());
+            }
+        }
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .unwrap();
+        assert!(
+            read > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Whether the server closes `stream` (end of stream) within 5 s.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 64];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk)).await,
+        Ok(Ok(0))
+    )
+}
+
+#[tokio::test]
+async fn stopping_answers_requests_in_flight_and_closes_idle_keep_alive_connections() {
+    let registry = TestRegistry::start().await;
+    let addr = registry.http_addr;
+    let get_types = b"GET /schemas/types HTTP/1.1\r\nHost: registry\r\n\r\n";
+
+    // A keep-alive connection that has been answered once and is now idle.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(get_types).await.unwrap();
+    let (head, _) = read_response(&mut idle).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    // A registration in flight: its head and half its body sent (after one answered request,
+    // so the connection is being served), the rest to follow once the registry is stopping.
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    in_flight.write_all(get_types).await.unwrap();
+    let (head, _) = read_response(&mut in_flight).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body = json!({ "schema": user_v1() }).to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let request_head = format!(
+        "POST /subjects/drain-value/versions HTTP/1.1\r\nHost: registry\r\n\
+         Content-Type: {V1}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    in_flight
+        .write_all(format!("{request_head}{first_half}").as_bytes())
+        .await
+        .unwrap();
+    // Time for the server to read the head and wait in the handler for the rest of the body.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let stopping = tokio::spawn(registry.stop());
+    // The port closes, the idle connection is closed at once...
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens on {addr} once stopping"
+    );
+    assert!(
+        closed_by_server(&mut idle).await,
+        "the idle keep-alive connection is closed"
+    );
+    // ...while the drain waits for the request in flight, which is answered in full and then
+    // its connection closed.
+    assert!(
+        !stopping.is_finished(),
+        "the drain waits for the request in flight"
+    );
+    in_flight.write_all(second_half.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut in_flight).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "the answer says the connection closes: {head}"
+    );
+    let registered: Value = serde_json::from_str(&body).unwrap();
+    assert!(registered["id"].as_i64().unwrap() > 0, "{body}");
+    assert!(
+        closed_by_server(&mut in_flight).await,
+        "the connection is closed after its last answer"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), stopping)
+        .await
+        .expect("the drain ends once the request is answered")
+        .unwrap()
+        .unwrap();
 }

@@ -5,10 +5,14 @@
 //!
 //! Add it with `Router::layer` so it wraps each route (that is where `MatchedPath` is set);
 //! requests no route matches are recorded without `http_route`.
+//!
+//! Per request, the hot path allocates nothing of its own: the route attribute is shared
+//! (reference-counted) and remembered by the service wrapping its route, the method and status
+//! attributes are static or plain numbers, and no span is created while tracing is off.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -37,7 +41,8 @@ impl Instruments {
         if let Some(route) = self.routes.read().get(template) {
             return route.clone();
         }
-        let route = KeyValue::new("http.route", template.to_owned());
+        // Reference-counted, so recording it clones a pointer rather than the text.
+        let route = KeyValue::new("http.route", Arc::<str>::from(template));
         self.routes
             .write()
             .insert(template.to_owned(), route.clone());
@@ -73,6 +78,7 @@ impl<S> tower_layer::Layer<S> for HttpLayer {
         HttpService {
             inner,
             instruments: Arc::clone(&self.instruments),
+            first_route: Arc::default(),
         }
     }
 }
@@ -82,6 +88,23 @@ impl<S> tower_layer::Layer<S> for HttpLayer {
 pub struct HttpService<S> {
     inner: S,
     instruments: Arc<Instruments>,
+    /// The attribute of the first route template this service saw. `Router::layer` wraps each
+    /// route in a service of its own, so this is nearly always the one asked for, found without
+    /// the shared map's lock and hashing.
+    first_route: Arc<OnceLock<KeyValue>>,
+}
+
+impl<S> HttpService<S> {
+    fn route(&self, template: &str) -> KeyValue {
+        if let Some(route) = self.first_route.get()
+            && route.value.as_str() == template
+        {
+            return route.clone();
+        }
+        let route = self.instruments.route(template);
+        let _ = self.first_route.set(route.clone());
+        route
+    }
 }
 
 fn method_name(method: &http::Method) -> &'static str {
@@ -114,7 +137,7 @@ where
         let route = request
             .extensions()
             .get::<MatchedPath>()
-            .map(|matched| self.instruments.route(matched.as_str()));
+            .map(|matched| self.route(matched.as_str()));
         let span = if tracing_enabled() {
             let template = route.as_ref().map(|r| r.value.as_str());
             let span = tracing::debug_span!(

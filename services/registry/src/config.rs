@@ -80,6 +80,11 @@ pub struct Settings {
     #[arg(long, env = "REGISTRY_GRPC_THREADS", default_value_t = 0)]
     pub grpc_threads: usize,
 
+    /// Threads serving HTTP API connections, each running its own single-threaded runtime
+    /// (connections are spread over them); 0 means one per CPU core.
+    #[arg(long, env = "REGISTRY_HTTP_THREADS", default_value_t = 0)]
+    pub http_threads: usize,
+
     /// Postgres connection URL (its password is never logged).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: DatabaseUrl,

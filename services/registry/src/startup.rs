@@ -1,19 +1,20 @@
 //! Building and running the registry process: database pool and migrations, the gRPC server with
-//! health and reflection, the Confluent-compatible HTTP server, the `/metrics` endpoint, the
-//! event listener, and graceful shutdown with a bounded drain of both servers.
+//! health and reflection, the Confluent-compatible HTTP server (both on per-core threads, see
+//! [`crate::per_core`]), the `/metrics` endpoint, the event listener, and graceful shutdown with a
+//! bounded drain of both servers.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_telemetry::grpc::RpcLayer;
@@ -21,10 +22,11 @@ use tributary_telemetry::health::Health;
 use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::metrics::{self, Metrics};
 
+use crate::coalesce::CoalescingStream;
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
 use crate::registry::{Registry, RegistrySettings};
-use crate::{events, grpc_server, http, store};
+use crate::{events, http, per_core, store};
 
 /// How often readiness re-checks Postgres.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
@@ -48,6 +50,7 @@ pub struct Application {
     metrics: Arc<Metrics>,
     max_schema_bytes: usize,
     grpc_threads: usize,
+    http_threads: usize,
     registry: Arc<Registry>,
     pool: PgPool,
     shutdown_timeout: Duration,
@@ -106,7 +109,8 @@ impl Application {
             metrics_addr,
             metrics,
             max_schema_bytes: settings.max_schema_bytes,
-            grpc_threads: grpc_server::thread_count(settings.grpc_threads),
+            grpc_threads: per_core::thread_count(settings.grpc_threads),
+            http_threads: per_core::thread_count(settings.http_threads),
             registry,
             pool,
             shutdown_timeout: settings.shutdown_timeout(),
@@ -188,31 +192,38 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(registry_service);
-        let force_grpc_stop = CancellationToken::new();
-        let serve_connections = move |incoming, stop: CancellationToken| {
-            router
+        // Cancelled when the drain runs out of time: the per-core threads drop what is left.
+        let force_stop = CancellationToken::new();
+        let serve_grpc = move |incoming: per_core::Incoming, stop: CancellationToken| {
+            let incoming = incoming.map(|stream| stream.map(CoalescingStream::new));
+            let serving = router
                 .clone()
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned());
+            async move { serving.await.context("gRPC server failed") }
         };
-        let mut server = tokio::spawn(grpc_server::serve(
-            serve_connections,
+        let mut server = tokio::spawn(per_core::serve(
+            "grpc",
+            serve_grpc,
             self.listener,
             self.grpc_threads,
             stop.clone(),
-            force_grpc_stop.clone(),
+            force_stop.clone(),
         )?);
 
-        let http_stop = stop.clone();
-        let http_listener = self.http_listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let http_server = axum::serve(
-            http_listener,
-            http::router(Arc::clone(&self.registry), self.max_schema_bytes)
-                .layer(HttpLayer::new(self.metrics.meter())),
-        )
-        .with_graceful_shutdown(async move { http_stop.cancelled().await });
-        let mut http_server = tokio::spawn(http_server.into_future());
+        let app = http::router(
+            Arc::clone(&self.registry),
+            self.max_schema_bytes,
+            HttpLayer::new(self.metrics.meter()),
+        );
+        let serve_http = move |incoming, stop| http::serve_connections(app.clone(), incoming, stop);
+        let mut http_server = tokio::spawn(per_core::serve(
+            "http",
+            serve_http,
+            self.http_listener,
+            self.http_threads,
+            stop.clone(),
+            force_stop.clone(),
+        )?);
         tracing::info!(
             grpc_addr = %self.local_addr,
             http_addr = %self.http_addr,
@@ -257,7 +268,7 @@ impl Application {
                 tracing::warn!(
                     "in-flight requests did not finish within the shutdown timeout; aborting them"
                 );
-                force_grpc_stop.cancel();
+                force_stop.cancel();
                 server.abort();
                 http_server.abort();
             }

@@ -6,11 +6,13 @@
 //! ([`error`]); requests and responses use Confluent's media types, negotiated as its server does
 //! ([`extract`]). The routes are one table, [`routes`], that builds the router and that the
 //! OpenAPI document (`services/registry/openapi.json`, served at `/openapi.json`) is tested
-//! against.
+//! against. [`serve_connections`] serves the router on one of the HTTP API's per-core threads
+//! ([`crate::per_core`]).
 
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod lingering;
 pub mod wire;
 
 use std::sync::Arc;
@@ -19,9 +21,19 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tower_layer::Stack;
+use tributary_telemetry::http::HttpLayer;
 
+use crate::per_core::Incoming;
 use crate::registry::Registry;
 use handlers::ApiState;
+use lingering::LingeringClose;
 
 pub use handlers::OPENAPI;
 
@@ -125,18 +137,71 @@ fn body_limit(max_schema_bytes: usize) -> usize {
         .max(256 * 1024)
 }
 
-/// The HTTP API over a registry core.
-pub fn router(registry: Arc<Registry>, max_schema_bytes: usize) -> Router {
+/// The HTTP API over a registry core, each route (and the fallbacks) instrumented by
+/// `instrumentation`.
+pub fn router(
+    registry: Arc<Registry>,
+    max_schema_bytes: usize,
+    instrumentation: HttpLayer,
+) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
     }
+    // One `Router::layer` call with the whole stack: each call wraps every route in another
+    // boxed service, which costs a clone and a boxed future per request.
+    let layers = Stack::new(
+        Stack::new(
+            extract::NegotiationLayer,
+            DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+        ),
+        instrumentation,
+    );
     router
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::wrong_method)
-        .layer(extract::NegotiationLayer)
-        .layer(DefaultBodyLimit::max(body_limit(max_schema_bytes)))
+        .layer(layers)
         .with_state(ApiState::new(registry))
+}
+
+/// Serves `app` on every connection of `incoming` (HTTP/1.1, or HTTP/2 with prior knowledge, as
+/// `axum::serve` does), each in a task of the current runtime, until `stop` is cancelled; then
+/// shuts every connection down gracefully (requests in flight are answered, with
+/// `Connection: close` on HTTP/1.1, idle keep-alive connections close at once) and completes
+/// once they are all closed. Connections the server closes linger ([`lingering`]).
+pub async fn serve_connections(
+    app: Router,
+    mut incoming: Incoming,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => break,
+            next = incoming.next() => next,
+        };
+        let stream = match next {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "cannot serve an HTTP connection");
+                continue;
+            }
+            None => break,
+        };
+        let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection =
+                builder.serve_connection(TokioIo::new(LingeringClose::new(stream)), service);
+            if let Err(error) = watcher.watch(connection).await {
+                // A client that goes away mid-request, a malformed request line and the like.
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
-//! The gRPC server's threads: one accept loop hands connections round-robin to N threads, each
+//! Servers on per-core threads: one accept loop hands connections round-robin to N threads, each
 //! running its own single-threaded tokio runtime, which then serves everything on that
-//! connection (its HTTP/2 state machine and one task per request).
+//! connection. Both APIs run this way, each on its own threads and listener: gRPC (tonic: its
+//! HTTP/2 state machine and one task per request, `--grpc-threads`) and the Confluent HTTP API
+//! (hyper serving the axum router, `--http-threads`, see [`crate::http::serve_connections`]).
 //!
-//! On the shared multi-threaded runtime, a connection's task and its per-request tasks (hyper
-//! spawns one per HTTP/2 stream) woke each other across worker threads: futex wake-ups, work
-//! stealing and contended stream locks cost about as much CPU as the request itself. Keeping a
-//! connection on one thread removes that; the threads still spread connections over every
-//! core. Everything else (the HTTP API, the database pool, the change listener) stays on the
-//! process's main runtime. Resources are shared across runtimes as usual with tokio (the
-//! registry core, the pool, the health reporter, the cancellation tokens).
+//! On the shared multi-threaded runtime, a connection's task and the tasks it woke (hyper spawns
+//! one per HTTP/2 stream; the runtime's I/O driver wakes an HTTP/1.1 connection's task from
+//! whichever worker polls it) ran on different worker threads: futex wake-ups, work stealing and
+//! contended locks cost about as much CPU as the request itself. Keeping a connection on one
+//! thread removes that; the threads still spread connections over every core. Everything else
+//! (the database pool, the change listener, `/metrics`) stays on the process's main runtime.
+//! Resources are shared across runtimes as usual with tokio (the registry core, the pool, the
+//! health reporter, the cancellation tokens).
 
 use std::future::Future;
 use std::io;
@@ -23,12 +26,11 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::coalesce::CoalescingStream;
+/// The connections one thread is handed (TCP_NODELAY set), registered with its runtime.
+pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<TcpStream>> + Send>>;
 
-/// The connections one gRPC thread is handed, ready for tonic's `serve_with_incoming_shutdown`.
-pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<CoalescingStream<TcpStream>>> + Send>>;
-
-/// How many gRPC threads to run for a `--grpc-threads` value (0 = one per CPU core).
+/// How many threads to run for a `--grpc-threads` or `--http-threads` value (0 = one per CPU
+/// core).
 pub fn thread_count(configured: usize) -> usize {
     if configured > 0 {
         configured
@@ -37,12 +39,14 @@ pub fn thread_count(configured: usize) -> usize {
     }
 }
 
-/// Starts `threads` gRPC threads, each serving the connections it is handed with
-/// `serve_connections` (tonic's server over [`Incoming`], ending gracefully when its token is
-/// cancelled), and returns the accept loop: it hands every connection accepted on `listener` to
-/// the next thread until `stop` is cancelled, then completes once every thread has drained its
-/// connections or `force` is cancelled.
+/// Starts `threads` threads named `{name}-{index}`, each serving the connections it is handed
+/// with `serve_connections` (a server over [`Incoming`] that stops taking connections when its
+/// token is cancelled and completes once the ones it has are drained), and returns the accept
+/// loop: it hands every connection accepted on `listener` to the next thread until `stop` is
+/// cancelled, then completes once every thread has drained its connections or `force` is
+/// cancelled.
 pub fn serve<S, F>(
+    name: &'static str,
     serve_connections: S,
     listener: TcpListener,
     threads: usize,
@@ -51,7 +55,7 @@ pub fn serve<S, F>(
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send + 'static>
 where
     S: Fn(Incoming, CancellationToken) -> F + Clone + Send + 'static,
-    F: Future<Output = Result<(), tonic::transport::Error>>,
+    F: Future<Output = anyhow::Result<()>>,
 {
     let mut connections = Vec::with_capacity(threads);
     let mut finished = Vec::with_capacity(threads);
@@ -61,27 +65,27 @@ where
         let (serve_connections, stop, force) =
             (serve_connections.clone(), stop.clone(), force.clone());
         std::thread::Builder::new()
-            .name(format!("grpc-{index}"))
+            .name(format!("{name}-{index}"))
             .spawn(move || {
                 let outcome =
                     serve_on_this_thread(serve_connections, connection_receiver, stop, force);
                 let _ = done_sender.send(outcome);
             })
-            .context("cannot start a gRPC thread")?;
+            .with_context(|| format!("cannot start a {name} thread"))?;
         connections.push(connection_sender);
         finished.push(done_receiver);
     }
     Ok(async move {
-        accept_until_stopped(listener, connections, stop).await;
+        accept_until_stopped(name, listener, connections, stop).await;
         for done in finished {
             done.await
-                .context("a gRPC thread ended without reporting")??;
+                .with_context(|| format!("a {name} thread ended without reporting"))??;
         }
         Ok(())
     })
 }
 
-/// One gRPC thread: a single-threaded runtime serving the connections it is handed.
+/// One thread: a single-threaded runtime serving the connections it is handed.
 fn serve_on_this_thread<S, F>(
     serve_connections: S,
     connections: mpsc::UnboundedReceiver<StdTcpStream>,
@@ -90,31 +94,29 @@ fn serve_on_this_thread<S, F>(
 ) -> anyhow::Result<()>
 where
     S: Fn(Incoming, CancellationToken) -> F,
-    F: Future<Output = Result<(), tonic::transport::Error>>,
+    F: Future<Output = anyhow::Result<()>>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot build a gRPC thread's runtime")?;
+        .context("cannot build a server thread's runtime")?;
     runtime.block_on(async move {
         // Registered with this thread's I/O driver here, where they are served.
-        let incoming: Incoming = Box::pin(
-            UnboundedReceiverStream::new(connections)
-                .map(|stream| TcpStream::from_std(stream).map(CoalescingStream::new)),
-        );
+        let incoming: Incoming =
+            Box::pin(UnboundedReceiverStream::new(connections).map(TcpStream::from_std));
         tokio::select! {
-            served = serve_connections(incoming, stop) => {
-                served.context("gRPC server failed")
-            }
+            served = serve_connections(incoming, stop) => served,
             () = force.cancelled() => Ok(()),
         }
     })
+    // Dropping the runtime here ends whatever `force` cut short.
 }
 
-/// Accepts connections (TCP_NODELAY set: `Server::tcp_nodelay` applies only to listeners tonic
-/// binds itself, and without it a response meets Nagle's algorithm and the client's delayed
-/// ACK) and hands them round-robin to the threads until `stop` is cancelled.
+/// Accepts connections (TCP_NODELAY set: without it a response meets Nagle's algorithm and the
+/// client's delayed ACK; tonic's `Server::tcp_nodelay` applies only to listeners it binds itself)
+/// and hands them round-robin to the threads until `stop` is cancelled.
 async fn accept_until_stopped(
+    name: &'static str,
     listener: TcpListener,
     threads: Vec<mpsc::UnboundedSender<StdTcpStream>>,
     stop: CancellationToken,
@@ -129,7 +131,7 @@ async fn accept_until_stopped(
             Ok((stream, _)) => stream,
             Err(error) => {
                 // E.g. out of file descriptors: back off instead of spinning.
-                tracing::warn!(%error, "cannot accept a gRPC connection");
+                tracing::warn!(%error, server = name, "cannot accept a connection");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -138,13 +140,17 @@ async fn accept_until_stopped(
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, "cannot hand a gRPC connection to a thread");
+                tracing::warn!(%error, server = name, "cannot hand a connection to a thread");
                 continue;
             }
         };
         if threads[next % threads.len()].send(stream).is_err() {
             // The thread ended early; its outcome (an error) is what the server reports.
-            tracing::error!(thread = next % threads.len(), "a gRPC thread has stopped");
+            tracing::error!(
+                server = name,
+                thread = next % threads.len(),
+                "a server thread has stopped"
+            );
             return;
         }
         next = next.wrapping_add(1);
