@@ -528,10 +528,12 @@ async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> a
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("allow.auto.create.topics", "false")
-        // The messaging service's consumer defaults (its `FETCH_QUEUE_BACKOFF_MS`), so that
-        // both paths fetch alike; `--kafka-property` overrides both.
-        .set("fetch.queue.backoff.ms", "20");
+        .set("allow.auto.create.topics", "false");
+    // The messaging service's consumer defaults, so that both paths fetch alike;
+    // `--kafka-property` overrides both.
+    for (property, value) in tributary_messaging::consume::CONSUMER_DEFAULTS {
+        config.set(property, value);
+    }
     args.apply_kafka_properties(&mut config);
     let consumer: StreamConsumer = config.create()?;
     // Like the service, learn the partitions' leaders before assigning (otherwise librdkafka

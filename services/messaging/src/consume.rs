@@ -87,6 +87,13 @@ pub const STATISTICS_INTERVAL_MS: &str = "5000";
 /// against 670k with this value, on 100 B records). 20 ms still lets the queue bound memory.
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
 
+/// The librdkafka settings a Consume stream's consumer gets unless `KAFKA_PROPERTIES` sets them
+/// (the bench gives its raw consumer the same ones).
+pub const CONSUMER_DEFAULTS: [(&str, &str); 2] = [
+    ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
+    ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
+];
+
 /// How often the lag of a stream held by flow control is refreshed from the brokers' watermarks.
 const PAUSED_LAG_REFRESH: Duration = Duration::from_secs(5);
 
@@ -501,10 +508,7 @@ async fn open(
             },
         )
         .set("enable.partition.eof", "false");
-    for (property, default) in [
-        ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
-        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
-    ] {
+    for (property, default) in CONSUMER_DEFAULTS {
         if kafka.base_config().get(property).is_none() {
             config.set(property, default);
         }
@@ -925,20 +929,10 @@ async fn send_records(
         records
             .retain(|o| tracker.is_pending(&o.record.topic, o.record.partition, o.record.offset));
     }
-    // Per partition, the highest offset of this response (for auto_ack).
+    // Per partition, the highest offset of this response (for auto_ack); per topic, records
+    // and bytes (for the consumed counters). A response rarely holds more than a few
+    // partitions, so short lists.
     let mut sent_up_to: Vec<(String, i32, i64)> = Vec::new();
-    if plan.auto_ack {
-        for Outbound { record, .. } in &records {
-            match sent_up_to.iter_mut().find(|(topic, partition, _)| {
-                *partition == record.partition && *topic == record.topic
-            }) {
-                Some(last) => last.2 = last.2.max(record.offset),
-                None => sent_up_to.push((record.topic.clone(), record.partition, record.offset)),
-            }
-        }
-    }
-    // Records and bytes per topic, for the consumed counters (a response rarely holds more
-    // than one topic, so a short list).
     let mut consumed: Vec<(String, usize, usize)> = Vec::new();
     let mut single_span = tracing::Span::none();
     let mut wire = Vec::with_capacity(records.len());
@@ -948,6 +942,14 @@ async fn send_records(
         bytes,
     } in records
     {
+        if plan.auto_ack {
+            match sent_up_to.iter_mut().find(|(topic, partition, _)| {
+                *partition == record.partition && *topic == record.topic
+            }) {
+                Some(last) => last.2 = last.2.max(record.offset),
+                None => sent_up_to.push((record.topic.clone(), record.partition, record.offset)),
+            }
+        }
         match consumed
             .iter_mut()
             .find(|(topic, ..)| *topic == record.topic)
