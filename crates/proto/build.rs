@@ -18,6 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tributary_descriptor.bin"))
+        // Hand-written, with the same wire form (src/record_batch.rs).
+        .extern_path(
+            ".tributary.messaging.v1.RecordBatch",
+            "crate::messaging::v1::RecordBatch",
+        )
         .compile_with_config(config, &files, &[proto_root])?;
 
     println!("cargo:rerun-if-changed=../../proto");

@@ -1,5 +1,9 @@
 //! Generated Rust code for the tributary gRPC APIs. The `.proto` files under the workspace's
-//! `proto/` folder are the only source of truth; this crate only compiles them.
+//! `proto/` folder are the only source of truth; this crate compiles them. One message type,
+//! `messaging::v1::RecordBatch`, is written by hand with the same wire form, so that the
+//! messaging service can send records it has encoded itself (see [`record_batch`]).
+
+pub mod record_batch;
 
 /// `tributary.registry.v1`: the schema registry API.
 pub mod registry {
@@ -16,6 +20,7 @@ pub mod messaging {
     pub mod v1 {
         #![allow(missing_docs, clippy::all, missing_debug_implementations)]
         tonic::include_proto!("tributary.messaging.v1");
+        pub use crate::record_batch::RecordBatch;
     }
 }
 

@@ -44,6 +44,9 @@ pub enum MessagingError {
     Kafka(#[source] KafkaError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A bug: something the service itself produced turned out wrong.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl MessagingError {
@@ -71,6 +74,7 @@ impl MessagingError {
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
+            Internal(_) => "INTERNAL",
         }
     }
 
@@ -89,7 +93,7 @@ impl MessagingError {
             Undecodable { .. } => Code::DataLoss,
             Registry { code, .. } => *code,
             KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
-            Kafka(_) => Code::Internal,
+            Kafka(_) | Internal(_) => Code::Internal,
         }
     }
 

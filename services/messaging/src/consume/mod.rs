@@ -42,6 +42,9 @@
 //! on. Only an unreachable registry ends the stream (UNAVAILABLE), since a reconnect then gets
 //! the record decoded.
 
+mod acks;
+mod records;
+
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -50,7 +53,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use prost::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, MessageStream, Rebalance, StreamConsumer,
@@ -64,10 +66,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tributary_avro::Schema;
 use tributary_proto::messaging::v1 as pb;
 
-use crate::avro;
+use self::acks::AckTracker;
+use self::records::{Encoded, PayloadDecoding, Taken};
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
@@ -105,152 +107,6 @@ const MAX_REQUESTS_PER_TURN: usize = 1024;
 const MAX_BATCH_RECORDS: i32 = 10_000;
 const DEFAULT_MAX_BATCH_BYTES: usize = 1 << 20;
 const MAX_BATCH_LINGER_MS: i32 = 1000;
-
-/// Per partition: what was delivered and not acknowledged, and where commits stand.
-#[derive(Debug, Default)]
-struct PartitionAcks {
-    pending: BTreeSet<i64>,
-    /// One past the highest delivered offset.
-    next: i64,
-    /// The first offset delivered: where the partition's position stood.
-    baseline: i64,
-    /// The last offset committed (or to be committed) by this stream, once an ack moved it.
-    committed: Option<i64>,
-}
-
-impl PartitionAcks {
-    /// The commit position after acknowledgements, when it moved: the lowest pending offset, or
-    /// one past the highest delivered offset when nothing is pending.
-    fn advance(&mut self) -> Option<i64> {
-        let position = self.pending.first().copied().unwrap_or(self.next);
-        (position > self.committed.unwrap_or(self.baseline)).then(|| {
-            self.committed = Some(position);
-            position
-        })
-    }
-}
-
-/// Acknowledgement bookkeeping of one stream.
-#[derive(Debug, Default)]
-pub struct AckTracker {
-    /// Topic -> partition -> its acknowledgements (keyed by topic first so that lookups borrow
-    /// the topic name instead of copying it per record).
-    partitions: HashMap<String, HashMap<i32, PartitionAcks>>,
-    /// Records delivered and not acknowledged, over all partitions.
-    unacked: usize,
-    /// Moves each time a partition is forgotten.
-    generation: u64,
-}
-
-impl AckTracker {
-    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionAcks> {
-        self.partitions.get_mut(topic)?.get_mut(&partition)
-    }
-
-    /// Notes a delivered record.
-    pub fn delivered(&mut self, topic: &str, partition: i32, offset: i64) {
-        let partitions = match self.partitions.get_mut(topic) {
-            Some(partitions) => partitions,
-            None => self.partitions.entry(topic.to_owned()).or_default(),
-        };
-        let acks = partitions
-            .entry(partition)
-            .or_insert_with(|| PartitionAcks {
-                pending: BTreeSet::new(),
-                next: offset,
-                baseline: offset,
-                committed: None,
-            });
-        if acks.pending.insert(offset) {
-            self.unacked += 1;
-        }
-        acks.next = acks.next.max(offset + 1);
-    }
-
-    /// Notes an acknowledgement; returns the offset to commit when the commit position moved.
-    /// Acknowledging a record that is not pending (unknown, revoked, or acknowledged already)
-    /// does nothing.
-    pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let acks = self.partition_mut(topic, partition)?;
-        if !acks.pending.remove(&offset) {
-            return None;
-        }
-        let position = acks.advance();
-        self.unacked -= 1;
-        position
-    }
-
-    /// Notes a cumulative acknowledgement of every pending record of a partition at or below
-    /// `offset`; returns the offset to commit when the commit position moved.
-    pub fn ack_up_to(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let acks = self.partition_mut(topic, partition)?;
-        let above = acks.pending.split_off(&offset.saturating_add(1));
-        let acknowledged = std::mem::replace(&mut acks.pending, above).len();
-        if acknowledged == 0 {
-            return None;
-        }
-        let position = acks.advance();
-        self.unacked -= acknowledged;
-        position
-    }
-
-    /// Records delivered and not acknowledged, over all partitions.
-    pub fn unacked(&self) -> usize {
-        self.unacked
-    }
-
-    /// Whether a delivered record is still waiting for its acknowledgement.
-    pub fn is_pending(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.partitions
-            .get(topic)
-            .and_then(|partitions| partitions.get(&partition))
-            .is_some_and(|acks| acks.pending.contains(&offset))
-    }
-
-    /// A number that moves each time a partition is forgotten.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// Forgets a partition (revoked, or sought).
-    pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.generation += 1;
-        let Some(partitions) = self.partitions.get_mut(topic) else {
-            return;
-        };
-        if let Some(acks) = partitions.remove(&partition) {
-            self.unacked -= acks.pending.len();
-        }
-        if partitions.is_empty() {
-            self.partitions.remove(topic);
-        }
-    }
-
-    /// Where the stream would resume a partition after a reconnect: its lowest unacknowledged
-    /// delivered offset, else one past the last delivered one.
-    pub fn resume_position(&self, topic: &str, partition: i32) -> Option<i64> {
-        let acks = self.partitions.get(topic)?.get(&partition)?;
-        Some(acks.pending.first().copied().unwrap_or(acks.next))
-    }
-
-    /// The topics this stream delivered records of.
-    pub fn topics(&self) -> Vec<String> {
-        self.partitions.keys().cloned().collect()
-    }
-
-    /// The commit positions this stream has reached.
-    pub fn positions(&self) -> Vec<(String, i32, i64)> {
-        self.partitions
-            .iter()
-            .flat_map(|(topic, partitions)| {
-                partitions.iter().filter_map(|(partition, acks)| {
-                    acks.committed
-                        .map(|offset| (topic.clone(), *partition, offset))
-                })
-            })
-            .collect()
-    }
-}
 
 /// Rebalance notifications and statistics from librdkafka's thread to the stream's task.
 #[derive(Debug)]
@@ -393,20 +249,6 @@ impl Batching {
             },
             linger: Duration::from_millis(linger as u64),
         }))
-    }
-}
-
-/// How keys and values are decoded.
-struct PayloadDecoding {
-    value_format: pb::PayloadFormat,
-    key_format: pb::PayloadFormat,
-    reader: Option<Arc<Schema>>,
-}
-
-impl PayloadDecoding {
-    /// Whether payloads go out as they are (no decoding work).
-    fn is_raw(&self) -> bool {
-        self.value_format == pb::PayloadFormat::Raw && self.key_format == pb::PayloadFormat::Raw
     }
 }
 
@@ -670,144 +512,6 @@ fn on_request(
     }
 }
 
-fn timestamp_to_wire(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-/// Decodes one key or value; errors that a reconnect can cure (registry unreachable) are
-/// returned, every other error goes into the payload, with the bytes as they are.
-async fn decode_payload(
-    schemas: &Schemas,
-    bytes: Vec<u8>,
-    format: pb::PayloadFormat,
-    reader: Option<&Schema>,
-) -> Result<pb::ConsumedPayload, MessagingError> {
-    let raw_with =
-        |bytes, error: Option<MessagingError>, schema_id: Option<u32>| pb::ConsumedPayload {
-            data: Some(pb::consumed_payload::Data::Raw(bytes)),
-            schema_id: schema_id.map(|id| id as i32),
-            error: error.map(|e| e.to_record_error()),
-        };
-    let tagged = match format {
-        pb::PayloadFormat::Raw => return Ok(raw_with(bytes, None, None)),
-        pb::PayloadFormat::AvroPlain => false,
-        pb::PayloadFormat::AvroTagged | pb::PayloadFormat::Unspecified => true,
-    };
-    let (id, body) = match avro::unframe(&bytes) {
-        Ok(framed) => framed,
-        Err(error) => return Ok(raw_with(bytes, Some(error), None)),
-    };
-    let writer = match schemas.by_id(id).await {
-        Ok(writer) => writer,
-        Err(
-            error @ MessagingError::Registry {
-                code: Code::Unavailable,
-                ..
-            },
-        ) => {
-            return Err(error);
-        }
-        Err(error) => return Ok(raw_with(bytes, Some(error), Some(id))),
-    };
-    Ok(match avro::decode(&writer, reader, body, tagged) {
-        Ok(json) => pb::ConsumedPayload {
-            data: Some(pb::consumed_payload::Data::Json(json)),
-            schema_id: Some(id as i32),
-            error: None,
-        },
-        Err(error) => raw_with(bytes, Some(error), Some(id)),
-    })
-}
-
-/// Decodes the key and value of a record taken by `to_wire` (which holds them raw).
-async fn decode_record(
-    schemas: &Schemas,
-    decoding: &PayloadDecoding,
-    record: &mut pb::ConsumedRecord,
-) -> Result<(), MessagingError> {
-    let raw_bytes = |payload: &mut Option<pb::ConsumedPayload>| match payload.take() {
-        Some(pb::ConsumedPayload {
-            data: Some(pb::consumed_payload::Data::Raw(bytes)),
-            ..
-        }) => Some(bytes),
-        _ => None,
-    };
-    if let Some(bytes) = raw_bytes(&mut record.key) {
-        record.key = Some(decode_payload(schemas, bytes, decoding.key_format, None).await?);
-    }
-    if let Some(bytes) = raw_bytes(&mut record.value) {
-        record.value = Some(
-            decode_payload(
-                schemas,
-                bytes,
-                decoding.value_format,
-                decoding.reader.as_deref(),
-            )
-            .await?,
-        );
-    }
-    Ok(())
-}
-
-/// A record on its way to the client, with its CONSUMER span and its size in Kafka (key and
-/// value bytes).
-struct Outbound {
-    record: pb::ConsumedRecord,
-    span: tracing::Span,
-    bytes: usize,
-}
-
-/// Decodes the records of one response, in order, each in its span.
-async fn decode_records(
-    schemas: Arc<Schemas>,
-    decoding: Arc<PayloadDecoding>,
-    mut records: Vec<Outbound>,
-) -> Result<Vec<Outbound>, MessagingError> {
-    for outbound in &mut records {
-        let decoded = decode_record(&schemas, &decoding, &mut outbound.record)
-            .instrument(outbound.span.clone())
-            .await;
-        if let Err(error) = decoded {
-            outbound.span.record("otel.status_code", "ERROR");
-            return Err(error);
-        }
-    }
-    Ok(records)
-}
-
-/// A record as Kafka has it, its key and value raw (decoded later, by `decode_record`).
-fn to_wire(message: &BorrowedMessage<'_>) -> pb::ConsumedRecord {
-    let raw = |bytes: &[u8]| pb::ConsumedPayload {
-        data: Some(pb::consumed_payload::Data::Raw(bytes.to_vec())),
-        schema_id: None,
-        error: None,
-    };
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| pb::Header {
-                    key: h.key.to_owned(),
-                    value: h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    pb::ConsumedRecord {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp: message.timestamp().to_millis().map(timestamp_to_wire),
-        key: message.key().map(raw),
-        value: message.payload().map(raw),
-        headers,
-    }
-}
-
 /// Takes one response's worth of records from the consumer: `received` and, when the
 /// subscription asks for batches, the records that follow it, as long as they have been fetched
 /// already (or arrive within the linger) and the batch's bounds and `max_unacked` allow. Each
@@ -820,36 +524,24 @@ async fn take<'c>(
     plan: &Plan,
     group: &str,
     tracker: &mut AckTracker,
-) -> (Vec<Outbound>, Option<MessagingError>) {
+) -> (Taken, Option<MessagingError>) {
     let deadline = plan
         .batching
         .map(|batching| tokio::time::Instant::now() + batching.linger);
-    let mut records = Vec::new();
-    let mut bytes = 0;
+    let mut taken = Taken::default();
     let mut received = received;
     loop {
         match received {
             Ok(message) => {
-                let record = to_wire(&message);
+                tracker.delivered(message.topic(), message.partition(), message.offset());
                 let span = receive_span(&message, group);
-                let size =
-                    message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
-                drop(message);
-                tracker.delivered(&record.topic, record.partition, record.offset);
-                if plan.batching.is_some() {
-                    bytes += record.encoded_len();
-                }
-                records.push(Outbound {
-                    record,
-                    span,
-                    bytes: size,
-                });
+                taken.push(&message, span);
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");
                 let error = MessagingError::from_kafka(error, "", 0);
                 if error.grpc_code() == Code::NotFound {
-                    return (records, Some(error));
+                    return (taken, Some(error));
                 }
                 break;
             }
@@ -857,8 +549,8 @@ async fn take<'c>(
         let (Some(batching), Some(deadline)) = (plan.batching, deadline) else {
             break;
         };
-        if records.len() >= batching.max_records
-            || bytes >= batching.max_bytes
+        if taken.records().len() >= batching.max_records
+            || taken.encoded_len() >= batching.max_bytes
             || !plan.may_deliver(tracker)
         {
             break;
@@ -874,80 +566,71 @@ async fn take<'c>(
             },
         };
     }
-    (records, None)
+    (taken, None)
 }
 
-/// Records on their way to the client: decoded, in order, and tagged with the tracker's
-/// generation when they were taken.
-type Outgoing = BoxFuture<'static, (u64, Result<Vec<Outbound>, MessagingError>)>;
+/// Records on their way to the client: decoded, encoded, in order, and tagged with the
+/// tracker's generation when they were taken.
+type Outgoing = BoxFuture<'static, (u64, Result<Encoded, MessagingError>)>;
 
 /// Most responses taken from Kafka and not yet sent (being decoded, or waiting their turn).
 const MAX_OUTGOING: usize = 4;
 
-/// Starts decoding records taken from Kafka. Batches of Avro are decoded on a task of their
-/// own, so that one stream uses more than one core; a single record is decoded by the
-/// stream's task; raw payloads need no work.
-fn start_decoding(
-    schemas: &Arc<Schemas>,
-    plan: &Plan,
-    generation: u64,
-    records: Vec<Outbound>,
-) -> Outgoing {
+/// Starts encoding records taken from Kafka. Raw payloads are encoded at once; batches of Avro
+/// are decoded and encoded on a task of their own, so that one stream uses more than one core;
+/// a single record of Avro is decoded by the stream's task.
+fn start_encoding(schemas: &Arc<Schemas>, plan: &Plan, generation: u64, taken: Taken) -> Outgoing {
     if plan.decoding.is_raw() {
-        return futures::future::ready((generation, Ok(records))).boxed();
+        return futures::future::ready((generation, Ok(records::encode_raw(taken)))).boxed();
     }
-    let decoded = decode_records(Arc::clone(schemas), Arc::clone(&plan.decoding), records);
+    let schemas = Arc::clone(schemas);
+    let decoding = Arc::clone(&plan.decoding);
+    let encoded = async move { records::encode_decoded(&schemas, &decoding, taken).await };
     if plan.batching.is_none() {
-        return decoded.map(move |decoded| (generation, decoded)).boxed();
+        return encoded.map(move |encoded| (generation, encoded)).boxed();
     }
-    tokio::spawn(decoded)
+    tokio::spawn(encoded)
         .map(move |joined| {
-            let decoded = match joined {
-                Ok(decoded) => decoded,
+            let encoded = match joined {
+                Ok(encoded) => encoded,
                 Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
                 Err(_) => Err(MessagingError::ShuttingDown),
             };
-            (generation, decoded)
+            (generation, encoded)
         })
         .boxed()
 }
 
-/// Sends decoded records: one response per record, or one batch. Records of a partition that
+/// Sends encoded records: one response per record, or one batch. Records of a partition that
 /// was revoked or sought since they were taken are dropped (they are not pending any more and
 /// will be read again). With `auto_ack`, what was sent is acknowledged. Breaks when the client
 /// is gone.
 async fn send_records(
-    mut records: Vec<Outbound>,
+    mut encoded: Encoded,
     taken_at_generation: u64,
     plan: &Plan,
     metrics: &MessagingMetrics,
     tracker: &mut AckTracker,
     to_commit: &mut HashMap<(String, i32), i64>,
     out: &mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
-) -> ControlFlow<()> {
+) -> ControlFlow<Option<Status>> {
     if taken_at_generation != tracker.generation() {
-        records
-            .retain(|o| tracker.is_pending(&o.record.topic, o.record.partition, o.record.offset));
+        encoded.retain(|record| tracker.is_pending(&record.topic, record.partition, record.offset));
     }
     // Per partition, the highest offset of this response (for auto_ack); per topic, records
     // and bytes (for the consumed counters). A response rarely holds more than a few
     // partitions, so short lists.
-    let mut sent_up_to: Vec<(String, i32, i64)> = Vec::new();
-    let mut consumed: Vec<(String, usize, usize)> = Vec::new();
-    let mut single_span = tracing::Span::none();
-    let mut wire = Vec::with_capacity(records.len());
-    for Outbound {
-        record,
-        span,
-        bytes,
-    } in records
-    {
+    let mut sent_up_to: Vec<(Arc<str>, i32, i64)> = Vec::new();
+    let mut consumed: Vec<(Arc<str>, usize, usize)> = Vec::new();
+    for record in &encoded.records {
         if plan.auto_ack {
             match sent_up_to.iter_mut().find(|(topic, partition, _)| {
                 *partition == record.partition && *topic == record.topic
             }) {
                 Some(last) => last.2 = last.2.max(record.offset),
-                None => sent_up_to.push((record.topic.clone(), record.partition, record.offset)),
+                None => {
+                    sent_up_to.push((Arc::clone(&record.topic), record.partition, record.offset))
+                }
             }
         }
         match consumed
@@ -956,40 +639,46 @@ async fn send_records(
         {
             Some((_, count, total)) => {
                 *count += 1;
-                *total += bytes;
+                *total += record.kafka_bytes;
             }
-            None => consumed.push((record.topic.clone(), 1, bytes)),
+            None => consumed.push((Arc::clone(&record.topic), 1, record.kafka_bytes)),
         }
-        single_span = span;
-        wire.push(record);
     }
-    let kind = if plan.batching.is_some() {
-        (!wire.is_empty()).then_some(pb::consume_response::Kind::Batch(pb::RecordBatch {
-            records: wire,
-        }))
+    if encoded.records.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    let (kind, span) = if plan.batching.is_some() {
+        (
+            pb::consume_response::Kind::Batch(encoded.into_batch()),
+            tracing::Span::none(),
+        )
     } else {
-        wire.pop().map(pb::consume_response::Kind::Record)
-    };
-    if let Some(kind) = kind {
         // A single record's send is part of its span, as before batches.
-        let sent = out
-            .send(Ok(pb::ConsumeResponse { kind: Some(kind) }))
-            .instrument(if plan.batching.is_some() {
-                tracing::Span::none()
-            } else {
-                single_span
-            })
-            .await;
-        if sent.is_err() {
-            return ControlFlow::Break(());
+        let span = encoded
+            .records
+            .last()
+            .map_or_else(tracing::Span::none, |record| record.span.clone());
+        match encoded.into_messages() {
+            Ok(mut records) => match records.pop() {
+                Some(record) => (pb::consume_response::Kind::Record(record), span),
+                None => return ControlFlow::Continue(()),
+            },
+            Err(error) => return ControlFlow::Break(Some(error.into())),
         }
+    };
+    let sent = out
+        .send(Ok(pb::ConsumeResponse { kind: Some(kind) }))
+        .instrument(span)
+        .await;
+    if sent.is_err() {
+        return ControlFlow::Break(None);
     }
     for (topic, records, bytes) in consumed {
         metrics.consumed(&topic, records, bytes);
     }
     for (topic, partition, offset) in sent_up_to {
         if let Some(position) = tracker.ack_up_to(&topic, partition, offset) {
-            to_commit.insert((topic, partition), position);
+            to_commit.insert((topic.to_string(), partition), position);
         }
     }
     ControlFlow::Continue(())
@@ -1137,16 +826,16 @@ pub async fn run(
                     break;
                 }
             }
-            Some((generation, decoded)) = outgoing.next(), if !outgoing.is_empty() => {
-                let records = match decoded {
-                    Ok(records) => records,
+            Some((generation, encoded)) = outgoing.next(), if !outgoing.is_empty() => {
+                let encoded = match encoded {
+                    Ok(encoded) => encoded,
                     Err(error) => {
                         end = Some(error.into());
                         break;
                     }
                 };
                 let sent = send_records(
-                    records,
+                    encoded,
                     generation,
                     &plan,
                     &metrics,
@@ -1155,7 +844,8 @@ pub async fn run(
                     &out,
                 )
                 .await;
-                if sent.is_break() {
+                if let ControlFlow::Break(status) = sent {
+                    end = status;
                     break;
                 }
                 commit_pending(&consumer, &mut to_commit);
@@ -1175,12 +865,12 @@ pub async fn run(
             Some(received) = messages.next(),
                 if plan.may_deliver(&tracker) && outgoing.len() < MAX_OUTGOING =>
             {
-                let (records, error) =
+                let (taken, error) =
                     take(received, &mut messages, &plan, &subscription.group_id, &mut tracker)
                         .await;
-                if !records.is_empty() {
+                if !taken.is_empty() {
                     let generation = tracker.generation();
-                    outgoing.push_back(start_decoding(&schemas, &plan, generation, records));
+                    outgoing.push_back(start_encoding(&schemas, &plan, generation, taken));
                 }
                 if let Some(error) = error {
                     // Ends the stream once what was taken before it is sent.
@@ -1213,67 +903,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commits_only_past_contiguous_acknowledgements() {
-        let mut tracker = AckTracker::default();
-        for offset in [10, 11, 12] {
-            tracker.delivered("t", 0, offset);
-        }
-        assert_eq!(tracker.unacked(), 3);
-        // 11 acknowledged first: 10 is still pending, nothing to commit.
-        assert_eq!(tracker.ack("t", 0, 11), None);
-        // 10 acknowledged: 10 and 11 are done, commit at 12 (the next one to read).
-        assert_eq!(tracker.ack("t", 0, 10), Some(12));
-        assert_eq!(tracker.ack("t", 0, 12), Some(13));
-        assert_eq!(tracker.unacked(), 0);
-        // Unknown or repeated acks do nothing.
-        assert_eq!(tracker.ack("t", 0, 12), None);
-        assert_eq!(tracker.ack("t", 1, 0), None);
-        assert_eq!(tracker.positions(), vec![("t".to_owned(), 0, 13)]);
-    }
-
-    #[test]
-    fn gaps_in_offsets_do_not_block_commits() {
-        let mut tracker = AckTracker::default();
-        // Compaction or transaction markers leave gaps.
-        tracker.delivered("t", 0, 5);
-        tracker.delivered("t", 0, 9);
-        assert_eq!(tracker.ack("t", 0, 9), None);
-        assert_eq!(tracker.ack("t", 0, 5), Some(10));
-    }
-
-    #[test]
-    fn cumulative_acks_take_every_pending_record_up_to_the_offset() {
-        let mut tracker = AckTracker::default();
-        for offset in 0..6 {
-            tracker.delivered("t", 0, offset);
-        }
-        tracker.delivered("t", 1, 0);
-        assert_eq!(tracker.ack("t", 0, 4), None);
-        // 0..=2 acknowledged at once; 3 is still pending.
-        assert_eq!(tracker.ack_up_to("t", 0, 2), Some(3));
-        assert_eq!(tracker.unacked(), 3 + 1 - 1);
-        // Nothing pending at or below 2 any more.
-        assert_eq!(tracker.ack_up_to("t", 0, 2), None);
-        // Past the last delivered offset: what was delivered, no more.
-        assert_eq!(tracker.ack_up_to("t", 0, 100), Some(6));
-        assert_eq!(tracker.unacked(), 1);
-        assert_eq!(tracker.ack_up_to("t", 2, 100), None);
-        assert_eq!(tracker.ack_up_to("u", 0, 100), None);
-        // A record delivered later is not covered by an earlier cumulative ack.
-        tracker.delivered("t", 0, 6);
-        assert_eq!(tracker.unacked(), 2);
-        assert_eq!(tracker.ack_up_to("t", 1, 0), Some(1));
-        assert_eq!(tracker.ack_up_to("t", 0, 6), Some(7));
-        assert_eq!(tracker.unacked(), 0);
-        let mut positions = tracker.positions();
-        positions.sort();
-        assert_eq!(
-            positions,
-            vec![("t".to_owned(), 0, 7), ("t".to_owned(), 1, 1)]
-        );
-    }
-
-    #[test]
     fn lag_counts_from_where_the_stream_would_resume() {
         let mut tracker = AckTracker::default();
         for offset in 0..10 {
@@ -1301,22 +930,5 @@ mod tests {
         )
         .collect();
         assert_eq!(lags, vec![("t".to_owned(), 0, 6), ("t".to_owned(), 1, 3)]);
-    }
-
-    #[test]
-    fn forgetting_a_partition_drops_its_pending_records() {
-        let mut tracker = AckTracker::default();
-        tracker.delivered("t", 0, 0);
-        tracker.delivered("t", 1, 0);
-        let generation = tracker.generation();
-        assert!(tracker.is_pending("t", 0, 0));
-        tracker.forget("t", 0);
-        // Records taken before the forget and not sent yet are recognised as stale.
-        assert_ne!(tracker.generation(), generation);
-        assert!(!tracker.is_pending("t", 0, 0));
-        assert!(tracker.is_pending("t", 1, 0));
-        assert_eq!(tracker.unacked(), 1);
-        assert_eq!(tracker.ack("t", 0, 0), None);
-        assert_eq!(tracker.ack("t", 1, 0), Some(1));
     }
 }
