@@ -467,3 +467,28 @@ fn decode_errors_name_the_path() {
         .unwrap_or_else(|| panic!("trailing bytes"));
     assert!(e.message.contains("unexpected bytes"), "{e}");
 }
+
+#[test]
+fn json_text_can_be_appended_to_a_buffer_that_is_left_as_it_was_on_an_error() {
+    use tributary_avro::codec::avro_to_json_into;
+    let s = schema(
+        r#"{"type":"record","name":"R","fields":[
+        {"name":"a","type":"string"},
+        {"name":"m","type":{"type":"map","values":"int"}}]}"#,
+    );
+    let bytes = enc(&s, r#"{"a":"é","m":{"k":1}}"#);
+    let mut out = b"[".to_vec();
+    for _ in 0..2 {
+        assert!(avro_to_json_into(&s, None, &bytes, UnionStyle::Tagged, &mut out).is_ok());
+        out.push(b',');
+    }
+    assert_eq!(
+        String::from_utf8(out.clone()).ok().as_deref(),
+        Some(r#"[{"a":"é","m":{"k":1}},{"a":"é","m":{"k":1}},"#)
+    );
+    // Truncated data: an error, and the buffer keeps what it held.
+    let before = out.clone();
+    let error = avro_to_json_into(&s, None, &bytes[..3], UnionStyle::Tagged, &mut out);
+    assert!(error.is_err());
+    assert_eq!(out, before);
+}

@@ -129,13 +129,52 @@ pub fn avro_to_json(
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<String, CodecError> {
-    let mut text = TextSink::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
-    decode_into(&mut text, writer, reader, avro, style)?;
-    text.into_string().map_err(|e| CodecError {
+    let mut text = Vec::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
+    write_json(&mut text, writer, reader, avro, style)?;
+    String::from_utf8(text).map_err(|e| not_utf8(writer, e.utf8_error()))
+}
+
+/// [`avro_to_json`], appending the text to `out` (UTF-8, and `out` is left as it was on an
+/// error). A caller decoding many datums reuses one buffer: no allocation per datum.
+pub fn avro_to_json_into(
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let written = write_json(out, writer, reader, avro, style).and_then(|()| {
+        std::str::from_utf8(&out[start..])
+            .map(|_| ())
+            .map_err(|e| not_utf8(writer, e))
+    });
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
+/// Writes the JSON text of a datum at the end of `out` (not checked to be UTF-8).
+fn write_json(
+    out: &mut Vec<u8>,
+    writer: &Schema,
+    reader: Option<&Schema>,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<(), CodecError> {
+    let mut text = TextSink::appending_to(std::mem::take(out));
+    let decoded = decode_into(&mut text, writer, reader, avro, style);
+    *out = text.into_bytes();
+    decoded
+}
+
+fn not_utf8(writer: &Schema, error: std::str::Utf8Error) -> CodecError {
+    CodecError {
         path: "$".to_owned(),
         expected: type_label(writer, writer.root()),
-        message: format!("internal error: the JSON written is not UTF-8: {e}"),
-    })
+        message: format!("internal error: the JSON written is not UTF-8: {error}"),
+    }
 }
 
 /// Avro binary written with `writer` -> serde_json value; projected onto `reader` when given.

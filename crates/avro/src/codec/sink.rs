@@ -148,15 +148,14 @@ pub(crate) struct TextObject {
 }
 
 impl TextSink {
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        TextSink {
-            out: Vec::with_capacity(n),
-        }
+    /// A sink that writes after what `out` holds already.
+    pub(crate) fn appending_to(out: Vec<u8>) -> Self {
+        TextSink { out }
     }
 
-    /// The text written.
-    pub(crate) fn into_string(self) -> Result<String, std::string::FromUtf8Error> {
-        String::from_utf8(self.out)
+    /// What `out` held, then the text written.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.out
     }
 
     fn quoted(&mut self, s: &str) {
