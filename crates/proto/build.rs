@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tributary_descriptor.bin"))
+        // Bytes fields of the messaging API (payloads, header values) are `bytes::Bytes`:
+        // decoding slices them out of the received buffer instead of copying each one.
+        .bytes(".tributary.messaging.v1")
         // Hand-written, with the same wire form (src/record_batch.rs).
         .extern_path(
             ".tributary.messaging.v1.RecordBatch",

@@ -8,7 +8,7 @@ use crate::TestMessaging;
 
 pub fn raw(bytes: &[u8]) -> Option<pb::Payload> {
     Some(pb::Payload {
-        kind: Some(pb::payload::Kind::Raw(bytes.to_vec())),
+        kind: Some(pb::payload::Kind::Raw(bytes.to_vec().into())),
     })
 }
 

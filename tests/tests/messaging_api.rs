@@ -42,7 +42,7 @@ fn partition_subscription(topic: &str, format: pb::PayloadFormat) -> pb::Subscri
 
 fn value_raw(record: &pb::ConsumedRecord) -> Vec<u8> {
     match record.value.as_ref().and_then(|v| v.data.as_ref()) {
-        Some(pb::consumed_payload::Data::Raw(bytes)) => bytes.clone(),
+        Some(pb::consumed_payload::Data::Raw(bytes)) => bytes.to_vec(),
         other => panic!("expected raw bytes, got {other:?}"),
     }
 }
@@ -345,7 +345,7 @@ async fn raw_text_and_json_records_come_back_and_acks_commit_the_group() {
                 key: text("k1"),
                 headers: vec![pb::Header {
                     key: "trace".to_owned(),
-                    value: b"abc".to_vec(),
+                    value: b"abc".to_vec().into(),
                 }],
                 ..record(&topic, raw(&[0xde, 0xad, 0xbe, 0xef]))
             },
@@ -371,10 +371,10 @@ async fn raw_text_and_json_records_come_back_and_acks_commit_the_group() {
     let key = records[0].key.as_ref().unwrap();
     assert_eq!(
         key.data,
-        Some(pb::consumed_payload::Data::Raw(b"k1".to_vec()))
+        Some(pb::consumed_payload::Data::Raw(b"k1".to_vec().into()))
     );
     assert_eq!(records[0].headers[0].key, "trace");
-    assert_eq!(records[0].headers[0].value, b"abc");
+    assert_eq!(records[0].headers[0].value, b"abc".as_slice());
     assert!(records[0].timestamp.is_some());
     assert_eq!(value_raw(&records[1]), br#"{"a":1}"#);
     assert_eq!(value_raw(&records[2]), b"hello");
@@ -621,7 +621,9 @@ fn check_undecodable_mix(records: &[pb::ConsumedRecord]) {
     assert_eq!(error.reason, "UNDECODABLE");
     assert_eq!(
         not_framed.data,
-        Some(pb::consumed_payload::Data::Raw(b"not framed".to_vec()))
+        Some(pb::consumed_payload::Data::Raw(
+            b"not framed".to_vec().into()
+        ))
     );
 
     let unknown = records[2].value.as_ref().unwrap();
@@ -630,7 +632,7 @@ fn check_undecodable_mix(records: &[pb::ConsumedRecord]) {
     assert_eq!(
         unknown.data,
         Some(pb::consumed_payload::Data::Raw(
-            UNKNOWN_SCHEMA_ID_FRAME.to_vec()
+            UNKNOWN_SCHEMA_ID_FRAME.to_vec().into()
         ))
     );
 

@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn value_text(record: &pb::ConsumedRecord) -> String {
     match record.value.as_ref().and_then(|v| v.data.as_ref()) {
-        Some(pb::consumed_payload::Data::Raw(bytes)) => String::from_utf8(bytes.clone()).unwrap(),
+        Some(pb::consumed_payload::Data::Raw(bytes)) => String::from_utf8(bytes.to_vec()).unwrap(),
         other => panic!("expected raw bytes, got {other:?}"),
     }
 }

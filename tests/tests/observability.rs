@@ -236,7 +236,7 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
         .headers
         .iter()
         .find(|h| h.key == "traceparent")
-        .map(|h| String::from_utf8(h.value.clone()).unwrap())
+        .map(|h| String::from_utf8(h.value.to_vec()).unwrap())
         .expect("the record carries a traceparent header");
     assert!(
         traceparent.starts_with(&format!("00-{trace_id}-")),

@@ -416,7 +416,7 @@ async fn produce_stream(
                     schema: Some(mpb::avro_payload::Schema::SchemaId(schema_id)),
                 })
             } else {
-                mpb::payload::Kind::Raw(data.framed[i].clone())
+                mpb::payload::Kind::Raw(data.framed[i].clone().into())
             };
             mpb::ProduceStreamRequest {
                 record: Some(mpb::ProducerRecord {

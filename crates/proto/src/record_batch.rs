@@ -78,7 +78,7 @@ mod tests {
             partition: 2,
             offset,
             value: Some(ConsumedPayload {
-                data: Some(consumed_payload::Data::Raw(value.to_vec())),
+                data: Some(consumed_payload::Data::Raw(Bytes::copy_from_slice(value))),
                 schema_id: None,
                 error: None,
             }),

@@ -36,22 +36,26 @@ pub fn unframe(frame: &[u8]) -> Result<(u32, &[u8]), MessagingError> {
     })
 }
 
-/// Decodes an Avro body written with `writer` (resolved to `reader` when given) to JSON text.
-pub fn decode(
+/// Decodes an Avro body written with `writer` (resolved to `reader` when given) to JSON text,
+/// appended to `out` (left as it was on an error).
+pub fn decode_into(
     writer: &Schema,
     reader: Option<&Schema>,
     avro: &[u8],
     tagged_unions: bool,
-) -> Result<String, MessagingError> {
+    out: &mut Vec<u8>,
+) -> Result<(), MessagingError> {
     let style = if tagged_unions {
         UnionStyle::Tagged
     } else {
         UnionStyle::Plain
     };
-    codec::avro_to_json(writer, reader, avro, style).map_err(|error| MessagingError::Undecodable {
-        reason: format!(
-            "corrupt Avro at {}: expected {}: {}",
-            error.path, error.expected, error.message
-        ),
+    codec::avro_to_json_into(writer, reader, avro, style, out).map_err(|error| {
+        MessagingError::Undecodable {
+            reason: format!(
+                "corrupt Avro at {}: expected {}: {}",
+                error.path, error.expected, error.message
+            ),
+        }
     })
 }

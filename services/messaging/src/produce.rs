@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -49,9 +50,9 @@ const PREPARE_CHUNK: usize = 64;
 #[derive(Debug)]
 pub struct Prepared {
     topic: String,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<(String, Bytes)>,
     partition: Option<i32>,
     timestamp_ms: Option<i64>,
     key_schema_id: Option<u32>,
@@ -145,13 +146,13 @@ impl Producer {
         }
         let (key, key_schema_id) = self.encode(&record.topic, true, record.key).await?;
         let (value, value_schema_id) = self.encode(&record.topic, false, record.value).await?;
-        let headers: Vec<(String, Vec<u8>)> = record
+        let headers: Vec<(String, Bytes)> = record
             .headers
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect();
-        let size = key.as_ref().map_or(0, Vec::len)
-            + value.as_ref().map_or(0, Vec::len)
+        let size = key.as_ref().map_or(0, Bytes::len)
+            + value.as_ref().map_or(0, Bytes::len)
             + headers
                 .iter()
                 .map(|(k, v)| k.len() + v.len())
@@ -180,19 +181,19 @@ impl Producer {
         topic: &str,
         is_key: bool,
         payload: Option<pb::Payload>,
-    ) -> Result<(Option<Vec<u8>>, Option<u32>), MessagingError> {
+    ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
         let Some(kind) = payload.and_then(|p| p.kind) else {
             return Ok((None, None));
         };
         match kind {
             pb::payload::Kind::Raw(bytes) => Ok((Some(bytes), None)),
-            pb::payload::Kind::Text(text) => Ok((Some(text.into_bytes()), None)),
+            pb::payload::Kind::Text(text) => Ok((Some(text.into()), None)),
             pb::payload::Kind::Json(json) => {
                 serde_json::from_str::<serde_json::Value>(&json).map_err(|error| {
                     MessagingError::invalid(field, format!("not valid JSON: {error}"))
                 })?;
-                Ok((Some(json.into_bytes()), None))
+                Ok((Some(json.into()), None))
             }
             pb::payload::Kind::Avro(avro_payload) => {
                 let (id, schema) = match avro_payload.schema {
@@ -233,7 +234,7 @@ impl Producer {
                     }
                 };
                 let framed = avro::encode(field, &schema, id, &avro_payload.json)?;
-                Ok((Some(framed), Some(id)))
+                Ok((Some(framed.into()), Some(id)))
             }
         }
     }
@@ -248,7 +249,7 @@ impl Producer {
                 |headers, (key, value)| {
                     headers.insert(Header {
                         key,
-                        value: Some(value),
+                        value: Some(&value[..]),
                     })
                 },
             )
@@ -260,10 +261,10 @@ impl Producer {
                 record = record.headers(headers.clone());
             }
             if let Some(key) = &prepared.key {
-                record = record.key(key.as_slice());
+                record = record.key(&key[..]);
             }
             if let Some(value) = &prepared.value {
-                record = record.payload(value.as_slice());
+                record = record.payload(&value[..]);
             }
             if let Some(partition) = prepared.partition {
                 record = record.partition(partition);
@@ -274,8 +275,8 @@ impl Producer {
             match self.kafka.producer().send_result(record) {
                 Ok(delivery) => {
                     return Ok(InFlight {
-                        bytes: prepared.key.as_ref().map_or(0, Vec::len)
-                            + prepared.value.as_ref().map_or(0, Vec::len),
+                        bytes: prepared.key.as_ref().map_or(0, Bytes::len)
+                            + prepared.value.as_ref().map_or(0, Bytes::len),
                         topic: prepared.topic,
                         delivery,
                         key_schema_id: prepared.key_schema_id,
@@ -366,7 +367,7 @@ fn publish_span(topic: &str) -> tracing::Span {
 }
 
 /// Adds `span`'s W3C trace context to a record's headers, unless the client set `traceparent`.
-fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Vec<u8>)>) {
+fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Bytes)>) {
     if span.is_none()
         || headers
             .iter()
@@ -377,7 +378,7 @@ fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Vec<u8>
     headers.extend(
         tributary_telemetry::propagation::context_pairs(span)
             .into_iter()
-            .map(|(key, value)| (key, value.into_bytes())),
+            .map(|(key, value)| (key, value.into())),
     );
 }
 

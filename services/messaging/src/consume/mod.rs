@@ -528,7 +528,7 @@ async fn take<'c>(
     let deadline = plan
         .batching
         .map(|batching| tokio::time::Instant::now() + batching.linger);
-    let mut taken = Taken::default();
+    let mut taken = Taken::new(&plan.decoding);
     let mut received = received;
     loop {
         match received {
@@ -549,7 +549,7 @@ async fn take<'c>(
         let (Some(batching), Some(deadline)) = (plan.batching, deadline) else {
             break;
         };
-        if taken.records().len() >= batching.max_records
+        if taken.len() >= batching.max_records
             || taken.encoded_len() >= batching.max_bytes
             || !plan.may_deliver(tracker)
         {
@@ -576,17 +576,14 @@ type Outgoing = BoxFuture<'static, (u64, Result<Encoded, MessagingError>)>;
 /// Most responses taken from Kafka and not yet sent (being decoded, or waiting their turn).
 const MAX_OUTGOING: usize = 4;
 
-/// Starts encoding records taken from Kafka. Raw payloads are encoded at once; batches of Avro
-/// are decoded and encoded on a task of their own, so that one stream uses more than one core;
-/// a single record of Avro is decoded by the stream's task.
+/// Starts encoding records taken from Kafka. Raw payloads were encoded as they were taken;
+/// batches of Avro are decoded and encoded on a task of their own, so that one stream uses more
+/// than one core; a single record of Avro is decoded by the stream's task.
 fn start_encoding(schemas: &Arc<Schemas>, plan: &Plan, generation: u64, taken: Taken) -> Outgoing {
-    if plan.decoding.is_raw() {
-        return futures::future::ready((generation, Ok(records::encode_raw(taken)))).boxed();
-    }
     let schemas = Arc::clone(schemas);
     let decoding = Arc::clone(&plan.decoding);
-    let encoded = async move { records::encode_decoded(&schemas, &decoding, taken).await };
-    if plan.batching.is_none() {
+    let encoded = async move { records::encode(&schemas, &decoding, taken).await };
+    if plan.decoding.is_raw() || plan.batching.is_none() {
         return encoded.map(move |encoded| (generation, encoded)).boxed();
     }
     tokio::spawn(encoded)

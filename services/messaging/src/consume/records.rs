@@ -44,7 +44,7 @@ impl PayloadDecoding {
     }
 }
 
-/// The keys, values and header bytes of taken records, in one buffer.
+/// The keys, values and header bytes of records taken to be decoded, in one buffer.
 #[derive(Debug, Default)]
 struct TakenBytes {
     data: Vec<u8>,
@@ -61,6 +61,13 @@ impl TakenBytes {
     fn get(&self, range: &Range<usize>) -> &[u8] {
         &self.data[range.clone()]
     }
+
+    /// The (key, value) pairs of a record's headers.
+    fn header_pairs(&self, headers: &Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers[headers.clone()]
+            .iter()
+            .map(|header| (self.get(&header.key), self.get(&header.value)))
+    }
 }
 
 /// A header of a taken record: its key (UTF-8) and value in `TakenBytes::data`; a null value
@@ -71,80 +78,124 @@ struct TakenHeader {
     value: Range<usize>,
 }
 
-/// A record taken from librdkafka.
+/// A record taken from librdkafka to be decoded.
 #[derive(Debug)]
-pub(super) struct TakenRecord {
-    pub(super) topic: Arc<str>,
-    pub(super) partition: i32,
-    pub(super) offset: i64,
+struct TakenRecord {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
     timestamp: Option<prost_types::Timestamp>,
     key: Option<Range<usize>>,
     value: Option<Range<usize>>,
     /// Its headers, in `TakenBytes::headers`.
     headers: Range<usize>,
     /// Its CONSUMER span.
-    pub(super) span: tracing::Span,
+    span: tracing::Span,
 }
 
-/// The records of one response, as taken from librdkafka (payloads raw).
-#[derive(Debug, Default)]
+/// The records of one response, as taken from librdkafka. Records whose payloads go out raw are
+/// encoded at once, from librdkafka's buffers; records to decode have their bytes copied.
+#[derive(Debug)]
 pub(super) struct Taken {
-    records: Vec<TakenRecord>,
+    /// Whether records are encoded as they are taken (raw payloads only).
+    encode_at_once: bool,
+    /// The records encoded at once.
+    encoded: Encoded,
+    /// The records to decode, and their bytes.
+    to_decode: Vec<TakenRecord>,
     bytes: TakenBytes,
     /// What the records take encoded with raw payloads.
     encoded_len: usize,
 }
 
 impl Taken {
-    /// Takes a record (copying its key, value and headers).
+    pub(super) fn new(decoding: &PayloadDecoding) -> Self {
+        Taken {
+            encode_at_once: decoding.is_raw(),
+            encoded: Encoded::default(),
+            to_decode: Vec::new(),
+            bytes: TakenBytes::default(),
+            encoded_len: 0,
+        }
+    }
+
+    /// Takes a record.
     pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, span: tracing::Span) {
-        let topic = match self.records.last() {
-            Some(last) if *last.topic == *message.topic() => Arc::clone(&last.topic),
+        let last_topic = match (self.encoded.records.last(), self.to_decode.last()) {
+            (Some(last), _) => Some(&last.topic),
+            (_, Some(last)) => Some(&last.topic),
+            (None, None) => None,
+        };
+        let topic = match last_topic {
+            Some(last) if **last == *message.topic() => Arc::clone(last),
             _ => Arc::from(message.topic()),
         };
-        let headers_start = self.bytes.headers.len();
-        if let Some(headers) = message.headers() {
-            for header in headers.iter() {
-                let key = self.bytes.push(header.key.as_bytes());
-                let value = self.bytes.push(header.value.unwrap_or_default());
-                self.bytes.headers.push(TakenHeader { key, value });
-            }
+        let timestamp = message.timestamp().to_millis().map(timestamp_to_wire);
+        // (librdkafka parses a record's headers on each call when it has none: call it once.)
+        let headers = message.headers();
+        if self.encode_at_once {
+            let view = RecordView {
+                topic: &topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp,
+                key: message.key().map(Payload::raw),
+                value: message.payload().map(Payload::raw),
+            };
+            let pairs = || {
+                headers
+                    .into_iter()
+                    .flat_map(|headers| headers.iter())
+                    .map(|header| (header.key.as_bytes(), header.value.unwrap_or_default()))
+            };
+            self.encoded.push(Arc::clone(&topic), &view, pairs, span);
+            self.encoded_len = self.encoded.bytes.len();
+            return;
         }
-        let record = TakenRecord {
+        let headers_start = self.bytes.headers.len();
+        for header in headers.into_iter().flat_map(|headers| headers.iter()) {
+            let key = self.bytes.push(header.key.as_bytes());
+            let value = self.bytes.push(header.value.unwrap_or_default());
+            self.bytes.headers.push(TakenHeader { key, value });
+        }
+        let key = message.key().map(|key| self.bytes.push(key));
+        let value = message.payload().map(|value| self.bytes.push(value));
+        self.add_to_decode(TakenRecord {
             topic,
             partition: message.partition(),
             offset: message.offset(),
-            timestamp: message.timestamp().to_millis().map(timestamp_to_wire),
-            key: message.key().map(|key| self.bytes.push(key)),
-            value: message.payload().map(|value| self.bytes.push(value)),
+            timestamp,
+            key,
+            value,
             headers: headers_start..self.bytes.headers.len(),
             span,
-        };
-        self.add(record);
+        });
     }
 
-    /// Adds a record whose bytes are in `self.bytes` already.
-    fn add(&mut self, record: TakenRecord) {
-        let raw = |range: &Option<Range<usize>>| {
-            range
+    /// Adds a record to decode whose bytes are in `self.bytes` already.
+    fn add_to_decode(&mut self, record: TakenRecord) {
+        let bytes = &self.bytes;
+        let view = RecordView {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key: record.key.as_ref().map(|key| Payload::raw(bytes.get(key))),
+            value: record
+                .value
                 .as_ref()
-                .map(|range| Payload::raw(self.bytes.get(range)))
+                .map(|value| Payload::raw(bytes.get(value))),
         };
-        self.encoded_len += field_len(record_len(
-            &self.bytes,
-            &record,
-            raw(&record.key).as_ref(),
-            raw(&record.value).as_ref(),
-        ));
-        self.records.push(record);
+        self.encoded_len += field_len(view.len(|| bytes.header_pairs(&record.headers)));
+        self.to_decode.push(record);
     }
 
-    pub(super) fn records(&self) -> &[TakenRecord] {
-        &self.records
+    pub(super) fn len(&self) -> usize {
+        self.encoded.records.len() + self.to_decode.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// What the records take encoded with raw payloads (a batch's size bound).
@@ -163,8 +214,8 @@ fn timestamp_to_wire(millis: i64) -> prost_types::Timestamp {
 /// A key or value ready to be encoded (`ConsumedPayload`).
 #[derive(Debug)]
 enum Payload<'a> {
-    /// Decoded Avro.
-    Json { json: String, schema_id: u32 },
+    /// Decoded Avro: JSON text.
+    Json { json: &'a [u8], schema_id: u32 },
     /// The bytes as they are, with why they could not be decoded, when they could not.
     Raw {
         bytes: &'a [u8],
@@ -182,14 +233,6 @@ impl<'a> Payload<'a> {
         }
     }
 
-    fn undecodable(bytes: &'a [u8], error: &MessagingError, schema_id: Option<u32>) -> Self {
-        Payload::Raw {
-            bytes,
-            schema_id,
-            error: Some(error.to_record_error()),
-        }
-    }
-
     fn schema_id(&self) -> Option<u32> {
         match self {
             Payload::Json { schema_id, .. } => Some(*schema_id),
@@ -198,7 +241,7 @@ impl<'a> Payload<'a> {
     }
 
     /// The length of its `ConsumedPayload` body.
-    fn encoded_len(&self) -> usize {
+    fn len(&self) -> usize {
         let (data, error) = match self {
             Payload::Json { json, .. } => (len_delimited_len(1, json.len()), None),
             Payload::Raw { bytes, error, .. } => {
@@ -215,7 +258,7 @@ impl<'a> Payload<'a> {
     fn encode(&self, buf: &mut Vec<u8>) {
         let error = match self {
             Payload::Json { json, .. } => {
-                put_len_delimited(buf, 1, json.as_bytes());
+                put_len_delimited(buf, 1, json);
                 None
             }
             Payload::Raw { bytes, error, .. } => {
@@ -229,6 +272,50 @@ impl<'a> Payload<'a> {
         }
         if let Some(error) = error {
             encoding::message::encode(4, error, buf);
+        }
+    }
+}
+
+/// What decoding a key or value gave (its text in the JSON buffer of the response being
+/// encoded).
+#[derive(Debug)]
+enum Decoded {
+    Json {
+        text: Range<usize>,
+        schema_id: u32,
+    },
+    Raw {
+        schema_id: Option<u32>,
+        error: Option<pb::RecordError>,
+    },
+}
+
+impl Decoded {
+    fn raw() -> Self {
+        Decoded::Raw {
+            schema_id: None,
+            error: None,
+        }
+    }
+
+    fn undecodable(error: &MessagingError, schema_id: Option<u32>) -> Self {
+        Decoded::Raw {
+            schema_id,
+            error: Some(error.to_record_error()),
+        }
+    }
+
+    fn payload<'a>(self, bytes: &'a [u8], json: &'a [u8]) -> Payload<'a> {
+        match self {
+            Decoded::Json { text, schema_id } => Payload::Json {
+                json: &json[text],
+                schema_id,
+            },
+            Decoded::Raw { schema_id, error } => Payload::Raw {
+                bytes,
+                schema_id,
+                error,
+            },
         }
     }
 }
@@ -265,84 +352,105 @@ fn put_varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
 }
 
 /// The length of a `Header` body (a proto3 string or bytes field is left out when empty).
-fn header_len(header: &TakenHeader) -> usize {
-    let field = |tag, range: &Range<usize>| {
-        if range.is_empty() {
+fn header_len(key: &[u8], value: &[u8]) -> usize {
+    let field = |tag, bytes: &[u8]| {
+        if bytes.is_empty() {
             0
         } else {
-            len_delimited_len(tag, range.len())
+            len_delimited_len(tag, bytes.len())
         }
     };
-    field(1, &header.key) + field(2, &header.value)
+    field(1, key) + field(2, value)
 }
 
-/// The length of a `ConsumedRecord` body.
-fn record_len(
-    bytes: &TakenBytes,
-    record: &TakenRecord,
-    key: Option<&Payload<'_>>,
-    value: Option<&Payload<'_>>,
-) -> usize {
-    let topic = if record.topic.is_empty() {
-        0
-    } else {
-        len_delimited_len(1, record.topic.len())
-    };
-    let headers: usize = bytes.headers[record.headers.clone()]
-        .iter()
-        .map(|header| len_delimited_len(7, header_len(header)))
-        .sum();
-    topic
-        + varint_len(2, int32(record.partition))
-        + varint_len(3, record.offset as u64)
-        + record
-            .timestamp
-            .as_ref()
-            .map_or(0, |timestamp| encoding::message::encoded_len(4, timestamp))
-        + key.map_or(0, |key| len_delimited_len(5, key.encoded_len()))
-        + value.map_or(0, |value| len_delimited_len(6, value.encoded_len()))
-        + headers
+/// A record as it is encoded (`ConsumedRecord`), but for its headers.
+#[derive(Debug)]
+struct RecordView<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<prost_types::Timestamp>,
+    key: Option<Payload<'a>>,
+    value: Option<Payload<'a>>,
+}
+
+impl RecordView<'_> {
+    /// The length of the `ConsumedRecord` body with these headers.
+    fn len<'h, I>(&self, headers: impl Fn() -> I) -> usize
+    where
+        I: Iterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        let topic = if self.topic.is_empty() {
+            0
+        } else {
+            len_delimited_len(1, self.topic.len())
+        };
+        topic
+            + varint_len(2, int32(self.partition))
+            + varint_len(3, self.offset as u64)
+            + self
+                .timestamp
+                .as_ref()
+                .map_or(0, |timestamp| encoding::message::encoded_len(4, timestamp))
+            + self
+                .key
+                .as_ref()
+                .map_or(0, |key| len_delimited_len(5, key.len()))
+            + self
+                .value
+                .as_ref()
+                .map_or(0, |value| len_delimited_len(6, value.len()))
+            + headers()
+                .map(|(key, value)| len_delimited_len(7, header_len(key, value)))
+                .sum::<usize>()
+    }
+
+    /// Writes the record as a whole `RecordBatch.records` field, with these headers.
+    fn encode<'h, I>(&self, buf: &mut Vec<u8>, headers: impl Fn() -> I)
+    where
+        I: Iterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        encode_key(RECORDS_FIELD, WireType::LengthDelimited, buf);
+        encode_varint(self.len(&headers) as u64, buf);
+        if !self.topic.is_empty() {
+            put_len_delimited(buf, 1, self.topic.as_bytes());
+        }
+        put_varint(buf, 2, int32(self.partition));
+        put_varint(buf, 3, self.offset as u64);
+        if let Some(timestamp) = &self.timestamp {
+            encoding::message::encode(4, timestamp, buf);
+        }
+        for (tag, payload) in [(5, &self.key), (6, &self.value)] {
+            if let Some(payload) = payload {
+                encode_key(tag, WireType::LengthDelimited, buf);
+                encode_varint(payload.len() as u64, buf);
+                payload.encode(buf);
+            }
+        }
+        for (key, value) in headers() {
+            encode_key(7, WireType::LengthDelimited, buf);
+            encode_varint(header_len(key, value) as u64, buf);
+            for (tag, bytes) in [(1, key), (2, value)] {
+                if !bytes.is_empty() {
+                    put_len_delimited(buf, tag, bytes);
+                }
+            }
+        }
+    }
+
+    /// Its key and value bytes as Kafka has them (raw payloads only).
+    fn kafka_bytes(&self) -> usize {
+        let size = |payload: &Option<Payload<'_>>| match payload {
+            Some(Payload::Raw { bytes, .. }) => bytes.len(),
+            _ => 0,
+        };
+        size(&self.key) + size(&self.value)
+    }
 }
 
 /// The length of a whole `RecordBatch.records` field holding a record body of `len` bytes.
 fn field_len(len: usize) -> usize {
     len_delimited_len(RECORDS_FIELD, len)
-}
-
-/// Writes a record as a whole `RecordBatch.records` field.
-fn encode_record(
-    buf: &mut Vec<u8>,
-    bytes: &TakenBytes,
-    record: &TakenRecord,
-    key: Option<&Payload<'_>>,
-    value: Option<&Payload<'_>>,
-) {
-    encode_key(RECORDS_FIELD, WireType::LengthDelimited, buf);
-    encode_varint(record_len(bytes, record, key, value) as u64, buf);
-    if !record.topic.is_empty() {
-        put_len_delimited(buf, 1, record.topic.as_bytes());
-    }
-    put_varint(buf, 2, int32(record.partition));
-    put_varint(buf, 3, record.offset as u64);
-    if let Some(timestamp) = &record.timestamp {
-        encoding::message::encode(4, timestamp, buf);
-    }
-    for (tag, payload) in [(5, key), (6, value)] {
-        if let Some(payload) = payload {
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(payload.encoded_len() as u64, buf);
-            payload.encode(buf);
-        }
-    }
-    for header in &bytes.headers[record.headers.clone()] {
-        encode_key(7, WireType::LengthDelimited, buf);
-        encode_varint(header_len(header) as u64, buf);
-        for (tag, range) in [(1, &header.key), (2, &header.value)] {
-            if !range.is_empty() {
-                put_len_delimited(buf, tag, bytes.get(range));
-            }
-        }
-    }
 }
 
 /// A record encoded for a response.
@@ -367,35 +475,36 @@ pub(super) struct Encoded {
 }
 
 impl Encoded {
-    fn for_taken(taken: &Taken) -> Self {
-        Encoded {
-            bytes: Vec::with_capacity(taken.encoded_len),
-            records: Vec::with_capacity(taken.records.len()),
-        }
+    fn push<'h, I>(
+        &mut self,
+        topic: Arc<str>,
+        view: &RecordView<'_>,
+        headers: impl Fn() -> I,
+        span: tracing::Span,
+    ) where
+        I: Iterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        self.push_sized(topic, view, headers, span, view.kafka_bytes());
     }
 
-    fn push(
+    fn push_sized<'h, I>(
         &mut self,
-        bytes: &TakenBytes,
-        record: TakenRecord,
-        key: Option<Payload<'_>>,
-        value: Option<Payload<'_>>,
-    ) {
+        topic: Arc<str>,
+        view: &RecordView<'_>,
+        headers: impl Fn() -> I,
+        span: tracing::Span,
+        kafka_bytes: usize,
+    ) where
+        I: Iterator<Item = (&'h [u8], &'h [u8])>,
+    {
         let start = self.bytes.len();
-        encode_record(
-            &mut self.bytes,
-            bytes,
-            &record,
-            key.as_ref(),
-            value.as_ref(),
-        );
-        let size = |range: &Option<Range<usize>>| range.as_ref().map_or(0, Range::len);
+        view.encode(&mut self.bytes, headers);
         self.records.push(EncodedRecord {
-            kafka_bytes: size(&record.key) + size(&record.value),
-            topic: record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            span: record.span,
+            topic,
+            partition: view.partition,
+            offset: view.offset,
+            span,
+            kafka_bytes,
             field: start..self.bytes.len(),
         });
     }
@@ -437,36 +546,41 @@ impl Encoded {
     }
 }
 
-/// Encodes taken records with their payloads as they are.
-pub(super) fn encode_raw(taken: Taken) -> Encoded {
-    let mut encoded = Encoded::for_taken(&taken);
-    let Taken { records, bytes, .. } = taken;
-    for record in records {
-        let key = record.key.as_ref().map(|key| Payload::raw(bytes.get(key)));
-        let value = record
-            .value
-            .as_ref()
-            .map(|value| Payload::raw(bytes.get(value)));
-        encoded.push(&bytes, record, key, value);
-    }
-    encoded
-}
-
-/// Decodes the keys and values of taken records as `decoding` asks, each in its record's span,
-/// and encodes the records.
-pub(super) async fn encode_decoded(
+/// Encodes taken records: decodes the keys and values of those that need it as `decoding`
+/// asks, each in its record's span (the others were encoded as they were taken).
+pub(super) async fn encode(
     schemas: &Schemas,
     decoding: &PayloadDecoding,
     taken: Taken,
 ) -> Result<Encoded, MessagingError> {
-    let mut encoded = Encoded::for_taken(&taken);
-    let Taken { records, bytes, .. } = taken;
-    for record in records {
+    let Taken {
+        mut encoded,
+        to_decode,
+        bytes,
+        encoded_len,
+        ..
+    } = taken;
+    if to_decode.is_empty() {
+        return Ok(encoded);
+    }
+    encoded.bytes.reserve(encoded_len);
+    encoded.records.reserve(to_decode.len());
+    // The JSON text of the record being encoded (one buffer, reused).
+    let mut json = Vec::new();
+    for record in to_decode {
+        json.clear();
         let decoded = async {
             let key = match &record.key {
-                Some(key) => {
-                    Some(decode_payload(schemas, bytes.get(key), decoding.key_format, None).await?)
-                }
+                Some(key) => Some(
+                    decode_payload(
+                        schemas,
+                        bytes.get(key),
+                        decoding.key_format,
+                        None,
+                        &mut json,
+                    )
+                    .await?,
+                ),
                 None => None,
             };
             let value = match &record.value {
@@ -476,6 +590,7 @@ pub(super) async fn encode_decoded(
                         bytes.get(value),
                         decoding.value_format,
                         decoding.reader.as_deref(),
+                        &mut json,
                     )
                     .await?,
                 ),
@@ -485,33 +600,57 @@ pub(super) async fn encode_decoded(
         }
         .instrument(record.span.clone())
         .await;
-        match decoded {
-            Ok((key, value)) => encoded.push(&bytes, record, key, value),
+        let (key, value) = match decoded {
+            Ok(decoded) => decoded,
             Err(error) => {
                 record.span.record("otel.status_code", "ERROR");
                 return Err(error);
             }
-        }
+        };
+        let payload = |decoded: Option<Decoded>, range: &Option<Range<usize>>| {
+            decoded
+                .zip(range.as_ref())
+                .map(|(decoded, range)| decoded.payload(bytes.get(range), &json))
+        };
+        let view = RecordView {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key: payload(key, &record.key),
+            value: payload(value, &record.value),
+        };
+        let size = |range: &Option<Range<usize>>| range.as_ref().map_or(0, Range::len);
+        let kafka_bytes = size(&record.key) + size(&record.value);
+        encoded.push_sized(
+            Arc::clone(&record.topic),
+            &view,
+            || bytes.header_pairs(&record.headers),
+            record.span,
+            kafka_bytes,
+        );
     }
     Ok(encoded)
 }
 
-/// Decodes one key or value; errors that a reconnect can cure (registry unreachable) are
-/// returned, every other error goes into the payload, with the bytes as they are.
-async fn decode_payload<'a>(
+/// Decodes one key or value, its JSON text appended to `json`; errors that a reconnect can cure
+/// (registry unreachable) are returned, every other error goes into the payload, which keeps
+/// its bytes as they are.
+async fn decode_payload(
     schemas: &Schemas,
-    bytes: &'a [u8],
+    bytes: &[u8],
     format: pb::PayloadFormat,
     reader: Option<&Schema>,
-) -> Result<Payload<'a>, MessagingError> {
+    json: &mut Vec<u8>,
+) -> Result<Decoded, MessagingError> {
     let tagged = match format {
-        pb::PayloadFormat::Raw => return Ok(Payload::raw(bytes)),
+        pb::PayloadFormat::Raw => return Ok(Decoded::raw()),
         pb::PayloadFormat::AvroPlain => false,
         pb::PayloadFormat::AvroTagged | pb::PayloadFormat::Unspecified => true,
     };
     let (id, body) = match avro::unframe(bytes) {
         Ok(framed) => framed,
-        Err(error) => return Ok(Payload::undecodable(bytes, &error, None)),
+        Err(error) => return Ok(Decoded::undecodable(&error, None)),
     };
     let writer = match schemas.by_id(id).await {
         Ok(writer) => writer,
@@ -521,19 +660,26 @@ async fn decode_payload<'a>(
                 ..
             },
         ) => return Err(error),
-        Err(error) => return Ok(Payload::undecodable(bytes, &error, Some(id))),
+        Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
     };
-    Ok(match avro::decode(&writer, reader, body, tagged) {
-        Ok(json) => Payload::Json {
-            json,
-            schema_id: id,
+    let start = json.len();
+    Ok(
+        match avro::decode_into(&writer, reader, body, tagged, json) {
+            Ok(()) => Decoded::Json {
+                text: start..json.len(),
+                schema_id: id,
+            },
+            Err(error) => Decoded::undecodable(&error, Some(id)),
         },
-        Err(error) => Payload::undecodable(bytes, &error, Some(id)),
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
     use super::*;
 
     /// A record to take: topic, partition, offset, timestamp, key, value, headers.
@@ -547,9 +693,17 @@ mod tests {
         &'a [(&'a str, Option<&'a [u8]>)],
     );
 
-    /// Takes records by hand (as `Taken::push` does from a message).
-    fn taken(records: &[Record<'_>]) -> Taken {
-        let mut taken = Taken::default();
+    fn decoding(format: pb::PayloadFormat) -> PayloadDecoding {
+        PayloadDecoding {
+            value_format: format,
+            key_format: format,
+            reader: None,
+        }
+    }
+
+    /// Takes records to decode by hand (as `Taken::push` does from a message).
+    fn taken(format: pb::PayloadFormat, records: &[Record<'_>]) -> Taken {
+        let mut taken = Taken::new(&decoding(format));
         for &(topic, partition, offset, timestamp, key, value, headers) in records {
             let headers_start = taken.bytes.headers.len();
             for &(name, header_value) in headers {
@@ -559,7 +713,7 @@ mod tests {
             }
             let key = key.map(|key| taken.bytes.push(key));
             let value = value.map(|value| taken.bytes.push(value));
-            taken.add(TakenRecord {
+            taken.add_to_decode(TakenRecord {
                 topic: Arc::from(topic),
                 partition,
                 offset,
@@ -573,66 +727,79 @@ mod tests {
         taken
     }
 
+    fn message(
+        record: &Record<'_>,
+        payload: impl Fn(&[u8]) -> pb::ConsumedPayload,
+    ) -> pb::ConsumedRecord {
+        let &(topic, partition, offset, timestamp, key, value, headers) = record;
+        pb::ConsumedRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            timestamp: timestamp.map(timestamp_to_wire),
+            key: key.map(&payload),
+            value: value.map(&payload),
+            headers: headers
+                .iter()
+                .map(|&(name, value)| pb::Header {
+                    key: name.to_owned(),
+                    value: Bytes::copy_from_slice(value.unwrap_or_default()),
+                })
+                .collect(),
+        }
+    }
+
     fn raw(bytes: &[u8]) -> pb::ConsumedPayload {
         pb::ConsumedPayload {
-            data: Some(pb::consumed_payload::Data::Raw(bytes.to_vec())),
+            data: Some(pb::consumed_payload::Data::Raw(Bytes::copy_from_slice(
+                bytes,
+            ))),
             schema_id: None,
             error: None,
         }
     }
 
-    #[test]
-    fn records_encode_as_prost_encodes_the_same_messages() {
-        let records: &[Record<'_>] = &[
-            (
-                "orders",
-                2,
-                1_234_567,
-                Some(1_700_000_000_123),
-                Some(b"k"),
-                Some(b"value bytes"),
-                &[
-                    ("traceparent", Some(b"00-abc")),
-                    ("empty", Some(b"")),
-                    ("null", None),
-                ],
-            ),
-            // Zero partition and offset (left out), no key, an empty value, a negative timestamp.
-            ("orders", 0, 0, Some(-1), None, Some(b""), &[]),
-            // No value (a tombstone), no timestamp.
-            (
-                "other",
-                -1,
-                i64::MAX,
-                None,
-                Some(&[0, 0, 0, 0, 7]),
-                None,
-                &[],
-            ),
-        ];
-        let expected: Vec<pb::ConsumedRecord> = records
-            .iter()
-            .map(
-                |&(topic, partition, offset, timestamp, key, value, headers)| pb::ConsumedRecord {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                    timestamp: timestamp.map(timestamp_to_wire),
-                    key: key.map(raw),
-                    value: value.map(raw),
-                    headers: headers
-                        .iter()
-                        .map(|&(name, value)| pb::Header {
-                            key: name.to_owned(),
-                            value: value.unwrap_or_default().to_vec(),
-                        })
-                        .collect(),
-                },
-            )
-            .collect();
-        let taken = taken(records);
-        let raw_len = taken.encoded_len;
-        let encoded = encode_raw(taken);
+    const RECORDS: &[Record<'static>] = &[
+        (
+            "orders",
+            2,
+            1_234_567,
+            Some(1_700_000_000_123),
+            Some(b"k"),
+            Some(b"value bytes"),
+            &[
+                ("traceparent", Some(b"00-abc")),
+                ("empty", Some(b"")),
+                ("null", None),
+            ],
+        ),
+        // Zero partition and offset (left out), no key, an empty value, a negative timestamp.
+        ("orders", 0, 0, Some(-1), None, Some(b""), &[]),
+        // No value (a tombstone), no timestamp, a negative partition.
+        (
+            "other",
+            -1,
+            i64::MAX,
+            None,
+            Some(&[0, 0, 0, 0, 7]),
+            None,
+            &[],
+        ),
+    ];
+
+    fn schemas() -> Schemas {
+        // Never called: raw payloads and unframed bytes need no schema.
+        Schemas::new("http://127.0.0.1:9", Duration::from_secs(1)).expect("a lazy client")
+    }
+
+    #[tokio::test]
+    async fn raw_records_encode_as_prost_encodes_the_same_messages() {
+        let taken = taken(pb::PayloadFormat::Raw, RECORDS);
+        let raw_len = taken.encoded_len();
+        let encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
+            .await
+            .expect("raw payloads encode");
+        let expected: Vec<_> = RECORDS.iter().map(|record| message(record, raw)).collect();
         let expected_batch = pb::RecordBatch {
             records: expected.clone(),
             encoded_records: Default::default(),
@@ -643,39 +810,83 @@ mod tests {
         assert_eq!(encoded.into_messages().expect("records decode"), expected);
     }
 
-    #[test]
-    fn decoded_and_undecodable_payloads_encode_as_prost_encodes_them() {
-        let bytes = TakenBytes {
-            data: b"\x01not framed".to_vec(),
-            headers: Vec::new(),
+    #[tokio::test]
+    async fn undecodable_payloads_go_out_raw_with_their_error() {
+        let avro = decoding(pb::PayloadFormat::AvroTagged);
+        // The first two records hold no Confluent-framed payload: no schema is looked up.
+        let unframed = &RECORDS[..2];
+        let encoded = encode(&schemas(), &avro, taken(avro.value_format, unframed))
+            .await
+            .expect("no registry call for unframed payloads");
+        let undecodable = |bytes: &[u8]| pb::ConsumedPayload {
+            error: Some(
+                avro::unframe(bytes)
+                    .map(|_| ())
+                    .expect_err("unframed")
+                    .to_record_error(),
+            ),
+            ..raw(bytes)
         };
-        let record = TakenRecord {
-            topic: Arc::from("t"),
+        let expected: Vec<_> = unframed
+            .iter()
+            .map(|record| message(record, undecodable))
+            .collect();
+        assert_eq!(
+            expected[0]
+                .value
+                .as_ref()
+                .and_then(|v| v.error.as_ref())
+                .map(|e| e.reason.as_str()),
+            Some("UNDECODABLE")
+        );
+        assert_eq!(encoded.into_messages().expect("records decode"), expected);
+
+        // The third one's key is framed (schema id 7): with the registry unreachable, the
+        // records are not sent with an error (a reconnect gets them decoded).
+        let error = encode(&schemas(), &avro, taken(avro.value_format, RECORDS))
+            .await
+            .expect_err("the registry is unreachable");
+        assert_eq!(error.grpc_code(), Code::Unavailable, "{error}");
+    }
+
+    #[test]
+    fn json_payloads_and_errors_encode_as_prost_encodes_them() {
+        let error = MessagingError::Undecodable {
+            reason: "corrupt Avro".to_owned(),
+        };
+        let json = r#"{"name": "é"}"#.as_bytes();
+        let view = RecordView {
+            topic: "t",
             partition: 1,
             offset: 9,
             timestamp: None,
-            key: Some(0..11),
-            value: Some(0..11),
-            headers: 0..0,
-            span: tracing::Span::none(),
-        };
-        let error = MessagingError::Undecodable {
-            reason: "not a Confluent-framed Avro payload".to_owned(),
-        };
-        let key = Payload::undecodable(bytes.get(&(0..11)), &error, Some(0));
-        let value = Payload::Json {
-            json: r#"{"name": "é"}"#.to_owned(),
-            schema_id: 3_000_000_000,
+            key: Some(Payload::Raw {
+                bytes: b"\x00\x00\x00\x00\x01x",
+                schema_id: Some(1),
+                error: Some(error.to_record_error()),
+            }),
+            value: Some(Payload::Json {
+                json,
+                schema_id: 3_000_000_000,
+            }),
         };
         let mut encoded = Encoded::default();
-        encoded.push(&bytes, record, Some(key), Some(value));
+        encoded.push_sized(
+            Arc::from("t"),
+            &view,
+            std::iter::empty,
+            tracing::Span::none(),
+            12,
+        );
         let expected = pb::ConsumedRecord {
             topic: "t".to_owned(),
             partition: 1,
             offset: 9,
             key: Some(pb::ConsumedPayload {
-                data: Some(pb::consumed_payload::Data::Raw(b"\x01not framed".to_vec())),
-                schema_id: Some(0),
+                data: Some(pb::consumed_payload::Data::Raw(Bytes::from_static(
+                    b"\x00\x00\x00\x00\x01x",
+                ))),
+                schema_id: Some(1),
                 error: Some(error.to_record_error()),
             }),
             value: Some(pb::ConsumedPayload {
@@ -697,9 +908,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn retain_keeps_the_bytes_of_the_records_it_keeps() {
-        let records: Vec<_> = (0..5)
+    #[tokio::test]
+    async fn retain_keeps_the_bytes_of_the_records_it_keeps() {
+        let records: Vec<Record<'_>> = (0..5)
             .map(|offset| {
                 (
                     "t",
@@ -712,7 +923,10 @@ mod tests {
                 )
             })
             .collect();
-        let mut encoded = encode_raw(taken(&records));
+        let taken = taken(pb::PayloadFormat::Raw, &records);
+        let mut encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
+            .await
+            .expect("raw payloads encode");
         encoded.retain(|record| record.partition == 0);
         assert_eq!(
             encoded
