@@ -20,8 +20,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -40,6 +40,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tributary_avro::Schema;
 use tributary_avro::codec::{UnionStyle, avro_to_json, json_to_avro};
+use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::messaging::v1 as mpb;
 use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use tributary_proto::registry::v1 as rpb;
@@ -257,6 +258,53 @@ struct Row {
     errors: usize,
     /// The raw rdkafka row this one is compared with.
     versus: Option<f64>,
+    /// CPU time per record: of the messaging service (gRPC rows), and of this process (the
+    /// raw rdkafka client, or the gRPC client), in microseconds.
+    cpu: CpuPerRecord,
+}
+
+/// The messaging service this run started (for its CPU time and memory).
+static SERVICE_PID: OnceLock<u32> = OnceLock::new();
+
+/// CPU time per record of a measurement, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuPerRecord {
+    service_us: Option<f64>,
+    client_us: Option<f64>,
+    /// The service's resident memory at the end of the measurement, in MiB.
+    service_rss_mib: Option<f64>,
+}
+
+/// CPU time of the service and of this process since a measurement started.
+#[derive(Debug, Clone, Copy)]
+struct CpuClock {
+    service: Option<f64>,
+    client: Option<f64>,
+}
+
+impl CpuClock {
+    fn start() -> Self {
+        Self {
+            service: SERVICE_PID.get().copied().and_then(cpu_seconds),
+            client: cpu_seconds(std::process::id()),
+        }
+    }
+
+    /// Per record since the start; the service's share only when `service` (gRPC rows).
+    fn per_record(&self, records: usize, service: bool) -> CpuPerRecord {
+        let per_record = |before: Option<f64>, now: Option<f64>| {
+            before
+                .zip(now)
+                .filter(|_| records > 0)
+                .map(|(before, now)| (now - before) * 1e6 / records as f64)
+        };
+        let pid = SERVICE_PID.get().copied();
+        CpuPerRecord {
+            service_us: per_record(self.service, pid.and_then(cpu_seconds)).filter(|_| service),
+            client_us: per_record(self.client, cpu_seconds(std::process::id())),
+            service_rss_mib: pid.map(rss_mib).filter(|_| service),
+        }
+    }
 }
 
 impl Row {
@@ -311,6 +359,7 @@ async fn raw_produce(
     let mut in_flight = FuturesOrdered::new();
     let mut errors = 0;
     let started = Instant::now();
+    let cpu = CpuClock::start();
     let mut settle = |(sent, delivered): (Instant, bool), histogram: &mut Histogram<u64>| {
         if delivered {
             let _ = histogram.record(sent.elapsed().as_micros().max(1) as u64);
@@ -339,6 +388,7 @@ async fn raw_produce(
         settle(result, &mut histogram);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu.per_record(data.framed.len(), false);
     Ok(Row {
         path: "produce: raw rdkafka FutureProducer (framed Avro bytes)".to_owned(),
         size: data.label,
@@ -349,6 +399,7 @@ async fn raw_produce(
         p99_ms: Some(latency_ms(&histogram, 0.99)),
         errors,
         versus: None,
+        cpu,
     })
 }
 
@@ -428,6 +479,7 @@ async fn produce_stream(
         })
         .collect();
     let started = Instant::now();
+    let cpu = CpuClock::start();
     let sender = {
         let window = Arc::clone(&window);
         let sent_at = Arc::clone(&sent_at);
@@ -474,6 +526,7 @@ async fn produce_stream(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu.per_record(received, true);
     sender.await?;
     Ok(Row {
         path: String::new(),
@@ -485,6 +538,7 @@ async fn produce_stream(
         p99_ms: Some(latency_ms(&histogram, 0.99)),
         errors,
         versus: None,
+        cpu,
     })
 }
 
@@ -496,6 +550,7 @@ async fn produce_stream(
 #[derive(Debug)]
 struct OpenToLast {
     started: Instant,
+    cpu: CpuClock,
     records: usize,
     bytes: usize,
 }
@@ -504,6 +559,7 @@ impl OpenToLast {
     fn start() -> Self {
         Self {
             started: Instant::now(),
+            cpu: CpuClock::start(),
             records: 0,
             bytes: 0,
         }
@@ -516,6 +572,11 @@ impl OpenToLast {
 
     fn seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    /// CPU time per record so far; the service's share only when `service` (gRPC rows).
+    fn cpu(&self, service: bool) -> CpuPerRecord {
+        self.cpu.per_record(self.records, service)
     }
 }
 
@@ -565,6 +626,7 @@ async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> a
         p99_ms: None,
         errors: 0,
         versus: None,
+        cpu: clock.cpu(false),
     })
 }
 
@@ -727,6 +789,7 @@ async fn grpc_consume(
         p99_ms: None,
         errors,
         versus: None,
+        cpu: clock.cpu(true),
     })
 }
 
@@ -758,6 +821,7 @@ fn codec_rows(schema: &Schema, data: &Dataset, seconds: u64) -> anyhow::Result<V
         p99_ms: None,
         errors: 0,
         versus: None,
+        cpu: CpuPerRecord::default(),
     });
 
     let bodies: Vec<&[u8]> = data
@@ -785,6 +849,7 @@ fn codec_rows(schema: &Schema, data: &Dataset, seconds: u64) -> anyhow::Result<V
         p99_ms: None,
         errors: 0,
         versus: None,
+        cpu: CpuPerRecord::default(),
     });
     Ok(rows)
 }
@@ -798,11 +863,12 @@ fn median(mut rows: Vec<Row>) -> Row {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| path | record | records | records/s | MB/s | p50 ack (ms) | p99 ack (ms) | errors | gRPC/raw (target >= 0.8) |"
+        "| path | record | records | records/s | MB/s | p50 ack (ms) | p99 ack (ms) | errors | CPU µs/record: service | CPU µs/record: client | service RSS (MiB) | gRPC/raw (target >= 0.8) |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|---|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for row in rows {
         let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
+        let us = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
         let ratio = row.versus.map_or("–".to_owned(), |raw| {
             let ratio = row.rate() / raw;
             let verdict = if ratio >= 0.8 {
@@ -815,7 +881,7 @@ fn print_table(rows: &[Row]) {
             format!("{ratio:.2} ({verdict})")
         });
         println!(
-            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             row.path,
             row.size,
             row.records,
@@ -824,6 +890,9 @@ fn print_table(rows: &[Row]) {
             ms(row.p50_ms),
             ms(row.p99_ms),
             row.errors,
+            us(row.cpu.service_us),
+            us(row.cpu.client_us),
+            ms(row.cpu.service_rss_mib),
             ratio
         );
     }
@@ -894,6 +963,9 @@ async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", args.messaging_bin.display()))?;
+    if let Some(pid) = messaging_child.id() {
+        let _ = SERVICE_PID.set(pid);
+    }
     let _messaging = messaging_child;
     let channel = wait_serving(&messaging_addr, "messaging").await?;
 
@@ -1045,7 +1117,7 @@ async fn run(
     Ok(rows)
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let suffix = std::time::SystemTime::now()
@@ -1091,7 +1163,7 @@ async fn main() -> anyhow::Result<()> {
     print_table(&rows);
     println!();
     println!(
-        "(whole run {:.0} s; MB/s counts the framed Avro bytes in Kafka; gRPC/raw compares records/s with the raw rdkafka row of the same record size)",
+        "(whole run {:.0} s; MB/s counts the framed Avro bytes in Kafka; gRPC/raw compares records/s with the raw rdkafka row of the same record size; CPU µs/record is the CPU time, all threads, of the messaging service and of this process (the raw client, or the gRPC client) over the measurement, divided by its records; RSS is the service's at the end of the measurement)",
         started.elapsed().as_secs_f64()
     );
     Ok(())

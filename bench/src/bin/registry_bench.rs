@@ -22,6 +22,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use sqlx::Connection;
 use tonic::transport::Channel;
+use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::registry::v1 as pb;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
 
@@ -145,33 +146,6 @@ async fn start_registry(
         },
         started.elapsed(),
     ))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// CPU time (user + system) a process has used so far, in seconds, from `/proc/<pid>/stat`
-/// (Linux; its clock ticks are 10 ms).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses: state is the first, then utime
-    // and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
 }
 
 /// Runs a load and records how much of the registry's CPU time each request cost: unlike
