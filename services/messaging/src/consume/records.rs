@@ -131,8 +131,6 @@ impl Taken {
             _ => Arc::from(message.topic()),
         };
         let timestamp = message.timestamp().to_millis().map(timestamp_to_wire);
-        // (librdkafka parses a record's headers on each call when it has none: call it once.)
-        let headers = message.headers();
         if self.encode_at_once {
             let view = RecordView {
                 topic: &topic,
@@ -142,18 +140,23 @@ impl Taken {
                 key: message.key().map(Payload::raw),
                 value: message.payload().map(Payload::raw),
             };
-            let pairs = || {
-                headers
+            let headers = || {
+                message
+                    .headers()
                     .into_iter()
                     .flat_map(|headers| headers.iter())
                     .map(|header| (header.key.as_bytes(), header.value.unwrap_or_default()))
             };
-            self.encoded.push(Arc::clone(&topic), &view, pairs, span);
+            self.encoded.push(Arc::clone(&topic), &view, headers, span);
             self.encoded_len = self.encoded.bytes.len();
             return;
         }
         let headers_start = self.bytes.headers.len();
-        for header in headers.into_iter().flat_map(|headers| headers.iter()) {
+        for header in message
+            .headers()
+            .into_iter()
+            .flat_map(|headers| headers.iter())
+        {
             let key = self.bytes.push(header.key.as_bytes());
             let value = self.bytes.push(header.value.unwrap_or_default());
             self.bytes.headers.push(TakenHeader { key, value });
@@ -406,12 +409,20 @@ impl RecordView<'_> {
     }
 
     /// Writes the record as a whole `RecordBatch.records` field, with these headers.
-    fn encode<'h, I>(&self, buf: &mut Vec<u8>, headers: impl Fn() -> I)
+    ///
+    /// `headers` is called once, after the payloads are written: librdkafka parses a record's
+    /// headers from the bytes right after its value, which copying the value has just brought
+    /// into the cache (asked first, they cost a cache miss per record).
+    fn encode<'h, I>(&self, buf: &mut Vec<u8>, headers: impl FnOnce() -> I)
     where
         I: Iterator<Item = (&'h [u8], &'h [u8])>,
     {
         encode_key(RECORDS_FIELD, WireType::LengthDelimited, buf);
-        encode_varint(self.len(&headers) as u64, buf);
+        // Room for the body's length as it is without headers; headers rarely need more.
+        let length_at = buf.len();
+        let reserved = encoded_len_varint(self.len(std::iter::empty) as u64);
+        buf.resize(length_at + reserved, 0);
+        let body_start = buf.len();
         if !self.topic.is_empty() {
             put_len_delimited(buf, 1, self.topic.as_bytes());
         }
@@ -436,6 +447,16 @@ impl RecordView<'_> {
                 }
             }
         }
+        let body_len = (buf.len() - body_start) as u64;
+        let needed = encoded_len_varint(body_len);
+        if needed > reserved {
+            buf.splice(
+                body_start..body_start,
+                std::iter::repeat_n(0, needed - reserved),
+            );
+        }
+        let mut length = &mut buf[length_at..length_at + needed];
+        encode_varint(body_len, &mut length);
     }
 
     /// Its key and value bytes as Kafka has them (raw payloads only).
@@ -479,7 +500,7 @@ impl Encoded {
         &mut self,
         topic: Arc<str>,
         view: &RecordView<'_>,
-        headers: impl Fn() -> I,
+        headers: impl FnOnce() -> I,
         span: tracing::Span,
     ) where
         I: Iterator<Item = (&'h [u8], &'h [u8])>,
@@ -491,7 +512,7 @@ impl Encoded {
         &mut self,
         topic: Arc<str>,
         view: &RecordView<'_>,
-        headers: impl Fn() -> I,
+        headers: impl FnOnce() -> I,
         span: tracing::Span,
         kafka_bytes: usize,
     ) where
@@ -784,6 +805,16 @@ mod tests {
             Some(&[0, 0, 0, 0, 7]),
             None,
             &[],
+        ),
+        // The headers take the body's length past 127 bytes: its varint needs a second byte.
+        (
+            "grows",
+            3,
+            5,
+            None,
+            None,
+            Some(&[7; 100]),
+            &[("h", Some(&[1; 40]))],
         ),
     ];
 
