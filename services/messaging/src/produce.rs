@@ -18,7 +18,10 @@
 //! trace across Kafka). Acknowledged records count in `messaging_client_sent_*`.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -196,47 +199,58 @@ impl Producer {
                 Ok((Some(json.into()), None))
             }
             pb::payload::Kind::Avro(avro_payload) => {
-                let (id, schema) = match avro_payload.schema {
-                    None => {
-                        return Err(MessagingError::invalid(
-                            field,
-                            "an Avro payload needs a schema (schema_id, subject_version or inline)",
-                        ));
-                    }
-                    Some(pb::avro_payload::Schema::SchemaId(id)) => {
-                        let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
-                            MessagingError::invalid("schema_id", format!("{id} is not > 0"))
-                        })?;
-                        (id, self.schemas.by_id(id).await?)
-                    }
-                    Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
-                        let subject = if selector.subject.is_empty() {
-                            if selector.strategy != 0
-                                && selector.strategy != pb::SubjectNameStrategy::TopicName as i32
-                            {
-                                return Err(MessagingError::invalid(
-                                    "subject_version",
-                                    "without a subject, only TopicNameStrategy can name it",
-                                ));
-                            }
-                            format!("{topic}-{field}")
-                        } else {
-                            selector.subject
-                        };
-                        self.schemas
-                            .by_subject_version(&subject, selector.version)
-                            .await?
-                    }
-                    Some(pb::avro_payload::Schema::Inline(inline)) => {
-                        let parsed = self.schemas.reader(&inline.schema)?;
-                        let subject = subject_name(inline.strategy, topic, is_key, &parsed)?;
-                        self.schemas.register(&subject, &inline.schema).await?
-                    }
-                };
-                let framed = avro::encode(field, &schema, id, &avro_payload.json)?;
-                Ok((Some(framed.into()), Some(id)))
+                self.encode_avro(topic, is_key, avro_payload).await
             }
         }
+    }
+
+    /// Encodes an Avro payload with the schema it names (registering an inline one).
+    async fn encode_avro(
+        &self,
+        topic: &str,
+        is_key: bool,
+        avro_payload: pb::AvroPayload,
+    ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
+        let field = if is_key { "key" } else { "value" };
+        let (id, schema) = match avro_payload.schema {
+            None => {
+                return Err(MessagingError::invalid(
+                    field,
+                    "an Avro payload needs a schema (schema_id, subject_version or inline)",
+                ));
+            }
+            Some(pb::avro_payload::Schema::SchemaId(id)) => {
+                let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
+                    MessagingError::invalid("schema_id", format!("{id} is not > 0"))
+                })?;
+                (id, self.schemas.by_id(id).await?)
+            }
+            Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
+                let subject = if selector.subject.is_empty() {
+                    if selector.strategy != 0
+                        && selector.strategy != pb::SubjectNameStrategy::TopicName as i32
+                    {
+                        return Err(MessagingError::invalid(
+                            "subject_version",
+                            "without a subject, only TopicNameStrategy can name it",
+                        ));
+                    }
+                    format!("{topic}-{field}")
+                } else {
+                    selector.subject
+                };
+                self.schemas
+                    .by_subject_version(&subject, selector.version)
+                    .await?
+            }
+            Some(pb::avro_payload::Schema::Inline(inline)) => {
+                let parsed = self.schemas.reader(&inline.schema)?;
+                let subject = subject_name(inline.strategy, topic, is_key, &parsed)?;
+                self.schemas.register(&subject, &inline.schema).await?
+            }
+        };
+        let framed = avro::encode(field, &schema, id, &avro_payload.json)?;
+        Ok((Some(framed.into()), Some(id)))
     }
 
     /// Hands a prepared record to librdkafka (waiting while its queue is full).
@@ -384,8 +398,17 @@ fn inject_trace_context(span: &tracing::Span, headers: &mut Vec<(String, Bytes)>
 
 impl InFlight {
     /// Waits for Kafka's acknowledgement.
-    pub async fn delivered(self) -> Result<pb::RecordMetadata, MessagingError> {
-        let result = match self.delivery.await {
+    pub async fn delivered(mut self) -> Result<pb::RecordMetadata, MessagingError> {
+        let outcome = (&mut self.delivery).await;
+        self.settle(outcome)
+    }
+
+    /// The result of a record, from librdkafka's delivery report.
+    fn settle(
+        self,
+        outcome: <DeliveryFuture as Future>::Output,
+    ) -> Result<pb::RecordMetadata, MessagingError> {
+        let result = match outcome {
             Ok(Ok(delivery)) => {
                 self.metrics.sent(&self.topic, self.bytes);
                 self.span
@@ -410,6 +433,57 @@ impl InFlight {
             self.span.record("otel.status_code", "ERROR");
         }
         result
+    }
+}
+
+/// The records of a stream handed to librdkafka (or failed before), by sequence number: their
+/// results come out in that order. Only the oldest record's delivery is polled, so only it
+/// wakes the stream; those behind it are looked at once it is done (most are done by then).
+/// A record costs a queue slot, not a task and a waker of its own.
+#[derive(Debug, Default)]
+struct Deliveries {
+    queue: VecDeque<(u64, Result<InFlight, MessagingError>)>,
+}
+
+impl Deliveries {
+    fn push(&mut self, sequence: u64, started: Result<InFlight, MessagingError>) {
+        self.queue.push_back((sequence, started));
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The oldest record's result, once it has one.
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(u64, Result<pb::RecordMetadata, MessagingError>)>> {
+        let Some((_, oldest)) = self.queue.front_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = match oldest {
+            Ok(in_flight) => match Pin::new(&mut in_flight.delivery).poll(cx) {
+                Poll::Ready(outcome) => Some(outcome),
+                Poll::Pending => return Poll::Pending,
+            },
+            Err(_) => None,
+        };
+        let Some((sequence, started)) = self.queue.pop_front() else {
+            return Poll::Ready(None);
+        };
+        let result = match (started, outcome) {
+            (Ok(in_flight), Some(outcome)) => in_flight.settle(outcome),
+            (Ok(_), None) => Err(MessagingError::Internal(
+                "a delivery without its outcome".to_owned(),
+            )),
+            (Err(error), _) => Err(error),
+        };
+        Poll::Ready(Some((sequence, result)))
     }
 }
 
@@ -462,7 +536,7 @@ pub async fn run_stream(
     let mut chunk_sizes = VecDeque::new();
     let mut preparing_records = 0;
     // Records handed to librdkafka, in request order.
-    let mut in_flight = FuturesOrdered::new();
+    let mut in_flight = Deliveries::default();
     // The sequence number of the next record handed over (or failed before that).
     let mut sequence: u64 = 0;
     let mut reading = true;
@@ -474,7 +548,9 @@ pub async fn run_stream(
         let room = max_in_flight.saturating_sub(preparing_records + in_flight.len());
         tokio::select! {
             biased;
-            Some((sequence, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((sequence, result)) = std::future::poll_fn(|cx| in_flight.poll_next(cx)),
+                if !in_flight.is_empty() =>
+            {
                 let response = pb::ProduceStreamResponse {
                     sequence,
                     result: Some(result_to_wire(result)),
@@ -498,15 +574,8 @@ pub async fn run_stream(
                 };
                 for traced in chunk {
                     let started = producer.send_traced(traced).await;
-                    let this = sequence;
+                    in_flight.push(sequence, started);
                     sequence += 1;
-                    in_flight.push_back(async move {
-                        let result = match started {
-                            Ok(in_flight) => in_flight.delivered().await,
-                            Err(error) => Err(error),
-                        };
-                        (this, result)
-                    });
                 }
             }
             () = stop.cancelled(), if reading => {

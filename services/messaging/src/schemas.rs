@@ -81,11 +81,19 @@ impl Schemas {
         self.channel.clone()
     }
 
+    // Each lookup answers from its cache without a registry call's future: the calls are boxed
+    // (allocated on a miss only), so the future of a cache hit, created for every record
+    // produced or decoded, stays small instead of carrying a gRPC call's kilobytes.
+
     /// The schema with a global id.
     pub async fn by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {
-        if let Some(schema) = self.by_id.get(&id) {
-            return Ok(schema);
+        match self.by_id.get(&id) {
+            Some(schema) => Ok(schema),
+            None => Box::pin(self.fetch_by_id(id)).await,
         }
+    }
+
+    async fn fetch_by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {
         let wire_id = i32::try_from(id)
             .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
         let found = self
@@ -113,9 +121,19 @@ impl Schemas {
         } else {
             self.versions.get(&(subject.to_owned(), version))
         };
-        if let Some(id) = cached {
-            return Ok((id, self.by_id(id).await?));
-        }
+        let id = match cached {
+            Some(id) => id,
+            None => Box::pin(self.fetch_subject_version(subject, version, latest)).await?,
+        };
+        Ok((id, self.by_id(id).await?))
+    }
+
+    async fn fetch_subject_version(
+        &self,
+        subject: &str,
+        version: i32,
+        latest: bool,
+    ) -> Result<u32, MessagingError> {
         let found = self
             .client
             .clone()
@@ -138,7 +156,7 @@ impl Schemas {
         }
         self.versions
             .insert((subject.to_owned(), found.version), id);
-        Ok((id, self.by_id(id).await?))
+        Ok(id)
     }
 
     /// Registers a schema under a subject (a lookup when it is registered already) and returns
@@ -149,15 +167,20 @@ impl Schemas {
         text: &str,
     ) -> Result<(u32, Arc<Schema>), MessagingError> {
         let key = (subject.to_owned(), text.to_owned());
-        if let Some(id) = self.registered.get(&key) {
-            return Ok((id, self.by_id(id).await?));
-        }
+        let id = match self.registered.get(&key) {
+            Some(id) => id,
+            None => Box::pin(self.register_new(key)).await?,
+        };
+        Ok((id, self.by_id(id).await?))
+    }
+
+    async fn register_new(&self, key: (String, String)) -> Result<u32, MessagingError> {
         let registered = self
             .client
             .clone()
             .register_schema(registry::RegisterSchemaRequest {
-                subject: subject.to_owned(),
-                schema: text.to_owned(),
+                subject: key.0.clone(),
+                schema: key.1.clone(),
                 ..Default::default()
             })
             .await
@@ -165,7 +188,7 @@ impl Schemas {
             .into_inner();
         let id = registered.id as u32;
         self.registered.insert(key, id);
-        Ok((id, self.by_id(id).await?))
+        Ok(id)
     }
 
     /// A reader schema given by a consumer (no references).
