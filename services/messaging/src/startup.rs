@@ -22,6 +22,11 @@ use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
 use crate::schemas::Schemas;
 
+/// The largest HTTP/2 frame the service accepts (SETTINGS_MAX_FRAME_SIZE; HTTP/2's default is
+/// 16 KiB). A client streaming records to ProduceStream may then send them in fewer, larger
+/// frames; what the service sends is bounded by the client's own setting.
+const MAX_FRAME_SIZE: u32 = 1 << 20;
+
 /// How often readiness re-checks Kafka and the registry.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -134,6 +139,7 @@ impl Application {
         );
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .max_frame_size(MAX_FRAME_SIZE)
             .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
