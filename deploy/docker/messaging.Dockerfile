@@ -32,5 +32,7 @@ LABEL org.opencontainers.image.title="tributary messaging" \
 COPY --from=builder /out/root/ /
 COPY --from=builder /out/messaging /usr/local/bin/messaging
 USER 65532:65532
+# glibc's malloc arenas: unset, every thread may get one, each keeping what it freed
+ENV MALLOC_ARENA_MAX=2
 EXPOSE 50052 9464
 ENTRYPOINT ["/usr/local/bin/messaging"]

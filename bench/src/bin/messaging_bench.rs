@@ -957,6 +957,10 @@ async fn run(
                 .join(","),
         );
     }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // As the image and scripts/stack run it (README).
+        messaging_command.env("MALLOC_ARENA_MAX", "2");
+    }
     let messaging_child = messaging_command
         .env("MESSAGING_GRPC_ADDR", &messaging_addr)
         .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
