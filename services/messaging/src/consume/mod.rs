@@ -531,11 +531,12 @@ async fn take<'c>(
     plan: &Plan,
     group: &str,
     tracker: &mut AckTracker,
+    size_hint: usize,
 ) -> (Taken, Option<MessagingError>) {
     let deadline = plan
         .batching
         .map(|batching| tokio::time::Instant::now() + batching.linger);
-    let mut taken = Taken::new(&plan.decoding);
+    let mut taken = Taken::new(&plan.decoding, size_hint);
     let mut received = received;
     loop {
         match received {
@@ -776,6 +777,9 @@ pub async fn run(
     // One message stream for the stream's life (a `recv()` per record would register and
     // unregister a waker with the consumer each time).
     let mut messages = consumer.stream();
+    // The size of the last response's records: the next one's buffer starts that large rather
+    // than growing (and copying itself) from nothing.
+    let mut last_taken_len = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -869,9 +873,16 @@ pub async fn run(
             Some(received) = messages.next(),
                 if plan.may_deliver(&tracker) && outgoing.len() < MAX_OUTGOING =>
             {
-                let (taken, error) =
-                    take(received, &mut messages, &plan, &subscription.group_id, &mut tracker)
-                        .await;
+                let (taken, error) = take(
+                    received,
+                    &mut messages,
+                    &plan,
+                    &subscription.group_id,
+                    &mut tracker,
+                    last_taken_len,
+                )
+                .await;
+                last_taken_len = taken.encoded_len();
                 if !taken.is_empty() {
                     let generation = tracker.generation();
                     outgoing.push_back(start_encoding(&schemas, &plan, generation, taken));

@@ -109,12 +109,22 @@ pub(super) struct Taken {
 }
 
 impl Taken {
-    pub(super) fn new(decoding: &PayloadDecoding) -> Self {
+    /// Ready to take records that will likely take `size_hint` bytes (raw-encoded), so that
+    /// the buffer does not grow, copying itself, record by record.
+    pub(super) fn new(decoding: &PayloadDecoding, size_hint: usize) -> Self {
+        let encode_at_once = decoding.is_raw();
+        let buffer = || Vec::with_capacity(size_hint);
         Taken {
-            encode_at_once: decoding.is_raw(),
-            encoded: Encoded::default(),
+            encode_at_once,
+            encoded: Encoded {
+                bytes: if encode_at_once { buffer() } else { Vec::new() },
+                records: Vec::new(),
+            },
             to_decode: Vec::new(),
-            bytes: TakenBytes::default(),
+            bytes: TakenBytes {
+                data: if encode_at_once { Vec::new() } else { buffer() },
+                headers: Vec::new(),
+            },
             encoded_len: 0,
         }
     }
@@ -724,7 +734,7 @@ mod tests {
 
     /// Takes records to decode by hand (as `Taken::push` does from a message).
     fn taken(format: pb::PayloadFormat, records: &[Record<'_>]) -> Taken {
-        let mut taken = Taken::new(&decoding(format));
+        let mut taken = Taken::new(&decoding(format), 0);
         for &(topic, partition, offset, timestamp, key, value, headers) in records {
             let headers_start = taken.bytes.headers.len();
             for &(name, header_value) in headers {
