@@ -87,6 +87,13 @@ struct Args {
     /// Seconds each codec measurement runs.
     #[arg(long, default_value_t = 2)]
     codec_seconds: u64,
+    /// The consume rows read this many times the records of a size: before the first round
+    /// the raw topic is topped up with copies of them (produced by the raw producer, not
+    /// measured), so that a consume measurement lasts long enough for opening a consumer or a
+    /// stream to be a small part of it (at 1 KiB, the raw consumer reads 50,000 records in
+    /// about 35 ms).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    consume_multiple: u32,
     /// Most records per response of the batched Consume rows (the subscription's
     /// max_batch_records); the client acknowledges each batch with one cumulative ack per
     /// partition.
@@ -611,7 +618,7 @@ async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> a
     for partition in 0..args.partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
-    let count = data.framed.len();
+    let count = data.framed.len() * args.consume_multiple as usize;
     let mut received = 0;
     let mut clock = OpenToLast::start();
     consumer.assign(&assignment)?;
@@ -703,7 +710,7 @@ async fn grpc_consume(
     })
     .await?;
     let mut responses = client.consume(ReceiverStream::new(rx)).await?.into_inner();
-    let count = data.framed.len();
+    let count = data.framed.len() * args.consume_multiple as usize;
     let mut received = 0;
     let mut errors = 0;
     while received < count {
@@ -998,10 +1005,11 @@ async fn run(
         dataset("~1 KiB", &schema, id, args.large_records, 1024)?,
     ];
     eprintln!(
-        "messaging-bench: {} partitions, {} in flight, median of {} rounds; records: {}",
+        "messaging-bench: {} partitions, {} in flight, median of {} rounds, consume rows read {} times the records; records: {}",
         args.partitions,
         args.in_flight,
         args.rounds,
+        args.consume_multiple,
         sets.iter()
             .map(|s| format!(
                 "{} x {} ({} framed bytes avg)",
@@ -1055,6 +1063,15 @@ async fn run(
             }
             if args.only == Only::Produce {
                 continue;
+            }
+            if round == 0 && args.consume_multiple > 1 {
+                eprintln!(
+                    "  {}: topping up the consumed topic to {} times its records",
+                    data.label, args.consume_multiple
+                );
+                for _ in 1..args.consume_multiple {
+                    raw_produce(args, &names[0], &names[3], data).await?;
+                }
             }
             eprintln!("  {}: round {}: consuming", data.label, round + 1);
             consumed[0].push(
