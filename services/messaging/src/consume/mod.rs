@@ -19,10 +19,12 @@
 //! request (`Acks`), individually or cumulatively ("every record of this partition delivered up
 //! to offset N"); the commit rule above is the same for all of them.
 //!
-//! A stream's task takes records from librdkafka with their payloads raw and notes them as
-//! delivered at once (so nothing taken is committed past before it is acknowledged); batches of
-//! Avro are decoded on tasks of their own while the stream takes the next records, and
-//! responses go out in the order the records were taken, at most `MAX_OUTGOING` ahead.
+//! A stream's task takes records from librdkafka and notes them as delivered at once (so
+//! nothing taken is committed past before it is acknowledged). Raw payloads are encoded into
+//! the response as they are taken; batches of Avro are decoded and encoded on tasks of their
+//! own while the stream takes the next records (`records`). Responses go out in the order the
+//! records were taken, at most `MAX_OUTGOING` ahead. The acknowledgement bookkeeping is in
+//! `acks`.
 //!
 //! Flow control: at most `max_unacked` records are delivered and not acknowledged; the stream
 //! pauses until acknowledgements come (a pause longer than `max.poll.interval.ms` makes the

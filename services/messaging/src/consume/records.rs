@@ -161,6 +161,9 @@ impl Taken {
             self.encoded_len = self.encoded.bytes.len();
             return;
         }
+        // The payload first, then the headers (see `RecordView::encode`).
+        let key = message.key().map(|key| self.bytes.push(key));
+        let value = message.payload().map(|value| self.bytes.push(value));
         let headers_start = self.bytes.headers.len();
         for header in message
             .headers()
@@ -171,8 +174,6 @@ impl Taken {
             let value = self.bytes.push(header.value.unwrap_or_default());
             self.bytes.headers.push(TakenHeader { key, value });
         }
-        let key = message.key().map(|key| self.bytes.push(key));
-        let value = message.payload().map(|value| self.bytes.push(value));
         self.add_to_decode(TakenRecord {
             topic,
             partition: message.partition(),
