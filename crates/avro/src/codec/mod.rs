@@ -44,6 +44,7 @@
 mod binary;
 mod decode;
 mod encode;
+mod escape;
 mod logical;
 mod node;
 mod sink;

@@ -159,8 +159,7 @@ impl TextSink {
     }
 
     fn quoted(&mut self, s: &str) {
-        // Writing to a Vec can't fail, and a &str always serializes.
-        let _ = serde_json::to_writer(&mut self.out, s);
+        super::escape::write_json_string(&mut self.out, s);
     }
 
     /// Rewrite the map starting at `start` with each repeated key once: at its first position,

@@ -1,0 +1,136 @@
+//! JSON string literals, written as `serde_json` writes them (the same bytes), but skipping
+//! over the common case, text with nothing to escape, eight bytes at a time: for long strings
+//! this was half of the Avro → JSON decoder's time.
+//!
+//! `serde_json` escapes `"` and `\` with a backslash, the control characters `\b`, `\t`, `\n`,
+//! `\f`, `\r` with their short forms, the other bytes below 0x20 as `\u00XX` (lowercase hex),
+//! and writes everything else (DEL and all non-ASCII text included) as it is.
+
+/// Eight copies of a byte.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// Whether any of the eight bytes of `word` needs escaping: is below 0x20, `"` or `\`.
+fn needs_escape(word: u64) -> bool {
+    // A byte b < n (n <= 0x80) makes (b - n) wrap into the high bit while b's own high bit is
+    // clear; bytes equal to c are the zero bytes of word ^ splat(c).
+    let below_space = word.wrapping_sub(splat(0x20)) & !word;
+    let quote = word ^ splat(b'"');
+    let backslash = word ^ splat(b'\\');
+    let zero_byte = |x: u64| x.wrapping_sub(splat(0x01)) & !x;
+    (below_space | zero_byte(quote) | zero_byte(backslash)) & splat(0x80) != 0
+}
+
+/// The escape of a byte, if it needs one (serde_json's table).
+fn escape_of(byte: u8) -> Option<&'static [u8]> {
+    Some(match byte {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        0x08 => b"\\b",
+        0x09 => b"\\t",
+        0x0a => b"\\n",
+        0x0c => b"\\f",
+        0x0d => b"\\r",
+        0x00..=0x1f => return Some(&CONTROL[usize::from(byte)]),
+        _ => return None,
+    })
+}
+
+/// `\u00XX` for every byte below 0x20.
+const CONTROL: [[u8; 6]; 32] = {
+    let hex = b"0123456789abcdef";
+    let mut table = [[0u8; 6]; 32];
+    let mut byte = 0;
+    while byte < 32 {
+        table[byte] = [b'\\', b'u', b'0', b'0', hex[byte >> 4], hex[byte & 0xf]];
+        byte += 1;
+    }
+    table
+};
+
+/// Appends `s` to `out` as a JSON string literal, quotes included.
+pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Bytes before `start` are written; `at` is the next byte to look at.
+    let mut start = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(chunk) = bytes.get(at..at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_ne_bytes(word)) {
+                at += 8;
+                continue;
+            }
+        }
+        // Somewhere in the next eight bytes (or in the tail): look at them one by one.
+        let end = (at + 8).min(bytes.len());
+        while at < end {
+            if let Some(escape) = escape_of(bytes[at]) {
+                out.extend_from_slice(&bytes[start..at]);
+                out.extend_from_slice(escape);
+                start = at + 1;
+            }
+            at += 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(s: &str) -> String {
+        let mut out = b"prefix ".to_vec();
+        write_json_string(&mut out, s);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    fn serde_json(s: &str) -> String {
+        format!(
+            "prefix {}",
+            serde_json::to_string(s).expect("a string serializes")
+        )
+    }
+
+    #[test]
+    fn writes_what_serde_json_writes_for_every_byte_at_every_position() {
+        // Every ASCII character, at each of the offsets a word can start at, among text
+        // that needs no escape, and around multi-byte characters.
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['é', '€', '😀', '\u{2028}'])
+        {
+            for offset in 0..17 {
+                for tail in 0..9 {
+                    let s: String = std::iter::repeat_n('a', offset)
+                        .chain([c])
+                        .chain(std::iter::repeat_n('z', tail))
+                        .collect();
+                    assert_eq!(ours(&s), serde_json(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_full_of_escapes_or_empty() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        for s in [
+            "",
+            "\"",
+            "\\\\\"\"",
+            every_control.as_str(),
+            "long text with \"quotes\", back\\slashes, tabs\tand\nnew lines, ü and 日本",
+            &"x".repeat(1000),
+            &format!("{}\u{1f}", "y".repeat(999)),
+        ] {
+            assert_eq!(ours(s), serde_json(s), "{s:?}");
+        }
+    }
+}
