@@ -543,9 +543,9 @@ async fn take<'c>(
     loop {
         match received {
             Ok(message) => {
-                tracker.delivered(message.topic(), message.partition(), message.offset());
                 let span = receive_span(&message, group);
-                taken.push(&message, span);
+                let topic = taken.push(&message, span);
+                tracker.delivered(&topic, message.partition(), message.offset());
             }
             Err(error) => {
                 tracing::warn!(%error, "consumer error");

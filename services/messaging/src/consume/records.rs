@@ -93,101 +93,27 @@ struct TakenRecord {
     span: tracing::Span,
 }
 
-/// The records of one response, as taken from librdkafka. Records whose payloads go out raw are
-/// encoded at once, from librdkafka's buffers; records to decode have their bytes copied.
+/// The records of one response, as taken from librdkafka.
 #[derive(Debug)]
-pub(super) struct Taken {
-    /// Whether records are encoded as they are taken (raw payloads only).
-    encode_at_once: bool,
-    /// The records encoded at once.
-    encoded: Encoded,
-    /// The records to decode, and their bytes.
-    to_decode: Vec<TakenRecord>,
-    bytes: TakenBytes,
-    /// What the records take encoded with raw payloads.
-    encoded_len: usize,
+pub(super) enum Taken {
+    /// Payloads go out raw: each record is encoded as it is taken, from librdkafka's buffers.
+    Encoded(Encoded),
+    /// Payloads to decode: the records, their bytes copied.
+    ToDecode(ToDecode),
 }
 
-impl Taken {
-    /// Ready to take records that will likely take `size_hint` bytes (raw-encoded), so that
-    /// the buffer does not grow, copying itself, record by record.
-    pub(super) fn new(decoding: &PayloadDecoding, size_hint: usize) -> Self {
-        let encode_at_once = decoding.is_raw();
-        let buffer = || Vec::with_capacity(size_hint);
-        Taken {
-            encode_at_once,
-            encoded: Encoded {
-                bytes: if encode_at_once { buffer() } else { Vec::new() },
-                records: Vec::new(),
-            },
-            to_decode: Vec::new(),
-            bytes: TakenBytes {
-                data: if encode_at_once { Vec::new() } else { buffer() },
-                headers: Vec::new(),
-            },
-            encoded_len: 0,
-        }
-    }
+/// Records taken to be decoded.
+#[derive(Debug, Default)]
+pub(super) struct ToDecode {
+    records: Vec<TakenRecord>,
+    bytes: TakenBytes,
+    /// What the records take encoded with raw payloads.
+    raw_len: usize,
+}
 
-    /// Takes a record.
-    pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, span: tracing::Span) {
-        let last_topic = match (self.encoded.records.last(), self.to_decode.last()) {
-            (Some(last), _) => Some(&last.topic),
-            (_, Some(last)) => Some(&last.topic),
-            (None, None) => None,
-        };
-        let topic = match last_topic {
-            Some(last) if **last == *message.topic() => Arc::clone(last),
-            _ => Arc::from(message.topic()),
-        };
-        let timestamp = message.timestamp().to_millis().map(timestamp_to_wire);
-        if self.encode_at_once {
-            let view = RecordView {
-                topic: &topic,
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp,
-                key: message.key().map(Payload::raw),
-                value: message.payload().map(Payload::raw),
-            };
-            let headers = || {
-                message
-                    .headers()
-                    .into_iter()
-                    .flat_map(|headers| headers.iter())
-                    .map(|header| (header.key.as_bytes(), header.value.unwrap_or_default()))
-            };
-            self.encoded.push(Arc::clone(&topic), &view, headers, span);
-            self.encoded_len = self.encoded.bytes.len();
-            return;
-        }
-        // The payload first, then the headers (see `RecordView::encode`).
-        let key = message.key().map(|key| self.bytes.push(key));
-        let value = message.payload().map(|value| self.bytes.push(value));
-        let headers_start = self.bytes.headers.len();
-        for header in message
-            .headers()
-            .into_iter()
-            .flat_map(|headers| headers.iter())
-        {
-            let key = self.bytes.push(header.key.as_bytes());
-            let value = self.bytes.push(header.value.unwrap_or_default());
-            self.bytes.headers.push(TakenHeader { key, value });
-        }
-        self.add_to_decode(TakenRecord {
-            topic,
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp,
-            key,
-            value,
-            headers: headers_start..self.bytes.headers.len(),
-            span,
-        });
-    }
-
-    /// Adds a record to decode whose bytes are in `self.bytes` already.
-    fn add_to_decode(&mut self, record: TakenRecord) {
+impl ToDecode {
+    /// Adds a record whose bytes are in `self.bytes` already.
+    fn add(&mut self, record: TakenRecord) {
         let bytes = &self.bytes;
         let view = RecordView {
             topic: &record.topic,
@@ -200,12 +126,99 @@ impl Taken {
                 .as_ref()
                 .map(|value| Payload::raw(bytes.get(value))),
         };
-        self.encoded_len += field_len(view.len(|| bytes.header_pairs(&record.headers)));
-        self.to_decode.push(record);
+        self.raw_len += field_len(view.len(|| bytes.header_pairs(&record.headers)));
+        self.records.push(record);
+    }
+}
+
+impl Taken {
+    /// Ready to take records that will likely take `size_hint` bytes (raw-encoded), so that
+    /// the buffer does not grow, copying itself, record by record.
+    pub(super) fn new(decoding: &PayloadDecoding, size_hint: usize) -> Self {
+        if decoding.is_raw() {
+            Taken::Encoded(Encoded {
+                bytes: Vec::with_capacity(size_hint),
+                records: Vec::new(),
+            })
+        } else {
+            Taken::ToDecode(ToDecode {
+                bytes: TakenBytes {
+                    data: Vec::with_capacity(size_hint),
+                    headers: Vec::new(),
+                },
+                ..ToDecode::default()
+            })
+        }
+    }
+
+    /// Takes a record; returns its topic.
+    pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, span: tracing::Span) -> Arc<str> {
+        let last_topic = match self {
+            Taken::Encoded(encoded) => encoded.records.last().map(|last| &last.topic),
+            Taken::ToDecode(to_decode) => to_decode.records.last().map(|last| &last.topic),
+        };
+        let topic = match last_topic {
+            Some(last) if **last == *message.topic() => Arc::clone(last),
+            _ => Arc::from(message.topic()),
+        };
+        let timestamp = message.timestamp().to_millis().map(timestamp_to_wire);
+        match self {
+            Taken::Encoded(encoded) => {
+                let view = RecordView {
+                    topic: &topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp,
+                    key: message.key().map(Payload::raw),
+                    value: message.payload().map(Payload::raw),
+                };
+                let headers = || {
+                    message
+                        .headers()
+                        .into_iter()
+                        .flat_map(|headers| headers.iter())
+                        .map(|header| (header.key.as_bytes(), header.value.unwrap_or_default()))
+                };
+                let size = |payload: Option<&[u8]>| payload.map_or(0, <[u8]>::len);
+                let kafka_bytes = size(message.key()) + size(message.payload());
+                encoded.push(Arc::clone(&topic), &view, headers, span, kafka_bytes);
+            }
+            Taken::ToDecode(to_decode) => {
+                let bytes = &mut to_decode.bytes;
+                // The payload first, then the headers (see `RecordView::encode`).
+                let key = message.key().map(|key| bytes.push(key));
+                let value = message.payload().map(|value| bytes.push(value));
+                let headers_start = bytes.headers.len();
+                for header in message
+                    .headers()
+                    .into_iter()
+                    .flat_map(|headers| headers.iter())
+                {
+                    let key = bytes.push(header.key.as_bytes());
+                    let value = bytes.push(header.value.unwrap_or_default());
+                    bytes.headers.push(TakenHeader { key, value });
+                }
+                let headers = headers_start..bytes.headers.len();
+                to_decode.add(TakenRecord {
+                    topic: Arc::clone(&topic),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp,
+                    key,
+                    value,
+                    headers,
+                    span,
+                });
+            }
+        }
+        topic
     }
 
     pub(super) fn len(&self) -> usize {
-        self.encoded.records.len() + self.to_decode.len()
+        match self {
+            Taken::Encoded(encoded) => encoded.records.len(),
+            Taken::ToDecode(to_decode) => to_decode.records.len(),
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -214,7 +227,10 @@ impl Taken {
 
     /// What the records take encoded with raw payloads (a batch's size bound).
     pub(super) fn encoded_len(&self) -> usize {
-        self.encoded_len
+        match self {
+            Taken::Encoded(encoded) => encoded.bytes.len(),
+            Taken::ToDecode(to_decode) => to_decode.raw_len,
+        }
     }
 }
 
@@ -469,15 +485,6 @@ impl RecordView<'_> {
         let mut length = &mut buf[length_at..length_at + needed];
         encode_varint(body_len, &mut length);
     }
-
-    /// Its key and value bytes as Kafka has them (raw payloads only).
-    fn kafka_bytes(&self) -> usize {
-        let size = |payload: &Option<Payload<'_>>| match payload {
-            Some(Payload::Raw { bytes, .. }) => bytes.len(),
-            _ => 0,
-        };
-        size(&self.key) + size(&self.value)
-    }
 }
 
 /// The length of a whole `RecordBatch.records` field holding a record body of `len` bytes.
@@ -508,18 +515,6 @@ pub(super) struct Encoded {
 
 impl Encoded {
     fn push<'h, I>(
-        &mut self,
-        topic: Arc<str>,
-        view: &RecordView<'_>,
-        headers: impl FnOnce() -> I,
-        span: tracing::Span,
-    ) where
-        I: Iterator<Item = (&'h [u8], &'h [u8])>,
-    {
-        self.push_sized(topic, view, headers, span, view.kafka_bytes());
-    }
-
-    fn push_sized<'h, I>(
         &mut self,
         topic: Arc<str>,
         view: &RecordView<'_>,
@@ -578,28 +573,28 @@ impl Encoded {
     }
 }
 
-/// Encodes taken records: decodes the keys and values of those that need it as `decoding`
-/// asks, each in its record's span (the others were encoded as they were taken).
+/// Encodes taken records: those to decode get their keys and values decoded as `decoding`
+/// asks, each in its record's span (raw ones were encoded as they were taken).
 pub(super) async fn encode(
     schemas: &Schemas,
     decoding: &PayloadDecoding,
     taken: Taken,
 ) -> Result<Encoded, MessagingError> {
-    let Taken {
-        mut encoded,
-        to_decode,
+    let ToDecode {
+        records,
         bytes,
-        encoded_len,
-        ..
-    } = taken;
-    if to_decode.is_empty() {
-        return Ok(encoded);
-    }
-    encoded.bytes.reserve(encoded_len);
-    encoded.records.reserve(to_decode.len());
+        raw_len,
+    } = match taken {
+        Taken::Encoded(encoded) => return Ok(encoded),
+        Taken::ToDecode(to_decode) => to_decode,
+    };
+    let mut encoded = Encoded {
+        bytes: Vec::with_capacity(raw_len),
+        records: Vec::with_capacity(records.len()),
+    };
     // The JSON text of the record being encoded (one buffer, reused).
     let mut json = Vec::new();
-    for record in to_decode {
+    for record in records {
         json.clear();
         let decoded = async {
             let key = match &record.key {
@@ -654,7 +649,7 @@ pub(super) async fn encode(
         };
         let size = |range: &Option<Range<usize>>| range.as_ref().map_or(0, Range::len);
         let kafka_bytes = size(&record.key) + size(&record.value);
-        encoded.push_sized(
+        encoded.push(
             Arc::clone(&record.topic),
             &view,
             || bytes.header_pairs(&record.headers),
@@ -733,9 +728,10 @@ mod tests {
         }
     }
 
-    /// Takes records to decode by hand (as `Taken::push` does from a message).
-    fn taken(format: pb::PayloadFormat, records: &[Record<'_>]) -> Taken {
-        let mut taken = Taken::new(&decoding(format), 0);
+    /// Takes records to decode by hand (as `Taken::push` does from a message); `encode` then
+    /// decodes them as its `PayloadDecoding` says.
+    fn taken(records: &[Record<'_>]) -> Taken {
+        let mut taken = ToDecode::default();
         for &(topic, partition, offset, timestamp, key, value, headers) in records {
             let headers_start = taken.bytes.headers.len();
             for &(name, header_value) in headers {
@@ -745,7 +741,7 @@ mod tests {
             }
             let key = key.map(|key| taken.bytes.push(key));
             let value = value.map(|value| taken.bytes.push(value));
-            taken.add_to_decode(TakenRecord {
+            taken.add(TakenRecord {
                 topic: Arc::from(topic),
                 partition,
                 offset,
@@ -756,7 +752,7 @@ mod tests {
                 span: tracing::Span::none(),
             });
         }
-        taken
+        Taken::ToDecode(taken)
     }
 
     fn message(
@@ -836,7 +832,7 @@ mod tests {
 
     #[tokio::test]
     async fn raw_records_encode_as_prost_encodes_the_same_messages() {
-        let taken = taken(pb::PayloadFormat::Raw, RECORDS);
+        let taken = taken(RECORDS);
         let raw_len = taken.encoded_len();
         let encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
             .await
@@ -857,7 +853,7 @@ mod tests {
         let avro = decoding(pb::PayloadFormat::AvroTagged);
         // The first two records hold no Confluent-framed payload: no schema is looked up.
         let unframed = &RECORDS[..2];
-        let encoded = encode(&schemas(), &avro, taken(avro.value_format, unframed))
+        let encoded = encode(&schemas(), &avro, taken(unframed))
             .await
             .expect("no registry call for unframed payloads");
         let undecodable = |bytes: &[u8]| pb::ConsumedPayload {
@@ -885,7 +881,7 @@ mod tests {
 
         // The third one's key is framed (schema id 7): with the registry unreachable, the
         // records are not sent with an error (a reconnect gets them decoded).
-        let error = encode(&schemas(), &avro, taken(avro.value_format, RECORDS))
+        let error = encode(&schemas(), &avro, taken(RECORDS))
             .await
             .expect_err("the registry is unreachable");
         assert_eq!(error.grpc_code(), Code::Unavailable, "{error}");
@@ -913,7 +909,7 @@ mod tests {
             }),
         };
         let mut encoded = Encoded::default();
-        encoded.push_sized(
+        encoded.push(
             Arc::from("t"),
             &view,
             std::iter::empty,
@@ -965,7 +961,7 @@ mod tests {
                 )
             })
             .collect();
-        let taken = taken(pb::PayloadFormat::Raw, &records);
+        let taken = taken(&records);
         let mut encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
             .await
             .expect("raw payloads encode");
