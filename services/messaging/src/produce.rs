@@ -463,25 +463,18 @@ impl Deliveries {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(u64, Result<pb::RecordMetadata, MessagingError>)>> {
-        let Some((_, oldest)) = self.queue.front_mut() else {
-            return Poll::Ready(None);
-        };
-        let outcome = match oldest {
-            Ok(in_flight) => match Pin::new(&mut in_flight.delivery).poll(cx) {
-                Poll::Ready(outcome) => Some(outcome),
-                Poll::Pending => return Poll::Pending,
-            },
-            Err(_) => None,
-        };
         let Some((sequence, started)) = self.queue.pop_front() else {
             return Poll::Ready(None);
         };
-        let result = match (started, outcome) {
-            (Ok(in_flight), Some(outcome)) => in_flight.settle(outcome),
-            (Ok(_), None) => Err(MessagingError::Internal(
-                "a delivery without its outcome".to_owned(),
-            )),
-            (Err(error), _) => Err(error),
+        let result = match started {
+            Err(error) => Err(error),
+            Ok(mut in_flight) => match Pin::new(&mut in_flight.delivery).poll(cx) {
+                Poll::Ready(outcome) => in_flight.settle(outcome),
+                Poll::Pending => {
+                    self.queue.push_front((sequence, Ok(in_flight)));
+                    return Poll::Pending;
+                }
+            },
         };
         Poll::Ready(Some((sequence, result)))
     }
