@@ -117,6 +117,9 @@ struct Args {
     /// batched rows alone).
     #[arg(long)]
     skip_per_record: bool,
+    /// Skip the gRPC Consume rows that decode Avro to JSON (e.g. to profile the raw rows alone).
+    #[arg(long)]
+    skip_json: bool,
     /// A librdkafka property `k=v` for every Kafka client of the run, on both sides: the raw
     /// producer and consumer, and the messaging service (as KAFKA_PROPERTIES). Repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
@@ -1106,7 +1109,9 @@ async fn run(
             ]
             .into_iter()
             .filter(|(_, _, _, mode)| !(args.skip_per_record && *mode == ConsumeMode::PerRecord))
-            {
+            .filter(|(_, _, format, _)| {
+                !(args.skip_json && *format == mpb::PayloadFormat::AvroPlain)
+            }) {
                 consumed[slot].push(
                     grpc_consume(
                         args,

@@ -544,7 +544,7 @@ async fn take<'c>(
         match received {
             Ok(message) => {
                 let span = receive_span(&message, group);
-                let topic = taken.push(&message, span);
+                let topic = taken.push(&message, span, &plan.decoding);
                 tracker.delivered(&topic, message.partition(), message.offset());
             }
             Err(error) => {
@@ -579,6 +579,14 @@ async fn take<'c>(
     (taken, None)
 }
 
+/// The buffer size to start a stream's next response with, after one that took `taken` bytes:
+/// that plus an eighth (records vary in size, and a buffer that outgrows its capacity copies
+/// itself), or, when it was smaller, most of the hint before (one short batch, taken while
+/// librdkafka's queue ran low, does not shrink the next ones' buffers).
+fn next_size_hint(previous: usize, taken: usize) -> usize {
+    (taken + taken / 8).max(previous - previous / 8)
+}
+
 /// Records on their way to the client: decoded, encoded, in order, and tagged with the
 /// tracker's generation when they were taken.
 type Outgoing = BoxFuture<'static, (u64, Result<Encoded, MessagingError>)>;
@@ -590,10 +598,11 @@ const MAX_OUTGOING: usize = 4;
 /// batches of Avro are decoded and encoded on a task of their own, so that one stream uses more
 /// than one core; a single record of Avro is decoded by the stream's task.
 fn start_encoding(schemas: &Arc<Schemas>, plan: &Plan, generation: u64, taken: Taken) -> Outgoing {
+    let encoded_already = taken.is_encoded();
     let schemas = Arc::clone(schemas);
     let decoding = Arc::clone(&plan.decoding);
     let encoded = async move { records::encode(&schemas, &decoding, taken).await };
-    if plan.decoding.is_raw() || plan.batching.is_none() {
+    if encoded_already || plan.batching.is_none() {
         return encoded.map(move |encoded| (generation, encoded)).boxed();
     }
     tokio::spawn(encoded)
@@ -779,9 +788,9 @@ pub async fn run(
     // One message stream for the stream's life (a `recv()` per record would register and
     // unregister a waker with the consumer each time).
     let mut messages = consumer.stream();
-    // The size of the last response's records: the next one's buffer starts that large rather
-    // than growing (and copying itself) from nothing.
-    let mut last_taken_len = 0;
+    // How large the next response's buffer starts (`next_size_hint`), rather than growing (and
+    // copying itself) from nothing.
+    let mut size_hint = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -881,10 +890,10 @@ pub async fn run(
                     &plan,
                     &subscription.group_id,
                     &mut tracker,
-                    last_taken_len,
+                    size_hint,
                 )
                 .await;
-                last_taken_len = taken.encoded_len();
+                size_hint = next_size_hint(size_hint, taken.encoded_len());
                 if !taken.is_empty() {
                     let generation = tracker.generation();
                     outgoing.push_back(start_encoding(&schemas, &plan, generation, taken));

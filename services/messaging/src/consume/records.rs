@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use prost::encoding::{self, WireType, encode_key, encode_varint, encoded_len_varint, key_len};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{Headers, Message};
 use tonic::Code;
 use tracing::Instrument;
 use tributary_avro::Schema;
@@ -35,13 +35,6 @@ pub(super) struct PayloadDecoding {
     pub(super) value_format: pb::PayloadFormat,
     pub(super) key_format: pb::PayloadFormat,
     pub(super) reader: Option<Arc<Schema>>,
-}
-
-impl PayloadDecoding {
-    /// Whether payloads go out as they are (no decoding work).
-    pub(super) fn is_raw(&self) -> bool {
-        self.value_format == pb::PayloadFormat::Raw && self.key_format == pb::PayloadFormat::Raw
-    }
 }
 
 /// The keys, values and header bytes of records taken to be decoded, in one buffer.
@@ -96,15 +89,19 @@ struct TakenRecord {
 /// The records of one response, as taken from librdkafka.
 #[derive(Debug)]
 pub(super) enum Taken {
-    /// Payloads go out raw: each record is encoded as it is taken, from librdkafka's buffers.
+    /// Every record so far goes out as it is (raw payloads, or none): each was encoded as it was
+    /// taken, from librdkafka's buffers.
     Encoded(Encoded),
-    /// Payloads to decode: the records, their bytes copied.
+    /// A record needs decoding: those before it are encoded, it and those after it have their
+    /// bytes copied, to be decoded.
     ToDecode(ToDecode),
 }
 
 /// Records taken to be decoded.
 #[derive(Debug, Default)]
 pub(super) struct ToDecode {
+    /// The records taken before the first that needs decoding, encoded already.
+    encoded: Encoded,
     records: Vec<TakenRecord>,
     bytes: TakenBytes,
     /// What the records take encoded with raw payloads.
@@ -112,6 +109,18 @@ pub(super) struct ToDecode {
 }
 
 impl ToDecode {
+    /// Ready to take records to decode after `encoded`, with room for `size_hint` bytes.
+    fn after(encoded: Encoded, size_hint: usize) -> Self {
+        ToDecode {
+            encoded,
+            bytes: TakenBytes {
+                data: Vec::with_capacity(size_hint),
+                headers: Vec::new(),
+            },
+            ..ToDecode::default()
+        }
+    }
+
     /// Adds a record whose bytes are in `self.bytes` already.
     fn add(&mut self, record: TakenRecord) {
         let bytes = &self.bytes;
@@ -134,28 +143,41 @@ impl ToDecode {
 impl Taken {
     /// Ready to take records that will likely take `size_hint` bytes (raw-encoded), so that
     /// the buffer does not grow, copying itself, record by record.
+    ///
+    /// With raw values, records are encoded as they are taken until one has a key to decode;
+    /// records without keys (most, in many topics) never are.
     pub(super) fn new(decoding: &PayloadDecoding, size_hint: usize) -> Self {
-        if decoding.is_raw() {
+        if decoding.value_format == pb::PayloadFormat::Raw {
             Taken::Encoded(Encoded {
                 bytes: Vec::with_capacity(size_hint),
                 records: Vec::new(),
             })
         } else {
-            Taken::ToDecode(ToDecode {
-                bytes: TakenBytes {
-                    data: Vec::with_capacity(size_hint),
-                    headers: Vec::new(),
-                },
-                ..ToDecode::default()
-            })
+            Taken::ToDecode(ToDecode::after(Encoded::default(), size_hint))
         }
     }
 
     /// Takes a record; returns its topic.
-    pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, span: tracing::Span) -> Arc<str> {
+    pub(super) fn push(
+        &mut self,
+        message: &impl Message,
+        span: tracing::Span,
+        decoding: &PayloadDecoding,
+    ) -> Arc<str> {
+        if let Taken::Encoded(encoded) = self
+            && message.key().is_some()
+            && decoding.key_format != pb::PayloadFormat::Raw
+        {
+            let size_hint = encoded.bytes.capacity().saturating_sub(encoded.bytes.len());
+            *self = Taken::ToDecode(ToDecode::after(std::mem::take(encoded), size_hint));
+        }
         let last_topic = match self {
             Taken::Encoded(encoded) => encoded.records.last().map(|last| &last.topic),
-            Taken::ToDecode(to_decode) => to_decode.records.last().map(|last| &last.topic),
+            Taken::ToDecode(to_decode) => to_decode
+                .records
+                .last()
+                .map(|last| &last.topic)
+                .or_else(|| to_decode.encoded.records.last().map(|last| &last.topic)),
         };
         let topic = match last_topic {
             Some(last) if **last == *message.topic() => Arc::clone(last),
@@ -217,8 +239,13 @@ impl Taken {
     pub(super) fn len(&self) -> usize {
         match self {
             Taken::Encoded(encoded) => encoded.records.len(),
-            Taken::ToDecode(to_decode) => to_decode.records.len(),
+            Taken::ToDecode(to_decode) => to_decode.encoded.records.len() + to_decode.records.len(),
         }
+    }
+
+    /// Whether the records are encoded already (nothing is left to decode).
+    pub(super) fn is_encoded(&self) -> bool {
+        matches!(self, Taken::Encoded(_))
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -229,7 +256,7 @@ impl Taken {
     pub(super) fn encoded_len(&self) -> usize {
         match self {
             Taken::Encoded(encoded) => encoded.bytes.len(),
-            Taken::ToDecode(to_decode) => to_decode.raw_len,
+            Taken::ToDecode(to_decode) => to_decode.encoded.bytes.len() + to_decode.raw_len,
         }
     }
 }
@@ -581,6 +608,7 @@ pub(super) async fn encode(
     taken: Taken,
 ) -> Result<Encoded, MessagingError> {
     let ToDecode {
+        mut encoded,
         records,
         bytes,
         raw_len,
@@ -588,10 +616,8 @@ pub(super) async fn encode(
         Taken::Encoded(encoded) => return Ok(encoded),
         Taken::ToDecode(to_decode) => to_decode,
     };
-    let mut encoded = Encoded {
-        bytes: Vec::with_capacity(raw_len),
-        records: Vec::with_capacity(records.len()),
-    };
+    encoded.bytes.reserve_exact(raw_len);
+    encoded.records.reserve_exact(records.len());
     // The JSON text of the record being encoded (one buffer, reused).
     let mut json = Vec::new();
     for record in records {
@@ -706,6 +732,8 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
+    use rdkafka::Timestamp;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
     use super::*;
 
@@ -728,31 +756,28 @@ mod tests {
         }
     }
 
-    /// Takes records to decode by hand (as `Taken::push` does from a message); `encode` then
-    /// decodes them as its `PayloadDecoding` says.
-    fn taken(records: &[Record<'_>]) -> Taken {
-        let mut taken = ToDecode::default();
+    /// Takes records as the stream does, through `Taken::push`, for `encode` to finish as
+    /// `decoding` says.
+    fn taken(records: &[Record<'_>], decoding: &PayloadDecoding) -> Taken {
+        let mut taken = Taken::new(decoding, 0);
         for &(topic, partition, offset, timestamp, key, value, headers) in records {
-            let headers_start = taken.bytes.headers.len();
-            for &(name, header_value) in headers {
-                let key = taken.bytes.push(name.as_bytes());
-                let value = taken.bytes.push(header_value.unwrap_or_default());
-                taken.bytes.headers.push(TakenHeader { key, value });
-            }
-            let key = key.map(|key| taken.bytes.push(key));
-            let value = value.map(|value| taken.bytes.push(value));
-            taken.add(TakenRecord {
-                topic: Arc::from(topic),
+            let headers = headers
+                .iter()
+                .fold(OwnedHeaders::new(), |all, &(key, value)| {
+                    all.insert(Header { key, value })
+                });
+            let message = OwnedMessage::new(
+                value.map(<[u8]>::to_vec),
+                key.map(<[u8]>::to_vec),
+                topic.to_owned(),
+                timestamp.map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
                 partition,
                 offset,
-                timestamp: timestamp.map(timestamp_to_wire),
-                key,
-                value,
-                headers: headers_start..taken.bytes.headers.len(),
-                span: tracing::Span::none(),
-            });
+                Some(headers),
+            );
+            taken.push(&message, tracing::Span::none(), decoding);
         }
-        Taken::ToDecode(taken)
+        taken
     }
 
     fn message(
@@ -801,8 +826,9 @@ mod tests {
                 ("null", None),
             ],
         ),
-        // Zero partition and offset (left out), no key, an empty value, a negative timestamp.
-        ("orders", 0, 0, Some(-1), None, Some(b""), &[]),
+        // Zero partition and offset (left out), no key, an empty value, a negative timestamp
+        // (-1 is librdkafka's "none").
+        ("orders", 0, 0, Some(-2), None, Some(b""), &[]),
         // No value (a tombstone), no timestamp, a negative partition.
         (
             "other",
@@ -832,9 +858,14 @@ mod tests {
 
     #[tokio::test]
     async fn raw_records_encode_as_prost_encodes_the_same_messages() {
-        let taken = taken(RECORDS);
+        let raw_decoding = decoding(pb::PayloadFormat::Raw);
+        let taken = taken(RECORDS, &raw_decoding);
+        assert!(
+            taken.is_encoded(),
+            "raw records are encoded as they are taken"
+        );
         let raw_len = taken.encoded_len();
-        let encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
+        let encoded = encode(&schemas(), &raw_decoding, taken)
             .await
             .expect("raw payloads encode");
         let expected: Vec<_> = RECORDS.iter().map(|record| message(record, raw)).collect();
@@ -853,7 +884,7 @@ mod tests {
         let avro = decoding(pb::PayloadFormat::AvroTagged);
         // The first two records hold no Confluent-framed payload: no schema is looked up.
         let unframed = &RECORDS[..2];
-        let encoded = encode(&schemas(), &avro, taken(unframed))
+        let encoded = encode(&schemas(), &avro, taken(unframed, &avro))
             .await
             .expect("no registry call for unframed payloads");
         let undecodable = |bytes: &[u8]| pb::ConsumedPayload {
@@ -881,10 +912,64 @@ mod tests {
 
         // The third one's key is framed (schema id 7): with the registry unreachable, the
         // records are not sent with an error (a reconnect gets them decoded).
-        let error = encode(&schemas(), &avro, taken(RECORDS))
+        let error = encode(&schemas(), &avro, taken(RECORDS, &avro))
             .await
             .expect_err("the registry is unreachable");
         assert_eq!(error.grpc_code(), Code::Unavailable, "{error}");
+    }
+
+    #[tokio::test]
+    async fn raw_values_with_keys_to_decode_switch_to_decoding_at_the_first_key() {
+        let keys_as_avro = PayloadDecoding {
+            value_format: pb::PayloadFormat::Raw,
+            key_format: pb::PayloadFormat::AvroTagged,
+            reader: None,
+        };
+        // No key (encoded as taken), an unframed key (to decode), no key again.
+        let records = [RECORDS[1], RECORDS[0], RECORDS[3]];
+        let all_raw = pb::RecordBatch {
+            records: records.iter().map(|record| message(record, raw)).collect(),
+            encoded_records: Default::default(),
+        };
+        let first = taken(&records[..1], &keys_as_avro);
+        assert!(
+            first.is_encoded(),
+            "a record without a key needs no decoding"
+        );
+        let taken = taken(&records, &keys_as_avro);
+        assert!(
+            !taken.is_encoded(),
+            "the second record's key is to be decoded"
+        );
+        assert_eq!(taken.len(), 3);
+        assert_eq!(taken.encoded_len(), all_raw.encoded_len());
+
+        let encoded = encode(&schemas(), &keys_as_avro, taken)
+            .await
+            .expect("no registry call for an unframed key");
+        let key_error = avro::unframe(b"k")
+            .map(|_| ())
+            .expect_err("unframed")
+            .to_record_error();
+        let mut expected = all_raw.records;
+        expected[1].key = Some(pb::ConsumedPayload {
+            error: Some(key_error),
+            ..raw(b"k")
+        });
+        let expected_batch = pb::RecordBatch {
+            records: expected.clone(),
+            encoded_records: Default::default(),
+        };
+        assert_eq!(encoded.bytes, expected_batch.encode_to_vec());
+        assert_eq!(
+            encoded
+                .records
+                .iter()
+                .map(|record| record.offset)
+                .collect::<Vec<_>>(),
+            vec![0, 1_234_567, 5]
+        );
+        assert_eq!(encoded.into_messages().expect("records decode"), expected);
     }
 
     #[test]
@@ -961,8 +1046,9 @@ mod tests {
                 )
             })
             .collect();
-        let taken = taken(&records);
-        let mut encoded = encode(&schemas(), &decoding(pb::PayloadFormat::Raw), taken)
+        let raw_decoding = decoding(pb::PayloadFormat::Raw);
+        let taken = taken(&records, &raw_decoding);
+        let mut encoded = encode(&schemas(), &raw_decoding, taken)
             .await
             .expect("raw payloads encode");
         encoded.retain(|record| record.partition == 0);
