@@ -117,9 +117,10 @@ struct Args {
     /// batched rows alone).
     #[arg(long)]
     skip_per_record: bool,
-    /// Skip the gRPC Consume rows that decode Avro to JSON (e.g. to profile the raw rows alone).
-    #[arg(long)]
-    skip_json: bool,
+    /// Which payload formats the gRPC Consume rows take: `all`, or only `raw` bytes or Avro
+    /// decoded to `json` (e.g. to profile one path alone).
+    #[arg(long, value_enum, default_value_t = ConsumeFormats::All)]
+    consume_formats: ConsumeFormats,
     /// A librdkafka property `k=v` for every Kafka client of the run, on both sides: the raw
     /// producer and consumer, and the messaging service (as KAFKA_PROPERTIES). Repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
@@ -131,6 +132,23 @@ enum Only {
     All,
     Produce,
     Consume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConsumeFormats {
+    All,
+    Raw,
+    Json,
+}
+
+impl ConsumeFormats {
+    fn includes(self, format: mpb::PayloadFormat) -> bool {
+        match self {
+            ConsumeFormats::All => true,
+            ConsumeFormats::Raw => format == mpb::PayloadFormat::Raw,
+            ConsumeFormats::Json => format == mpb::PayloadFormat::AvroPlain,
+        }
+    }
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -1109,9 +1127,8 @@ async fn run(
             ]
             .into_iter()
             .filter(|(_, _, _, mode)| !(args.skip_per_record && *mode == ConsumeMode::PerRecord))
-            .filter(|(_, _, format, _)| {
-                !(args.skip_json && *format == mpb::PayloadFormat::AvroPlain)
-            }) {
+            .filter(|(_, _, format, _)| args.consume_formats.includes(*format))
+            {
                 consumed[slot].push(
                     grpc_consume(
                         args,

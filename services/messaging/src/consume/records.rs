@@ -616,11 +616,20 @@ pub(super) async fn encode(
         Taken::Encoded(encoded) => return Ok(encoded),
         Taken::ToDecode(to_decode) => to_decode,
     };
+    let encoded_before = encoded.bytes.len();
     encoded.bytes.reserve_exact(raw_len);
     encoded.records.reserve_exact(records.len());
     // The JSON text of the record being encoded (one buffer, reused).
     let mut json = Vec::new();
-    for record in records {
+    let (mut last_key_writer, mut last_value_writer) = (None, None);
+    let count = records.len();
+    for (index, record) in records.into_iter().enumerate() {
+        if index == 1 {
+            // Decoded, records mostly take more room than raw: make room for the rest as large
+            // as the first (and an eighth), rather than growing (and copying) a few times.
+            let first = encoded.bytes.len() - encoded_before;
+            encoded.bytes.reserve((first + first / 8) * (count - 1));
+        }
         json.clear();
         let decoded = async {
             let key = match &record.key {
@@ -630,6 +639,7 @@ pub(super) async fn encode(
                         bytes.get(key),
                         decoding.key_format,
                         None,
+                        &mut last_key_writer,
                         &mut json,
                     )
                     .await?,
@@ -643,6 +653,7 @@ pub(super) async fn encode(
                         bytes.get(value),
                         decoding.value_format,
                         decoding.reader.as_deref(),
+                        &mut last_value_writer,
                         &mut json,
                     )
                     .await?,
@@ -688,12 +699,15 @@ pub(super) async fn encode(
 
 /// Decodes one key or value, its JSON text appended to `json`; errors that a reconnect can cure
 /// (registry unreachable) are returned, every other error goes into the payload, which keeps
-/// its bytes as they are.
+/// its bytes as they are. `last_writer` is the writer schema the previous key (or value) was
+/// decoded with: the records of a response mostly share one, and an id's schema never changes,
+/// so the cache is not asked again.
 async fn decode_payload(
     schemas: &Schemas,
     bytes: &[u8],
     format: pb::PayloadFormat,
     reader: Option<&Schema>,
+    last_writer: &mut Option<(u32, Arc<Schema>)>,
     json: &mut Vec<u8>,
 ) -> Result<Decoded, MessagingError> {
     let tagged = match format {
@@ -705,8 +719,16 @@ async fn decode_payload(
         Ok(framed) => framed,
         Err(error) => return Ok(Decoded::undecodable(&error, None)),
     };
-    let writer = match schemas.by_id(id).await {
-        Ok(writer) => writer,
+    let cached = last_writer.as_ref().filter(|(last, _)| *last == id);
+    let writer = match cached {
+        Some((_, writer)) => Ok(Arc::clone(writer)),
+        None => schemas.by_id(id).await,
+    };
+    let writer = match writer {
+        Ok(writer) => {
+            *last_writer = Some((id, Arc::clone(&writer)));
+            writer
+        }
         Err(
             error @ MessagingError::Registry {
                 code: Code::Unavailable,
