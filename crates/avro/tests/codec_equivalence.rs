@@ -15,6 +15,20 @@ use serde_json::Value;
 use tributary_avro::Schema;
 use tributary_avro::codec::UnionStyle;
 
+/// Decoding without a reader schema (the writer's data as itself, which takes a fast path)
+/// gives what resolving against a reader schema equal to the writer's gives: text and errors.
+fn own_matches_resolved(w: &Schema, twin: &Schema, avro: &[u8]) {
+    for style in [UnionStyle::Tagged, UnionStyle::Plain] {
+        let own = tributary_avro::codec::avro_to_json(w, None, avro, style);
+        let resolved = tributary_avro::codec::avro_to_json(w, Some(twin), avro, style);
+        assert_eq!(
+            own.as_ref().map_err(ToString::to_string),
+            resolved.as_ref().map_err(ToString::to_string),
+            "{style:?}"
+        );
+    }
+}
+
 /// Decode in both styles (each call checks text against value).
 fn decode_both(w: &Schema, r: Option<&Schema>, avro: &[u8]) -> bool {
     let mut ok = false;
@@ -48,6 +62,8 @@ fn run_corpus(seed: u64, schemas: usize) -> Counts {
             continue;
         };
         counts.schemas += 1;
+        // The same schema, parsed again: a reader that is not the writer's own instance.
+        let twin = Schema::parse(&text, &[]).expect("parsed once already");
         let reader_json = corpus::evolve(&mut rng, &schema_json);
         let reader = Schema::parse(&reader_json.to_string(), &[]).ok();
         for _ in 0..6 {
@@ -62,12 +78,14 @@ fn run_corpus(seed: u64, schemas: usize) -> Counts {
                 Ok(avro) => {
                     counts.encoded += 1;
                     assert!(decode_both(&schema, None, &avro), "{json} as {text}");
+                    own_matches_resolved(&schema, &twin, &avro);
                     if let Some(r) = &reader
                         && decode_both(&schema, Some(r), &avro)
                     {
                         counts.decoded_with_reader += 1;
                     }
                     for broken in corpus::broken_avro(&mut rng, &avro) {
+                        own_matches_resolved(&schema, &twin, &broken);
                         if decode_both(&schema, None, &broken) {
                             counts.broken_decoded += 1;
                         }

@@ -126,6 +126,10 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read one datum of writer type `wid` as reader type `rid` into `sink`.
+    ///
+    /// A type read as itself takes [`Self::read_own`], anything else [`Self::read_resolved`];
+    /// each recursion level costs one of their frames (this one is inlined).
+    #[inline]
     pub(crate) fn read<S: Sink>(
         &mut self,
         sink: &mut S,
@@ -141,6 +145,24 @@ impl<'a> Decoder<'a> {
                 format!("data nested deeper than {MAX_DEPTH} levels"),
             ));
         }
+        if std::ptr::eq(self.w, self.r) && wid == rid {
+            self.read_own(sink, rd, wid, path, depth)
+        } else {
+            self.read_resolved(sink, rd, wid, rid, path, depth)
+        }
+    }
+
+    /// [`Self::read`] of a writer type as a different reader type: resolution.
+    #[inline(never)]
+    fn read_resolved<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rd: &mut Reader<'_>,
+        wid: NodeId,
+        rid: NodeId,
+        path: &Path<'_>,
+        depth: usize,
+    ) -> Result<S::Item, CodecError> {
         let (w, r) = (self.w, self.r);
         let wn = w.node(wid);
         let rn = r.node(rid);
@@ -241,9 +263,9 @@ impl<'a> Decoder<'a> {
                         ))
                     })?;
                 if re.symbols.contains(sym) {
-                    sink.string(sym)
+                    sink.symbol(sym)
                 } else if let Some(d) = re.default.as_ref().filter(|d| re.symbols.contains(d)) {
-                    sink.string(d)
+                    sink.symbol(d)
                 } else {
                     return Err(path.err(
                         type_label(r, rid),
@@ -264,6 +286,80 @@ impl<'a> Decoder<'a> {
                 self.read_record(sink, rd, (wid, wr), (rid, rr), path, depth)?
             }
             _ => return Err(mismatch()),
+        })
+    }
+
+    /// [`Self::read`] of a type read as itself (no reader schema, the common case): what the
+    /// resolution would give, without its checks. A union's branch is its own best branch, as
+    /// a union holds no two branches of one unnamed type or of one full name.
+    #[inline(never)]
+    fn read_own<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        rd: &mut Reader<'_>,
+        id: NodeId,
+        path: &Path<'_>,
+        depth: usize,
+    ) -> Result<S::Item, CodecError> {
+        let w = self.w;
+        let node = w.node(id);
+        let io = |e: String| path.err(type_label(w, id), e);
+        Ok(match &node.kind {
+            NodeKind::Union { branches } => {
+                let at = rd.pos();
+                let idx = rd.read_long().map_err(io)?;
+                let branch = usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| branches.get(i).copied())
+                    .ok_or_else(|| {
+                        io(format!(
+                            "union branch index {idx} at offset {at} is out of range (the union has {} branches)",
+                            branches.len()
+                        ))
+                    })?;
+                if self.style == UnionStyle::Plain || matches!(w.node(branch).kind, NodeKind::Null)
+                {
+                    return self.read(sink, rd, branch, branch, path, depth + 1);
+                }
+                // Tagged: {"<branch>": value}.
+                let mut tagged = sink.object_begin(false);
+                sink.object_key(&mut tagged, &branch_name(w, branch));
+                let v = self.read(sink, rd, branch, branch, path, depth + 1)?;
+                sink.object_value(&mut tagged, v);
+                sink.object_end(tagged)
+            }
+            NodeKind::Null => sink.null(),
+            NodeKind::Boolean => sink.boolean(rd.read_bool().map_err(io)?),
+            NodeKind::Int => sink.long(i64::from(rd.read_int().map_err(io)?)),
+            NodeKind::Long => sink.long(rd.read_long().map_err(io)?),
+            NodeKind::Float => sink.float(rd.read_float().map_err(io)?),
+            NodeKind::Double => sink.double(rd.read_double().map_err(io)?),
+            NodeKind::String => sink.string(rd.read_string().map_err(io)?),
+            NodeKind::Bytes => sink.latin1(rd.read_bytes().map_err(io)?),
+            NodeKind::Fixed(fixed) => sink.latin1(rd.take(fixed.size).map_err(io)?),
+            NodeKind::Enum(enumeration) => {
+                let at = rd.pos();
+                let idx = rd.read_int().map_err(io)?;
+                let symbol = usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| enumeration.symbols.get(i))
+                    .ok_or_else(|| {
+                        io(format!(
+                            "enum index {idx} at offset {at} is out of range ({} symbols)",
+                            enumeration.symbols.len()
+                        ))
+                    })?;
+                sink.symbol(symbol)
+            }
+            NodeKind::Array { items } => {
+                self.read_array(sink, rd, id, (*items, *items), path, depth)?
+            }
+            NodeKind::Map { values } => {
+                self.read_map(sink, rd, id, (*values, *values), path, depth)?
+            }
+            NodeKind::Record(record) => {
+                self.read_record(sink, rd, (id, record), (id, record), path, depth)?
+            }
         })
     }
 
@@ -372,7 +468,7 @@ impl<'a> Decoder<'a> {
             // Straight through: the writer's fields are the reader's, in its order.
             let mut out = sink.object_begin(false);
             for (wf, rf) in wr.fields.iter().zip(&rr.fields) {
-                sink.object_key(&mut out, &rf.name);
+                sink.object_field(&mut out, &rf.name);
                 let v = self.read(
                     sink,
                     rd,
@@ -429,7 +525,7 @@ impl<'a> Decoder<'a> {
         }
         let mut out = sink.object_begin(false);
         for (f, slot) in rr.fields.iter().zip(slots) {
-            sink.object_key(&mut out, &f.name);
+            sink.object_field(&mut out, &f.name);
             let v = match slot {
                 Some(frag) => sink.emit(frag),
                 None => {

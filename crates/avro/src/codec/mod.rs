@@ -416,7 +416,19 @@ pub(crate) fn f32_as_f64(v: f32) -> f64 {
     if !v.is_finite() {
         return f64::from(v);
     }
-    v.to_string().parse::<f64>().unwrap_or(f64::from(v))
+    // Written into a stack buffer (no allocation): the longest shortest form of an f32, e.g.
+    // `-0.000000000000000000000000000000000000000000001` (a subnormal), is under 64 bytes.
+    use std::io::Write as _;
+    let mut text = [0u8; 64];
+    let mut unwritten = &mut text[..];
+    if write!(unwritten, "{v}").is_err() {
+        return f64::from(v);
+    }
+    let written = 64 - unwritten.len();
+    std::str::from_utf8(&text[..written])
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .unwrap_or(f64::from(v))
 }
 
 /// A float as JSON, printed with the float's own shortest representation.

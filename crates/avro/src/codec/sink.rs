@@ -54,6 +54,15 @@ pub(crate) trait Sink {
     fn object_begin(&mut self, keys_may_repeat: bool) -> Self::Object;
     /// Called before the key's value is decoded.
     fn object_key(&mut self, object: &mut Self::Object, key: &str);
+    /// [`Sink::object_key`] for a record's field: its name is a valid Avro name (checked when
+    /// the schema was parsed: letters, digits and `_`), so it has nothing to escape.
+    fn object_field(&mut self, object: &mut Self::Object, name: &str) {
+        self.object_key(object, name);
+    }
+    /// [`Sink::string`] for an enum's symbol, a valid Avro name (nothing to escape).
+    fn symbol(&mut self, name: &str) -> Self::Item {
+        self.string(name)
+    }
     fn object_value(&mut self, object: &mut Self::Object, item: Self::Item);
     fn object_end(&mut self, object: Self::Object) -> Self::Item;
 
@@ -266,6 +275,26 @@ impl Sink for TextSink {
         if let Some(entries) = &mut object.entries {
             entries.push((key_start..key_end, key_end + 1..key_end + 1));
         }
+    }
+    fn object_field(&mut self, object: &mut TextObject, name: &str) {
+        if object.entries.is_some() {
+            return self.object_key(object, name);
+        }
+        if !std::mem::take(&mut object.empty) {
+            self.out.push(b',');
+        }
+        debug_assert!(!name.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+        self.out.reserve(name.len() + 3);
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+    fn symbol(&mut self, name: &str) {
+        debug_assert!(!name.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+        self.out.reserve(name.len() + 2);
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'"');
     }
     fn object_value(&mut self, object: &mut TextObject, (): ()) {
         let end = self.out.len();
