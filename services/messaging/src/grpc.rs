@@ -16,7 +16,7 @@ use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
-use crate::produce::{Producer, result_to_wire};
+use crate::produce::{Producer, Recent, result_to_wire};
 use crate::schemas::Schemas;
 use crate::{consume, produce};
 
@@ -72,8 +72,9 @@ impl MessagingService for MessagingGrpc {
             return Err(MessagingError::ShuttingDown.into());
         }
         let mut in_flight = Vec::new();
+        let mut recent = Recent::default();
         for record in request.into_inner().records {
-            in_flight.push(self.producer.start(record).await);
+            in_flight.push(self.producer.start(record, &mut recent).await);
         }
         let results = futures::future::join_all(in_flight.into_iter().map(|started| async {
             match started {

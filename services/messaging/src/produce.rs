@@ -124,6 +124,16 @@ pub fn subject_name(
     }
 }
 
+/// What the records of one request (or one chunk of a stream) looked up last. A run of
+/// records mostly goes to one topic with one schema, so the shared caches (which hash, lock and
+/// keep statistics) are asked once per run rather than once per record. A schema id's schema
+/// never changes; a topic's partition count is at most as old as the run.
+#[derive(Debug, Default)]
+pub struct Recent {
+    partitions: Option<(String, i32)>,
+    schema: Option<(u32, Arc<Schema>)>,
+}
+
 impl Producer {
     pub fn new(kafka: Kafka, schemas: Arc<Schemas>, metrics: MessagingMetrics) -> Self {
         Self {
@@ -134,11 +144,22 @@ impl Producer {
     }
 
     /// Checks a record and encodes its key and value.
-    pub async fn prepare(&self, record: pb::ProducerRecord) -> Result<Prepared, MessagingError> {
+    pub async fn prepare(
+        &self,
+        record: pb::ProducerRecord,
+        recent: &mut Recent,
+    ) -> Result<Prepared, MessagingError> {
         if record.topic.is_empty() {
             return Err(MessagingError::invalid("topic", "required"));
         }
-        let partitions = self.kafka.partition_count(&record.topic).await?;
+        let partitions = match &recent.partitions {
+            Some((topic, count)) if *topic == record.topic => *count,
+            _ => {
+                let count = self.kafka.partition_count(&record.topic).await?;
+                recent.partitions = Some((record.topic.clone(), count));
+                count
+            }
+        };
         if let Some(partition) = record.partition
             && !(0..partitions).contains(&partition)
         {
@@ -147,8 +168,10 @@ impl Producer {
                 partition,
             });
         }
-        let (key, key_schema_id) = self.encode(&record.topic, true, record.key).await?;
-        let (value, value_schema_id) = self.encode(&record.topic, false, record.value).await?;
+        let (key, key_schema_id) = self.encode(&record.topic, true, record.key, recent).await?;
+        let (value, value_schema_id) = self
+            .encode(&record.topic, false, record.value, recent)
+            .await?;
         let headers: Vec<(String, Bytes)> = record
             .headers
             .into_iter()
@@ -184,6 +207,7 @@ impl Producer {
         topic: &str,
         is_key: bool,
         payload: Option<pb::Payload>,
+        recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
         let Some(kind) = payload.and_then(|p| p.kind) else {
@@ -199,7 +223,7 @@ impl Producer {
                 Ok((Some(json.into()), None))
             }
             pb::payload::Kind::Avro(avro_payload) => {
-                self.encode_avro(topic, is_key, avro_payload).await
+                self.encode_avro(topic, is_key, avro_payload, recent).await
             }
         }
     }
@@ -210,6 +234,7 @@ impl Producer {
         topic: &str,
         is_key: bool,
         avro_payload: pb::AvroPayload,
+        recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
         let (id, schema) = match avro_payload.schema {
@@ -223,7 +248,14 @@ impl Producer {
                 let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
                     MessagingError::invalid("schema_id", format!("{id} is not > 0"))
                 })?;
-                (id, self.schemas.by_id(id).await?)
+                match &recent.schema {
+                    Some((recent_id, schema)) if *recent_id == id => (id, Arc::clone(schema)),
+                    _ => {
+                        let schema = self.schemas.by_id(id).await?;
+                        recent.schema = Some((id, Arc::clone(&schema)));
+                        (id, schema)
+                    }
+                }
             }
             Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
                 let subject = if selector.subject.is_empty() {
@@ -315,17 +347,21 @@ impl Producer {
     }
 
     /// Prepares and hands over one record, in its PRODUCER span.
-    pub async fn start(&self, record: pb::ProducerRecord) -> Result<InFlight, MessagingError> {
-        let traced = self.prepare_traced(record).await;
+    pub async fn start(
+        &self,
+        record: pb::ProducerRecord,
+        recent: &mut Recent,
+    ) -> Result<InFlight, MessagingError> {
+        let traced = self.prepare_traced(record, recent).await;
         self.send_traced(traced).await
     }
 
     /// Prepares one record in its PRODUCER span (which it returns, to go on with the record)
     /// and writes the span's trace context into the record's headers.
-    pub async fn prepare_traced(&self, record: pb::ProducerRecord) -> Traced {
+    pub async fn prepare_traced(&self, record: pb::ProducerRecord, recent: &mut Recent) -> Traced {
         let span = publish_span(&record.topic);
         let prepared = async {
-            let mut prepared = self.prepare(record).await?;
+            let mut prepared = self.prepare(record, recent).await?;
             inject_trace_context(&span, &mut prepared.headers);
             Ok(prepared)
         }
@@ -499,9 +535,10 @@ async fn prepare_chunk(
     records: Vec<Option<pb::ProducerRecord>>,
 ) -> Vec<Traced> {
     let mut prepared = Vec::with_capacity(records.len());
+    let mut recent = Recent::default();
     for record in records {
         prepared.push(match record {
-            Some(record) => producer.prepare_traced(record).await,
+            Some(record) => producer.prepare_traced(record, &mut recent).await,
             None => Traced {
                 prepared: Err(MessagingError::invalid("record", "required")),
                 span: tracing::Span::none(),
