@@ -71,7 +71,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tributary_proto::messaging::v1 as pb;
 
 use self::acks::AckTracker;
-use self::records::{Encoded, PayloadDecoding, Taken};
+use self::records::{Encoded, PayloadDecoding, SizeHint, Taken};
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
@@ -533,7 +533,7 @@ async fn take<'c>(
     plan: &Plan,
     group: &str,
     tracker: &mut AckTracker,
-    size_hint: usize,
+    size_hint: SizeHint,
 ) -> (Taken, Option<MessagingError>) {
     let deadline = plan
         .batching
@@ -577,14 +577,6 @@ async fn take<'c>(
         };
     }
     (taken, None)
-}
-
-/// The buffer size to start a stream's next response with, after one that took `taken` bytes:
-/// that plus an eighth (records vary in size, and a buffer that outgrows its capacity copies
-/// itself), or, when it was smaller, most of the hint before (one short batch, taken while
-/// librdkafka's queue ran low, does not shrink the next ones' buffers).
-fn next_size_hint(previous: usize, taken: usize) -> usize {
-    (taken + taken / 8).max(previous - previous / 8)
 }
 
 /// Records on their way to the client: decoded, encoded, in order, and tagged with the
@@ -788,9 +780,9 @@ pub async fn run(
     // One message stream for the stream's life (a `recv()` per record would register and
     // unregister a waker with the consumer each time).
     let mut messages = consumer.stream();
-    // How large the next response's buffer starts (`next_size_hint`), rather than growing (and
-    // copying itself) from nothing.
-    let mut size_hint = 0;
+    // How large the next response's buffers start, rather than growing (and copying
+    // themselves) from nothing.
+    let mut size_hint = SizeHint::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -893,7 +885,7 @@ pub async fn run(
                     size_hint,
                 )
                 .await;
-                size_hint = next_size_hint(size_hint, taken.encoded_len());
+                size_hint = size_hint.next(&taken);
                 if !taken.is_empty() {
                     let generation = tracker.generation();
                     outgoing.push_back(start_encoding(&schemas, &plan, generation, taken));

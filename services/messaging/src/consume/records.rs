@@ -86,6 +86,28 @@ struct TakenRecord {
     span: tracing::Span,
 }
 
+/// How many records, and bytes of them (raw-encoded), a response will likely take: its buffers
+/// start that large.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct SizeHint {
+    pub(super) bytes: usize,
+    pub(super) records: usize,
+}
+
+impl SizeHint {
+    /// The hint for the response after one that took `taken`: what it took plus an eighth
+    /// (records vary in size, and a buffer that outgrows its capacity copies itself), or, when
+    /// it took less, most of this hint (one short batch, taken while librdkafka's queue ran
+    /// low, does not shrink the next ones' buffers).
+    pub(super) fn next(self, taken: &Taken) -> SizeHint {
+        let next = |previous: usize, taken: usize| (taken + taken / 8).max(previous - previous / 8);
+        SizeHint {
+            bytes: next(self.bytes, taken.encoded_len()),
+            records: next(self.records, taken.len()),
+        }
+    }
+}
+
 /// The records of one response, as taken from librdkafka.
 #[derive(Debug)]
 pub(super) enum Taken {
@@ -109,15 +131,16 @@ pub(super) struct ToDecode {
 }
 
 impl ToDecode {
-    /// Ready to take records to decode after `encoded`, with room for `size_hint` bytes.
-    fn after(encoded: Encoded, size_hint: usize) -> Self {
+    /// Ready to take records to decode after `encoded`, with room for what `hint` says.
+    fn after(encoded: Encoded, hint: SizeHint) -> Self {
         ToDecode {
             encoded,
+            records: Vec::with_capacity(hint.records),
             bytes: TakenBytes {
-                data: Vec::with_capacity(size_hint),
+                data: Vec::with_capacity(hint.bytes),
                 headers: Vec::new(),
             },
-            ..ToDecode::default()
+            raw_len: 0,
         }
     }
 
@@ -141,19 +164,19 @@ impl ToDecode {
 }
 
 impl Taken {
-    /// Ready to take records that will likely take `size_hint` bytes (raw-encoded), so that
-    /// the buffer does not grow, copying itself, record by record.
+    /// Ready to take about as many records as `hint` says, so that the buffers do not grow,
+    /// copying themselves, record by record.
     ///
     /// With raw values, records are encoded as they are taken until one has a key to decode;
     /// records without keys (most, in many topics) never are.
-    pub(super) fn new(decoding: &PayloadDecoding, size_hint: usize) -> Self {
+    pub(super) fn new(decoding: &PayloadDecoding, hint: SizeHint) -> Self {
         if decoding.value_format == pb::PayloadFormat::Raw {
             Taken::Encoded(Encoded {
-                bytes: Vec::with_capacity(size_hint),
-                records: Vec::new(),
+                bytes: Vec::with_capacity(hint.bytes),
+                records: Vec::with_capacity(hint.records),
             })
         } else {
-            Taken::ToDecode(ToDecode::after(Encoded::default(), size_hint))
+            Taken::ToDecode(ToDecode::after(Encoded::default(), hint))
         }
     }
 
@@ -168,8 +191,11 @@ impl Taken {
             && message.key().is_some()
             && decoding.key_format != pb::PayloadFormat::Raw
         {
-            let size_hint = encoded.bytes.capacity().saturating_sub(encoded.bytes.len());
-            *self = Taken::ToDecode(ToDecode::after(std::mem::take(encoded), size_hint));
+            let hint = SizeHint {
+                bytes: encoded.bytes.capacity() - encoded.bytes.len(),
+                records: encoded.records.capacity() - encoded.records.len(),
+            };
+            *self = Taken::ToDecode(ToDecode::after(std::mem::take(encoded), hint));
         }
         let last_topic = match self {
             Taken::Encoded(encoded) => encoded.records.last().map(|last| &last.topic),
@@ -617,12 +643,18 @@ pub(super) async fn encode(
         Taken::ToDecode(to_decode) => to_decode,
     };
     let encoded_before = encoded.bytes.len();
-    encoded.bytes.reserve_exact(raw_len);
-    encoded.records.reserve_exact(records.len());
+    let count = records.len();
+    if encoded_before == 0 {
+        // Room for the first record, decoded (which takes more room than raw, typically less
+        // than twice); the rest is reserved once it is known.
+        encoded.bytes.reserve(raw_len / count.max(1) * 2);
+    } else {
+        encoded.bytes.reserve(raw_len);
+    }
+    encoded.records.reserve_exact(count);
     // The JSON text of the record being encoded (one buffer, reused).
     let mut json = Vec::new();
     let (mut last_key_writer, mut last_value_writer) = (None, None);
-    let count = records.len();
     for (index, record) in records.into_iter().enumerate() {
         if index == 1 {
             // Decoded, records mostly take more room than raw: make room for the rest as large
@@ -781,7 +813,7 @@ mod tests {
     /// Takes records as the stream does, through `Taken::push`, for `encode` to finish as
     /// `decoding` says.
     fn taken(records: &[Record<'_>], decoding: &PayloadDecoding) -> Taken {
-        let mut taken = Taken::new(decoding, 0);
+        let mut taken = Taken::new(decoding, SizeHint::default());
         for &(topic, partition, offset, timestamp, key, value, headers) in records {
             let headers = headers
                 .iter()
