@@ -20,9 +20,10 @@
 //! to offset N"); the commit rule above is the same for all of them.
 //!
 //! A stream's task takes records from librdkafka and notes them as delivered at once (so
-//! nothing taken is committed past before it is acknowledged). Raw payloads are encoded into
-//! the response as they are taken; batches of Avro are decoded and encoded on tasks of their
-//! own while the stream takes the next records (`records`). Responses go out in the order the
+//! nothing taken is committed past before it is acknowledged). Records with nothing to decode
+//! (raw values, and keys that are raw or absent) are encoded into the response as they are
+//! taken; batches to decode are decoded and encoded on tasks of their own while the stream
+//! takes the next records (`records`). Responses go out in the order the
 //! records were taken, at most `MAX_OUTGOING` ahead. The acknowledgement bookkeeping is in
 //! `acks`.
 //!
@@ -586,9 +587,10 @@ type Outgoing = BoxFuture<'static, (u64, Result<Encoded, MessagingError>)>;
 /// Most responses taken from Kafka and not yet sent (being decoded, or waiting their turn).
 const MAX_OUTGOING: usize = 4;
 
-/// Starts encoding records taken from Kafka. Raw payloads were encoded as they were taken;
-/// batches of Avro are decoded and encoded on a task of their own, so that one stream uses more
-/// than one core; a single record of Avro is decoded by the stream's task.
+/// Starts encoding records taken from Kafka. Records with nothing to decode were encoded as
+/// they were taken; batches to decode are decoded and encoded on a task of their own, so that
+/// one stream uses more than one core; a single record to decode is decoded by the stream's
+/// task.
 fn start_encoding(schemas: &Arc<Schemas>, plan: &Plan, generation: u64, taken: Taken) -> Outgoing {
     let encoded_already = taken.is_encoded();
     let schemas = Arc::clone(schemas);
