@@ -29,6 +29,20 @@ fn own_matches_resolved(w: &Schema, twin: &Schema, avro: &[u8]) {
     }
 }
 
+/// Checking a reader once and decoding with it unchecked gives what `avro_to_json` gives with
+/// that reader (which checks every time): the same text, or the check's error.
+fn checked_once_matches(w: &Schema, r: &Schema, avro: &[u8]) {
+    for style in [UnionStyle::Tagged, UnionStyle::Plain] {
+        let each_time = tributary_avro::codec::avro_to_json(w, Some(r), avro, style);
+        let once = tributary_avro::codec::check_readable(w, r).and_then(|()| {
+            let mut out = b"kept ".to_vec();
+            tributary_avro::codec::avro_to_json_into_checked(w, r, avro, style, &mut out)
+                .map(|()| String::from_utf8(out[5..].to_vec()).expect("UTF-8"))
+        });
+        assert_eq!(once, each_time, "{style:?}");
+    }
+}
+
 /// Decode in both styles (each call checks text against value).
 fn decode_both(w: &Schema, r: Option<&Schema>, avro: &[u8]) -> bool {
     let mut ok = false;
@@ -79,10 +93,11 @@ fn run_corpus(seed: u64, schemas: usize) -> Counts {
                     counts.encoded += 1;
                     assert!(decode_both(&schema, None, &avro), "{json} as {text}");
                     own_matches_resolved(&schema, &twin, &avro);
-                    if let Some(r) = &reader
-                        && decode_both(&schema, Some(r), &avro)
-                    {
-                        counts.decoded_with_reader += 1;
+                    if let Some(r) = &reader {
+                        checked_once_matches(&schema, r, &avro);
+                        if decode_both(&schema, Some(r), &avro) {
+                            counts.decoded_with_reader += 1;
+                        }
                     }
                     for broken in corpus::broken_avro(&mut rng, &avro) {
                         own_matches_resolved(&schema, &twin, &broken);
@@ -90,6 +105,7 @@ fn run_corpus(seed: u64, schemas: usize) -> Counts {
                             counts.broken_decoded += 1;
                         }
                         if let Some(r) = &reader {
+                            checked_once_matches(&schema, r, &broken);
                             decode_both(&schema, Some(r), &broken);
                         }
                     }

@@ -193,6 +193,47 @@ pub fn avro_to_value(
 }
 
 /// Decode one datum into `sink` (see [`avro_to_value`]).
+/// Whether data written with `writer` can be read as `reader`: the check [`avro_to_json`] makes
+/// before it decodes anything when given a reader schema. A caller decoding many datums of one
+/// pair checks once, then decodes with [`avro_to_json_into_checked`].
+pub fn check_readable(writer: &Schema, reader: &Schema) -> Result<(), CodecError> {
+    let problems = compat::can_read(reader, writer);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Err(CodecError {
+        path: "$".to_owned(),
+        expected: type_label(reader, reader.root()),
+        message: format!(
+            "the reader schema can't read data written with the writer schema: {}",
+            list.join("; ")
+        ),
+    })
+}
+
+/// [`avro_to_json_into`] projected onto a `reader` schema that [`check_readable`] accepted for
+/// this writer (not checked again: the check walks both schemas and costs several times a
+/// datum's decoding). With a pair that was not checked, data the reader can't take fails at
+/// its path rather than up front.
+pub fn avro_to_json_into_checked(
+    writer: &Schema,
+    reader: &Schema,
+    avro: &[u8],
+    style: UnionStyle,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let mut text = TextSink::appending_to(std::mem::take(out));
+    let decoded = decode_checked(&mut text, writer, reader, avro, style);
+    *out = text.into_bytes();
+    if decoded.is_err() {
+        out.truncate(start);
+    }
+    debug_assert!(std::str::from_utf8(&out[start..]).is_ok());
+    decoded
+}
+
 fn decode_into<S: Sink>(
     sink: &mut S,
     writer: &Schema,
@@ -201,20 +242,19 @@ fn decode_into<S: Sink>(
     style: UnionStyle,
 ) -> Result<S::Item, CodecError> {
     if let Some(r) = reader {
-        let problems = compat::can_read(r, writer);
-        if !problems.is_empty() {
-            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(CodecError {
-                path: "$".to_owned(),
-                expected: type_label(r, r.root()),
-                message: format!(
-                    "the reader schema can't read data written with the writer schema: {}",
-                    list.join("; ")
-                ),
-            });
-        }
+        check_readable(writer, r)?;
     }
-    let r = reader.unwrap_or(writer);
+    decode_checked(sink, writer, reader.unwrap_or(writer), avro, style)
+}
+
+/// Decodes a datum with a pair of schemas already found readable.
+fn decode_checked<S: Sink>(
+    sink: &mut S,
+    writer: &Schema,
+    r: &Schema,
+    avro: &[u8],
+    style: UnionStyle,
+) -> Result<S::Item, CodecError> {
     let mut rd = binary::Reader::new(avro);
     let mut dec = decode::Decoder::new(writer, r, style);
     let v = dec.read(sink, &mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;

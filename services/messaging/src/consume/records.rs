@@ -654,7 +654,8 @@ pub(super) async fn encode(
     encoded.records.reserve_exact(count);
     // The JSON text of the record being encoded (one buffer, reused).
     let mut json = Vec::new();
-    let (mut last_key_writer, mut last_value_writer) = (None, None);
+    let (mut recent_key_writer, mut recent_value_writer) =
+        (RecentWriter::default(), RecentWriter::default());
     for (index, record) in records.into_iter().enumerate() {
         if index == 1 {
             // Decoded, records mostly take more room than raw: make room for the rest as large
@@ -671,7 +672,7 @@ pub(super) async fn encode(
                         bytes.get(key),
                         decoding.key_format,
                         None,
-                        &mut last_key_writer,
+                        &mut recent_key_writer,
                         &mut json,
                     )
                     .await?,
@@ -685,7 +686,7 @@ pub(super) async fn encode(
                         bytes.get(value),
                         decoding.value_format,
                         decoding.reader.as_deref(),
-                        &mut last_value_writer,
+                        &mut recent_value_writer,
                         &mut json,
                     )
                     .await?,
@@ -729,17 +730,27 @@ pub(super) async fn encode(
     Ok(encoded)
 }
 
+/// The writer schema the previous key (or value) of a response was decoded with. The records of
+/// a response mostly share one, and an id's schema never changes: the cache is not asked again,
+/// nor is the subscription's reader schema checked against it again (a check costs several
+/// times a record's decoding).
+#[derive(Debug, Default)]
+struct RecentWriter {
+    id: u32,
+    schema: Option<Arc<Schema>>,
+    /// Whether the reader schema was found readable for this writer.
+    readable: bool,
+}
+
 /// Decodes one key or value, its JSON text appended to `json`; errors that a reconnect can cure
 /// (registry unreachable) are returned, every other error goes into the payload, which keeps
-/// its bytes as they are. `last_writer` is the writer schema the previous key (or value) was
-/// decoded with: the records of a response mostly share one, and an id's schema never changes,
-/// so the cache is not asked again.
+/// its bytes as they are.
 async fn decode_payload(
     schemas: &Schemas,
     bytes: &[u8],
     format: pb::PayloadFormat,
     reader: Option<&Schema>,
-    last_writer: &mut Option<(u32, Arc<Schema>)>,
+    recent: &mut RecentWriter,
     json: &mut Vec<u8>,
 ) -> Result<Decoded, MessagingError> {
     let tagged = match format {
@@ -751,14 +762,19 @@ async fn decode_payload(
         Ok(framed) => framed,
         Err(error) => return Ok(Decoded::undecodable(&error, None)),
     };
-    let cached = last_writer.as_ref().filter(|(last, _)| *last == id);
-    let writer = match cached {
-        Some((_, writer)) => Ok(Arc::clone(writer)),
-        None => schemas.by_id(id).await,
+    let writer = match &recent.schema {
+        Some(writer) if recent.id == id => Ok(Arc::clone(writer)),
+        _ => schemas.by_id(id).await,
     };
     let writer = match writer {
         Ok(writer) => {
-            *last_writer = Some((id, Arc::clone(&writer)));
+            if recent.id != id || recent.schema.is_none() {
+                *recent = RecentWriter {
+                    id,
+                    schema: Some(Arc::clone(&writer)),
+                    readable: false,
+                };
+            }
             writer
         }
         Err(
@@ -769,9 +785,17 @@ async fn decode_payload(
         ) => return Err(error),
         Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
     };
+    if let Some(reader) = reader
+        && !recent.readable
+    {
+        match avro::check_readable(&writer, reader) {
+            Ok(()) => recent.readable = true,
+            Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
+        }
+    }
     let start = json.len();
     Ok(
-        match avro::decode_into(&writer, reader, body, tagged, json) {
+        match avro::decode_into(&writer, reader, recent.readable, body, tagged, json) {
             Ok(()) => Decoded::Json {
                 text: start..json.len(),
                 schema_id: id,
