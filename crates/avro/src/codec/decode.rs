@@ -446,9 +446,19 @@ impl<'a> Decoder<'a> {
         depth: usize,
     ) -> Result<S::Item, CodecError> {
         let (w, r) = (self.w, self.r);
+        // The same fields: the writer's own record, or a reader record with the same field
+        // names in the same order and no aliases (each writer field then lands on the reader
+        // field at its own position, without searching per datum).
+        let same_fields = (std::ptr::eq(w, r) && wid == rid
+            || wr.fields.len() == rr.fields.len()
+                && wr
+                    .fields
+                    .iter()
+                    .zip(&rr.fields)
+                    .all(|(wf, rf)| wf.name == rf.name))
+            && wr.fields.iter().all(|f| f.aliases.is_empty())
+            && rr.fields.iter().all(|f| f.aliases.is_empty());
         // Where each writer field goes among the reader's fields.
-        let same_fields =
-            std::ptr::eq(w, r) && wid == rid && wr.fields.iter().all(|f| f.aliases.is_empty());
         let targets: Vec<Option<usize>> = if same_fields {
             Vec::new()
         } else {
