@@ -941,6 +941,24 @@ async fn errors_are_confluent_shaped_on_any_input() {
         )
         .await;
     assert_error(&response, 413, 413);
+    // The body was not read: the answer says the connection closes, so a pooling client
+    // opens a new one for its next request (the next ones here go through the same client).
+    let unread = api
+        .client
+        .post(api.url("/subjects/s/versions"))
+        .header(CONTENT_TYPE, V1)
+        .body(vec![b' '; 4 * 1024 * 1024])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(unread.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        unread
+            .headers()
+            .get(reqwest::header::CONNECTION)
+            .map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
 
     // Path and query parameters.
     assert_error(&api.get("/schemas/ids/abc").await, 404, 404);

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod lingering;
+pub mod unread;
 pub mod wire;
 
 use std::sync::Arc;
@@ -152,10 +153,13 @@ pub fn router(
     // boxed service, which costs a clone and a boxed future per request.
     let layers = Stack::new(
         Stack::new(
-            extract::NegotiationLayer,
-            DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+            Stack::new(
+                extract::NegotiationLayer,
+                DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+            ),
+            instrumentation,
         ),
-        instrumentation,
+        unread::CloseUnreadLayer,
     );
     router
         .fallback(handlers::unknown_route)
@@ -168,7 +172,8 @@ pub fn router(
 /// `axum::serve` does), each in a task of the current runtime, until `stop` is cancelled; then
 /// shuts every connection down gracefully (requests in flight are answered, with
 /// `Connection: close` on HTTP/1.1, idle keep-alive connections close at once) and completes
-/// once they are all closed. Connections the server closes linger ([`lingering`]).
+/// once they are all closed. Connections the server closes linger ([`lingering`]); answers
+/// given before a request's body was read say so ([`unread`]).
 pub async fn serve_connections(
     app: Router,
     mut incoming: Incoming,
