@@ -195,7 +195,12 @@ impl Taken {
                 bytes: encoded.bytes.capacity() - encoded.bytes.len(),
                 records: encoded.records.capacity() - encoded.records.len(),
             };
-            *self = Taken::ToDecode(ToDecode::after(std::mem::take(encoded), hint));
+            // An empty prefix gives its buffers back (the decoded output gets its own).
+            let prefix = match std::mem::take(encoded) {
+                prefix if prefix.records.is_empty() => Encoded::default(),
+                prefix => prefix,
+            };
+            *self = Taken::ToDecode(ToDecode::after(prefix, hint));
         }
         let last_topic = match self {
             Taken::Encoded(encoded) => encoded.records.last().map(|last| &last.topic),
