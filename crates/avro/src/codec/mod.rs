@@ -192,7 +192,6 @@ pub fn avro_to_value(
     decode_into(&mut ValueSink, writer, reader, avro, style)
 }
 
-/// Decode one datum into `sink` (see [`avro_to_value`]).
 /// Whether data written with `writer` can be read as `reader`: the check [`avro_to_json`] makes
 /// before it decodes anything when given a reader schema. A caller decoding many datums of one
 /// pair checks once, then decodes with [`avro_to_json_into_checked`].
@@ -234,6 +233,7 @@ pub fn avro_to_json_into_checked(
     decoded
 }
 
+/// Decode one datum into `sink` (see [`avro_to_value`]).
 fn decode_into<S: Sink>(
     sink: &mut S,
     writer: &Schema,
