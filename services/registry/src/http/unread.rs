@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONNECTION;
-use axum::http::{HeaderValue, Request};
+use axum::http::{HeaderValue, Request, Version};
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
@@ -51,6 +51,13 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // HTTP/2 streams end on their own (and a `Connection` header is not allowed there).
+        if request.version() >= Version::HTTP_2 {
+            return CloseUnreadFuture {
+                future: self.inner.call(request),
+                read: None,
+            };
+        }
         let (parts, body) = request.into_parts();
         let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
         let body = Body::new(TrackedBody {
@@ -59,7 +66,7 @@ where
         });
         CloseUnreadFuture {
             future: self.inner.call(Request::from_parts(parts, body)),
-            read,
+            read: Some(read),
         }
     }
 }
@@ -69,7 +76,8 @@ pin_project_lite::pin_project! {
     pub struct CloseUnreadFuture<F> {
         #[pin]
         future: F,
-        read: Arc<AtomicBool>,
+        // Whether the request body was read to its end (`None`: not tracked, HTTP/2).
+        read: Option<Arc<AtomicBool>>,
     }
 }
 
@@ -82,7 +90,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.future.poll(cx))?;
-        if !this.read.load(Ordering::Acquire) {
+        if this
+            .read
+            .as_ref()
+            .is_some_and(|read| !read.load(Ordering::Acquire))
+        {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -139,12 +151,21 @@ mod tests {
             .layer(CloseUnreadLayer)
     }
 
-    async fn connection_header(path: &str, body: &'static str) -> Option<HeaderValue> {
+    async fn connection_header_over(
+        version: Version,
+        path: &str,
+        body: &'static str,
+    ) -> Option<HeaderValue> {
         let request = Request::post(path)
+            .version(version)
             .body(Body::from(body))
             .expect("a request");
         let response = app().call(request).await.expect("infallible");
         response.headers().get(CONNECTION).cloned()
+    }
+
+    async fn connection_header(path: &str, body: &'static str) -> Option<HeaderValue> {
+        connection_header_over(Version::HTTP_11, path, body).await
     }
 
     #[tokio::test]
@@ -156,6 +177,14 @@ mod tests {
         assert_eq!(
             connection_header("/unknown", "a body").await,
             Some(HeaderValue::from_static("close"))
+        );
+    }
+
+    #[tokio::test]
+    async fn http2_answers_never_say_it() {
+        assert_eq!(
+            connection_header_over(Version::HTTP_2, "/ignore", "a body").await,
+            None
         );
     }
 
