@@ -51,6 +51,36 @@ fn promotable(w: &SchemaNode, r: &SchemaNode) -> bool {
     )
 }
 
+/// The branch a union's data names: its index, read and checked against the branches.
+fn read_branch(rd: &mut Reader<'_>, branches: &[NodeId]) -> Result<NodeId, String> {
+    let at = rd.pos();
+    let idx = rd.read_long()?;
+    usize::try_from(idx)
+        .ok()
+        .and_then(|i| branches.get(i).copied())
+        .ok_or_else(|| {
+            format!(
+                "union branch index {idx} at offset {at} is out of range (the union has {} branches)",
+                branches.len()
+            )
+        })
+}
+
+/// The symbol an enum's data names: its index, read and checked against the symbols.
+fn read_symbol<'s>(rd: &mut Reader<'_>, symbols: &'s [String]) -> Result<&'s String, String> {
+    let at = rd.pos();
+    let idx = rd.read_int()?;
+    usize::try_from(idx)
+        .ok()
+        .and_then(|i| symbols.get(i))
+        .ok_or_else(|| {
+            format!(
+                "enum index {idx} at offset {at} is out of range ({} symbols)",
+                symbols.len()
+            )
+        })
+}
+
 impl<'a> Decoder<'a> {
     pub(crate) fn new(w: &'a Schema, r: &'a Schema, style: UnionStyle) -> Self {
         Decoder {
@@ -169,17 +199,7 @@ impl<'a> Decoder<'a> {
         let io = |e: String| path.err(type_label(w, wid), e);
 
         if let NodeKind::Union { branches } = &wn.kind {
-            let at = rd.pos();
-            let idx = rd.read_long().map_err(io)?;
-            let wb = usize::try_from(idx)
-                .ok()
-                .and_then(|i| branches.get(i).copied())
-                .ok_or_else(|| {
-                    io(format!(
-                        "union branch index {idx} at offset {at} is out of range (the union has {} branches)",
-                        branches.len()
-                    ))
-                })?;
+            let wb = read_branch(rd, branches).map_err(io)?;
             return self.read(sink, rd, wb, rid, path, depth + 1);
         }
         if let NodeKind::Union { branches } = &rn.kind {
@@ -251,17 +271,7 @@ impl<'a> Decoder<'a> {
                 sink.latin1(rd.take(wf.size).map_err(io)?)
             }
             (NodeKind::Enum(we), NodeKind::Enum(re)) => {
-                let at = rd.pos();
-                let idx = rd.read_int().map_err(io)?;
-                let sym = usize::try_from(idx)
-                    .ok()
-                    .and_then(|i| we.symbols.get(i))
-                    .ok_or_else(|| {
-                        io(format!(
-                            "enum index {idx} at offset {at} is out of range ({} symbols)",
-                            we.symbols.len()
-                        ))
-                    })?;
+                let sym = read_symbol(rd, &we.symbols).map_err(io)?;
                 if re.symbols.contains(sym) {
                     sink.symbol(sym)
                 } else if let Some(d) = re.default.as_ref().filter(|d| re.symbols.contains(d)) {
@@ -306,17 +316,7 @@ impl<'a> Decoder<'a> {
         let io = |e: String| path.err(type_label(w, id), e);
         Ok(match &node.kind {
             NodeKind::Union { branches } => {
-                let at = rd.pos();
-                let idx = rd.read_long().map_err(io)?;
-                let branch = usize::try_from(idx)
-                    .ok()
-                    .and_then(|i| branches.get(i).copied())
-                    .ok_or_else(|| {
-                        io(format!(
-                            "union branch index {idx} at offset {at} is out of range (the union has {} branches)",
-                            branches.len()
-                        ))
-                    })?;
+                let branch = read_branch(rd, branches).map_err(io)?;
                 if self.style == UnionStyle::Plain || matches!(w.node(branch).kind, NodeKind::Null)
                 {
                     return self.read(sink, rd, branch, branch, path, depth + 1);
@@ -338,18 +338,7 @@ impl<'a> Decoder<'a> {
             NodeKind::Bytes => sink.latin1(rd.read_bytes().map_err(io)?),
             NodeKind::Fixed(fixed) => sink.latin1(rd.take(fixed.size).map_err(io)?),
             NodeKind::Enum(enumeration) => {
-                let at = rd.pos();
-                let idx = rd.read_int().map_err(io)?;
-                let symbol = usize::try_from(idx)
-                    .ok()
-                    .and_then(|i| enumeration.symbols.get(i))
-                    .ok_or_else(|| {
-                        io(format!(
-                            "enum index {idx} at offset {at} is out of range ({} symbols)",
-                            enumeration.symbols.len()
-                        ))
-                    })?;
-                sink.symbol(symbol)
+                sink.symbol(read_symbol(rd, &enumeration.symbols).map_err(io)?)
             }
             NodeKind::Array { items } => {
                 self.read_array(sink, rd, id, (*items, *items), path, depth)?

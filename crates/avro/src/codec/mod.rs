@@ -130,8 +130,11 @@ pub fn avro_to_json(
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<String, CodecError> {
+    if let Some(reader) = reader {
+        check_readable(writer, reader)?;
+    }
     let mut text = Vec::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
-    write_json(&mut text, writer, reader, avro, style)?;
+    write_json(&mut text, writer, reader.unwrap_or(writer), avro, style)?;
     String::from_utf8(text).map_err(|e| not_utf8(writer, e.utf8_error()))
 }
 
@@ -148,25 +151,23 @@ pub fn avro_to_json_into(
     style: UnionStyle,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    let start = out.len();
-    let written = write_json(out, writer, reader, avro, style);
-    if written.is_err() {
-        out.truncate(start);
+    if let Some(reader) = reader {
+        check_readable(writer, reader)?;
     }
-    debug_assert!(std::str::from_utf8(&out[start..]).is_ok());
-    written
+    avro_to_json_into_checked(writer, reader.unwrap_or(writer), avro, style, out)
 }
 
-/// Writes the JSON text of a datum at the end of `out` (not checked to be UTF-8).
+/// Writes the JSON text of a datum at the end of `out` (not checked to be UTF-8), with a pair
+/// of schemas already found readable.
 fn write_json(
     out: &mut Vec<u8>,
     writer: &Schema,
-    reader: Option<&Schema>,
+    reader: &Schema,
     avro: &[u8],
     style: UnionStyle,
 ) -> Result<(), CodecError> {
     let mut text = TextSink::appending_to(std::mem::take(out));
-    let decoded = decode_into(&mut text, writer, reader, avro, style);
+    let decoded = decode_checked(&mut text, writer, reader, avro, style);
     *out = text.into_bytes();
     decoded
 }
@@ -223,14 +224,12 @@ pub fn avro_to_json_into_checked(
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
     let start = out.len();
-    let mut text = TextSink::appending_to(std::mem::take(out));
-    let decoded = decode_checked(&mut text, writer, reader, avro, style);
-    *out = text.into_bytes();
-    if decoded.is_err() {
+    let written = write_json(out, writer, reader, avro, style);
+    if written.is_err() {
         out.truncate(start);
     }
     debug_assert!(std::str::from_utf8(&out[start..]).is_ok());
-    decoded
+    written
 }
 
 /// Decode one datum into `sink` (see [`avro_to_value`]).
