@@ -36,13 +36,12 @@ pub fn unframe(frame: &[u8]) -> Result<(u32, &[u8]), MessagingError> {
     })
 }
 
-/// Decodes an Avro body written with `writer` (resolved to `reader` when given) to JSON text,
-/// appended to `out` (left as it was on an error). `reader_checked`: the reader was found
-/// readable for this writer already ([`check_readable`]), so the check is not made again.
+/// Decodes an Avro body written with `writer` (resolved to `reader` when given: a reader that
+/// [`check_readable`] accepted for this writer, not checked again) to JSON text, appended to
+/// `out` (left as it was on an error).
 pub fn decode_into(
     writer: &Schema,
     reader: Option<&Schema>,
-    reader_checked: bool,
     avro: &[u8],
     tagged_unions: bool,
     out: &mut Vec<u8>,
@@ -52,13 +51,8 @@ pub fn decode_into(
     } else {
         UnionStyle::Plain
     };
-    match reader {
-        Some(reader) if reader_checked => {
-            codec::avro_to_json_into_checked(writer, reader, avro, style, out)
-        }
-        reader => codec::avro_to_json_into(writer, reader, avro, style, out),
-    }
-    .map_err(undecodable)
+    codec::avro_to_json_into_checked(writer, reader.unwrap_or(writer), avro, style, out)
+        .map_err(undecodable)
 }
 
 /// Whether data written with `writer` can be read as `reader` (see [`decode_into`]).

@@ -43,7 +43,7 @@ use crate::avro;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
-use crate::schemas::Schemas;
+use crate::schemas::{LastSchema, Schemas};
 
 /// Most records of a stream prepared by one task: the requests that have arrived together, up
 /// to this many, go to one task.
@@ -131,7 +131,7 @@ pub fn subject_name(
 #[derive(Debug, Default)]
 pub struct Recent {
     partitions: Option<(String, i32)>,
-    schema: Option<(u32, Arc<Schema>)>,
+    schema: LastSchema,
 }
 
 impl Producer {
@@ -248,14 +248,12 @@ impl Producer {
                 let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
                     MessagingError::invalid("schema_id", format!("{id} is not > 0"))
                 })?;
-                match &recent.schema {
-                    Some((recent_id, schema)) if *recent_id == id => (id, Arc::clone(schema)),
-                    _ => {
-                        let schema = self.schemas.by_id(id).await?;
-                        recent.schema = Some((id, Arc::clone(&schema)));
-                        (id, schema)
-                    }
-                }
+                (
+                    id,
+                    self.schemas
+                        .by_id_remembered(id, &mut recent.schema)
+                        .await?,
+                )
             }
             Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
                 let subject = if selector.subject.is_empty() {

@@ -35,6 +35,10 @@ pub struct Schemas {
     readers: Cache<String, Arc<Schema>>,
 }
 
+/// The schema of the id a run of records looked up last ([`Schemas::by_id_remembered`]).
+#[derive(Debug, Default)]
+pub struct LastSchema(Option<(u32, Arc<Schema>)>);
+
 fn registry_error(status: tonic::Status) -> MessagingError {
     let code = match status.code() {
         // A transport failure reaches us as UNKNOWN or CANCELLED from a dying connection.
@@ -91,6 +95,25 @@ impl Schemas {
             Some(schema) => Ok(schema),
             None => Box::pin(self.fetch_by_id(id)).await,
         }
+    }
+
+    /// [`Self::by_id`], answered from `last` when it holds the id. A run of records (a
+    /// request, a chunk of a stream, a response) mostly shares one schema, and an id's schema
+    /// never changes: the run asks the shared cache (a hash, a lock and statistics per lookup)
+    /// once.
+    pub async fn by_id_remembered(
+        &self,
+        id: u32,
+        last: &mut LastSchema,
+    ) -> Result<Arc<Schema>, MessagingError> {
+        if let Some((last_id, schema)) = &last.0
+            && *last_id == id
+        {
+            return Ok(Arc::clone(schema));
+        }
+        let schema = self.by_id(id).await?;
+        last.0 = Some((id, Arc::clone(&schema)));
+        Ok(schema)
     }
 
     async fn fetch_by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {

@@ -27,7 +27,7 @@ use tributary_proto::record_batch::RECORDS_FIELD;
 
 use crate::avro;
 use crate::error::MessagingError;
-use crate::schemas::Schemas;
+use crate::schemas::{LastSchema, Schemas};
 
 /// How keys and values are decoded.
 #[derive(Debug)]
@@ -735,16 +735,13 @@ pub(super) async fn encode(
     Ok(encoded)
 }
 
-/// The writer schema the previous key (or value) of a response was decoded with. The records of
-/// a response mostly share one, and an id's schema never changes: the cache is not asked again,
-/// nor is the subscription's reader schema checked against it again (a check costs several
-/// times a record's decoding).
+/// What the previous key (or value) of a response was decoded with: its writer schema, and the
+/// writer id the subscription's reader schema was last found readable for. The records of a
+/// response mostly share one writer, and a check costs several times a record's decoding.
 #[derive(Debug, Default)]
 struct RecentWriter {
-    id: u32,
-    schema: Option<Arc<Schema>>,
-    /// Whether the reader schema was found readable for this writer.
-    readable: bool,
+    schema: LastSchema,
+    readable: Option<u32>,
 }
 
 /// Decodes one key or value, its JSON text appended to `json`; errors that a reconnect can cure
@@ -767,21 +764,8 @@ async fn decode_payload(
         Ok(framed) => framed,
         Err(error) => return Ok(Decoded::undecodable(&error, None)),
     };
-    let writer = match &recent.schema {
-        Some(writer) if recent.id == id => Ok(Arc::clone(writer)),
-        _ => schemas.by_id(id).await,
-    };
-    let writer = match writer {
-        Ok(writer) => {
-            if recent.id != id || recent.schema.is_none() {
-                *recent = RecentWriter {
-                    id,
-                    schema: Some(Arc::clone(&writer)),
-                    readable: false,
-                };
-            }
-            writer
-        }
+    let writer = match schemas.by_id_remembered(id, &mut recent.schema).await {
+        Ok(writer) => writer,
         Err(
             error @ MessagingError::Registry {
                 code: Code::Unavailable,
@@ -791,16 +775,16 @@ async fn decode_payload(
         Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
     };
     if let Some(reader) = reader
-        && !recent.readable
+        && recent.readable != Some(id)
     {
         match avro::check_readable(&writer, reader) {
-            Ok(()) => recent.readable = true,
+            Ok(()) => recent.readable = Some(id),
             Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
         }
     }
     let start = json.len();
     Ok(
-        match avro::decode_into(&writer, reader, recent.readable, body, tagged, json) {
+        match avro::decode_into(&writer, reader, body, tagged, json) {
             Ok(()) => Decoded::Json {
                 text: start..json.len(),
                 schema_id: id,
