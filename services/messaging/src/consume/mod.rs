@@ -453,6 +453,18 @@ fn commit_pending(consumer: &KafkaConsumer, to_commit: &mut HashMap<(String, i32
     commit(consumer, &positions, CommitMode::Async);
 }
 
+/// Notes the commit position an acknowledgement moved a partition to, if it moved it.
+fn note_moved(
+    to_commit: &mut HashMap<(String, i32), i64>,
+    topic: String,
+    partition: i32,
+    moved: Option<i64>,
+) {
+    if let Some(offset) = moved {
+        to_commit.insert((topic, partition), offset);
+    }
+}
+
 /// What the stream does after a request of the client.
 enum Flow {
     Continue,
@@ -461,8 +473,9 @@ enum Flow {
 }
 
 /// Handles one request after the subscription. An ack (single, several, or cumulative) that
-/// moves a partition's commit position goes into `to_commit` (the caller commits once for a burst of acks); a seek commits what is
-/// pending first, so acknowledgements before it are committed as they were sent.
+/// moves a partition's commit position goes into `to_commit` (the caller commits once for a
+/// burst of acks); a seek commits what is pending first, so acknowledgements before it are
+/// committed as they were sent.
 fn on_request(
     request: Option<Result<pb::ConsumeRequest, Status>>,
     consumer: &KafkaConsumer,
@@ -473,23 +486,20 @@ fn on_request(
         Some(Ok(pb::ConsumeRequest {
             kind: Some(pb::consume_request::Kind::Ack(ack)),
         })) => {
-            if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
-                to_commit.insert((ack.topic, ack.partition), offset);
-            }
+            let moved = tracker.ack(&ack.topic, ack.partition, ack.offset);
+            note_moved(to_commit, ack.topic, ack.partition, moved);
             Flow::Continue
         }
         Some(Ok(pb::ConsumeRequest {
             kind: Some(pb::consume_request::Kind::Acks(acks)),
         })) => {
             for ack in acks.records {
-                if let Some(offset) = tracker.ack(&ack.topic, ack.partition, ack.offset) {
-                    to_commit.insert((ack.topic, ack.partition), offset);
-                }
+                let moved = tracker.ack(&ack.topic, ack.partition, ack.offset);
+                note_moved(to_commit, ack.topic, ack.partition, moved);
             }
             for ack in acks.up_to {
-                if let Some(offset) = tracker.ack_up_to(&ack.topic, ack.partition, ack.offset) {
-                    to_commit.insert((ack.topic, ack.partition), offset);
-                }
+                let moved = tracker.ack_up_to(&ack.topic, ack.partition, ack.offset);
+                note_moved(to_commit, ack.topic, ack.partition, moved);
             }
             Flow::Continue
         }
