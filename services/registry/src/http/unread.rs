@@ -51,15 +51,16 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // HTTP/2 streams end on their own (and a `Connection` header is not allowed there).
-        if request.version() >= Version::HTTP_2 {
+        // Not tracked: requests without a body (most: the reads), and HTTP/2, whose streams end
+        // on their own (and where a `Connection` header is not allowed).
+        if request.version() >= Version::HTTP_2 || http_body::Body::is_end_stream(request.body()) {
             return CloseUnreadFuture {
                 future: self.inner.call(request),
                 read: None,
             };
         }
         let (parts, body) = request.into_parts();
-        let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+        let read = Arc::new(AtomicBool::new(false));
         let body = Body::new(TrackedBody {
             inner: body,
             read: Arc::clone(&read),
@@ -76,7 +77,7 @@ pin_project_lite::pin_project! {
     pub struct CloseUnreadFuture<F> {
         #[pin]
         future: F,
-        // Whether the request body was read to its end (`None`: not tracked, HTTP/2).
+        // Whether the request body was read to its end (`None`: not tracked).
         read: Option<Arc<AtomicBool>>,
     }
 }
