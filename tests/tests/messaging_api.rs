@@ -586,35 +586,21 @@ async fn records_written_with_v1_are_read_with_a_v2_reader_schema() {
     );
     drop(consumer);
 
+    let in_batches_as = |reader: &str| pb::Subscription {
+        reader_schema: reader.to_owned(),
+        max_batch_records: 10,
+        ..partition_subscription(&topic, pb::PayloadFormat::AvroPlain)
+    };
     // In batches (a response checks the reader against each writer it meets once): the same.
-    let mut batched = messaging
-        .consume(pb::Subscription {
-            reader_schema: v2.to_owned(),
-            max_batch_records: 10,
-            ..partition_subscription(&topic, pb::PayloadFormat::AvroPlain)
-        })
-        .await;
-    let mut in_batches = Vec::new();
-    while in_batches.len() < 3 {
-        in_batches.extend(batched.next_batch(WAIT).await);
-    }
-    assert_eq!(in_batches, records);
+    let mut batched = messaging.consume(in_batches_as(v2)).await;
+    assert_eq!(batched.batches(3, WAIT).await.concat(), records);
     drop(batched);
 
     // A reader that can't read them (a new field without a default): each record comes with
     // the error, and its bytes.
     let v3 = r#"{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"email","type":"string"}]}"#;
-    let mut unreadable = messaging
-        .consume(pb::Subscription {
-            reader_schema: v3.to_owned(),
-            max_batch_records: 10,
-            ..partition_subscription(&topic, pb::PayloadFormat::AvroPlain)
-        })
-        .await;
-    let mut refused = Vec::new();
-    while refused.len() < 3 {
-        refused.extend(unreadable.next_batch(WAIT).await);
-    }
+    let mut unreadable = messaging.consume(in_batches_as(v3)).await;
+    let refused = unreadable.batches(3, WAIT).await.concat();
     for record in &refused {
         let value = record.value.as_ref().expect("a value");
         let error = value.error.as_ref().expect("the reader can't read it");

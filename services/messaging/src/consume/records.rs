@@ -1,13 +1,14 @@
 //! Records on their way from Kafka to a client: taken from librdkafka, decoded as the
 //! subscription asks, and encoded as `ConsumedRecord`s.
 //!
-//! A response's records are taken into one [`Taken`]: their keys, values and headers copied
-//! into a single buffer, the topic name shared, so taking a record allocates nothing of its
-//! own. They are then encoded straight into the protobuf bytes of the response
-//! ([`Encoded`]): a batch goes out as those bytes (`RecordBatch.encoded_records`) without a
-//! `ConsumedRecord` message (and its strings and vectors) being built per record; a response of
-//! one record decodes its bytes into the message. The encoding is prost's, field for field
-//! (the tests compare the bytes).
+//! A response's records are taken into one [`Taken`], the topic name shared, so taking a record
+//! allocates nothing of its own. A record with nothing to decode (a raw value, and a key that is
+//! raw or absent) is encoded as it is taken, straight from librdkafka's buffers into the
+//! protobuf bytes of the response ([`Encoded`]); from the first record to decode on, keys,
+//! values and headers are copied into a single buffer and encoded once decoded. A batch goes
+//! out as those bytes (`RecordBatch.encoded_records`) without a `ConsumedRecord` message (and
+//! its strings and vectors) being built per record; a response of one record decodes its bytes
+//! into the message. The encoding is prost's, field for field (the tests compare the bytes).
 //!
 //! A key or value that cannot be decoded (not Confluent-framed, unknown schema id, corrupt
 //! Avro) is encoded raw with its error; only an unreachable registry is an error, since a
@@ -918,6 +919,10 @@ mod tests {
         ),
     ];
 
+    fn offsets(encoded: &Encoded) -> Vec<i64> {
+        encoded.records.iter().map(|record| record.offset).collect()
+    }
+
     fn schemas() -> Schemas {
         // Never called: raw payloads and unframed bytes need no schema.
         Schemas::new("http://127.0.0.1:9", Duration::from_secs(1)).expect("a lazy client")
@@ -1028,14 +1033,7 @@ mod tests {
             encoded_records: Default::default(),
         };
         assert_eq!(encoded.bytes, expected_batch.encode_to_vec());
-        assert_eq!(
-            encoded
-                .records
-                .iter()
-                .map(|record| record.offset)
-                .collect::<Vec<_>>(),
-            vec![0, 1_234_567, 5]
-        );
+        assert_eq!(offsets(&encoded), vec![0, 1_234_567, 5]);
         assert_eq!(encoded.into_messages().expect("records decode"), expected);
     }
 
@@ -1119,14 +1117,7 @@ mod tests {
             .await
             .expect("raw payloads encode");
         encoded.retain(|record| record.partition == 0);
-        assert_eq!(
-            encoded
-                .records
-                .iter()
-                .map(|record| record.offset)
-                .collect::<Vec<_>>(),
-            vec![0, 2, 4]
-        );
+        assert_eq!(offsets(&encoded), vec![0, 2, 4]);
         let decoded = pb::RecordBatch::decode(encoded.into_batch().encode_to_vec().as_slice())
             .expect("a batch decodes");
         assert_eq!(
