@@ -6,22 +6,6 @@
 //! `\f`, `\r` with their short forms, the other bytes below 0x20 as `\u00XX` (lowercase hex),
 //! and writes everything else (DEL and all non-ASCII text included) as it is.
 
-/// Eight copies of a byte.
-const fn splat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; 8])
-}
-
-/// Whether any of the eight bytes of `word` needs escaping: is below 0x20, `"` or `\`.
-fn needs_escape(word: u64) -> bool {
-    // A byte b < n (n <= 0x80) makes (b - n) wrap into the high bit while b's own high bit is
-    // clear; bytes equal to c are the zero bytes of word ^ splat(c).
-    let below_space = word.wrapping_sub(splat(0x20)) & !word;
-    let quote = word ^ splat(b'"');
-    let backslash = word ^ splat(b'\\');
-    let zero_byte = |x: u64| x.wrapping_sub(splat(0x01)) & !x;
-    (below_space | zero_byte(quote) | zero_byte(backslash)) & splat(0x80) != 0
-}
-
 /// The escape of a byte, if it needs one (serde_json's table).
 fn escape_of(byte: u8) -> Option<&'static [u8]> {
     Some(match byte {
@@ -49,20 +33,12 @@ const CONTROL: [[u8; 6]; 32] = {
     table
 };
 
-/// Whether any byte of `block` needs escaping. The check has no early exit, so the compiler
-/// turns it into vector compares.
-fn block_needs_escape(block: &[u8]) -> bool {
-    block.iter().fold(false, |dirty, &b| {
+/// Whether any of `bytes` needs escaping: is below 0x20, `"` or `\\`. The check has no early
+/// exit, so the compiler turns it into vector compares.
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |dirty, &b| {
         dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
     })
-}
-
-/// Whether any of up to eight bytes needs escaping.
-fn word_needs_escape(bytes: &[u8]) -> bool {
-    // Padded with a byte that needs no escape.
-    let mut word = [b' '; 8];
-    word[..bytes.len()].copy_from_slice(bytes);
-    needs_escape(u64::from_ne_bytes(word))
 }
 
 /// Bytes looked at together: whole blocks with nothing to escape (the common case) are passed
@@ -79,14 +55,14 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let mut at = 0;
     while at < bytes.len() {
         let block_end = (at + BLOCK).min(bytes.len());
-        if !block_needs_escape(&bytes[at..block_end]) {
+        if !any_needs_escape(&bytes[at..block_end]) {
             at = block_end;
             continue;
         }
         // Something in this block: eight bytes at a time, then byte by byte.
         while at < block_end {
             let word_end = (at + 8).min(block_end);
-            if !word_needs_escape(&bytes[at..word_end]) {
+            if !any_needs_escape(&bytes[at..word_end]) {
                 at = word_end;
                 continue;
             }
