@@ -33,7 +33,7 @@ const CONTROL: [[u8; 6]; 32] = {
     table
 };
 
-/// Whether any of `bytes` needs escaping: is below 0x20, `"` or `\\`. The check has no early
+/// Whether any of `bytes` needs escaping: is below 0x20, `"` or `\`. The check has no early
 /// exit, so the compiler turns it into vector compares.
 fn any_needs_escape(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |dirty, &b| {
