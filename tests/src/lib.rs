@@ -1,12 +1,18 @@
 //! Test harness: throwaway Postgres databases on the stack's server, registries started in
 //! process (on port 0) or as real processes, and gRPC and HTTP clients for them.
 //!
+//! Services run as they do by default: over TLS, with authentication ([`security`] makes the
+//! certificates, users and keys). The clients here connect over TLS as the `admin` user.
+//!
 //! Tests need the stack (`scripts/stack up --infra`, which `scripts/test` runs). A test that
 //! cannot reach Postgres fails with a message saying so; it never skips.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod records;
+pub mod security;
+
+pub use security::AuthChannel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +22,6 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tributary_registry::config::{DatabaseUrl, LogFormat};
 use tributary_registry::{Application, Settings};
@@ -80,12 +85,15 @@ pub fn registry_settings(database_url: &str) -> Settings {
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         grpc_threads: 0,
         http_threads: 0,
-        database_url: DatabaseUrl(database_url.to_owned()),
+        database_url: Some(DatabaseUrl(database_url.to_owned())),
+        database_url_file: None,
+        database_password_file: None,
         db_max_connections: 8,
         db_acquire_timeout_ms: 2000,
         max_schema_bytes: 64 * 1024,
         shutdown_timeout_ms: 2000,
         log_format: LogFormat::Text,
+        security: security::server_args(),
     }
 }
 
@@ -138,17 +146,19 @@ impl TestRegistry {
         }
     }
 
-    pub async fn client(&self) -> RegistryServiceClient<Channel> {
+    /// A client calling as `admin` over TLS.
+    pub async fn client(&self) -> RegistryServiceClient<AuthChannel> {
         connect(self.addr).await
     }
 
+    /// Its gRPC URL, `https://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
     }
 
-    /// The base URL of its HTTP API, e.g. `http://127.0.0.1:40123`.
+    /// The base URL of its HTTP API, e.g. `https://127.0.0.1:40123`.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("https://{}", self.http_addr)
     }
 
     /// Stops it as SIGTERM would and waits for the drain.
@@ -158,13 +168,9 @@ impl TestRegistry {
     }
 }
 
-pub async fn connect(addr: SocketAddr) -> RegistryServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects to the registry");
-    RegistryServiceClient::new(channel)
+/// A registry client calling as `admin` over TLS.
+pub async fn connect(addr: SocketAddr) -> RegistryServiceClient<AuthChannel> {
+    RegistryServiceClient::new(security::admin_channel(addr).await)
 }
 
 pub async fn wait_for_port(addr: SocketAddr) {
@@ -180,12 +186,8 @@ pub async fn wait_for_port(addr: SocketAddr) {
 /// Waits until the registry reports SERVING (Postgres reachable, change listener connected).
 pub async fn wait_for_serving(addr: SocketAddr) {
     use tonic_health::pb::health_check_response::ServingStatus;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(security::admin_channel(addr).await);
     for _ in 0..500 {
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {
@@ -239,6 +241,9 @@ impl RegistryProcess {
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = tokio::process::Command::new(registry_binary())
+            .env_clear()
+            .envs(inherited_env())
+            .envs(security::server_env())
             .env("DATABASE_URL", database_url)
             .env("REGISTRY_GRPC_ADDR", addr.to_string())
             .env("REGISTRY_HTTP_ADDR", http_addr.to_string())
@@ -274,6 +279,14 @@ impl RegistryProcess {
             .expect("exits within 15 s")
             .unwrap()
     }
+}
+
+/// The part of the test process's environment a service process gets: nothing of what
+/// `scripts/stack env` exports for the stack's own services (credentials, URLs) leaks into the
+/// services a test starts with its own settings.
+fn inherited_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| matches!(name.as_str(), "PATH" | "HOME" | "TMPDIR" | "LANG"))
 }
 
 /// A port that was free a moment ago.
@@ -369,18 +382,32 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// Settings for a test messaging service on port 0.
+/// Settings for a test messaging service on port 0, calling the registry at `registry_url` over
+/// TLS as user `messaging`.
 pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
+    let pki = security::pki();
     tributary_messaging::Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         kafka_bootstrap_servers: kafka_bootstrap(),
-        kafka_properties: Vec::new(),
+        kafka_property_flags: Vec::new(),
+        kafka_properties_list: None,
+        kafka_properties_file: None,
+        kafka_sasl_password_file: None,
+        kafka_allow_weaker_durability: false,
         registry_url: registry_url.to_owned(),
+        registry_client: tributary_messaging::config::RegistryClientArgs {
+            registry_ca_file: Some(pki.ca.clone()),
+            registry_username: Some("messaging".to_owned()),
+            registry_password_file: Some(pki.messaging_password_file.clone()),
+            ..Default::default()
+        },
         latest_schema_ttl_ms: 5000,
         kafka_timeout_ms: 10_000,
         produce_max_in_flight: 100,
         shutdown_timeout_ms: 5000,
         log_format: tributary_messaging::config::LogFormat::Text,
+        security: security::server_args(),
     }
 }
 
@@ -441,13 +468,10 @@ impl TestMessaging {
         }
     }
 
-    pub async fn client(&self) -> MessagingServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects to the messaging service");
-        MessagingServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    /// A client calling as `admin` over TLS.
+    pub async fn client(&self) -> MessagingServiceClient<AuthChannel> {
+        MessagingServiceClient::new(security::admin_channel(self.addr).await)
+            .max_decoding_message_size(64 * 1024 * 1024)
     }
 
     /// Creates a topic with `partitions` partitions and replication factor 1.
@@ -470,12 +494,8 @@ impl TestMessaging {
 /// Waits until a messaging service reports SERVING (Kafka and its registry reachable).
 pub async fn wait_for_messaging_serving(addr: SocketAddr) {
     use tonic_health::pb::health_check_response::ServingStatus;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(security::admin_channel(addr).await);
     for _ in 0..300 {
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {
@@ -503,7 +523,7 @@ pub struct TestConsumer {
 impl TestConsumer {
     /// Opens a Consume stream with `subscription` on `client`.
     pub async fn open(
-        mut client: MessagingServiceClient<Channel>,
+        mut client: MessagingServiceClient<AuthChannel>,
         subscription: messaging_pb::Subscription,
     ) -> Self {
         let (requests, rx) = tokio::sync::mpsc::channel(1024);
@@ -668,6 +688,10 @@ impl MessagingProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = tokio::process::Command::new(messaging_binary())
+            .env_clear()
+            .envs(inherited_env())
+            .envs(security::server_env())
+            .envs(security::messaging_registry_env())
             .env("MESSAGING_GRPC_ADDR", addr.to_string())
             .env("MESSAGING_METRICS_ADDR", metrics_addr.to_string())
             .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
@@ -689,13 +713,9 @@ impl MessagingProcess {
         }
     }
 
-    pub async fn client(&self) -> MessagingServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects to the messaging process");
-        MessagingServiceClient::new(channel)
+    /// A client calling as `admin` over TLS.
+    pub async fn client(&self) -> MessagingServiceClient<AuthChannel> {
+        MessagingServiceClient::new(security::admin_channel(self.addr).await)
     }
 
     /// Creates a topic with `partitions` partitions and replication factor 1.
@@ -781,7 +801,11 @@ pub fn promtool_check(exposition: &str) {
 }
 
 /// Creates a topic with `partitions` partitions and replication factor 1 through `client`.
-async fn create_topic(mut client: MessagingServiceClient<Channel>, name: &str, partitions: i32) {
+async fn create_topic(
+    mut client: MessagingServiceClient<AuthChannel>,
+    name: &str,
+    partitions: i32,
+) {
     client
         .create_topic(messaging_pb::CreateTopicRequest {
             topic: name.to_owned(),

@@ -45,11 +45,7 @@ async fn health(messaging: &TestMessaging) -> i32 {
 }
 
 async fn status_of(messaging: &TestMessaging, service: &str) -> i32 {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", messaging.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tributary_tests::security::admin_channel(messaging.addr).await;
     tonic_health::pb::health_client::HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest {
             service: service.to_owned(),
@@ -89,7 +85,7 @@ async fn health_follows_the_registry_and_liveness_does_not() {
     // The registry behind a proxy this test can cut.
     let registry = TestRegistry::start().await;
     let proxy = CuttableProxy::start(registry.addr).await;
-    let via_proxy = format!("http://{}", proxy.addr);
+    let via_proxy = format!("https://{}", proxy.addr);
     let messaging = TestMessaging::start_with(|s| s.registry_url = via_proxy, true).await;
     let all_up = [
         ("", Serving),
@@ -139,7 +135,7 @@ async fn health_follows_the_registry_and_liveness_does_not() {
 
 #[tokio::test]
 async fn health_is_not_serving_while_the_registry_or_kafka_is_unreachable() {
-    let dead_registry = format!("http://127.0.0.1:{}", free_port());
+    let dead_registry = format!("https://127.0.0.1:{}", free_port());
     let no_registry = TestMessaging::start_with(|s| s.registry_url = dead_registry, false).await;
     let dead_kafka = format!("127.0.0.1:{}", free_port());
     let no_kafka = TestMessaging::start_with(

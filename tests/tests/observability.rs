@@ -187,7 +187,7 @@ async fn a_produce_consume_round_trip_is_one_trace_across_kafka_with_registry_ch
     ];
     let database = TestDatabase::create().await;
     let registry = RegistryProcess::spawn_with(&database.url, &env).await;
-    let messaging = MessagingProcess::spawn_with(&format!("http://{}", registry.addr), &env).await;
+    let messaging = MessagingProcess::spawn_with(&format!("https://{}", registry.addr), &env).await;
     let mut client = messaging.client().await;
     let topic = unique_name("traced");
     messaging.create_topic(&topic, 1).await;
@@ -429,12 +429,14 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
         .get_schema(registry_pb::GetSchemaRequest { id: 999_999 })
         .await
         .unwrap_err();
-    let http = reqwest::get(format!(
-        "{}/schemas/ids/{schema_id}",
-        messaging.registry.http_url()
-    ))
-    .await
-    .unwrap();
+    let http = tributary_tests::security::admin_http_client()
+        .get(format!(
+            "{}/schemas/ids/{schema_id}",
+            messaging.registry.http_url()
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(http.status(), 200);
 
     // A live stream: all ten delivered, the first four acknowledged -> lag 10 - 4 = 6.

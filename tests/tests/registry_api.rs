@@ -24,7 +24,7 @@ fn register_request(subject: &str, schema: &str) -> pb::RegisterSchemaRequest {
 }
 
 async fn versions(
-    client: &mut pb::registry_service_client::RegistryServiceClient<tonic::transport::Channel>,
+    client: &mut pb::registry_service_client::RegistryServiceClient<tributary_tests::AuthChannel>,
     subject: &str,
     include_deleted: bool,
 ) -> Vec<i32> {

@@ -37,7 +37,7 @@ struct Api {
 impl Api {
     fn new(registry: &TestRegistry) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client: tributary_tests::security::admin_http_client(),
             base: registry.http_url(),
         }
     }
@@ -1392,8 +1392,17 @@ async fn stopping_the_registry_closes_the_http_port() {
     );
 }
 
+/// A connection written to by hand: TLS, as the registry serves by default.
+type Connection = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn connect_http1(addr: std::net::SocketAddr) -> Connection {
+    tributary_tests::security::tls_connect(addr, b"http/1.1")
+        .await
+        .unwrap()
+}
+
 /// Reads one HTTP/1.1 response (its head, and a body of its Content-Length) from `stream`.
-async fn read_response(stream: &mut TcpStream) -> (String, String) {
+async fn read_response(stream: &mut Connection) -> (String, String) {
     let mut received = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -1425,12 +1434,13 @@ async fn read_response(stream: &mut TcpStream) -> (String, String) {
     }
 }
 
-/// Whether the server closes `stream` (end of stream) within 5 s.
-async fn closed_by_server(stream: &mut TcpStream) -> bool {
+/// Whether the server closes `stream` (end of stream, with or without TLS's close_notify)
+/// within 5 s.
+async fn closed_by_server(stream: &mut Connection) -> bool {
     let mut chunk = [0u8; 64];
     matches!(
         tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk)).await,
-        Ok(Ok(0))
+        Ok(Ok(0) | Err(_))
     )
 }
 
@@ -1438,17 +1448,21 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
 async fn stopping_answers_requests_in_flight_and_closes_idle_keep_alive_connections() {
     let registry = TestRegistry::start().await;
     let addr = registry.http_addr;
-    let get_types = b"GET /schemas/types HTTP/1.1\r\nHost: registry\r\n\r\n";
+    let authorization = tributary_tests::security::admin_authorization();
+    let get_types = format!(
+        "GET /schemas/types HTTP/1.1\r\nHost: registry\r\nAuthorization: {authorization}\r\n\r\n"
+    );
+    let get_types = get_types.as_bytes();
 
     // A keep-alive connection that has been answered once and is now idle.
-    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let mut idle = connect_http1(addr).await;
     idle.write_all(get_types).await.unwrap();
     let (head, _) = read_response(&mut idle).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     // A registration in flight: its head and half its body sent (after one answered request,
     // so the connection is being served), the rest to follow once the registry is stopping.
-    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    let mut in_flight = connect_http1(addr).await;
     in_flight.write_all(get_types).await.unwrap();
     let (head, _) = read_response(&mut in_flight).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -1456,7 +1470,7 @@ async fn stopping_answers_requests_in_flight_and_closes_idle_keep_alive_connecti
     let (first_half, second_half) = body.split_at(body.len() / 2);
     let request_head = format!(
         "POST /subjects/drain-value/versions HTTP/1.1\r\nHost: registry\r\n\
-         Content-Type: {V1}\r\nContent-Length: {}\r\n\r\n",
+         Authorization: {authorization}\r\nContent-Type: {V1}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     in_flight

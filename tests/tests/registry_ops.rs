@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -14,11 +13,7 @@ use tributary_proto::registry::v1 as pb;
 use tributary_tests::{CuttableProxy, RegistryProcess, TestDatabase, TestRegistry};
 
 async fn status_of(addr: std::net::SocketAddr, service: &str) -> ServingStatus {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tributary_tests::security::admin_channel(addr).await;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -163,11 +158,7 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
 async fn reflection_serves_v1_and_v1alpha() {
     use tokio_stream::StreamExt;
     let registry = TestRegistry::start().await;
-    let channel = Channel::from_shared(registry.endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tributary_tests::security::admin_channel(registry.addr).await;
 
     let mut v1 = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
         channel.clone(),

@@ -113,6 +113,11 @@ impl Health {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Whether liveness is SERVING (until shutdown begins).
+    pub fn is_live(&self) -> bool {
+        !self.shutting_down.load(Ordering::Relaxed)
+    }
+
     /// Shutdown began: readiness and liveness go NOT_SERVING for good.
     pub async fn shutting_down(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! Metrics of one service instance: an OpenTelemetry meter provider whose instruments are
-//! exposed in the Prometheus text format on `GET /metrics` ([`serve`]) and, when the `OTEL_*`
+//! exposed in the Prometheus text format on `GET /metrics` ([`router`], [`serve`]) and, when the `OTEL_*`
 //! variables configure a metrics endpoint, also pushed over OTLP/gRPC every
 //! `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default).
 //!
@@ -14,16 +14,23 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
 use crate::setup::{EXPORT_TIMEOUT, OtlpConfig, resource};
 
 /// Histogram buckets for durations, in seconds: from 100 µs (a cached registry read) to 10 s.
@@ -123,23 +130,73 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot bind the metrics address {addr}"))
 }
 
-async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn scrape(State((metrics, _)): State<(Arc<Metrics>, Arc<Health>)>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         metrics.encode(),
     )
 }
 
-/// Serves `GET /metrics` until `stop` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    let router = Router::new()
+/// 200 until shutdown begins (Kubernetes' liveness probe).
+async fn livez(State((_, health)): State<(Arc<Metrics>, Arc<Health>)>) -> StatusCode {
+    if health.is_live() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// 200 while readiness is SERVING, else 503 (Kubernetes' readiness probe: kubelet's gRPC probes
+/// cannot speak TLS, so the probes use these plaintext routes).
+async fn readyz(State((_, health)): State<(Arc<Metrics>, Arc<Health>)>) -> StatusCode {
+    if health.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// The metrics listener's routes: `GET /metrics`, `GET /livez` and `GET /readyz`.
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
         .route("/metrics", get(scrape))
-        .with_state(metrics);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state((metrics, health))
+}
+
+/// Serves `router` on every connection of `incoming` (accepted, and TLS-wrapped when the
+/// metrics listener speaks TLS) until `stop` is cancelled; then ends every connection
+/// gracefully.
+pub async fn serve<IO, S>(incoming: S, router: Router, stop: CancellationToken)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Stream<Item = std::io::Result<IO>> + Send,
+{
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    let mut incoming = std::pin::pin!(incoming);
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => break,
+            next = incoming.next() => next,
+        };
+        let stream = match next {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "cannot serve a metrics connection");
+                continue;
+            }
+            None => break,
+        };
+        let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "metrics connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }

@@ -1,12 +1,22 @@
 //! Typed configuration, from command-line flags or environment variables.
+//!
+//! Secrets never come only from a flag: Kafka properties can come from a properties file (any
+//! character in a value) and `sasl.password` from its own file or variable; the registry
+//! credentials from a file or the environment. Errors about properties name the entry, never
+//! its value, and no property value is ever printed ([`KafkaProperty`]'s `Debug`).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
+use tributary_security::Secret;
+pub use tributary_security::SecurityArgs;
+use tributary_security::client::{CallCredentials, ClientTlsFiles};
 pub use tributary_telemetry::LogFormat;
 
-/// One librdkafka property, `key=value`. Its `Debug` hides the values of secrets
-/// (`sasl.password`, `ssl.key.password`, ...), so settings can be logged.
+/// One librdkafka property, `key=value`. Its `Debug` prints the key only, so settings can be
+/// logged whatever the values hold.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KafkaProperty {
     pub key: String,
@@ -14,33 +24,167 @@ pub struct KafkaProperty {
 }
 
 impl KafkaProperty {
-    fn is_secret(&self) -> bool {
-        let key = self.key.to_ascii_lowercase();
-        ["password", "secret", "key.pem", "token"]
-            .iter()
-            .any(|word| key.contains(word))
+    /// `key=value` (spaces around both trimmed), or `None`.
+    pub fn parse(entry: &str) -> Option<Self> {
+        let (key, value) = entry.split_once('=')?;
+        let key = key.trim();
+        (!key.is_empty()).then(|| KafkaProperty {
+            key: key.to_owned(),
+            value: value.trim().to_owned(),
+        })
     }
 }
 
 impl std::fmt::Debug for KafkaProperty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_secret() {
-            write!(f, "{}=***", self.key)
-        } else {
-            write!(f, "{}={}", self.key, self.value)
-        }
+        write!(f, "{}=***", self.key)
     }
 }
 
-impl std::str::FromStr for KafkaProperty {
-    type Err = String;
+/// Raw text of a setting holding Kafka properties, parsed after the command line so that no
+/// parse error of the command-line parser ever prints it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RawProperties(pub String);
+
+impl std::fmt::Debug for RawProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for RawProperties {
+    type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => Ok(KafkaProperty {
-                key: key.trim().to_owned(),
-                value: value.trim().to_owned(),
-            }),
-            _ => Err(format!("'{s}' is not key=value")),
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// `KAFKA_PROPERTIES`: `k=v,k=v`, where `\,` is a comma inside a value and `\\` a backslash.
+fn split_property_list(list: &str) -> Vec<String> {
+    let mut entries = vec![String::new()];
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next @ (',' | '\\')) => entries.last_mut().map_or((), |e| e.push(next)),
+                Some(next) => {
+                    if let Some(entry) = entries.last_mut() {
+                        entry.push('\\');
+                        entry.push(next);
+                    }
+                }
+                None => entries.last_mut().map_or((), |e| e.push('\\')),
+            },
+            ',' => entries.push(String::new()),
+            c => entries.last_mut().map_or((), |e| e.push(c)),
+        }
+    }
+    entries.retain(|entry| !entry.trim().is_empty());
+    entries
+}
+
+/// A properties file: `key=value` (or `key: value`) lines, `#` and `!` comments; a value is
+/// everything after the separator but leading spaces, taken literally.
+fn parse_properties_file(path: &Path) -> anyhow::Result<Vec<KafkaProperty>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the Kafka properties file {}", path.display()))?;
+    let mut properties = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
+            continue;
+        }
+        let separator = trimmed
+            .find(['=', ':'])
+            .with_context(|| format!("{} line {} is not key=value", path.display(), index + 1))?;
+        let key = trimmed[..separator].trim();
+        anyhow::ensure!(
+            !key.is_empty(),
+            "{} line {} has no key",
+            path.display(),
+            index + 1
+        );
+        properties.push(KafkaProperty {
+            key: key.to_owned(),
+            value: trimmed[separator + 1..].trim_start().to_owned(),
+        });
+    }
+    Ok(properties)
+}
+
+/// How the messaging service reaches the registry, besides its URL.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegistryClientArgs {
+    /// PEM CA bundle the registry's certificate is verified against (https:// URLs; default:
+    /// the webpki roots). Reloaded when it changes.
+    #[arg(long, env = "REGISTRY_CA_FILE")]
+    pub registry_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate presented to the registry (mTLS).
+    #[arg(
+        long,
+        env = "REGISTRY_CLIENT_CERT_FILE",
+        requires = "registry_client_key_file"
+    )]
+    pub registry_client_cert_file: Option<PathBuf>,
+
+    /// PEM key of the client certificate.
+    #[arg(
+        long,
+        env = "REGISTRY_CLIENT_KEY_FILE",
+        requires = "registry_client_cert_file"
+    )]
+    pub registry_client_key_file: Option<PathBuf>,
+
+    /// User name for basic authentication to the registry.
+    #[arg(long, env = "REGISTRY_USERNAME")]
+    pub registry_username: Option<String>,
+
+    /// File holding the registry password (or the REGISTRY_PASSWORD variable).
+    #[arg(long, env = "REGISTRY_PASSWORD_FILE")]
+    pub registry_password_file: Option<PathBuf>,
+
+    /// File holding a bearer token for the registry, re-read when it changes.
+    #[arg(long, env = "REGISTRY_BEARER_TOKEN_FILE")]
+    pub registry_bearer_token_file: Option<PathBuf>,
+}
+
+impl RegistryClientArgs {
+    /// The TLS files (`None` when none is given).
+    pub fn tls_files(&self) -> Option<ClientTlsFiles> {
+        let files = ClientTlsFiles {
+            ca: self.registry_ca_file.clone(),
+            identity: self
+                .registry_client_cert_file
+                .clone()
+                .zip(self.registry_client_key_file.clone()),
+        };
+        (!files.is_empty()).then_some(files)
+    }
+
+    /// The credentials sent with every registry call.
+    pub fn credentials(&self, reload_interval: Duration) -> anyhow::Result<CallCredentials> {
+        let password =
+            Secret::from_file_or_env(self.registry_password_file.as_deref(), "REGISTRY_PASSWORD")
+                .context("cannot read the registry password")?;
+        match (
+            &self.registry_username,
+            password,
+            &self.registry_bearer_token_file,
+        ) {
+            (Some(user), Some(password), None) => CallCredentials::basic(user, &password),
+            (None, None, Some(path)) => CallCredentials::bearer_file(path.clone(), reload_interval),
+            (None, None, None) => Ok(CallCredentials::None),
+            (Some(_), None, _) => anyhow::bail!(
+                "REGISTRY_USERNAME is set but no password: give REGISTRY_PASSWORD_FILE or REGISTRY_PASSWORD"
+            ),
+            (None, Some(_), _) => {
+                anyhow::bail!("a registry password is given but no REGISTRY_USERNAME")
+            }
+            (Some(_), Some(_), Some(_)) => anyhow::bail!(
+                "give the registry basic credentials or a bearer token file, not both"
+            ),
         }
     }
 }
@@ -69,20 +213,43 @@ pub struct Settings {
     )]
     pub kafka_bootstrap_servers: String,
 
-    /// Extra librdkafka properties for every Kafka client, `key=value` (repeatable; the
-    /// environment variable takes a comma-separated list). They override the service's defaults
-    /// (e.g. `acks=all`, `enable.idempotence=true`).
+    /// An extra librdkafka property for every Kafka client, `key=value` (repeatable). Properties
+    /// override the service's defaults; weakening the producer's durability (`acks`,
+    /// `enable.idempotence`) needs --kafka-allow-weaker-durability. Put secrets in
+    /// --kafka-properties-file instead: flags are visible to every user of the machine.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_property_flags: Vec<RawProperties>,
+
+    /// Extra librdkafka properties, `key=value,key=value` (`\,` is a comma inside a value).
     #[arg(
-        long = "kafka-property",
+        long = "kafka-properties",
         env = "KAFKA_PROPERTIES",
-        value_delimiter = ',',
         hide_env_values = true
     )]
-    pub kafka_properties: Vec<KafkaProperty>,
+    pub kafka_properties_list: Option<RawProperties>,
 
-    /// The tributary registry's gRPC URL.
+    /// A file of librdkafka properties, `key=value` lines (values taken literally, any
+    /// character), e.g. a Kubernetes Secret holding `sasl.password`.
+    #[arg(long, env = "KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
+
+    /// A file holding `sasl.password` (or the KAFKA_SASL_PASSWORD variable).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD_FILE")]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+
+    /// Allow Kafka properties that make the producer less durable than `acks=all` with
+    /// idempotence (records acknowledged and then lost, or written twice).
+    #[arg(long, env = "KAFKA_ALLOW_WEAKER_DURABILITY", default_value_t = false)]
+    pub kafka_allow_weaker_durability: bool,
+
+    /// The tributary registry's gRPC URL: `https://` speaks TLS (never falling back to
+    /// cleartext), `http://` does not.
     #[arg(long, env = "REGISTRY_URL", default_value = "http://127.0.0.1:50051")]
     pub registry_url: String,
+
+    /// TLS and credentials towards the registry.
+    #[command(flatten)]
+    pub registry_client: RegistryClientArgs,
 
     /// How long the latest version of a subject is cached, in milliseconds.
     #[arg(long, env = "MESSAGING_LATEST_SCHEMA_TTL_MS", default_value_t = 5000)]
@@ -103,6 +270,10 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// TLS and authentication of the gRPC API.
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 impl Settings {
@@ -114,14 +285,78 @@ impl Settings {
         Duration::from_millis(self.kafka_timeout_ms)
     }
 
-    /// The value of a librdkafka property given in the settings.
-    pub fn kafka_property(&self, key: &str) -> Option<&str> {
-        self.kafka_properties
-            .iter()
-            .rev()
-            .find(|p| p.key == key)
-            .map(|p| p.value.as_str())
+    /// Every librdkafka property given, in the order they apply (a later one wins): the
+    /// properties file, KAFKA_PROPERTIES, --kafka-property flags, then `sasl.password` from its
+    /// file or variable. Refuses properties that weaken the producer's durability unless
+    /// allowed.
+    pub fn kafka_properties(&self) -> anyhow::Result<Vec<KafkaProperty>> {
+        let mut properties = match &self.kafka_properties_file {
+            Some(path) => parse_properties_file(path)?,
+            None => Vec::new(),
+        };
+        if let Some(list) = &self.kafka_properties_list {
+            for (index, entry) in split_property_list(&list.0).iter().enumerate() {
+                properties.push(KafkaProperty::parse(entry).with_context(|| {
+                    format!(
+                        "KAFKA_PROPERTIES entry {} is not key=value (write a comma inside a value as \\,)",
+                        index + 1
+                    )
+                })?);
+            }
+        }
+        for (index, flag) in self.kafka_property_flags.iter().enumerate() {
+            properties.push(KafkaProperty::parse(&flag.0).with_context(|| {
+                format!("--kafka-property number {} is not key=value", index + 1)
+            })?);
+        }
+        if let Some(password) = Secret::from_file_or_env(
+            self.kafka_sasl_password_file.as_deref(),
+            "KAFKA_SASL_PASSWORD",
+        )
+        .context("cannot read the Kafka SASL password")?
+        {
+            properties.push(KafkaProperty {
+                key: "sasl.password".to_owned(),
+                value: password.expose().to_owned(),
+            });
+        }
+        if !self.kafka_allow_weaker_durability {
+            check_durability(&properties)?;
+        }
+        Ok(properties)
     }
+}
+
+/// The value a property list ends up with for `key` (the last one given).
+pub fn property<'a>(properties: &'a [KafkaProperty], key: &str) -> Option<&'a str> {
+    properties
+        .iter()
+        .rev()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
+}
+
+/// Refuses properties that would make an acknowledged record losable or duplicable.
+fn check_durability(properties: &[KafkaProperty]) -> anyhow::Result<()> {
+    for key in ["acks", "request.required.acks"] {
+        if let Some(acks) = property(properties, key)
+            && !matches!(acks.trim(), "all" | "-1")
+        {
+            anyhow::bail!(
+                "the Kafka property {key}={acks} would acknowledge records before every in-sync replica has them; \
+                 the service produces with acks=all (pass --kafka-allow-weaker-durability to allow it)"
+            );
+        }
+    }
+    if let Some(idempotence) = property(properties, "enable.idempotence")
+        && idempotence.trim() != "true"
+    {
+        anyhow::bail!(
+            "the Kafka property enable.idempotence={idempotence} would let retries write records twice or out of order; \
+             the service produces idempotently (pass --kafka-allow-weaker-durability to allow it)"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -129,31 +364,112 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[test]
-    fn kafka_properties_parse_from_flags_and_last_one_wins() {
-        let settings = Settings::try_parse_from([
-            "messaging",
-            "--kafka-property",
-            "acks=1",
-            "--kafka-property",
-            "linger.ms = 5",
-            "--kafka-property",
-            "acks=all",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(settings.kafka_property("acks"), Some("all"));
-        assert_eq!(settings.kafka_property("linger.ms"), Some("5"));
-        assert_eq!(settings.kafka_property("missing"), None);
-        assert!(Settings::try_parse_from(["messaging", "--kafka-property", "nope"]).is_err());
+    /// Settings from `args` alone: what the environment says about Kafka properties (e.g. the
+    /// stack's KAFKA_SASL_PASSWORD_FILE, exported by `scripts/stack env`) is dropped.
+    fn parse(args: &[&str]) -> Settings {
+        let mut all = vec!["messaging"];
+        all.extend_from_slice(args);
+        let mut settings = Settings::try_parse_from(all).unwrap_or_else(|e| panic!("{e}"));
+        if !args.contains(&"--kafka-sasl-password-file") {
+            settings.kafka_sasl_password_file = None;
+        }
+        if !args.contains(&"--kafka-properties") {
+            settings.kafka_properties_list = None;
+        }
+        if !args.contains(&"--kafka-properties-file") {
+            settings.kafka_properties_file = None;
+        }
+        settings
+    }
+
+    fn error_of(settings: &Settings) -> String {
+        settings
+            .kafka_properties()
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
     }
 
     #[test]
-    fn secret_properties_are_never_printed() {
-        let secret: KafkaProperty = "sasl.password=hunter2"
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
+    fn kafka_properties_merge_in_order_and_the_last_one_wins() {
+        let settings = parse(&[
+            "--kafka-properties",
+            "linger.ms=5,sasl.password=pa\\,ss word\\\\",
+            "--kafka-property",
+            "linger.ms = 7",
+        ]);
+        let properties = settings
+            .kafka_properties()
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(property(&properties, "linger.ms"), Some("7"));
+        assert_eq!(property(&properties, "sasl.password"), Some("pa,ss word\\"));
+        assert_eq!(property(&properties, "missing"), None);
+    }
+
+    #[test]
+    fn a_properties_file_takes_any_character_and_errors_never_show_values() {
+        let dir = std::env::temp_dir().join(format!("tributary-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("kafka.properties");
+        std::fs::write(
+            &path,
+            "# comment\nsecurity.protocol=SASL_SSL\nsasl.password = a,b c=d:e#f\n! other\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let settings = parse(&["--kafka-properties-file", path.to_str().unwrap_or_default()]);
+        let properties = settings
+            .kafka_properties()
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(property(&properties, "sasl.password"), Some("a,b c=d:e#f"));
+        assert_eq!(property(&properties, "security.protocol"), Some("SASL_SSL"));
+
+        let broken = parse(&["--kafka-properties", "acks=all,hunter2-ZQX"]);
+        let error = error_of(&broken);
+        assert!(error.contains("entry 2 is not key=value"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let broken = parse(&["--kafka-property", "hunter2-ZQX"]);
+        let error = error_of(&broken);
+        assert!(
+            error.contains("number 1") && !error.contains("hunter2"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn property_values_are_never_printed() {
+        let secret = KafkaProperty::parse("sasl.password=hunter2").unwrap_or_else(|| panic!());
         assert_eq!(format!("{secret:?}"), "sasl.password=***");
-        let plain: KafkaProperty = "acks=all".parse().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(format!("{plain:?}"), "acks=all");
+        let settings = parse(&["--kafka-properties", "sasl.password=hunter2"]);
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn weaker_durability_is_refused_unless_allowed() {
+        for weak in [
+            "acks=1",
+            "acks=0",
+            "request.required.acks=1",
+            "enable.idempotence=false",
+        ] {
+            let settings = parse(&["--kafka-property", weak]);
+            let error = error_of(&settings);
+            assert!(
+                error.contains("--kafka-allow-weaker-durability"),
+                "{weak}: {error}"
+            );
+            let allowed = parse(&["--kafka-property", weak, "--kafka-allow-weaker-durability"]);
+            assert!(allowed.kafka_properties().is_ok(), "{weak} allowed");
+        }
+        assert!(
+            parse(&["--kafka-property", "acks=-1"])
+                .kafka_properties()
+                .is_ok()
+        );
+        assert!(
+            parse(&["--kafka-property", "acks=all"])
+                .kafka_properties()
+                .is_ok()
+        );
     }
 }

@@ -20,7 +20,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tributary_proto::messaging::v1 as pb;
 
-use crate::config::Settings;
+use crate::config::{Settings, property};
 use crate::error::MessagingError;
 
 /// librdkafka's default `message.max.bytes`.
@@ -56,11 +56,12 @@ fn blocking_error(error: tokio::task::JoinError) -> MessagingError {
 impl Kafka {
     /// Creates the producer and admin clients (they connect in the background).
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let properties = settings.kafka_properties()?;
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", &settings.kafka_bootstrap_servers)
             .set("allow.auto.create.topics", "false")
             .set("client.id", "tributary-messaging");
-        for property in &settings.kafka_properties {
+        for property in &properties {
             base.set(&property.key, &property.value);
         }
         let mut producer_config = ClientConfig::new();
@@ -77,8 +78,7 @@ impl Kafka {
         }
         let producer: FutureProducer = producer_config.create()?;
         let admin: AdminClient<DefaultClientContext> = base.create()?;
-        let max_message_bytes = settings
-            .kafka_property("message.max.bytes")
+        let max_message_bytes = property(&properties, "message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         Ok(Self {

@@ -13,21 +13,40 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use tonic::Code;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tributary_avro::Schema;
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tributary_security::client::CallCredentials;
 use tributary_telemetry::propagation::InjectTraceContext;
 
 use crate::error::MessagingError;
 
+/// What every registry call carries: the caller's trace context (so the registry's spans are
+/// its children) and the service's own credentials.
+#[derive(Debug, Clone)]
+pub struct RegistryCall {
+    credentials: CallCredentials,
+}
+
+impl Interceptor for RegistryCall {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = InjectTraceContext.call(request)?;
+        self.credentials.apply(&mut request);
+        Ok(request)
+    }
+}
+
+/// A registry channel with [`RegistryCall`]'s metadata on every call.
+pub type RegistryChannel = InterceptedService<Channel, RegistryCall>;
+
 /// The registry client and its caches.
 #[derive(Debug, Clone)]
 pub struct Schemas {
-    /// Calls carry the caller's trace context, so the registry's spans are its children.
-    client: RegistryServiceClient<InterceptedService<Channel, InjectTraceContext>>,
-    channel: Channel,
+    client: RegistryServiceClient<RegistryChannel>,
+    channel: RegistryChannel,
     by_id: Cache<u32, Arc<Schema>>,
     versions: Cache<(String, i32), u32>,
     latest: Cache<String, u32>,
@@ -59,15 +78,12 @@ fn parse(text: &str, references: &[String]) -> Result<Schema, MessagingError> {
 }
 
 impl Schemas {
-    /// A client of the registry at `url` (connected lazily: the service starts while the
-    /// registry is down, and reports NOT_SERVING until it answers).
-    pub fn new(url: &str, latest_ttl: Duration) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy();
-        Ok(Self {
-            client: RegistryServiceClient::with_interceptor(channel.clone(), InjectTraceContext),
+    /// A client of the registry over `channel` (connected lazily: the service starts while the
+    /// registry is down, and reports NOT_SERVING until it answers), calling with `credentials`.
+    pub fn new(channel: Channel, credentials: CallCredentials, latest_ttl: Duration) -> Self {
+        let channel = InterceptedService::new(channel, RegistryCall { credentials });
+        Self {
+            client: RegistryServiceClient::new(channel.clone()),
             channel,
             by_id: Cache::builder().max_capacity(10_000).build(),
             versions: Cache::builder().max_capacity(10_000).build(),
@@ -77,11 +93,11 @@ impl Schemas {
                 .build(),
             registered: Cache::builder().max_capacity(10_000).build(),
             readers: Cache::builder().max_capacity(1_000).build(),
-        })
+        }
     }
 
-    /// The channel to the registry (for health checks).
-    pub fn channel(&self) -> Channel {
+    /// The channel to the registry, with credentials (for health checks).
+    pub fn channel(&self) -> RegistryChannel {
         self.channel.clone()
     }
 

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tributary_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
+use tributary_security::ServerSecurity;
+use tributary_security::client::ClientTls;
+use tributary_security::conn::tcp_incoming;
+use tributary_security::tls::Protocols;
 use tributary_telemetry::grpc::RpcLayer;
 use tributary_telemetry::health::Health;
 use tributary_telemetry::metrics::{self, Metrics};
@@ -46,21 +49,18 @@ pub struct Application {
     kafka: Kafka,
     schemas: Arc<Schemas>,
     produce_max_in_flight: usize,
+    security: ServerSecurity,
     shutdown_timeout: Duration,
 }
 
 impl Application {
-    /// Creates the Kafka and registry clients (both connect lazily: the service starts while
-    /// they are down and reports NOT_SERVING) and binds the gRPC port.
+    /// Loads the TLS and authentication files, creates the Kafka and registry clients (both
+    /// connect lazily: the service starts while they are down and reports NOT_SERVING) and
+    /// binds the gRPC port.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let security = ServerSecurity::from_args(&settings.security)?;
         let kafka = Kafka::new(settings).context("cannot create the Kafka clients")?;
-        let schemas = Arc::new(
-            Schemas::new(
-                &settings.registry_url,
-                Duration::from_millis(settings.latest_schema_ttl_ms),
-            )
-            .with_context(|| format!("invalid registry URL {}", settings.registry_url))?,
-        );
+        let schemas = Arc::new(registry_client(settings)?);
         let listener = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
@@ -79,6 +79,7 @@ impl Application {
             kafka,
             schemas,
             produce_max_in_flight: settings.produce_max_in_flight,
+            security,
             shutdown_timeout: settings.shutdown_timeout(),
         })
     }
@@ -105,8 +106,10 @@ impl Application {
         let (health, health_service) = Health::new(SERVICE_NAME, &["kafka", "registry"]).await;
         health.register_gauges(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
-            self.metrics_listener,
-            Arc::clone(&self.metrics),
+            self.security
+                .metrics_acceptor()
+                .accept_all(tcp_incoming(self.metrics_listener)),
+            metrics::router(Arc::clone(&self.metrics), Arc::clone(&health)),
             metrics_stop.clone(),
         ));
 
@@ -137,18 +140,25 @@ impl Application {
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
         );
+        // Instrumentation outermost, so that refused calls are counted too.
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_SIZE)
             .layer(rpc_layer)
+            .layer(self.security.grpc_layer())
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(incoming_nodelay(self.listener), async move {
-                server_stop.cancelled().await
-            });
+            .serve_with_incoming_shutdown(
+                self.security
+                    .acceptor(Protocols::Grpc)
+                    .accept_all(tcp_incoming(self.listener)),
+                async move { server_stop.cancelled().await },
+            );
         let mut server = tokio::spawn(server);
+        self.security.announce("grpc", self.local_addr, true);
+        self.security.announce("metrics", self.metrics_addr, false);
         tracing::info!(
             grpc_addr = %self.local_addr,
             metrics_addr = %self.metrics_addr,
@@ -191,17 +201,53 @@ impl Application {
     }
 }
 
-/// Accepted gRPC connections with TCP_NODELAY set (see the registry's startup for why).
-fn incoming_nodelay(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
-            let _ = stream.set_nodelay(true);
-        }
-        accepted
+/// The registry client: TLS for an https:// URL (with the CA and client certificate given,
+/// reloaded when they change), the service's own credentials on every call.
+fn registry_client(settings: &Settings) -> anyhow::Result<Schemas> {
+    let interval = Duration::from_millis(settings.security.files_reload_interval_ms.max(10));
+    let client = &settings.registry_client;
+    let tls = client
+        .tls_files()
+        .map(|files| ClientTls::watch(files, interval))
+        .transpose()?;
+    let credentials = client.credentials(interval)?;
+    let url = &settings.registry_url;
+    if !matches!(
+        credentials,
+        tributary_security::client::CallCredentials::None
+    ) && url.starts_with("http://")
+        && !is_loopback_url(url)
+    {
+        anyhow::bail!(
+            "registry credentials would travel in the clear to {url}: use an https:// REGISTRY_URL"
+        );
+    }
+    let channel = tributary_security::client::channel(url, tls, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
     })
+    .with_context(|| format!("invalid registry URL {url}"))?;
+    Ok(Schemas::new(
+        channel,
+        credentials,
+        Duration::from_millis(settings.latest_schema_ttl_ms),
+    ))
+}
+
+/// Whether an http:// URL names a loopback host.
+fn is_loopback_url(url: &str) -> bool {
+    url.parse::<tonic::transport::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_owned))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }
 
 /// Whether the registry answers its health check with SERVING.

@@ -1,11 +1,21 @@
 //! Typed configuration, from command-line flags or environment variables.
+//!
+//! Secrets never come only from a flag: the database URL (which may hold a password) comes from
+//! `DATABASE_URL` or a file, its password may come separately from a file or the environment,
+//! and the TLS and authentication settings ([`SecurityArgs`]) name files.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A Postgres connection URL. Its `Debug` and `Display` hide the password, so it can never be
-/// logged by accident.
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use tributary_security::Secret;
+pub use tributary_security::SecurityArgs;
+
+/// A Postgres connection URL. Its `Debug` and `Display` hide the password (in the user info and
+/// in `password`/`sslpassword` query parameters), so it can never be logged by accident.
 #[derive(Clone)]
 pub struct DatabaseUrl(pub String);
 
@@ -15,22 +25,43 @@ impl DatabaseUrl {
     }
 
     fn redacted(&self) -> String {
+        let (base, query) = match self.0.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.0.as_str(), None),
+        };
         // postgres://user:secret@host/db -> postgres://user:***@host/db
-        match (self.0.find("://"), self.0.rfind('@')) {
+        let mut redacted = match (base.find("://"), base.rfind('@')) {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
-                let credentials = &self.0[scheme_end + 3..at];
+                let credentials = &base[scheme_end + 3..at];
                 match credentials.find(':') {
                     Some(colon) => format!(
                         "{}{}:***{}",
-                        &self.0[..scheme_end + 3],
+                        &base[..scheme_end + 3],
                         &credentials[..colon],
-                        &self.0[at..]
+                        &base[at..]
                     ),
-                    None => self.0.clone(),
+                    None => base.to_owned(),
                 }
             }
-            _ => self.0.clone(),
+            _ => base.to_owned(),
+        };
+        if let Some(query) = query {
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|parameter| match parameter.split_once('=') {
+                    Some((key, _))
+                        if ["password", "sslpassword"]
+                            .contains(&key.to_ascii_lowercase().as_str()) =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => parameter.to_owned(),
+                })
+                .collect();
+            redacted.push('?');
+            redacted.push_str(&parameters.join("&"));
         }
+        redacted
     }
 }
 
@@ -85,9 +116,19 @@ pub struct Settings {
     #[arg(long, env = "REGISTRY_HTTP_THREADS", default_value_t = 0)]
     pub http_threads: usize,
 
-    /// Postgres connection URL (its password is never logged).
+    /// Postgres connection URL (its password is never logged). Prefer the environment variable
+    /// or --database-url-file: a flag's value is visible to every user of the machine.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: DatabaseUrl,
+    pub database_url: Option<DatabaseUrl>,
+
+    /// A file holding the Postgres connection URL (a Kubernetes Secret mount), instead of
+    /// DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// A file holding the Postgres password, for a URL without one (or DATABASE_PASSWORD).
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
 
     /// Most connections in the Postgres pool.
     #[arg(long, env = "REGISTRY_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -108,11 +149,46 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// TLS and authentication of the gRPC and HTTP APIs.
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 impl Settings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// The database URL, from DATABASE_URL or its file (exactly one of them).
+    pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(path)) => Ok(DatabaseUrl(Secret::from_file(path)?.expose().to_owned())),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("give DATABASE_URL or DATABASE_URL_FILE, not both")
+            }
+            (None, None) => anyhow::bail!(
+                "the Postgres URL is required: DATABASE_URL, --database-url or DATABASE_URL_FILE"
+            ),
+        }
+    }
+
+    /// How to connect to Postgres: the URL, plus the password from DATABASE_PASSWORD_FILE or
+    /// DATABASE_PASSWORD when given. Errors never show the URL's password.
+    pub fn database_options(&self) -> anyhow::Result<(PgConnectOptions, DatabaseUrl)> {
+        let url = self.database_url()?;
+        let options: PgConnectOptions = url.expose().parse().map_err(|_| {
+            anyhow::anyhow!("the Postgres URL {url} is not valid (postgres://user@host:port/database?sslmode=...)")
+        })?;
+        let password =
+            Secret::from_file_or_env(self.database_password_file.as_deref(), "DATABASE_PASSWORD")
+                .context("cannot read the Postgres password")?;
+        let options = match password {
+            Some(password) => options.password(password.expose()),
+            None => options,
+        };
+        Ok((options, url))
     }
 }
 
@@ -127,5 +203,38 @@ mod tests {
         assert!(!format!("{url:?}").contains("hunter2"));
         let no_password = DatabaseUrl("postgres://app@db/registry".to_owned());
         assert_eq!(no_password.to_string(), "postgres://app@db/registry");
+        let in_query = DatabaseUrl(
+            "postgres://app@db/registry?sslmode=verify-full&password=hunter2&SSLPassword=pw2"
+                .to_owned(),
+        );
+        assert_eq!(
+            in_query.to_string(),
+            "postgres://app@db/registry?sslmode=verify-full&password=***&SSLPassword=***"
+        );
+        let both = DatabaseUrl("postgres://a:p@ss@db/x?password=q".to_owned());
+        let shown = both.to_string();
+        assert!(!shown.contains("p@ss") && !shown.contains("=q"), "{shown}");
+    }
+
+    #[test]
+    fn an_invalid_url_is_refused_without_its_password() {
+        use clap::Parser;
+        let settings = Settings::try_parse_from([
+            "registry",
+            "--database-url",
+            "postgres://app:hunter2@db:notaport/registry",
+            "--tls",
+            "off",
+            "--auth",
+            "none",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let error = settings
+            .database_options()
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains("is not valid"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -1,5 +1,5 @@
 //! The `registry` binary: parse settings, set up logging and telemetry, build, run until SIGTERM,
-//! flush telemetry.
+//! flush telemetry. `registry hash-password [--user NAME]` makes a users file line instead.
 
 use std::time::Duration;
 
@@ -11,6 +11,10 @@ const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,h2=warn,tower=warn";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Some(outcome) = tributary_security::config::hash_password_tool(&args) {
+        return outcome;
+    }
     let settings = Settings::parse();
     let telemetry = tributary_telemetry::init(
         "tributary-registry",

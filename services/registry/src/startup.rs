@@ -1,7 +1,8 @@
 //! Building and running the registry process: database pool and migrations, the gRPC server with
 //! health and reflection, the Confluent-compatible HTTP server (both on per-core threads, see
-//! [`crate::per_core`]), the `/metrics` endpoint, the event listener, and graceful shutdown with a
-//! bounded drain of both servers.
+//! [`crate::per_core`], both behind the perimeter of [`tributary_security`]: TLS and one
+//! authentication layer each), the `/metrics`, `/livez` and `/readyz` endpoint, the event
+//! listener, and graceful shutdown with a bounded drain of both servers.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,11 +13,14 @@ use anyhow::Context;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
+use tributary_security::ServerSecurity;
+use tributary_security::conn::tcp_incoming;
+use tributary_security::tls::Protocols;
 use tributary_telemetry::grpc::RpcLayer;
 use tributary_telemetry::health::Health;
 use tributary_telemetry::http::HttpLayer;
@@ -53,25 +57,24 @@ pub struct Application {
     http_threads: usize,
     registry: Arc<Registry>,
     pool: PgPool,
+    security: ServerSecurity,
     shutdown_timeout: Duration,
 }
 
 impl Application {
-    /// Connects to Postgres, applies the migrations (under sqlx's advisory lock, so concurrent
-    /// replicas do it once) and binds the gRPC and HTTP ports.
+    /// Loads the TLS and authentication files, connects to Postgres, applies the migrations
+    /// (under sqlx's advisory lock, so concurrent replicas do it once) and binds the gRPC and
+    /// HTTP ports.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let options: PgConnectOptions = settings
-            .database_url
-            .expose()
-            .parse()
-            .context("DATABASE_URL is not a valid Postgres URL")?;
+        let security = ServerSecurity::from_args(&settings.security)?;
+        let (options, database_url) = settings.database_options()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.db_max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_millis(settings.db_acquire_timeout_ms))
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot connect to Postgres at {}", settings.database_url))?;
+            .with_context(|| format!("cannot connect to Postgres at {database_url}"))?;
         sqlx::migrate!("../../migrations")
             .run(&pool)
             .await
@@ -113,6 +116,7 @@ impl Application {
             http_threads: per_core::thread_count(settings.http_threads),
             registry,
             pool,
+            security,
             shutdown_timeout: settings.shutdown_timeout(),
         })
     }
@@ -148,8 +152,10 @@ impl Application {
         let (health, health_service) = Health::new(SERVICE_NAME, &["postgres"]).await;
         health.register_gauges(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
-            self.metrics_listener,
-            Arc::clone(&self.metrics),
+            self.security
+                .metrics_acceptor()
+                .accept_all(tcp_incoming(self.metrics_listener)),
+            metrics::router(Arc::clone(&self.metrics), Arc::clone(&health)),
             metrics_stop.clone(),
         ));
 
@@ -185,17 +191,28 @@ impl Application {
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
         );
+        // Instrumentation outermost, so that refused calls are counted too.
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .layer(rpc_layer)
+            .layer(self.security.grpc_layer())
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(registry_service);
         // Cancelled when the drain runs out of time: the per-core threads drop what is left.
         let force_stop = CancellationToken::new();
+        let grpc_acceptor = self.security.acceptor(Protocols::Grpc);
         let serve_grpc = move |incoming: per_core::Incoming, stop: CancellationToken| {
-            let incoming = incoming.map(|stream| stream.map(CoalescingStream::new));
+            // TLS handshakes on this thread, each a task of its own; then one write per flush.
+            let incoming = grpc_acceptor
+                .accept_all(incoming.map(|stream| {
+                    stream.map(|stream| {
+                        let peer = stream.peer_addr().ok();
+                        (stream, peer)
+                    })
+                }))
+                .map(|accepted| accepted.map(CoalescingStream::new));
             let serving = router
                 .clone()
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned());
@@ -214,8 +231,12 @@ impl Application {
             Arc::clone(&self.registry),
             self.max_schema_bytes,
             HttpLayer::new(self.metrics.meter()),
+            self.security.http_layer(http::extract::V1_JSON),
         );
-        let serve_http = move |incoming, stop| http::serve_connections(app.clone(), incoming, stop);
+        let http_acceptor = self.security.acceptor(Protocols::Http);
+        let serve_http = move |incoming, stop| {
+            http::serve_connections(app.clone(), http_acceptor.clone(), incoming, stop)
+        };
         let mut http_server = tokio::spawn(per_core::serve(
             "http",
             serve_http,
@@ -224,6 +245,9 @@ impl Application {
             stop.clone(),
             force_stop.clone(),
         )?);
+        self.security.announce("grpc", self.local_addr, true);
+        self.security.announce("http", self.http_addr, true);
+        self.security.announce("metrics", self.metrics_addr, false);
         tracing::info!(
             grpc_addr = %self.local_addr,
             http_addr = %self.http_addr,

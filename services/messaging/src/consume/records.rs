@@ -925,7 +925,9 @@ mod tests {
 
     fn schemas() -> Schemas {
         // Never called: raw payloads and unframed bytes need no schema.
-        Schemas::new("http://127.0.0.1:9", Duration::from_secs(1)).expect("a lazy client")
+        let channel = tributary_security::client::channel("http://127.0.0.1:9", None, |e| e)
+            .expect("a lazy channel");
+        Schemas::new(channel, Default::default(), Duration::from_secs(1))
     }
 
     #[tokio::test]

@@ -6,8 +6,10 @@
 //! ([`error`]); requests and responses use Confluent's media types, negotiated as its server does
 //! ([`extract`]). The routes are one table, [`routes`], that builds the router and that the
 //! OpenAPI document (`services/registry/openapi.json`, served at `/openapi.json`) is tested
-//! against. [`serve_connections`] serves the router on one of the HTTP API's per-core threads
-//! ([`crate::per_core`]).
+//! against. Every route and both fallbacks sit behind the authentication layer
+//! ([`tributary_security::layer`]), applied to the router as a whole. [`serve_connections`]
+//! serves the router on one of the HTTP API's per-core threads ([`crate::per_core`]), TLS
+//! included.
 
 pub mod error;
 pub mod extract;
@@ -29,6 +31,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tower_layer::Stack;
+use tributary_security::conn::{Acceptor, WithConnectionInfo};
+use tributary_security::layer::AuthLayer;
 use tributary_telemetry::http::HttpLayer;
 
 use crate::per_core::Incoming;
@@ -139,23 +143,29 @@ fn body_limit(max_schema_bytes: usize) -> usize {
 }
 
 /// The HTTP API over a registry core, each route (and the fallbacks) instrumented by
-/// `instrumentation`.
+/// `instrumentation` and authenticated by `authentication`.
 pub fn router(
     registry: Arc<Registry>,
     max_schema_bytes: usize,
     instrumentation: HttpLayer,
+    authentication: AuthLayer,
 ) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
     }
     // One `Router::layer` call with the whole stack: each call wraps every route in another
-    // boxed service, which costs a clone and a boxed future per request.
+    // boxed service, which costs a clone and a boxed future per request. From the outside in:
+    // `Connection: close` after unread bodies, instrumentation (refusals are counted too),
+    // authentication (before anything looks at the request), negotiation and the body limit.
     let layers = Stack::new(
         Stack::new(
             Stack::new(
-                extract::NegotiationLayer,
-                DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+                Stack::new(
+                    extract::NegotiationLayer,
+                    DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+                ),
+                authentication,
             ),
             instrumentation,
         ),
@@ -168,14 +178,16 @@ pub fn router(
         .with_state(ApiState::new(registry))
 }
 
-/// Serves `app` on every connection of `incoming` (HTTP/1.1, or HTTP/2 with prior knowledge, as
-/// `axum::serve` does), each in a task of the current runtime, until `stop` is cancelled; then
-/// shuts every connection down gracefully (requests in flight are answered, with
-/// `Connection: close` on HTTP/1.1, idle keep-alive connections close at once) and completes
-/// once they are all closed. Connections the server closes linger ([`lingering`]); answers
-/// given before a request's body was read say so ([`unread`]).
+/// Serves `app` on every connection of `incoming` (HTTP/1.1, or HTTP/2 by ALPN or with prior
+/// knowledge, as `axum::serve` does), each in a task of the current runtime that first runs the
+/// TLS handshake when `acceptor` says so, until `stop` is cancelled; then shuts every connection
+/// down gracefully (requests in flight are answered, with `Connection: close` on HTTP/1.1, idle
+/// keep-alive connections close at once) and completes once they are all closed. Connections
+/// the server closes linger ([`lingering`]); answers given before a request's body was read say
+/// so ([`unread`]).
 pub async fn serve_connections(
     app: Router,
+    acceptor: Acceptor,
     mut incoming: Incoming,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -195,10 +207,19 @@ pub async fn serve_connections(
             None => break,
         };
         let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
-        let service = TowerToHyperService::new(app.clone());
+        let (app, acceptor) = (app.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let connection =
-                builder.serve_connection(TokioIo::new(LingeringClose::new(stream)), service);
+            let peer = stream.peer_addr().ok();
+            let accepted = match acceptor.accept(LingeringClose::new(stream), peer).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, ?peer, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service =
+                TowerToHyperService::new(WithConnectionInfo::new(app, accepted.info.clone()));
+            let connection = builder.serve_connection(TokioIo::new(accepted), service);
             if let Err(error) = watcher.watch(connection).await {
                 // A client that goes away mid-request, a malformed request line and the like.
                 tracing::debug!(%error, "HTTP connection ended with an error");

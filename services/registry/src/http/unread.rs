@@ -38,11 +38,11 @@ pub struct CloseUnread<S> {
     inner: S,
 }
 
-impl<S> tower_service::Service<Request<Body>> for CloseUnread<S>
+impl<S, ResBody> tower_service::Service<Request<Body>> for CloseUnread<S>
 where
-    S: tower_service::Service<Request<Body>, Response = Response>,
+    S: tower_service::Service<Request<Body>, Response = Response<ResBody>>,
 {
-    type Response = Response;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = CloseUnreadFuture<S::Future>;
 
@@ -82,11 +82,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, E> Future for CloseUnreadFuture<F>
+impl<F, ResBody, E> Future for CloseUnreadFuture<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<ResBody>, E>>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<ResBody>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
