@@ -57,13 +57,21 @@ impl Kafka {
     /// Creates the producer and admin clients (they connect in the background).
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let properties = settings.kafka_properties()?;
+        // Every client: the bootstrap servers, no topic auto-creation, the user's properties.
+        // (Applied from `properties`, never copied out of another ClientConfig: rdkafka's
+        // `config_map` hides secret values behind a placeholder, which would then be sent as the
+        // SASL password.)
+        let common = |config: &mut ClientConfig| {
+            config
+                .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+                .set("allow.auto.create.topics", "false")
+                .set("client.id", "tributary-messaging");
+            for property in &properties {
+                config.set(&property.key, &property.value);
+            }
+        };
         let mut base = ClientConfig::new();
-        base.set("bootstrap.servers", &settings.kafka_bootstrap_servers)
-            .set("allow.auto.create.topics", "false")
-            .set("client.id", "tributary-messaging");
-        for property in &properties {
-            base.set(&property.key, &property.value);
-        }
+        common(&mut base);
         let mut producer_config = ClientConfig::new();
         // `murmur2_random` is the Java client's partitioner: a keyed record lands in the
         // partition a Java producer (Confluent's REST Proxy, Kafka Streams, Connect) would choose
@@ -73,9 +81,7 @@ impl Kafka {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random");
-        for (key, value) in base.config_map() {
-            producer_config.set(key, value);
-        }
+        common(&mut producer_config);
         let producer: FutureProducer = producer_config.create()?;
         let admin: AdminClient<DefaultClientContext> = base.create()?;
         let max_message_bytes = property(&properties, "message.max.bytes")
