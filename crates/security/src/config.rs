@@ -336,11 +336,12 @@ impl ServerSecurity {
     }
 
     /// Logs how a listener is protected, with a warning when it is reachable beyond loopback
-    /// without TLS or without authentication.
+    /// without TLS or without authentication. The metrics listener (`authenticated` false)
+    /// speaks TLS only with `--metrics-tls on`.
     pub fn announce(&self, listener: &str, addr: SocketAddr, authenticated: bool) {
-        let tls = self.tls.is_some();
+        let tls = self.tls.is_some() && (authenticated || self.metrics_tls);
         let authentication = authenticated && self.authenticator.is_enabled();
-        if !addr.ip().is_loopback() {
+        if !addr.ip().is_loopback() && authenticated {
             if !tls {
                 tracing::warn!(%listener, %addr, "listening WITHOUT TLS on a non-loopback address: traffic, credentials included, travels in the clear");
             }
