@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Checks of deploy/ that the command-line tools do not do themselves; run by scripts/check-deploy.
 
-  validate --kube-version V [--expect-kinds K,..] RENDERED.yaml
+  validate --kube-version V [--expect-kinds K,..] [--case VALUES.yaml] RENDERED.yaml
       every object against the Kubernetes JSON schemas of kubernetes-validate, strictly (unknown
-      fields fail); a ServiceMonitor against servicemonitor.schema.json (equally strict); then
-      the chart's policy (security context, gRPC probes, grace period, secrets) on Deployments
+      fields fail); the CRD kinds (ServiceMonitor, cert-manager's Certificate) against the schemas
+      here written from their CRDs (equally strict); then the chart's policy (security context,
+      probes, grace period, TLS and authentication settings, secrets only as read-only files) on
+      Deployments. A case's values file names the kinds it must render (`# expect-kinds: A,B`)
+      and may name kinds it must not (`# absent-kinds: C`)
   alert-coverage ALERTS.yaml TESTS.yaml
       every alert has a promtool unit test where it fires and one where it must not
   dashboard-rules DASHBOARD.json
@@ -51,18 +54,28 @@ def object_name(doc: dict) -> str:
     return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
 
 
+# Kinds defined by CRDs, so not in kubernetes-validate's schemas: validated against a strict
+# schema written here from the CRD.
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.schema.json",
+    ("cert-manager.io/v1", "Certificate"): "certificate.schema.json",
+}
+
+
 def validate_schemas(docs: list[dict], kube_version: str) -> list[str]:
     import jsonschema
     import kubernetes_validate
 
-    servicemonitor = jsonschema.Draft202012Validator(
-        json.loads((HERE / "servicemonitor.schema.json").read_text(encoding="utf-8"))
-    )
+    crd_validators = {
+        key: jsonschema.Draft202012Validator(json.loads((HERE / file).read_text(encoding="utf-8")))
+        for key, file in CRD_SCHEMAS.items()
+    }
     problems = []
     for doc in docs:
         name = object_name(doc)
-        if doc.get("kind") == "ServiceMonitor":
-            for error in servicemonitor.iter_errors(doc):
+        validator = crd_validators.get((doc.get("apiVersion"), doc.get("kind")))
+        if validator is not None:
+            for error in validator.iter_errors(doc):
                 path = ".".join(str(p) for p in error.absolute_path)
                 problems.append(f"{name}: {path}: {error.message}")
             continue
@@ -76,14 +89,125 @@ def validate_schemas(docs: list[dict], kube_version: str) -> list[str]:
     return problems
 
 
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|DATABASE_URL|CREDENTIAL")
+# the deprecated messaging.kafka.credentials: secretKeyRef variables, the only secrets allowed in env
+DEPRECATED_SECRET_ENV = re.compile(r"^KAFKA_CREDENTIAL_[0-9]+$")
+SECRET_MODES = (0o400, 0o440)
+
+
+def secret_sources(docs: list[dict]) -> dict[str, set[str] | None]:
+    """Secrets the release itself provides: name -> keys (None: written by cert-manager, whose
+    Secrets hold tls.crt, tls.key and ca.crt)."""
+    found: dict[str, set[str] | None] = {}
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            found[doc["metadata"]["name"]] = set(doc.get("data", {})) | set(doc.get("stringData", {}))
+        elif doc["kind"] == "Certificate":
+            found[doc["spec"]["secretName"]] = {"tls.crt", "tls.key", "ca.crt"}
+    return found
+
+
+def security_policy(where: str, env: dict, container: dict, pod: dict, secrets: dict) -> list[str]:
+    """Secrets only as files of read-only Secret volumes; TLS and authentication settings that hang
+    together; every *_FILE variable names a file of a mounted volume."""
+    problems = []
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"].rstrip("/"): m for m in container.get("volumeMounts", [])}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        if "secret" in volume or "configMap" in volume:
+            if mount.get("readOnly") is not True:
+                problems.append(f"{where}: volume {mount['name']} (secret/configMap) is not mounted readOnly")
+            if mount.get("subPath"):
+                problems.append(f"{where}: volume {mount['name']} uses subPath (its files would never be updated)")
+        if "secret" in volume:
+            mode = volume["secret"].get("defaultMode")
+            if mode not in SECRET_MODES:
+                problems.append(f"{where}: secret volume {mount['name']} has defaultMode {mode!r}, not 0400/0440")
+            elif mode == 0o440 and pod.get("securityContext", {}).get("fsGroup") is None:
+                problems.append(f"{where}: secret volume {mount['name']} is 0440 (group-readable) but the pod has no fsGroup")
+            name = volume["secret"].get("secretName")
+            if name in secrets and secrets[name] is not None:
+                missing = [i["key"] for i in volume["secret"].get("items", []) if i["key"] not in secrets[name]]
+                if missing:
+                    problems.append(f"{where}: volume {mount['name']} wants keys {missing} that the rendered Secret/{name} lacks")
+    # the files the variables name must be in those volumes
+    for key, value in sorted(env.items()):
+        if not key.endswith("_FILE") or value is None:
+            continue
+        directory, _, file = value.rpartition("/")
+        mount = mounts.get(directory)
+        if mount is None:
+            problems.append(f"{where}: {key}={value} is not in a mounted volume")
+            continue
+        volume = volumes.get(mount["name"], {})
+        source = volume.get("secret") or volume.get("configMap") or {}
+        items = source.get("items")
+        if items is not None and file not in {i["path"] for i in items}:
+            problems.append(f"{where}: {key}={value}: volume {mount['name']} has no item with path {file}")
+    # nothing secret in plain values, args or the ConfigMap; secretKeyRef only on the deprecated path
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None and not DEPRECATED_SECRET_ENV.match(entry["name"]):
+            problems.append(f"{where}: {entry['name']} comes from a secretKeyRef: secrets must be mounted files (*_FILE)")
+        if "value" in entry and SECRET_NAME.search(entry["name"]) and not entry["name"].endswith("_FILE"):
+            problems.append(f"{where}: {entry['name']} is a secret in a plain env value")
+    for field in ("command", "args"):
+        if container.get(field):
+            problems.append(f"{where}: sets {field} (the chart configures through the environment only)")
+    # TLS
+    tls = env.get("TLS")
+    if tls not in ("on", "off"):
+        problems.append(f"{where}: TLS is {tls!r}, must be set to on or off")
+    if tls == "on":
+        for key in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+            if not env.get(key):
+                problems.append(f"{where}: TLS=on without {key}")
+    if env.get("METRICS_TLS") == "on" and tls != "on":
+        problems.append(f"{where}: METRICS_TLS=on with TLS={tls}")
+    client_auth = env.get("TLS_CLIENT_AUTH", "off")
+    if client_auth != "off" and not env.get("TLS_CLIENT_CA_FILE"):
+        problems.append(f"{where}: TLS_CLIENT_AUTH={client_auth} without TLS_CLIENT_CA_FILE")
+    # authentication
+    methods = (env.get("AUTH") or "").split(",")
+    if not env.get("AUTH"):
+        problems.append(f"{where}: AUTH is not set (no method is a startup error; none must be explicit)")
+    elif "none" in methods and len(methods) > 1:
+        problems.append(f"{where}: AUTH={env['AUTH']} combines none with methods")
+    if "basic" in methods and not env.get("AUTH_USERS_FILE"):
+        problems.append(f"{where}: AUTH has basic without AUTH_USERS_FILE")
+    if "jwt" in methods:
+        if not (env.get("AUTH_JWT_ISSUER") and env.get("AUTH_JWT_AUDIENCE")):
+            problems.append(f"{where}: AUTH has jwt without AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE")
+        if bool(env.get("AUTH_JWKS_FILE")) == bool(env.get("AUTH_JWKS_URL")):
+            problems.append(f"{where}: AUTH has jwt: needs exactly one of AUTH_JWKS_FILE, AUTH_JWKS_URL")
+    if "mtls" in methods and (client_auth == "off" or tls != "on"):
+        problems.append(f"{where}: AUTH has mtls with TLS={tls} TLS_CLIENT_AUTH={client_auth}")
+    # messaging -> registry
+    url = env.get("REGISTRY_URL")
+    if url is not None:
+        if url.startswith("http://") and tls == "on":
+            problems.append(f"{where}: REGISTRY_URL {url} is plaintext while the release serves TLS")
+        credentials = [k for k in ("REGISTRY_PASSWORD_FILE", "REGISTRY_BEARER_TOKEN_FILE", "REGISTRY_CLIENT_CERT_FILE") if env.get(k)]
+        if len(credentials) > 1:
+            problems.append(f"{where}: several registry credentials: {credentials}")
+        if env.get("REGISTRY_PASSWORD_FILE") and not env.get("REGISTRY_USERNAME"):
+            problems.append(f"{where}: REGISTRY_PASSWORD_FILE without REGISTRY_USERNAME")
+        if bool(env.get("REGISTRY_CLIENT_CERT_FILE")) != bool(env.get("REGISTRY_CLIENT_KEY_FILE")):
+            problems.append(f"{where}: REGISTRY_CLIENT_CERT_FILE and REGISTRY_CLIENT_KEY_FILE go together")
+    return problems
+
+
 def deployment_policy(docs: list[dict]) -> list[str]:
-    """What the brief and the observability contract require of every rendered Deployment."""
+    """What the brief, the observability contract and the security interface require of every
+    rendered Deployment."""
     config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    secrets = secret_sources(docs)
     problems = []
     for config_name, data in config_maps.items():
         for key in data:
-            if re.search(r"PASSWORD|SECRET|TOKEN|DATABASE_URL", key):
-                problems.append(f"ConfigMap/{config_name}: {key} is a secret and must come from a Secret")
+            if SECRET_NAME.search(key) and not key.endswith("_FILE"):
+                problems.append(f"ConfigMap/{config_name}: {key} is a secret and must be a file from a Secret (*_FILE)")
     for doc in docs:
         if doc["kind"] != "Deployment":
             continue
@@ -112,17 +236,23 @@ def deployment_policy(docs: list[dict]) -> list[str]:
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             if "grpc" not in ports or ports.get("metrics") != 9464:
                 problems.append(f"{where}: needs ports grpc and metrics=9464, has {ports}")
-            expected = {"startupProbe": "liveness", "livenessProbe": "liveness", "readinessProbe": ""}
-            for probe, service in expected.items():
-                grpc = container.get(probe, {}).get("grpc")
-                if not grpc or grpc.get("service") != service or grpc.get("port") != ports.get("grpc"):
-                    problems.append(
-                        f"{where}: {probe} must be grpc {{port: {ports.get('grpc')}, service: {service!r}}}, is {grpc}"
-                    )
             env = {}
             for ref in container.get("envFrom", []):
                 env.update(config_maps.get(ref.get("configMapRef", {}).get("name"), {}))
             env.update({e["name"]: e.get("value") for e in container.get("env", [])})
+            # HTTP probes on the metrics port (kubelet's gRPC probes cannot speak TLS)
+            scheme = "HTTPS" if env.get("METRICS_TLS") == "on" else "HTTP"
+            expected = {"startupProbe": "/livez", "livenessProbe": "/livez", "readinessProbe": "/readyz"}
+            for probe, path in expected.items():
+                get = container.get(probe, {}).get("httpGet")
+                if (
+                    not get
+                    or get.get("path") != path
+                    or get.get("port") not in ("metrics", ports.get("metrics"))
+                    or get.get("scheme", "HTTP") != scheme
+                ):
+                    problems.append(f"{where}: {probe} must be httpGet {{port: metrics, path: {path}, scheme: {scheme}}}, is {get}")
+            problems += security_policy(where, env, container, pod, secrets)
             drain_ms = next((v for k, v in env.items() if k.endswith("_SHUTDOWN_TIMEOUT_MS")), None)
             if drain_ms is None:
                 problems.append(f"{where}: no *_SHUTDOWN_TIMEOUT_MS in its environment")
@@ -136,20 +266,56 @@ def deployment_policy(docs: list[dict]) -> list[str]:
                 )
             if env.get("LOG_FORMAT") not in ("json", "text"):
                 problems.append(f"{where}: LOG_FORMAT is {env.get('LOG_FORMAT')!r}")
-            for e in container.get("env", []):
-                if re.search(r"PASSWORD|DATABASE_URL|CREDENTIAL", e["name"]) and "secretKeyRef" not in e.get("valueFrom", {}):
-                    problems.append(f"{where}: {e['name']} must come from a secretKeyRef")
+    # a ServiceMonitor scrapes with the scheme the pods serve, verifying with a CA the release has
+    metrics_tls = {
+        doc["metadata"]["name"]: any(
+            config_maps.get(ref.get("configMapRef", {}).get("name"), {}).get("METRICS_TLS") == "on"
+            for c in doc["spec"]["template"]["spec"]["containers"]
+            for ref in c.get("envFrom", [])
+        )
+        for doc in docs
+        if doc["kind"] == "Deployment"
+    }
+    for doc in docs:
+        if doc["kind"] != "ServiceMonitor":
+            continue
+        tls = metrics_tls.get(doc["metadata"]["name"], False)
+        for endpoint in doc["spec"]["endpoints"]:
+            scheme = endpoint.get("scheme", "http").lower()
+            if scheme != ("https" if tls else "http"):
+                problems.append(f"{object_name(doc)}: scheme {scheme} while the pods' METRICS_TLS is {'on' if tls else 'off'}")
+            if tls:
+                ca = endpoint.get("tlsConfig", {}).get("ca", {}).get("secret", {})
+                if not ca or (ca.get("name") in secrets and secrets[ca["name"]] is not None and ca.get("key") not in secrets[ca["name"]]):
+                    problems.append(f"{object_name(doc)}: https without a tlsConfig.ca the release provides: {ca}")
+                if not endpoint.get("tlsConfig", {}).get("serverName"):
+                    problems.append(f"{object_name(doc)}: https without tlsConfig.serverName (the certificate has no pod IPs)")
     return problems
 
 
+def case_header(path: str, field: str) -> list[str]:
+    """`# field: A,B` from the comment lines at the top of a case's values file."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].partition(":")
+        if key.strip() == field:
+            return [k.strip() for k in value.split(",") if k.strip()]
+    return []
+
+
 def cmd_validate(args: list[str]) -> None:
-    kube_version, expect, path = None, [], None
+    kube_version, expect, absent, path = None, [], [], None
     while args:
         arg = args.pop(0)
         if arg == "--kube-version":
             kube_version = args.pop(0)
         elif arg == "--expect-kinds":
             expect = args.pop(0).split(",")
+        elif arg == "--case":
+            case = args.pop(0)
+            expect += case_header(case, "expect-kinds")
+            absent += case_header(case, "absent-kinds")
         else:
             path = arg
     docs = load_documents(path)
@@ -157,6 +323,7 @@ def cmd_validate(args: list[str]) -> None:
     problems = validate_schemas(docs, kube_version)
     problems += deployment_policy(docs)
     problems += [f"no {kind} rendered" for kind in expect if kind not in kinds]
+    problems += [f"{kind} rendered, the case says it must not be" for kind in absent if kind in kinds]
     fail(problems, Path(path).name)
     print(f"  {Path(path).name}: {len(docs)} objects valid for Kubernetes {kube_version} (strict), policy ok: {', '.join(kinds)}")
 
@@ -330,7 +497,7 @@ def cmd_sdk_lint(args: list[str]) -> None:
 def cmd_sdk_template(args: list[str]) -> None:
     import helm_python as helm
 
-    values = yaml.safe_load(Path(args[2]).read_text(encoding="utf-8")) if len(args) > 2 else {}
+    values = (yaml.safe_load(Path(args[2]).read_text(encoding="utf-8")) or {}) if len(args) > 2 else {}
     with helm.Chart.load(args[0]) as chart:
         manifests = chart.render(values, name="tributary", namespace="tributary")
     with open(args[1], "w", encoding="utf-8") as out:

@@ -37,6 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 psql "$TRIBUTARY_PG_ADMIN_URL" -qc "create database $RUN"
+# loopback only, so plaintext and no authentication, said explicitly (the services default to both on)
+export TLS=off AUTH=none
 DATABASE_URL=$DB_URL REGISTRY_GRPC_ADDR=127.0.0.1:51151 REGISTRY_HTTP_ADDR=127.0.0.1:18181 \
   REGISTRY_METRICS_ADDR=127.0.0.1:19464 "$BIN/registry" >"$WORK/registry.log" 2>&1 &
 PIDS+=($!)
