@@ -422,7 +422,14 @@ pub fn hash_password_tool(args: &[std::ffi::OsString]) -> Option<anyhow::Result<
         return None;
     }
     Some((|| {
+        const USAGE: &str = "usage: hash-password [--user NAME] < password\n\
+            Reads a password (the first line of standard input) and prints its argon2id hash, as a\n\
+            users file line `NAME:$argon2id$...` when --user is given.";
         let user = match args.get(2..).unwrap_or_default() {
+            [flag] if flag == "--help" || flag == "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             [] => None,
             [flag, name] if flag == "--user" => Some(
                 name.to_str()
@@ -430,7 +437,7 @@ pub fn hash_password_tool(args: &[std::ffi::OsString]) -> Option<anyhow::Result<
                     .context("the user name must be text without ':'")?
                     .to_owned(),
             ),
-            _ => anyhow::bail!("usage: hash-password [--user NAME] < password"),
+            _ => anyhow::bail!("{USAGE}"),
         };
         let mut line = String::new();
         std::io::stdin()

@@ -4,9 +4,10 @@
 //! (`groups`).
 //!
 //! The JWKS comes from a file (reloaded when it changes) or an https URL: fetched at startup,
-//! refreshed every `--auth-jwks-refresh-ms`, and fetched again (at most every
-//! [`MIN_REFETCH_INTERVAL`]) when a token names a key id the set does not hold, which is how
-//! identity providers roll their keys. Until a URL's first fetch succeeds, bearer tokens get
+//! refreshed every `--auth-jwks-refresh-ms`, and fetched again when a token names a key id the
+//! set does not hold, which is how identity providers roll their keys: at most every tenth of
+//! the refresh interval, and at most every [`MIN_REFETCH_INTERVAL`], so that tokens naming
+//! made-up key ids cannot make the service hammer the identity provider. Until a URL's first fetch succeeds, bearer tokens get
 //! UNAVAILABLE, not UNAUTHENTICATED: the token may well be good.
 
 use std::collections::HashSet;
@@ -236,6 +237,8 @@ pub struct VerifiedToken {
 struct RemoteKeys {
     url: String,
     client: reqwest::Client,
+    /// The shortest time between fetches triggered by unknown key ids.
+    min_refetch: Duration,
     keys: ArcSwapOption<KeySet>,
     /// When the last fetch started; serializes fetches.
     last_fetch: Mutex<Option<tokio::time::Instant>>,
@@ -348,6 +351,7 @@ impl JwtVerifier {
                 let remote = Arc::new(RemoteKeys {
                     url,
                     client,
+                    min_refetch: MIN_REFETCH_INTERVAL.min(refresh / 10),
                     keys: ArcSwapOption::empty(),
                     last_fetch: Mutex::new(None),
                 });
@@ -384,12 +388,12 @@ impl JwtVerifier {
                 match (known, kid) {
                     (Some(keys), Some(kid)) if !keys.has_kid(kid) => {
                         // Perhaps a key the provider rolled in since the last fetch.
-                        remote.refresh(MIN_REFETCH_INTERVAL).await;
+                        remote.refresh(remote.min_refetch).await;
                         remote.keys.load_full().ok_or(JwtRefusal::KeysUnavailable)?
                     }
                     (Some(keys), _) => keys,
                     (None, _) => {
-                        remote.refresh(MIN_REFETCH_INTERVAL).await;
+                        remote.refresh(remote.min_refetch).await;
                         remote.keys.load_full().ok_or(JwtRefusal::KeysUnavailable)?
                     }
                 }

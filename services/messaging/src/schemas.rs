@@ -59,15 +59,23 @@ pub struct Schemas {
 pub struct LastSchema(Option<(u32, Arc<Schema>)>);
 
 fn registry_error(status: tonic::Status) -> MessagingError {
-    let code = match status.code() {
+    let (code, message) = match status.code() {
         // A transport failure reaches us as UNKNOWN or CANCELLED from a dying connection.
-        Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => Code::Unavailable,
-        code => code,
+        Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => {
+            (Code::Unavailable, status.message().to_owned())
+        }
+        // The registry refused this service's own credentials: the caller's are not at fault
+        // (and must not be told they are), the service's configuration is.
+        Code::Unauthenticated | Code::PermissionDenied => (
+            Code::Unavailable,
+            format!(
+                "the registry refused this service's credentials ({}); check REGISTRY_USERNAME and its password, the bearer token or the client certificate",
+                status.message()
+            ),
+        ),
+        code => (code, status.message().to_owned()),
     };
-    MessagingError::Registry {
-        code,
-        message: status.message().to_owned(),
-    }
+    MessagingError::Registry { code, message }
 }
 
 fn parse(text: &str, references: &[String]) -> Result<Schema, MessagingError> {
