@@ -236,6 +236,17 @@ impl RegistryProcess {
 
     /// Spawns it with extra environment variables (e.g. `OTEL_*`).
     pub async fn spawn_with(database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_logging_to(database_url, env, None).await
+    }
+
+    /// Spawns it with extra environment variables, its log (standard output and error) going
+    /// to `log` when given (else its standard error is the test's, its output discarded).
+    pub async fn spawn_logging_to(
+        database_url: &str,
+        env: &[(&str, &str)],
+        log: Option<std::fs::File>,
+    ) -> Self {
+        let (stdout, stderr) = log_to(log);
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -251,8 +262,8 @@ impl RegistryProcess {
             .env("REGISTRY_DB_MAX_CONNECTIONS", "10")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("registry process starts");
@@ -287,6 +298,15 @@ impl RegistryProcess {
 fn inherited_env() -> impl Iterator<Item = (String, String)> {
     std::env::vars()
         .filter(|(name, _)| matches!(name.as_str(), "PATH" | "HOME" | "TMPDIR" | "LANG"))
+}
+
+/// Where a service process's output goes: both streams into `log`, or the test's standard
+/// error (the log lines go to standard output, which is discarded then).
+fn log_to(log: Option<std::fs::File>) -> (Stdio, Stdio) {
+    match log {
+        Some(file) => (Stdio::from(file.try_clone().unwrap()), Stdio::from(file)),
+        None => (Stdio::null(), Stdio::inherit()),
+    }
 }
 
 /// A port that was free a moment ago.
@@ -685,6 +705,17 @@ impl MessagingProcess {
 
     /// Spawns it with extra environment variables (e.g. `OTEL_*`).
     pub async fn spawn_with(registry_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_logging_to(registry_url, env, None).await
+    }
+
+    /// Spawns it with extra environment variables, its log (standard output and error) going
+    /// to `log` when given (else its standard error is the test's, its output discarded).
+    pub async fn spawn_logging_to(
+        registry_url: &str,
+        env: &[(&str, &str)],
+        log: Option<std::fs::File>,
+    ) -> Self {
+        let (stdout, stderr) = log_to(log);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = tokio::process::Command::new(messaging_binary())
@@ -699,8 +730,8 @@ impl MessagingProcess {
             .env("REGISTRY_URL", registry_url)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("messaging process starts");

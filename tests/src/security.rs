@@ -387,6 +387,14 @@ pub async fn tls_connect(
     alpn: &[u8],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let config = tributary_security::client::client_config(Some(&pki().ca), None, &[alpn]).unwrap();
+    tls_connect_with(addr, config).await
+}
+
+/// A raw TLS connection to `addr` with a client configuration of the caller's.
+pub async fn tls_connect_with(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
         .connect(
