@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryError
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -61,8 +61,11 @@ def orders(count: int):
         yield key, value
 
 
-def produce(topic: str, records, key_serializer, value_serializer) -> None:
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
+def produce(topic: str, records, key_serializer, value_serializer, kafka: dict = None) -> None:
+    """Produces `records` to `topic`, over Kafka's PLAINTEXT listener unless `kafka` gives
+    other connection settings (the SASL_SSL listener's)."""
+    kafka = kafka or {"bootstrap.servers": BOOTSTRAP}
+    producer = Producer({**kafka, "linger.ms": 5})
     errors = []
     for key, value in records:
         producer.produce(
@@ -72,14 +75,16 @@ def produce(topic: str, records, key_serializer, value_serializer) -> None:
             on_delivery=lambda error, _message: errors.append(error) if error else None,
         )
     remaining = producer.flush(30)
-    assert remaining == 0, f"{remaining} messages not delivered to Kafka at {BOOTSTRAP}"
+    assert remaining == 0, f"{remaining} messages not delivered to Kafka at {kafka['bootstrap.servers']}"
     assert errors == []
 
 
-def consume(topic: str, count: int) -> list:
+def consume(topic: str, count: int, kafka: dict = None) -> list:
+    """Consumes `count` records of `topic` from the start, over Kafka's PLAINTEXT listener
+    unless `kafka` gives other connection settings."""
     consumer = Consumer(
         {
-            "bootstrap.servers": BOOTSTRAP,
+            **(kafka or {"bootstrap.servers": BOOTSTRAP}),
             "group.id": f"interop-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -107,7 +112,7 @@ def framed_id(payload: bytes) -> int:
     return struct.unpack(">i", payload[1:5])[0]
 
 
-def test_auto_registered_keys_and_values_round_trip_through_kafka(client, topic):
+def test_auto_registered_keys_and_values_round_trip_through_kafka(registry, client, topic):
     key_serializer = AvroSerializer(client, json.dumps(KEY_SCHEMA))
     value_serializer = AvroSerializer(client, json.dumps(VALUE_SCHEMA))
     sent = list(orders(24))
@@ -118,9 +123,7 @@ def test_auto_registered_keys_and_values_round_trip_through_kafka(client, topic)
     value_id = client.get_latest_version(f"{topic}-value").schema_id
 
     # Fresh clients, so every schema is fetched from the registry by id.
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    reader = SchemaRegistryClient({"url": client._rest_client.base_urls[0]})
+    reader = SchemaRegistryClient(registry.client_config())
     key_deserializer = AvroDeserializer(reader)
     value_deserializer = AvroDeserializer(reader)
     received = consume(topic, len(sent))
@@ -184,3 +187,30 @@ def test_normalize_schemas_dedups_equivalent_spellings(client, topic):
     assert client.get_versions(f"{topic}-value") == [1]
     deserializer = AvroDeserializer(client)
     assert [deserializer(m.value(), SerializationContext(topic, MessageField.VALUE)) for m in messages] == [{"value": 1.5}, {"value": 2.5}]
+
+
+def test_keys_and_values_round_trip_through_kafkas_sasl_ssl_listener(registry, client, kafka_sasl_ssl):
+    """The whole path as deployed: the registry over TLS with basic credentials, Kafka over
+    TLS (verified against the stack CA) with SCRAM-SHA-512, topic administration included."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(kafka_sasl_ssl)
+    topic = f"interop-sasl-{uuid.uuid4().hex[:12]}"
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)], operation_timeout=30)[topic].result(timeout=30)
+    try:
+        sent = list(orders(6))
+        produce(topic, sent, AvroSerializer(client, json.dumps(KEY_SCHEMA)), AvroSerializer(client, json.dumps(VALUE_SCHEMA)), kafka_sasl_ssl)
+        key_id = client.get_latest_version(f"{topic}-key").schema_id
+        value_id = client.get_latest_version(f"{topic}-value").schema_id
+
+        reader = SchemaRegistryClient(registry.client_config())
+        key_deserializer = AvroDeserializer(reader)
+        value_deserializer = AvroDeserializer(reader)
+        received = consume(topic, len(sent), kafka_sasl_ssl)
+        for message, (key, value) in zip(received, sent):
+            assert framed_id(message.key()) == key_id
+            assert framed_id(message.value()) == value_id
+            assert key_deserializer(message.key(), SerializationContext(topic, MessageField.KEY)) == key
+            assert value_deserializer(message.value(), SerializationContext(topic, MessageField.VALUE)) == value
+    finally:
+        admin.delete_topics([topic], operation_timeout=30)

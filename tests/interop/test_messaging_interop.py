@@ -273,7 +273,7 @@ def test_records_produced_through_messaging_are_read_by_confluent_avro_deseriali
         assert result.WhichOneof("result") == "metadata", f"not produced: {result.error}"
 
     # Registered under TopicNameStrategy subjects, as Confluent's registry client sees them.
-    client = SchemaRegistryClient({"url": registry.url})
+    client = SchemaRegistryClient(registry.client_config())
     key_id = client.get_latest_version(f"{topic}-key").schema_id
     value_id = client.get_latest_version(f"{topic}-value").schema_id
     for result in results:
@@ -294,7 +294,7 @@ def test_records_produced_by_confluent_avro_serializer_are_consumed_through_mess
     registry, messaging, messaging_pb, topic
 ):
     pb2 = messaging_pb.pb2
-    client = SchemaRegistryClient({"url": registry.url})
+    client = SchemaRegistryClient(registry.client_config())
     key_serializer = AvroSerializer(client, json.dumps(KEY_SCHEMA), conf={"auto.register.schemas": True})
     value_serializer = AvroSerializer(client, json.dumps(VALUE_SCHEMA), conf={"auto.register.schemas": True})
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
