@@ -5,20 +5,45 @@
 // ProduceStream (one acknowledgement per record, matched by sequence number), consumes them back
 // through a consumer group with acknowledgements, lists and describes the topic, checks a schema
 // change for compatibility, reads a missing schema id to show the error details, and reads the
-// health of both services. It exits non-zero when anything is not as expected.
+// health of both services. First it shows the services' refusal: a call without credentials is
+// UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. It exits non-zero when anything is
+// not as expected.
 //
-// Generate the client first (scripts/gen-clients), then, from examples/go:
+// The services serve TLS and authenticate every call (but health) by default. The example
+// connects over TLS, verifying the services' certificate against --ca (default: the system's
+// roots), and authenticates either with basic credentials sent as per-RPC credentials on every
+// call (`authorization: Basic base64(user:password)`), or with a client certificate (mTLS).
 //
-//	go run . [--tls] [--ca-file ca.pem]
+// Generate the client first (scripts/gen-clients), then, from examples/go, with the local
+// stack's CA and admin credentials (`scripts/stack env` exports them):
 //
-// Environment: REGISTRY_ADDR (default 127.0.0.1:50051), MESSAGING_ADDR (default
-// 127.0.0.1:50052), TRIBUTARY_TLS=1 and TRIBUTARY_CA_FILE (same as --tls / --ca-file).
+//	eval "$(../../scripts/stack env)"
+//	go run .               # TLS + basic credentials
+//	go run . --auth mtls   # TLS + the client certificate
+//
+// Every flag has an environment variable:
+//
+//	--ca PATH             TRIBUTARY_CA_FILE           PEM CA bundle (default: the system's roots)
+//	--auth METHOD         TRIBUTARY_AUTH              basic | mtls | none (default: basic when a
+//	                                                  username and password are given, else mtls
+//	                                                  when a certificate and key are, else none)
+//	--username NAME       TRIBUTARY_USERNAME          basic: the user
+//	--password-file PATH                              basic: the password, from a file; else
+//	                      TRIBUTARY_PASSWORD          the password, else
+//	                      TRIBUTARY_PASSWORD_FILE     the password, from a file
+//	--cert PATH           TRIBUTARY_CLIENT_CERT_FILE  mtls: PEM client certificate chain
+//	--key PATH            TRIBUTARY_CLIENT_KEY_FILE   mtls: PEM private key
+//	--plaintext           TRIBUTARY_TLS=0             no TLS and no credentials: only for
+//	                                                  services started with --tls off --auth none
+//	                      REGISTRY_ADDR, MESSAGING_ADDR  (default 127.0.0.1:50051, :50052)
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,6 +53,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	messagingv1 "github.com/tributary-dev/tributary/gen/go/tributary/messaging/v1"
@@ -53,41 +79,215 @@ const (
 var names = []string{"tester1", "tester2", "tester3", "tester4"}
 
 func main() {
-	useTLS := flag.Bool("tls", os.Getenv("TRIBUTARY_TLS") == "1", "connect with TLS")
-	caFile := flag.String("ca-file", os.Getenv("TRIBUTARY_CA_FILE"), "PEM roots for TLS (default: the system's)")
+	plaintext := flag.Bool("plaintext", os.Getenv("TRIBUTARY_TLS") == "0", "no TLS and no credentials (services started with --tls off --auth none)")
+	caFile := flag.String("ca", os.Getenv("TRIBUTARY_CA_FILE"), "PEM CA bundle the services' certificates are verified against (default: the system's roots)")
+	auth := flag.String("auth", os.Getenv("TRIBUTARY_AUTH"), "basic | mtls | none (default: basic when a username and password are given, else mtls when a certificate and key are)")
+	username := flag.String("username", os.Getenv("TRIBUTARY_USERNAME"), "basic: the user")
+	passwordFile := flag.String("password-file", "", "basic: the password, from a file (else TRIBUTARY_PASSWORD, else the file TRIBUTARY_PASSWORD_FILE)")
+	certFile := flag.String("cert", os.Getenv("TRIBUTARY_CLIENT_CERT_FILE"), "mtls: PEM client certificate chain")
+	keyFile := flag.String("key", os.Getenv("TRIBUTARY_CLIENT_KEY_FILE"), "mtls: PEM private key")
 	flag.Parse()
-	creds, err := transportCredentials(*useTLS, *caFile)
+
+	// the password: --password-file, else TRIBUTARY_PASSWORD, else TRIBUTARY_PASSWORD_FILE
+	password := ""
+	if *passwordFile == "" {
+		password, *passwordFile = os.Getenv("TRIBUTARY_PASSWORD"), os.Getenv("TRIBUTARY_PASSWORD_FILE")
+	}
+	conn, err := newConnection(!*plaintext, *caFile, *auth, *username, password, *passwordFile, *certFile, *keyFile)
 	if err != nil {
 		fail(err)
 	}
-	registryConn, err := grpc.NewClient(envOr("REGISTRY_ADDR", "127.0.0.1:50051"), grpc.WithTransportCredentials(creds))
+	registryAddr, messagingAddr := envOr("REGISTRY_ADDR", "127.0.0.1:50051"), envOr("MESSAGING_ADDR", "127.0.0.1:50052")
+	fmt.Printf("connect    registry %s, messaging %s: %s\n", registryAddr, messagingAddr, conn.description)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	if conn.auth != "none" {
+		if err := showRefusal(ctx, conn, registryAddr, messagingAddr); err != nil {
+			fail(err)
+		}
+	}
+
+	registryConn, err := grpc.NewClient(registryAddr, conn.options...)
 	if err != nil {
 		fail(err)
 	}
 	defer registryConn.Close()
-	messagingConn, err := grpc.NewClient(envOr("MESSAGING_ADDR", "127.0.0.1:50052"), grpc.WithTransportCredentials(creds))
+	messagingConn, err := grpc.NewClient(messagingAddr, conn.options...)
 	if err != nil {
 		fail(err)
 	}
 	defer messagingConn.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-	defer cancel()
 	if err := walkthrough(ctx, registryConn, messagingConn); err != nil {
 		fail(err)
 	}
 	fmt.Println("go walkthrough: ok")
 }
 
-func transportCredentials(useTLS bool, caFile string) (credentials.TransportCredentials, error) {
-	switch {
-	case !useTLS:
-		return insecure.NewCredentials(), nil
-	case caFile != "":
-		return credentials.NewClientTLSFromFile(caFile, "")
-	default:
-		return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}), nil
+// connection is how to reach the services: the dial options that authenticate every call, and
+// those of a TLS connection without credentials (for showing the refusal).
+type connection struct {
+	auth             string
+	description      string
+	options          []grpc.DialOption
+	anonymousOptions []grpc.DialOption
+}
+
+func newConnection(useTLS bool, caFile, auth, username, password, passwordFile, certFile, keyFile string) (*connection, error) {
+	if !useTLS {
+		if auth != "" && auth != "none" {
+			return nil, fmt.Errorf("--auth %s needs TLS: credentials are never sent in plaintext", auth)
+		}
+		insecureOption := grpc.WithTransportCredentials(insecure.NewCredentials())
+		return &connection{auth: "none", description: "plaintext, no credentials", options: []grpc.DialOption{insecureOption}}, nil
 	}
+	hasPassword := password != "" || passwordFile != ""
+	if auth == "" {
+		switch {
+		case username != "" && hasPassword:
+			auth = "basic"
+		case certFile != "" && keyFile != "":
+			auth = "mtls"
+		default:
+			auth = "none"
+		}
+	}
+
+	// TLS 1.2+, verifying the services' certificate against the CA (nil RootCAs: the system's).
+	config := &tls.Config{MinVersion: tls.VersionTLS12}
+	description := "TLS (the system's roots)"
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no PEM certificate in %s", caFile)
+		}
+		description = fmt.Sprintf("TLS (CA %s)", caFile)
+	}
+	conn := &connection{
+		auth:             auth,
+		anonymousOptions: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(config))},
+	}
+
+	switch auth {
+	case "basic":
+		if username == "" || !hasPassword {
+			return nil, errors.New("basic authentication needs TRIBUTARY_USERNAME and TRIBUTARY_PASSWORD or TRIBUTARY_PASSWORD_FILE")
+		}
+		if password == "" {
+			var err error
+			if password, err = readSecret(passwordFile); err != nil {
+				return nil, err
+			}
+		}
+		conn.options = []grpc.DialOption{
+			grpc.WithTransportCredentials(credentials.NewTLS(config)),
+			grpc.WithPerRPCCredentials(basicAuth(username, password)),
+		}
+		conn.description = fmt.Sprintf("%s, basic credentials of %s", description, username)
+	case "mtls":
+		if certFile == "" || keyFile == "" {
+			return nil, errors.New("mtls needs TRIBUTARY_CLIENT_CERT_FILE and TRIBUTARY_CLIENT_KEY_FILE")
+		}
+		certificate, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		// The client certificate authenticates the connection, so every call on it.
+		withCertificate := config.Clone()
+		withCertificate.Certificates = []tls.Certificate{certificate}
+		conn.options = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(withCertificate))}
+		conn.description = fmt.Sprintf("%s, client certificate %s", description, certFile)
+	case "none":
+		conn.options = conn.anonymousOptions
+		conn.description = description + ", no credentials"
+	default:
+		return nil, fmt.Errorf("unknown authentication method %q (basic, mtls or none)", auth)
+	}
+	return conn, nil
+}
+
+// headerCredentials are per-RPC credentials: one `authorization` header on every call, sent
+// only over TLS.
+type headerCredentials struct{ authorization string }
+
+func (c headerCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": c.authorization}, nil
+}
+
+func (headerCredentials) RequireTransportSecurity() bool { return true }
+
+// basicAuth sends `authorization: Basic base64(user:password)`.
+func basicAuth(username, password string) credentials.PerRPCCredentials {
+	return headerCredentials{"Basic " + base64.StdEncoding.EncodeToString([]byte(username+":"+password))}
+}
+
+// readSecret reads a password from a file: its content without one trailing line break, as the
+// services read their own secret files.
+func readSecret(path string) (string, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	text, found := strings.CutSuffix(string(content), "\r\n")
+	if !found {
+		text = strings.TrimSuffix(text, "\n")
+	}
+	if text == "" {
+		return "", fmt.Errorf("the password file %s is empty", path)
+	}
+	return text, nil
+}
+
+// showRefusal connects without credentials: health still answers (grpc.health.v1 is open by
+// default), and any other call is UNAUTHENTICATED with Confluent's 40101 in its ErrorInfo.
+func showRefusal(ctx context.Context, conn *connection, registryAddr, messagingAddr string) error {
+	registryConn, err := grpc.NewClient(registryAddr, conn.anonymousOptions...)
+	if err != nil {
+		return err
+	}
+	defer registryConn.Close()
+	messagingConn, err := grpc.NewClient(messagingAddr, conn.anonymousOptions...)
+	if err != nil {
+		return err
+	}
+	defer messagingConn.Close()
+
+	health, err := healthpb.NewHealthClient(registryConn).Check(ctx, &healthpb.HealthCheckRequest{Service: ""})
+	if err != nil {
+		return fmt.Errorf("health of registry without credentials: %w", err)
+	}
+	fmt.Printf("health     registry without credentials: %s\n", health.GetStatus())
+
+	calls := []struct {
+		what string
+		call func() error
+	}{
+		{"registry ListSubjects", func() error {
+			_, err := registryv1.NewRegistryServiceClient(registryConn).ListSubjects(ctx, &registryv1.ListSubjectsRequest{})
+			return err
+		}},
+		{"messaging ListTopics", func() error {
+			_, err := messagingv1.NewMessagingServiceClient(messagingConn).ListTopics(ctx, &messagingv1.ListTopicsRequest{})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		err := c.call()
+		if err == nil {
+			return fmt.Errorf("%s without credentials succeeded", c.what)
+		}
+		reason, errorCode := errorInfo(err)
+		fmt.Printf("refused    %s without credentials: %s %s error_code=%s (%s)\n", c.what, status.Code(err), reason, errorCode, status.Convert(err).Message())
+		if status.Code(err) != codes.Unauthenticated || errorCode != "40101" {
+			return fmt.Errorf("%s without credentials gave %v, not UNAUTHENTICATED/40101", c.what, err)
+		}
+	}
+	return nil
 }
 
 func envOr(name, fallback string) string {

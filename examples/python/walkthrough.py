@@ -5,17 +5,40 @@ record that is not Confluent-framed, between the good ones), consumes them back 
 consumer group with acknowledgements (the bad record arrives with a per-record error and its
 raw bytes, and the stream goes on), lists and describes the topic, checks a schema change for
 compatibility, reads a missing schema id to show the error details, and reads the health of both
-services. Exits non-zero when anything is not as expected.
+services. First it shows the services' refusal: a call without credentials is UNAUTHENTICATED,
+with Confluent's 40101 in its ErrorInfo. Exits non-zero when anything is not as expected.
 
-Generate the client first (scripts/gen-clients), then:
+The services serve TLS and authenticate every call (but health) by default. The example
+connects over TLS, verifying the services' certificate against --ca (default: the system's
+roots), and authenticates either with basic credentials sent as call credentials on every call
+(`authorization: Basic base64(user:password)`), or with a client certificate (mTLS).
 
-    python examples/python/walkthrough.py [--tls] [--ca-file ca.pem]
+Generate the client first (scripts/gen-clients), then, with the local stack's CA and admin
+credentials (`scripts/stack env` exports them):
 
-Environment: REGISTRY_ADDR (default 127.0.0.1:50051), MESSAGING_ADDR (default 127.0.0.1:50052),
-TRIBUTARY_TLS=1 and TRIBUTARY_CA_FILE (same as --tls / --ca-file).
+    eval "$(scripts/stack env)"
+    python examples/python/walkthrough.py                 # TLS + basic credentials
+    python examples/python/walkthrough.py --auth mtls     # TLS + the client certificate
+
+Every option has an environment variable:
+
+    --ca PATH             TRIBUTARY_CA_FILE           PEM CA bundle (default: the system's roots)
+    --auth METHOD         TRIBUTARY_AUTH              basic | mtls | none (default: basic when a
+                                                      username and password are given, else mtls
+                                                      when a certificate and key are, else none)
+    --username NAME       TRIBUTARY_USERNAME          basic: the user
+    --password-file PATH                              basic: the password, from a file; else
+                          TRIBUTARY_PASSWORD          the password, else
+                          TRIBUTARY_PASSWORD_FILE     the password, from a file
+    --cert PATH           TRIBUTARY_CLIENT_CERT_FILE  mtls: PEM client certificate chain
+    --key PATH            TRIBUTARY_CLIENT_KEY_FILE   mtls: PEM private key
+    --plaintext           TRIBUTARY_TLS=0             no TLS and no credentials: only for
+                                                      services started with --tls off --auth none
+                          REGISTRY_ADDR, MESSAGING_ADDR  (default 127.0.0.1:50051, :50052)
 """
 
 import argparse
+import base64
 import json
 import os
 import queue
@@ -72,14 +95,103 @@ def expect(condition: bool, what: str) -> None:
         raise WalkthroughFailed(what)
 
 
-def channel(address: str, tls: bool, ca_file: str | None) -> grpc.Channel:
-    if not tls:
-        return grpc.insecure_channel(address)
-    root_certificates = None
-    if ca_file:
-        with open(ca_file, "rb") as f:
-            root_certificates = f.read()
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root_certificates))
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_secret(path: str) -> str:
+    """A password from a file: its content without one trailing line break, as the services read
+    their own secret files."""
+    text = read_file(path).decode()
+    for line_break in ("\r\n", "\n"):
+        if text.endswith(line_break):
+            text = text[: -len(line_break)]
+            break
+    if not text:
+        raise WalkthroughFailed(f"the password file {path} is empty")
+    return text
+
+
+class BasicAuth(grpc.AuthMetadataPlugin):
+    """Call credentials: `authorization: Basic base64(user:password)` on every call."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self._header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+    def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+        callback((("authorization", self._header),), None)
+
+
+class Connection:
+    """How to reach the services: TLS (with which roots) and which credentials."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.tls, self.ca = args.tls, args.ca
+        self.root_certificates = read_file(args.ca) if args.ca and self.tls else None
+        # --password-file, else TRIBUTARY_PASSWORD, else TRIBUTARY_PASSWORD_FILE
+        password = None if args.password_file else os.environ.get("TRIBUTARY_PASSWORD") or None
+        password_file = args.password_file or os.environ.get("TRIBUTARY_PASSWORD_FILE")
+        has_password = bool(password or password_file)
+        auth = args.auth
+        if not auth:
+            if not self.tls:
+                auth = "none"
+            elif args.username and has_password:
+                auth = "basic"
+            elif args.cert and args.key:
+                auth = "mtls"
+            else:
+                auth = "none"
+        if auth != "none" and not self.tls:
+            raise WalkthroughFailed(f"--auth {auth} needs TLS: credentials are never sent in plaintext")
+        self.auth = auth
+        if auth == "basic":
+            if not args.username or not has_password:
+                raise WalkthroughFailed(
+                    "basic authentication needs TRIBUTARY_USERNAME and TRIBUTARY_PASSWORD or TRIBUTARY_PASSWORD_FILE"
+                )
+            self.username = args.username
+            self._password = password or read_secret(password_file)
+        elif auth == "mtls":
+            if not args.cert or not args.key:
+                raise WalkthroughFailed("mtls needs TRIBUTARY_CLIENT_CERT_FILE and TRIBUTARY_CLIENT_KEY_FILE")
+            self._cert, self._key = read_file(args.cert), read_file(args.key)
+            self.cert_file = args.cert
+        elif auth != "none":
+            raise WalkthroughFailed(f"unknown authentication method {auth!r} (basic, mtls or none)")
+
+    def describe(self) -> str:
+        if not self.tls:
+            return "plaintext, no credentials"
+        tls = f"TLS (CA {self.ca})" if self.ca else "TLS (the system's roots)"
+        if self.auth == "basic":
+            return f"{tls}, basic credentials of {self.username}"
+        if self.auth == "mtls":
+            return f"{tls}, client certificate {self.cert_file}"
+        return f"{tls}, no credentials"
+
+    def channel(self, address: str) -> grpc.Channel:
+        """A channel that authenticates every call it makes."""
+        if not self.tls:
+            return grpc.insecure_channel(address)
+        if self.auth == "mtls":
+            # The client certificate authenticates the connection, so every call on it.
+            return grpc.secure_channel(
+                address,
+                grpc.ssl_channel_credentials(
+                    root_certificates=self.root_certificates, private_key=self._key, certificate_chain=self._cert
+                ),
+            )
+        tls = grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+        if self.auth == "basic":
+            basic = grpc.metadata_call_credentials(BasicAuth(self.username, self._password), name="basic")
+            return grpc.secure_channel(address, grpc.composite_channel_credentials(tls, basic))
+        return grpc.secure_channel(address, tls)
+
+    def anonymous_channel(self, address: str) -> grpc.Channel:
+        """TLS, but neither call credentials nor a client certificate."""
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=self.root_certificates))
 
 
 def error_code_of(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, str]:
@@ -100,6 +212,35 @@ def check_health(name: str, chan: grpc.Channel) -> None:
     state = health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)
     print(f"health     {name}: {state}")
     expect(status.status == health_pb2.HealthCheckResponse.SERVING, f"{name} is {state}, not SERVING")
+
+
+def show_refusal(conn: Connection, registry_addr: str, messaging_addr: str) -> None:
+    """Without credentials, health still answers (grpc.health.v1 is open by default), and any
+    other call is UNAUTHENTICATED with Confluent's 40101 in its ErrorInfo."""
+    with conn.anonymous_channel(registry_addr) as registry_chan, conn.anonymous_channel(
+        messaging_addr
+    ) as messaging_chan:
+        check_health("registry without credentials", registry_chan)
+        registry = reg_grpc.RegistryServiceStub(registry_chan)
+        messaging = msg_grpc.MessagingServiceStub(messaging_chan)
+        calls = (
+            ("registry ListSubjects", lambda: registry.ListSubjects(reg.ListSubjectsRequest(), timeout=TIMEOUT_S)),
+            ("messaging ListTopics", lambda: messaging.ListTopics(msg.ListTopicsRequest(), timeout=TIMEOUT_S)),
+        )
+        for what, call in calls:
+            try:
+                call()
+                raise WalkthroughFailed(f"{what} without credentials succeeded")
+            except grpc.RpcError as error:
+                code, reason, error_code = error_code_of(error)
+                print(
+                    f"refused    {what} without credentials: {code.name} {reason} error_code={error_code} "
+                    f"({error.details()})"
+                )
+                expect(
+                    code == grpc.StatusCode.UNAUTHENTICATED and error_code == "40101",
+                    f"{what} without credentials is not UNAUTHENTICATED/40101",
+                )
 
 
 def consume(messaging, topic: str, group: str, expected: int) -> tuple[list, int]:
@@ -257,18 +398,26 @@ def walkthrough(registry_chan: grpc.Channel, messaging_chan: grpc.Channel) -> No
 
 
 def main() -> int:
+    env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tls", action="store_true", default=os.environ.get("TRIBUTARY_TLS") == "1")
-    parser.add_argument("--ca-file", default=os.environ.get("TRIBUTARY_CA_FILE"), help="PEM roots (default: system)")
+    parser.add_argument("--plaintext", dest="tls", action="store_false", default=env("TRIBUTARY_TLS", "1") != "0")
+    parser.add_argument("--ca", default=env("TRIBUTARY_CA_FILE"))
+    parser.add_argument("--auth", choices=("basic", "mtls", "none"), default=env("TRIBUTARY_AUTH") or None)
+    parser.add_argument("--username", default=env("TRIBUTARY_USERNAME"))
+    parser.add_argument("--password-file")
+    parser.add_argument("--cert", default=env("TRIBUTARY_CLIENT_CERT_FILE"))
+    parser.add_argument("--key", default=env("TRIBUTARY_CLIENT_KEY_FILE"))
     args = parser.parse_args()
-    registry_addr = os.environ.get("REGISTRY_ADDR", "127.0.0.1:50051")
-    messaging_addr = os.environ.get("MESSAGING_ADDR", "127.0.0.1:50052")
+    registry_addr = env("REGISTRY_ADDR", "127.0.0.1:50051")
+    messaging_addr = env("MESSAGING_ADDR", "127.0.0.1:50052")
     try:
-        with channel(registry_addr, args.tls, args.ca_file) as registry, channel(
-            messaging_addr, args.tls, args.ca_file
-        ) as messaging:
+        conn = Connection(args)
+        print(f"connect    registry {registry_addr}, messaging {messaging_addr}: {conn.describe()}")
+        if conn.auth != "none":
+            show_refusal(conn, registry_addr, messaging_addr)
+        with conn.channel(registry_addr) as registry, conn.channel(messaging_addr) as messaging:
             walkthrough(registry, messaging)
-    except WalkthroughFailed as failure:
+    except (WalkthroughFailed, OSError) as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
     except grpc.RpcError as error:

@@ -5,14 +5,38 @@
  * Registers the User record schema, produces tester1..tester4 as Avro from JSON, consumes them
  * back through a consumer group with acknowledgements, lists and describes the topic, checks a
  * schema change for compatibility, reads a missing schema id to show the error details, and
- * reads the health of both services. Exits non-zero when anything is not as expected.
+ * reads the health of both services. First it shows the services' refusal: a call without
+ * credentials is UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. Exits non-zero when
+ * anything is not as expected.
  *
- * Generate the client first (scripts/gen-clients), then, from examples/typescript:
+ * The services serve TLS and authenticate every call (but health) by default. The example
+ * connects over TLS, verifying the services' certificate against --ca (default: Node's roots),
+ * and authenticates either with basic credentials sent as call credentials on every call
+ * (`authorization: Basic base64(user:password)`), or with a client certificate (mTLS).
  *
- *     npx tsc -p . && node dist/walkthrough.js [--tls] [--ca-file ca.pem]
+ * Generate the client first (scripts/gen-clients), then, from examples/typescript, with the
+ * local stack's CA and admin credentials (`scripts/stack env` exports them):
  *
- * Environment: REGISTRY_ADDR (default 127.0.0.1:50051), MESSAGING_ADDR (default
- * 127.0.0.1:50052), TRIBUTARY_TLS=1 and TRIBUTARY_CA_FILE (same as --tls / --ca-file).
+ *     eval "$(../../scripts/stack env)"
+ *     npx tsc -p .
+ *     node dist/walkthrough.js                 # TLS + basic credentials
+ *     node dist/walkthrough.js --auth mtls     # TLS + the client certificate
+ *
+ * Every option has an environment variable:
+ *
+ *     --ca PATH             TRIBUTARY_CA_FILE           PEM CA bundle (default: Node's roots)
+ *     --auth METHOD         TRIBUTARY_AUTH              basic | mtls | none (default: basic when a
+ *                                                       username and password are given, else mtls
+ *                                                       when a certificate and key are, else none)
+ *     --username NAME       TRIBUTARY_USERNAME          basic: the user
+ *     --password-file PATH                              basic: the password, from a file; else
+ *                           TRIBUTARY_PASSWORD          the password, else
+ *                           TRIBUTARY_PASSWORD_FILE     the password, from a file
+ *     --cert PATH           TRIBUTARY_CLIENT_CERT_FILE  mtls: PEM client certificate chain
+ *     --key PATH            TRIBUTARY_CLIENT_KEY_FILE   mtls: PEM private key
+ *     --plaintext           TRIBUTARY_TLS=0             no TLS and no credentials: only for
+ *                                                       services started with --tls off --auth none
+ *                           REGISTRY_ADDR, MESSAGING_ADDR  (default 127.0.0.1:50051, :50052)
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -26,6 +50,7 @@ import {
   type ServiceError,
   status as grpcStatus,
 } from "@grpc/grpc-js";
+import { parseArgs } from "node:util";
 
 import { ErrorInfo } from "./gen/google/rpc/error_details";
 import { Status } from "./gen/google/rpc/status";
@@ -48,6 +73,7 @@ import {
 import {
   CheckCompatibilityRequest,
   compatibilityLevelToJSON,
+  ListSubjectsRequest,
   RegisterSchemaRequest,
   type RegistryServiceClient,
   RegistryServiceClient as RegistryClient,
@@ -124,13 +150,128 @@ function isServiceError(error: unknown): error is ServiceError {
   return error instanceof Error && "code" in error && "metadata" in error;
 }
 
-function channelCredentials(): ChannelCredentials {
-  const args = process.argv.slice(2);
-  const tls = args.includes("--tls") || process.env.TRIBUTARY_TLS === "1";
-  const caIndex = args.indexOf("--ca-file");
-  const caFile = caIndex >= 0 ? args[caIndex + 1] : process.env.TRIBUTARY_CA_FILE;
-  if (!tls) return credentials.createInsecure();
-  return credentials.createSsl(caFile ? readFileSync(caFile) : null);
+/** How to reach the services: TLS (with which roots) and which credentials. */
+interface Connection {
+  auth: "basic" | "mtls" | "none";
+  description: string;
+  /** Authenticates every call made with it. */
+  credentials: ChannelCredentials;
+  /** TLS, but neither call credentials nor a client certificate (plaintext without TLS). */
+  anonymous: ChannelCredentials;
+}
+
+/** A password from a file: its content without one trailing line break, as the services read
+ * their own secret files. */
+function readSecret(path: string): string {
+  const text = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+  if (!text) throw new WalkthroughFailed(`the password file ${path} is empty`);
+  return text;
+}
+
+function connection(): Connection {
+  const env = process.env;
+  const { values: args } = parseArgs({
+    options: {
+      plaintext: { type: "boolean", default: env.TRIBUTARY_TLS === "0" },
+      ca: { type: "string", default: env.TRIBUTARY_CA_FILE },
+      auth: { type: "string", default: env.TRIBUTARY_AUTH },
+      username: { type: "string", default: env.TRIBUTARY_USERNAME },
+      "password-file": { type: "string" },
+      cert: { type: "string", default: env.TRIBUTARY_CLIENT_CERT_FILE },
+      key: { type: "string", default: env.TRIBUTARY_CLIENT_KEY_FILE },
+    },
+  });
+  // the password: --password-file, else TRIBUTARY_PASSWORD, else TRIBUTARY_PASSWORD_FILE
+  const password = args["password-file"] ? undefined : env.TRIBUTARY_PASSWORD || undefined;
+  const passwordFile = args["password-file"] || env.TRIBUTARY_PASSWORD_FILE;
+  const hasPassword = Boolean(password || passwordFile);
+  if (args.plaintext) {
+    if (args.auth && args.auth !== "none") {
+      throw new WalkthroughFailed(`--auth ${args.auth} needs TLS: credentials are never sent in plaintext`);
+    }
+    const insecure = credentials.createInsecure();
+    return { auth: "none", description: "plaintext, no credentials", credentials: insecure, anonymous: insecure };
+  }
+  const auth = args.auth || (args.username && hasPassword ? "basic" : args.cert && args.key ? "mtls" : "none");
+
+  // TLS, verifying the services' certificate against the CA (null: Node's roots).
+  const rootCerts = args.ca ? readFileSync(args.ca) : null;
+  const tls = args.ca ? `TLS (CA ${args.ca})` : "TLS (Node's roots)";
+  const anonymous = credentials.createSsl(rootCerts);
+  switch (auth) {
+    case "basic": {
+      if (!args.username || !hasPassword) {
+        throw new WalkthroughFailed(
+          "basic authentication needs TRIBUTARY_USERNAME and TRIBUTARY_PASSWORD or TRIBUTARY_PASSWORD_FILE",
+        );
+      }
+      const secret = password ?? readSecret(passwordFile!);
+      const header = "Basic " + Buffer.from(`${args.username}:${secret}`).toString("base64");
+      // Call credentials: `authorization: Basic base64(user:password)` on every call (grpc-js
+      // only combines them with TLS channel credentials, so they are never sent in plaintext).
+      const basic = credentials.createFromMetadataGenerator((_params, callback) => {
+        const metadata = new Metadata();
+        metadata.set("authorization", header);
+        callback(null, metadata);
+      });
+      return {
+        auth,
+        description: `${tls}, basic credentials of ${args.username}`,
+        credentials: credentials.combineChannelCredentials(anonymous, basic),
+        anonymous,
+      };
+    }
+    case "mtls": {
+      if (!args.cert || !args.key) {
+        throw new WalkthroughFailed("mtls needs TRIBUTARY_CLIENT_CERT_FILE and TRIBUTARY_CLIENT_KEY_FILE");
+      }
+      // The client certificate authenticates the connection, so every call on it.
+      return {
+        auth,
+        description: `${tls}, client certificate ${args.cert}`,
+        credentials: credentials.createSsl(rootCerts, readFileSync(args.key), readFileSync(args.cert)),
+        anonymous,
+      };
+    }
+    case "none":
+      return { auth, description: `${tls}, no credentials`, credentials: anonymous, anonymous };
+    default:
+      throw new WalkthroughFailed(`unknown authentication method "${auth}" (basic, mtls or none)`);
+  }
+}
+
+/**
+ * Without credentials, health still answers (grpc.health.v1 is open by default), and any other
+ * call is UNAUTHENTICATED with Confluent's 40101 in its ErrorInfo.
+ */
+async function showRefusal(conn: Connection, registryAddr: string, messagingAddr: string): Promise<void> {
+  await checkHealth("registry without credentials", registryAddr, conn.anonymous);
+  const registry: RegistryServiceClient = new RegistryClient(registryAddr, conn.anonymous);
+  const messaging: MessagingServiceClient = new MessagingClient(messagingAddr, conn.anonymous);
+  try {
+    const calls: [string, () => Promise<unknown>][] = [
+      ["registry ListSubjects", () => call(registry.listSubjects, registry, ListSubjectsRequest.fromPartial({}))],
+      ["messaging ListTopics", () => call(messaging.listTopics, messaging, { includeInternal: false })],
+    ];
+    for (const [what, refused] of calls) {
+      try {
+        await refused();
+        throw new WalkthroughFailed(`${what} without credentials succeeded`);
+      } catch (error) {
+        if (!isServiceError(error)) throw error;
+        const { reason, errorCode } = errorInfo(error);
+        const code = grpcStatus[error.code];
+        console.log(`refused    ${what} without credentials: ${code} ${reason} error_code=${errorCode} (${error.details})`);
+        expect(
+          error.code === grpcStatus.UNAUTHENTICATED && errorCode === "40101",
+          `${what} without credentials is not UNAUTHENTICATED/40101`,
+        );
+      }
+    }
+  } finally {
+    registry.close();
+    messaging.close();
+  }
 }
 
 async function checkHealth(name: string, address: string, creds: ChannelCredentials): Promise<void> {
@@ -312,7 +453,10 @@ async function main(): Promise<number> {
   const registryAddr = process.env.REGISTRY_ADDR || "127.0.0.1:50051";
   const messagingAddr = process.env.MESSAGING_ADDR || "127.0.0.1:50052";
   try {
-    await walkthrough(registryAddr, messagingAddr, channelCredentials());
+    const conn = connection();
+    console.log(`connect    registry ${registryAddr}, messaging ${messagingAddr}: ${conn.description}`);
+    if (conn.auth !== "none") await showRefusal(conn, registryAddr, messagingAddr);
+    await walkthrough(registryAddr, messagingAddr, conn.credentials);
   } catch (error) {
     if (isServiceError(error)) {
       const { reason, errorCode } = errorInfo(error);
