@@ -7,7 +7,7 @@ use clap::Parser;
 use tributary_messaging::{Application, Settings, shutdown_signal};
 
 /// The log filter when `RUST_LOG` is not set.
-const DEFAULT_LOG_FILTER: &str = "info,rdkafka=warn,h2=warn,tower=warn";
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka=warn,h2=warn,tower=warn,rustls=error";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
