@@ -347,11 +347,17 @@ pub async fn channel_with(
     Ok(InterceptedService::new(channel, credentials))
 }
 
-/// A TLS gRPC channel to `addr` as `admin`.
+/// A TLS gRPC channel to `addr` as `admin` (basic credentials; the connection also presents
+/// the test client certificate, so that services requiring one accept it).
 pub async fn admin_channel(addr: std::net::SocketAddr) -> AuthChannel {
-    channel_with(addr, client_tls(), admin())
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect to {addr} over TLS: {error:?}"))
+    let pki = pki();
+    channel_with(
+        addr,
+        client_tls_with(&pki.client_cert, &pki.client_key),
+        admin(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("cannot connect to {addr} over TLS: {error:?}"))
 }
 
 /// An HTTPS client trusting the test CA (no credentials: add them per request, or use

@@ -406,3 +406,53 @@ async fn the_registry_verifies_postgres_with_sslmode_verify_full() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn with_client_certificates_required_a_connection_without_one_is_refused_in_the_handshake() {
+    let registry = TestRegistry::start_with(TestDatabase::create().await, |settings| {
+        settings.security.tls_client_auth = Some(tributary_security::tls::ClientAuth::Required);
+    })
+    .await;
+    // No certificate, even with a good password: the handshake fails (the alert arrives on
+    // the first read under TLS 1.3).
+    let outcome = match security::tls_connect(registry.http_addr, b"http/1.1").await {
+        Err(error) => Err(error),
+        Ok(mut stream) => {
+            let request = format!(
+                "GET /subjects HTTP/1.1\r\nHost: registry\r\nAuthorization: {}\r\n\r\n",
+                security::admin_authorization()
+            );
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut buffer = [0u8; 64];
+            stream.read(&mut buffer).await.map(|_| ())
+        }
+    };
+    let error = outcome.expect_err("no certificate, no connection");
+    assert!(error.to_string().contains("CertificateRequired"), "{error}");
+    // With the client certificate: served, over both APIs.
+    let pki = pki();
+    let channel = security::channel_with(
+        registry.addr,
+        security::client_tls_with(&pki.client_cert, &pki.client_key),
+        tributary_security::client::CallCredentials::None,
+    )
+    .await
+    .unwrap();
+    tributary_proto::registry::v1::registry_service_client::RegistryServiceClient::new(channel)
+        .list_subjects(registry_pb::ListSubjectsRequest::default())
+        .await
+        .unwrap();
+    let mut pem = std::fs::read(&pki.client_cert).unwrap();
+    pem.extend(std::fs::read(&pki.client_key).unwrap());
+    let client = security::http_client_builder()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/subjects", registry.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    registry.stop().await.unwrap();
+}

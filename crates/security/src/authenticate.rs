@@ -622,6 +622,69 @@ mod tests {
         assert!(refusal.contains("longer than 8192 bytes"), "{refusal}");
     }
 
+    #[test]
+    fn client_certificates_name_their_principal_by_the_chosen_field() {
+        use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "orders-app");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "team-a");
+        params.subject_alt_names = vec![
+            SanType::DnsName(
+                "orders.team-a.svc"
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            SanType::URI(
+                "spiffe://cluster/ns/team-a/sa/orders"
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            SanType::Rfc822Name(
+                "orders@team-a.example"
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+        ];
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let certificate = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        let der = certificate.der();
+        assert_eq!(MtlsPrincipal::Cn.map(der).as_deref(), Some("orders-app"));
+        let dn = MtlsPrincipal::Dn.map(der).unwrap_or_default();
+        assert!(
+            dn.contains("CN=orders-app") && dn.contains("O=team-a"),
+            "{dn}"
+        );
+        assert_eq!(
+            MtlsPrincipal::SanDns.map(der).as_deref(),
+            Some("orders.team-a.svc")
+        );
+        assert_eq!(
+            MtlsPrincipal::SanUri.map(der).as_deref(),
+            Some("spiffe://cluster/ns/team-a/sa/orders")
+        );
+        assert_eq!(
+            MtlsPrincipal::SanEmail.map(der).as_deref(),
+            Some("orders@team-a.example")
+        );
+
+        // Without the field: no principal (the request is refused naming what is missing).
+        let mut bare =
+            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        bare.distinguished_name = rcgen::DistinguishedName::new();
+        bare.distinguished_name
+            .push(DnType::OrganizationName, "team-a");
+        let bare = bare.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(MtlsPrincipal::Cn.map(bare.der()), None);
+        assert_eq!(MtlsPrincipal::SanUri.map(bare.der()), None);
+        assert_eq!(MtlsPrincipal::Cn.map(b"not a certificate"), None);
+    }
+
     #[tokio::test]
     async fn open_services_and_disabled_authentication_admit_anyone() {
         let auth = authenticator();
