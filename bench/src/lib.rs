@@ -1,6 +1,9 @@
 //! What the bench binaries share: reading a process's CPU time and memory from `/proc`, so
 //! that a table can say what a request or a record cost the process that served it (a figure
-//! that hardly depends on what else runs on the machine, unlike a rate).
+//! that hardly depends on what else runs on the machine, unlike a rate), and how the services
+//! they start are secured ([`security`]).
+
+pub mod security;
 
 /// The resident set size of a process, in MiB (`VmRSS` of `/proc/<pid>/status`); NaN when it
 /// cannot be read.

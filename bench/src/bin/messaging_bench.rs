@@ -11,6 +11,13 @@
 //! for records of about 100 B and 1 KiB of one 10-field schema, and prints a markdown table with
 //! the gRPC/raw ratio of each gRPC path against the target (>= 0.8 of raw rdkafka).
 //!
+//! Both services run as they do by default: TLS and basic authentication, with a CA,
+//! certificate and user the bench makes at start (`tributary_bench::security`); the messaging
+//! service calls the registry over TLS as that user, and the bench's gRPC client calls the
+//! messaging service over TLS with its credentials. `--plaintext` starts both with `--tls off
+//! --auth none` instead, as the bench ran before. Kafka is the stack's PLAINTEXT listener
+//! either way, for the raw clients and the service alike.
+//!
 //! Run it through `scripts/bench messaging` (which starts the stack and builds in release mode).
 
 /// The load generator's allocator. With glibc's malloc, decoding batches of consumed records
@@ -37,9 +44,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::Connection;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tributary_avro::Schema;
 use tributary_avro::codec::{UnionStyle, avro_to_json, json_to_avro};
+use tributary_bench::security::{AuthChannel, Mode, Pki, SECURITY_ENV};
 use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::messaging::v1 as mpb;
 use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
@@ -125,6 +132,21 @@ struct Args {
     /// producer and consumer, and the messaging service (as KAFKA_PROPERTIES). Repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
+    /// Start both services with `--tls off --auth none` (and call them so) instead of the
+    /// default TLS + basic authentication.
+    #[arg(long)]
+    plaintext: bool,
+}
+
+impl Args {
+    /// How the services are secured.
+    fn mode(&self) -> Mode {
+        if self.plaintext {
+            Mode::Plaintext
+        } else {
+            Mode::Basic
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -247,24 +269,29 @@ fn dataset(
     })
 }
 
-async fn wait_serving(addr: &str, what: &str, max_frame_size: u32) -> anyhow::Result<Channel> {
+/// Waits until the service at `addr` is SERVING (health is answered without credentials) and
+/// returns a channel to it that calls with the mode's credentials (TLS in the TLS modes).
+async fn wait_serving(
+    addr: &str,
+    what: &str,
+    max_frame_size: u32,
+    mode: Mode,
+    pki: &Pki,
+) -> anyhow::Result<AuthChannel> {
     let started = Instant::now();
     loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?
-            .max_frame_size(max_frame_size)
-            .connect()
+        let channel = mode.channel(pki, addr, |endpoint| {
+            endpoint.max_frame_size(max_frame_size)
+        })?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        if let Ok(response) = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
             .await
+            && response.into_inner().status == 1
         {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-            if let Ok(response) = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                && response.into_inner().status == 1
-            {
-                return Ok(channel);
-            }
+            return Ok(channel);
         }
         if started.elapsed() > Duration::from_secs(60) {
             bail!("{what} not SERVING after 60 s");
@@ -440,7 +467,7 @@ async fn raw_produce(
 /// Produces every record of `data` through one ProduceStream, at most `in_flight` unacknowledged.
 async fn grpc_produce(
     args: &Args,
-    channel: &Channel,
+    channel: &AuthChannel,
     topic: &str,
     warmup_topic: &str,
     data: &Dataset,
@@ -479,7 +506,7 @@ async fn grpc_produce(
 /// The first `count` records of `data` through one ProduceStream.
 async fn produce_stream(
     args: &Args,
-    channel: &Channel,
+    channel: &AuthChannel,
     topic: &str,
     data: &Dataset,
     schema_id: i32,
@@ -691,7 +718,7 @@ fn consumed_value_bytes(record: &mpb::ConsumedRecord) -> Option<usize> {
 /// stream to the last record.
 async fn grpc_consume(
     args: &Args,
-    channel: &Channel,
+    channel: &AuthChannel,
     topic: &str,
     data: &Dataset,
     group: &str,
@@ -956,10 +983,17 @@ async fn run(
     suffix: &str,
     admin: &AdminClient<DefaultClientContext>,
     topics: &mut Vec<String>,
+    pki: &Pki,
 ) -> anyhow::Result<Vec<Row>> {
+    let mode = args.mode();
     // The registry, on the fresh database.
     let registry_addr = format!("127.0.0.1:{}", free_port()?);
-    let registry_child = tokio::process::Command::new(&args.registry_bin)
+    let mut registry_command = tokio::process::Command::new(&args.registry_bin);
+    for name in SECURITY_ENV {
+        registry_command.env_remove(name);
+    }
+    let registry_child = registry_command
+        .envs(mode.server_env(pki))
         .env("DATABASE_URL", database_url)
         .env("REGISTRY_GRPC_ADDR", &registry_addr)
         .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()?))
@@ -969,12 +1003,29 @@ async fn run(
         .spawn()
         .with_context(|| format!("cannot start {}", args.registry_bin.display()))?;
     let _registry = registry_child;
-    let registry_channel =
-        wait_serving(&registry_addr, "registry", args.http2_max_frame_size).await?;
+    let registry_channel = wait_serving(
+        &registry_addr,
+        "registry",
+        args.http2_max_frame_size,
+        mode,
+        pki,
+    )
+    .await?;
 
-    // The messaging service, pointed at it and at the stack's Kafka.
+    // The messaging service, pointed at it (over TLS as the bench's user, unless plaintext) and
+    // at the stack's Kafka.
     let messaging_addr = format!("127.0.0.1:{}", free_port()?);
     let mut messaging_command = tokio::process::Command::new(&args.messaging_bin);
+    for name in SECURITY_ENV {
+        messaging_command.env_remove(name);
+    }
+    messaging_command.envs(mode.server_env(pki));
+    if mode.is_tls() {
+        messaging_command
+            .env("REGISTRY_CA_FILE", &pki.ca)
+            .env("REGISTRY_USERNAME", tributary_bench::security::USER)
+            .env("REGISTRY_PASSWORD_FILE", &pki.password_file);
+    }
     if !args.kafka_properties.is_empty() {
         messaging_command.env(
             "KAFKA_PROPERTIES",
@@ -993,7 +1044,7 @@ async fn run(
         .env("MESSAGING_GRPC_ADDR", &messaging_addr)
         .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
         .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
-        .env("REGISTRY_URL", format!("http://{registry_addr}"))
+        .env("REGISTRY_URL", mode.url(&registry_addr))
         .env(
             "MESSAGING_PRODUCE_MAX_IN_FLIGHT",
             args.in_flight.to_string(),
@@ -1006,7 +1057,14 @@ async fn run(
         let _ = SERVICE_PID.set(pid);
     }
     let _messaging = messaging_child;
-    let channel = wait_serving(&messaging_addr, "messaging", args.http2_max_frame_size).await?;
+    let channel = wait_serving(
+        &messaging_addr,
+        "messaging",
+        args.http2_max_frame_size,
+        mode,
+        pki,
+    )
+    .await?;
 
     let schema = Schema::parse(SCHEMA, &[])?;
     let mut registry = RegistryServiceClient::new(registry_channel);
@@ -1026,7 +1084,8 @@ async fn run(
         dataset("~1 KiB", &schema, id, args.large_records, 1024)?,
     ];
     eprintln!(
-        "messaging-bench: {} partitions, {} in flight, median of {} rounds, consume rows read {} times the records; records: {}",
+        "messaging-bench: services {}, {} partitions, {} in flight, median of {} rounds, consume rows read {} times the records; records: {}",
+        services_mode(mode),
         args.partitions,
         args.in_flight,
         args.rounds,
@@ -1167,9 +1226,22 @@ async fn run(
     Ok(rows)
 }
 
+/// How the services were secured, for the output.
+fn services_mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Plaintext => "in plaintext (--tls off --auth none; --plaintext given)",
+        _ => {
+            "in the secure default mode (TLS + basic authentication on both; messaging -> registry over TLS as a user)"
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The run's CA, certificate and user (removed at the end).
+    let pki =
+        Pki::create(std::env::temp_dir().join(format!("messaging-bench-{}", std::process::id())))?;
     let suffix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
@@ -1193,7 +1265,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut topics = Vec::new();
     let started = Instant::now();
-    let outcome = run(&args, &database_url, &suffix, &admin, &mut topics).await;
+    let outcome = run(&args, &database_url, &suffix, &admin, &mut topics, &pki).await;
 
     // Clean up whatever happened.
     if !topics.is_empty() {
@@ -1209,6 +1281,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let rows = outcome?;
+    println!();
+    println!(
+        "messaging-bench: services {}; Kafka over the stack's PLAINTEXT listener",
+        services_mode(args.mode())
+    );
     println!();
     print_table(&rows);
     println!();

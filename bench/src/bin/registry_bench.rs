@@ -10,8 +10,18 @@
 //! connections; Lua scripts for the request mix and POST bodies). p50/p99 come from wrk's
 //! `--latency` and from h2load's per-request log.
 //!
+//! Those tables run the registry in one security mode (`--mode`: plaintext by default, as every
+//! earlier result in docs/benchmarks/registry.md was measured; `basic` or `jwt` for TLS with
+//! authentication), printed in the header. Then the security table: the registry started once
+//! per mode of `--security-modes` (plaintext, TLS + basic, TLS + JWT) on the same database,
+//! get-by-id and register-existing measured against each with the same clients (keep-alive
+//! connections), the modes alternating scenario by scenario, each row with its ratio to
+//! plaintext; and the rate of new connections (connect, one GetSchema, close), with full TLS
+//! handshakes and with resumed sessions.
+//!
 //! Run it through `scripts/bench registry` (which starts the stack and builds in release mode).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,10 +31,15 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use sqlx::Connection;
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
+use tributary_bench::security::{AuthChannel, Mode, Pki, SECURITY_ENV};
 use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::registry::v1 as pb;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+/// The bench's gRPC client: the security crate's channel (TLS or not) with call credentials
+/// (none in plaintext mode), the same client code in every mode.
+type Client = RegistryServiceClient<AuthChannel>;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -74,6 +89,44 @@ struct Args {
     /// stream per connection, as many requests in flight as wrk, is printed next to them).
     #[arg(long, default_value_t = 10)]
     h2load_streams: usize,
+    /// How the registry of the first tables (operations, gRPC next to HTTP, RSS and start-up)
+    /// is secured: `plaintext` (`--tls off --auth none`, as every earlier result was measured),
+    /// `basic` (TLS + basic authentication, the services' default shape) or `jwt` (TLS + bearer
+    /// JWTs).
+    #[arg(long, value_enum, default_value_t = Mode::Plaintext)]
+    mode: Mode,
+    /// The modes of the security table, comma separated (the first is the baseline of the
+    /// ratios; plaintext belongs there).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "plaintext,basic,jwt"
+    )]
+    security_modes: Vec<Mode>,
+    /// Rounds of the security table; each row is the median round (by req/s). The modes
+    /// alternate within a round, and the order rotates from round to round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    security_rounds: u32,
+    /// Concurrent clients of the new-connection rows (each: connect, one GetSchema, close).
+    #[arg(long, default_value_t = 16)]
+    handshake_concurrency: usize,
+    /// AUTH_CACHE_TTL_MS of the authenticating registries of the security table (default: the
+    /// service's own, 60 s). 0 shows what requests cost when every one is verified again (an
+    /// argon2id hash per basic-auth request, a signature check per JWT).
+    #[arg(long)]
+    auth_cache_ttl_ms: Option<u64>,
+    /// What to run: `all`, `tables` (the first tables only, as before the security table) or
+    /// `security` (load the data, then the security table only).
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    All,
+    Tables,
+    Security,
 }
 
 /// Version `v` of subject `s`: each version adds an optional field, so BACKWARD holds.
@@ -97,55 +150,87 @@ struct Registry {
     child: tokio::process::Child,
     addr: String,
     http_addr: String,
+    mode: Mode,
 }
 
+impl Registry {
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// SIGTERM, then waits for the process to end.
+    async fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Starts the registry in `mode` and waits until it is SERVING (health is answered without
+/// credentials, over TLS in the TLS modes).
 async fn start_registry(
     args: &Args,
     database_url: &str,
+    mode: Mode,
+    pki: &Pki,
     port: u16,
     http_port: u16,
+    auth_cache_ttl_ms: Option<u64>,
 ) -> anyhow::Result<(Registry, Duration)> {
     let addr = format!("127.0.0.1:{port}");
     let http_addr = format!("127.0.0.1:{http_port}");
     let started = Instant::now();
-    let child = tokio::process::Command::new(&args.registry_bin)
+    let mut command = tokio::process::Command::new(&args.registry_bin);
+    for name in SECURITY_ENV {
+        command.env_remove(name);
+    }
+    if let Some(ttl) = auth_cache_ttl_ms.filter(|_| mode != Mode::Plaintext) {
+        command.env("AUTH_CACHE_TTL_MS", ttl.to_string());
+    }
+    let child = command
+        .envs(mode.server_env(pki))
         .env("DATABASE_URL", database_url)
         .env("REGISTRY_GRPC_ADDR", &addr)
         .env("REGISTRY_HTTP_ADDR", &http_addr)
         .env("REGISTRY_METRICS_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        // rustls warns about every handshake whose SNI is an IP address, which wrk and h2load
+        // (OpenSSL) send for https://127.0.0.1: a line per connection, not the bench's output.
+        .env("RUST_LOG", "warn,rustls=error")
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", args.registry_bin.display()))?;
+    let mut registry = Registry {
+        child,
+        addr,
+        http_addr,
+        mode,
+    };
     loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?
-            .connect()
+        let channel = mode.channel(pki, &registry.addr, |endpoint| endpoint)?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        if let Ok(response) = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
             .await
+            && response.into_inner().status == 1
         {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            if let Ok(response) = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                && response.into_inner().status == 1
-            {
-                break;
-            }
+            break;
+        }
+        if let Ok(Some(status)) = registry.child.try_wait() {
+            bail!(
+                "the registry ({}) exited with {status} before SERVING (its log is above)",
+                mode.label()
+            );
         }
         if started.elapsed() > Duration::from_secs(30) {
-            bail!("registry not SERVING after 30 s");
+            bail!("registry ({}) not SERVING after 30 s", mode.label());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    Ok((
-        Registry {
-            child,
-            addr,
-            http_addr,
-        },
-        started.elapsed(),
-    ))
+    Ok((registry, started.elapsed()))
 }
 
 /// Runs a load and records how much of the registry's CPU time each request cost: unlike
@@ -165,16 +250,27 @@ fn measuring_server_cpu(
     Ok(outcome)
 }
 
+/// `connections` clients of the registry, each on its own connection (made now: TCP with
+/// `TCP_NODELAY`, TLS in the TLS modes), calling with the mode's credentials.
 async fn clients(
-    addr: &str,
+    registry: &Registry,
+    pki: &Pki,
     connections: usize,
-) -> anyhow::Result<Vec<RegistryServiceClient<Channel>>> {
+) -> anyhow::Result<Vec<Client>> {
     let mut clients = Vec::new();
     for _ in 0..connections {
-        let channel = Channel::from_shared(format!("http://{addr}"))?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
+        let channel = registry
+            .mode
+            .channel(pki, &registry.addr, |endpoint| endpoint)?;
+        // Connect now (health is open), so that the measurements start on open connections.
+        tonic_health::pb::health_client::HealthClient::new(channel.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .with_context(|| {
+                format!("cannot connect to the registry ({})", registry.mode.label())
+            })?;
         clients.push(RegistryServiceClient::new(channel));
     }
     Ok(clients)
@@ -188,17 +284,49 @@ struct Outcome {
     histogram: Histogram<u64>,
 }
 
+impl Outcome {
+    /// As a load generator's outcome (the registry's CPU time not measured).
+    fn load(&self) -> LoadOutcome {
+        let millis = |q: f64| self.histogram.value_at_quantile(q) as f64 / 1000.0;
+        LoadOutcome {
+            rate: self.requests as f64 / self.elapsed.as_secs_f64(),
+            p50_ms: millis(0.50),
+            p99_ms: millis(0.99),
+            requests: self.requests,
+            errors: self.errors,
+            server_cpu_us: f64::NAN,
+        }
+    }
+}
+
+/// Where a load generator sends its requests: the listener's base URL (`http://` or
+/// `https://`) and the `Authorization` value of the registry's mode.
+#[derive(Debug, Clone)]
+struct Target {
+    base_url: String,
+    authorization: Option<String>,
+}
+
+impl Target {
+    fn new(mode: Mode, pki: &Pki, addr: &str) -> Self {
+        Self {
+            base_url: mode.url(addr),
+            authorization: mode.authorization(pki),
+        }
+    }
+}
+
 /// Runs `op` from `concurrency` tasks until `deadline` or until `limit` operations were issued.
 async fn drive<F, Fut>(
     name: &'static str,
-    clients: &[RegistryServiceClient<Channel>],
+    clients: &[Client],
     concurrency: usize,
     run_for: Duration,
     limit: Option<usize>,
     op: F,
 ) -> Outcome
 where
-    F: Fn(RegistryServiceClient<Channel>, usize) -> Fut + Send + Sync + 'static,
+    F: Fn(Client, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
 {
     let op = Arc::new(op);
@@ -303,8 +431,10 @@ fn lua_string(text: &str) -> String {
     format!("[==[{text}]==]")
 }
 
-/// A wrk script cycling through `requests` (method, path, body) from a per-thread offset.
-fn wrk_script(requests: &[(&str, String, Option<String>)]) -> String {
+/// A wrk script cycling through `requests` (method, path, body) from a per-thread offset, every
+/// request with `authorization` when given (wrk sends it in full on each request, as HTTP/1.1
+/// clients do).
+fn wrk_script(requests: &[(&str, String, Option<String>)], authorization: Option<&str>) -> String {
     let mut script = String::from("local requests = {\n");
     for (method, path, body) in requests {
         let body = body.as_deref().map_or("nil".to_owned(), lua_string);
@@ -315,16 +445,22 @@ fn wrk_script(requests: &[(&str, String, Option<String>)]) -> String {
             body
         ));
     }
+    script.push_str("}\n");
+    script.push_str(&format!(
+        "local authorization = {}\n",
+        authorization.map_or("nil".to_owned(), lua_string)
+    ));
     script.push_str(
-        r#"}
-local headers = { ["Content-Type"] = "application/vnd.schemaregistry.v1+json" }
+        r#"local function headers(body)
+  local h = {}
+  for name, value in pairs(wrk.headers) do h[name] = value end
+  if body then h["Content-Type"] = "application/vnd.schemaregistry.v1+json" end
+  if authorization then h["Authorization"] = authorization end
+  return h
+end
 local formatted = {}
 for i, r in ipairs(requests) do
-  if r[3] then
-    formatted[i] = wrk.format(r[1], r[2], headers, r[3])
-  else
-    formatted[i] = wrk.format(r[1], r[2])
-  end
+  formatted[i] = wrk.format(r[1], r[2], headers(r[3]), r[3])
 end
 counter = 0
 function setup(thread)
@@ -339,8 +475,8 @@ end
     script
 }
 
-/// Runs wrk against `http_addr` with a script; fails when wrk fails.
-fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Result<LoadOutcome> {
+/// Runs wrk against `target` (HTTPS in the TLS modes) with a script; fails when wrk fails.
+fn run_wrk(args: &Args, target: &Target, name: &str, script: &str) -> anyhow::Result<LoadOutcome> {
     let path =
         std::env::temp_dir().join(format!("registry-bench-{}-{name}.lua", std::process::id()));
     std::fs::write(&path, script)?;
@@ -351,7 +487,7 @@ fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Re
         .arg("--latency")
         .arg("-s")
         .arg(&path)
-        .arg(format!("http://{http_addr}"))
+        .arg(&target.base_url)
         .output()
         .with_context(|| format!("cannot run {}", args.wrk.display()))?;
     let _ = std::fs::remove_file(&path);
@@ -366,96 +502,133 @@ fn run_wrk(args: &Args, http_addr: &str, name: &str, script: &str) -> anyhow::Re
 /// The side-by-side scenarios: each is measured over gRPC (h2load) and over HTTP (wrk).
 const SIDE_BY_SIDE: [&str; 4] = ["get-by-id", "get-latest", "register-existing", "lookup"];
 
+/// Whether a load generator can run; says so (with the package to install) when not.
+fn available(tool: &std::path::Path, what: &str, package: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        println!();
+        println!(
+            "({what} skipped: {} not found; apt-get install -y {package})",
+            tool.display()
+        );
+    }
+    found
+}
+
+/// The HTTP requests of a side-by-side scenario (the same mixes as the gRPC scenarios of the
+/// bench's own client: 1,000 distinct requests).
+fn http_requests(
+    args: &Args,
+    scenario: &str,
+    max_id: i32,
+) -> Vec<(&'static str, String, Option<String>)> {
+    let (subjects, versions) = (args.subjects, args.versions);
+    let picks = (0..1000).map(move |n: usize| (n.wrapping_mul(7919) % subjects, n % versions));
+    let body = |subject: usize, version: usize| {
+        Some(serde_json::json!({ "schema": schema_for(subject, version) }).to_string())
+    };
+    match scenario {
+        "get-by-id" => (0..1000)
+            .map(|n: usize| {
+                (
+                    "GET",
+                    format!(
+                        "/schemas/ids/{}",
+                        1 + (n.wrapping_mul(7919) % max_id.max(1) as usize)
+                    ),
+                    None,
+                )
+            })
+            .collect(),
+        "get-latest" => picks
+            .map(|(subject, _)| {
+                (
+                    "GET",
+                    format!("/subjects/subject-{subject}/versions/latest"),
+                    None,
+                )
+            })
+            .collect(),
+        "register-existing" => picks
+            .map(|(subject, version)| {
+                (
+                    "POST",
+                    format!("/subjects/subject-{subject}/versions"),
+                    body(subject, version),
+                )
+            })
+            .collect(),
+        "lookup" => picks
+            .map(|(subject, version)| {
+                (
+                    "POST",
+                    format!("/subjects/subject-{subject}"),
+                    body(subject, version),
+                )
+            })
+            .collect(),
+        other => unreachable!("no HTTP requests for scenario {other}"),
+    }
+}
+
+/// One side-by-side scenario over HTTP/1.1 keep-alive with wrk, the registry's CPU time
+/// measured.
+fn http_scenario(
+    args: &Args,
+    target: &Target,
+    server_pid: u32,
+    scenario: &str,
+    max_id: i32,
+) -> anyhow::Result<LoadOutcome> {
+    let script = wrk_script(
+        &http_requests(args, scenario, max_id),
+        target.authorization.as_deref(),
+    );
+    measuring_server_cpu(server_pid, || run_wrk(args, target, scenario, &script))
+}
+
 /// get-by-id, get-latest, register-existing and lookup over HTTP/1.1 keep-alive with wrk; `None`
 /// (saying so) when wrk is missing.
 fn http_scenarios(
     args: &Args,
-    http_addr: &str,
+    target: &Target,
     server_pid: u32,
     max_id: i32,
 ) -> anyhow::Result<Option<Vec<LoadOutcome>>> {
-    if std::process::Command::new(&args.wrk)
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!();
-        println!(
-            "(HTTP scenarios skipped: {} not found; apt-get install -y wrk)",
-            args.wrk.display()
-        );
+    if !available(&args.wrk, "HTTP scenarios", "wrk") {
         return Ok(None);
     }
-    let (subjects, versions) = (args.subjects, args.versions);
-    // The same request mixes as the gRPC scenarios (1,000 distinct requests each).
-    let picks: Vec<(usize, usize)> = (0..1000)
-        .map(|n: usize| (n.wrapping_mul(7919) % subjects, n % versions))
-        .collect();
-    let body = |subject: usize, version: usize| {
-        serde_json::json!({ "schema": schema_for(subject, version) }).to_string()
-    };
-    let get_by_id: Vec<_> = (0..1000)
-        .map(|n: usize| {
-            (
-                "GET",
-                format!(
-                    "/schemas/ids/{}",
-                    1 + (n.wrapping_mul(7919) % max_id.max(1) as usize)
-                ),
-                None,
-            )
-        })
-        .collect();
-    let get_latest: Vec<_> = picks
-        .iter()
-        .map(|(subject, _)| {
-            (
-                "GET",
-                format!("/subjects/subject-{subject}/versions/latest"),
-                None,
-            )
-        })
-        .collect();
-    let register: Vec<_> = picks
-        .iter()
-        .map(|(subject, version)| {
-            (
-                "POST",
-                format!("/subjects/subject-{subject}/versions"),
-                Some(body(*subject, *version)),
-            )
-        })
-        .collect();
-    let lookup: Vec<_> = picks
-        .iter()
-        .map(|(subject, version)| {
-            (
-                "POST",
-                format!("/subjects/subject-{subject}"),
-                Some(body(*subject, *version)),
-            )
-        })
-        .collect();
-
-    let mut outcomes = Vec::new();
-    for (name, requests) in SIDE_BY_SIDE
+    SIDE_BY_SIDE
         .into_iter()
-        .zip([get_by_id, get_latest, register, lookup])
-    {
-        let script = wrk_script(&requests);
-        outcomes.push(measuring_server_cpu(server_pid, || {
-            run_wrk(args, http_addr, name, &script)
-        })?);
-    }
-    Ok(Some(outcomes))
+        .map(|scenario| http_scenario(args, target, server_pid, scenario, max_id))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
 }
 
-/// Reads h2load's summary: Requests/sec, the request count and the failed ones.
+/// Reads h2load's summary: Requests/sec, the request count and the failed ones. h2load sees
+/// HTTP statuses only, and a refused gRPC call is an HTTP 200 without a message (its status is
+/// in the trailers): responses that together carry less than a gRPC message header (5 bytes)
+/// each count as errors, so that a run whose calls were all refused cannot pass for a fast one.
 fn parse_h2load(output: &str) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
+    let mut data_bytes = None;
     for line in output.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
+            ["traffic:", rest @ ..] => {
+                data_bytes = rest
+                    .windows(2)
+                    .find(|pair| pair[1].trim_end_matches(',') == "data")
+                    .and_then(|pair| {
+                        pair[0]
+                            .trim_matches(|c| c == '(' || c == ')')
+                            .parse::<u64>()
+                            .ok()
+                    });
+            }
             ["finished", "in", _, rate, "req/s,", ..] => outcome.rate = rate.parse().unwrap_or(0.0),
             ["requests:", total, "total,", rest @ ..] => {
                 outcome.requests = total.parse().unwrap_or(0);
@@ -472,6 +645,12 @@ fn parse_h2load(output: &str) -> LoadOutcome {
             }
             _ => {}
         }
+    }
+    if let Some(data_bytes) = data_bytes {
+        let with_message = data_bytes / 5;
+        outcome.errors = outcome
+            .errors
+            .max(outcome.requests.saturating_sub(with_message));
     }
     outcome
 }
@@ -517,10 +696,12 @@ impl GrpcCall {
     }
 }
 
-/// Runs h2load with `streams` concurrent streams on each connection, repeating `call`.
+/// Runs h2load with `streams` concurrent streams on each connection, repeating `call` (TLS with
+/// ALPN h2 in the TLS modes; the `Authorization` value HPACK-indexed after the first request,
+/// as h2load sends it as an ordinary header).
 fn run_h2load(
     args: &Args,
-    grpc_addr: &str,
+    target: &Target,
     name: &str,
     call: &GrpcCall,
     streams: usize,
@@ -528,7 +709,13 @@ fn run_h2load(
     let base = std::env::temp_dir().join(format!("registry-bench-{}-{name}", std::process::id()));
     let (body_path, log_path) = (base.with_extension("grpc"), base.with_extension("log"));
     std::fs::write(&body_path, &call.body)?;
-    let output = std::process::Command::new(&args.h2load)
+    let mut command = std::process::Command::new(&args.h2load);
+    if let Some(authorization) = &target.authorization {
+        command
+            .arg("-H")
+            .arg(format!("authorization: {authorization}"));
+    }
+    let output = command
         .arg("-D")
         .arg(args.seconds.to_string())
         .arg("-c")
@@ -546,8 +733,8 @@ fn run_h2load(
         .arg("-H")
         .arg("te: trailers")
         .arg(format!(
-            "http://{grpc_addr}/tributary.registry.v1.RegistryService/{}",
-            call.method
+            "{}/tributary.registry.v1.RegistryService/{}",
+            target.base_url, call.method
         ))
         .output()
         .with_context(|| format!("cannot run {}", args.h2load.display()))?;
@@ -572,26 +759,31 @@ fn run_h2load(
 /// sends one body), which the registry serves from memory like any other of its kind.
 fn grpc_scenarios(
     args: &Args,
-    grpc_addr: &str,
+    target: &Target,
     server_pid: u32,
     id: i32,
 ) -> anyhow::Result<Option<Vec<(LoadOutcome, LoadOutcome)>>> {
-    if std::process::Command::new(&args.h2load)
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!();
-        println!(
-            "(gRPC via h2load skipped: {} not found; apt-get install -y nghttp2-client)",
-            args.h2load.display()
-        );
+    if !available(&args.h2load, "gRPC via h2load", "nghttp2-client") {
         return Ok(None);
     }
+    let mut outcomes = Vec::new();
+    for name in SIDE_BY_SIDE {
+        let call = grpc_call(args, name, id);
+        let multiplexed = measuring_server_cpu(server_pid, || {
+            run_h2load(args, target, name, &call, args.h2load_streams)
+        })?;
+        let single = measuring_server_cpu(server_pid, || run_h2load(args, target, name, &call, 1))?;
+        outcomes.push((multiplexed, single));
+    }
+    Ok(Some(outcomes))
+}
+
+/// The one request h2load repeats in a side-by-side scenario.
+fn grpc_call(args: &Args, scenario: &str, id: i32) -> GrpcCall {
     let (subject, version) = (args.subjects / 2, args.versions - 1);
-    let calls = [
-        GrpcCall::new("GetSchema", pb::GetSchemaRequest { id }),
-        GrpcCall::new(
+    match scenario {
+        "get-by-id" => GrpcCall::new("GetSchema", pb::GetSchemaRequest { id }),
+        "get-latest" => GrpcCall::new(
             "GetSubjectVersion",
             pb::GetSubjectVersionRequest {
                 subject: format!("subject-{subject}"),
@@ -599,7 +791,7 @@ fn grpc_scenarios(
                 include_deleted: false,
             },
         ),
-        GrpcCall::new(
+        "register-existing" => GrpcCall::new(
             "RegisterSchema",
             pb::RegisterSchemaRequest {
                 subject: format!("subject-{subject}"),
@@ -607,7 +799,7 @@ fn grpc_scenarios(
                 ..Default::default()
             },
         ),
-        GrpcCall::new(
+        "lookup" => GrpcCall::new(
             "LookupSchema",
             pb::LookupSchemaRequest {
                 subject: format!("subject-{subject}"),
@@ -615,17 +807,8 @@ fn grpc_scenarios(
                 ..Default::default()
             },
         ),
-    ];
-    let mut outcomes = Vec::new();
-    for (name, call) in SIDE_BY_SIDE.into_iter().zip(&calls) {
-        let multiplexed = measuring_server_cpu(server_pid, || {
-            run_h2load(args, grpc_addr, name, call, args.h2load_streams)
-        })?;
-        let single =
-            measuring_server_cpu(server_pid, || run_h2load(args, grpc_addr, name, call, 1))?;
-        outcomes.push((multiplexed, single));
+        other => unreachable!("no gRPC call for scenario {other}"),
     }
-    Ok(Some(outcomes))
 }
 
 /// gRPC (h2load) and HTTP (wrk) figures of the same scenarios in one table.
@@ -638,9 +821,12 @@ fn print_side_by_side(
     println!();
     println!(
         "gRPC via h2load ({} threads, {connections} connections x {streams} streams, and x 1 stream) \
-         next to HTTP/1.1 keep-alive via wrk ({} threads, {connections} connections), {} s each; \
-         µs CPU = the registry's CPU time per request:",
-        args.wrk_threads, args.wrk_threads, args.seconds
+         next to HTTP/1.1 keep-alive via wrk ({} threads, {connections} connections), {} s each, \
+         registry {}; µs CPU = the registry's CPU time per request:",
+        args.wrk_threads,
+        args.wrk_threads,
+        args.seconds,
+        args.mode.label()
     );
     println!();
     println!(
@@ -698,6 +884,497 @@ fn print_row(outcome: &Outcome) {
     );
 }
 
+/// The operations of the security table, each measured with the bench's own client, h2load and
+/// wrk.
+const SECURED_OPERATIONS: [&str; 2] = ["get-by-id", "register-existing"];
+
+/// Who drives a row of the security table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// The bench's tonic client, `--concurrency` calls over `--connections` connections.
+    Tonic,
+    /// h2load, `--wrk-connections` connections x `--h2load-streams` streams.
+    H2load,
+    /// wrk, HTTP/1.1 keep-alive, `--wrk-connections` connections.
+    Wrk,
+    /// A new connection per call (connect, one GetSchema, close), `--handshake-concurrency`
+    /// at a time; with TLS, a full handshake each time, or a resumed session.
+    NewConnection { resumed: bool },
+}
+
+/// A row group of the security table: an operation, who drives it, and which row its ratio is
+/// taken against (the plaintext row of the same scenario, except for resumed sessions, which
+/// have no plaintext counterpart and compare with plaintext new connections).
+#[derive(Debug, Clone)]
+struct Scenario {
+    operation: &'static str,
+    driver: Driver,
+    client: String,
+    baseline: usize,
+}
+
+/// One registry of the security table, with its keep-alive clients.
+struct Secured {
+    registry: Registry,
+    pool: Vec<Client>,
+}
+
+/// The registry started once per mode on the loaded database, warmed up, then every scenario
+/// measured against each mode in turn (the order rotating from round to round), and one table
+/// with the ratio of each row to plaintext.
+async fn security_table(
+    args: &Args,
+    pki: &Pki,
+    database_url: &str,
+    max_id: i32,
+) -> anyhow::Result<()> {
+    let mut modes: Vec<Mode> = Vec::new();
+    for mode in &args.security_modes {
+        if !modes.contains(mode) {
+            modes.push(*mode);
+        }
+    }
+    if modes.is_empty() {
+        return Ok(());
+    }
+    let mut secured = HashMap::new();
+    for &mode in &modes {
+        let (registry, _) = start_registry(
+            args,
+            database_url,
+            mode,
+            pki,
+            free_port()?,
+            free_port()?,
+            args.auth_cache_ttl_ms,
+        )
+        .await?;
+        let pool = clients(&registry, pki, args.connections).await?;
+        warm_up(args, &registry, &pool, max_id).await?;
+        secured.insert(mode, Secured { registry, pool });
+    }
+
+    let has_h2load = available(
+        &args.h2load,
+        "gRPC via h2load in the security table",
+        "nghttp2-client",
+    );
+    let has_wrk = available(&args.wrk, "HTTP via wrk in the security table", "wrk");
+    let mut scenarios = Vec::new();
+    for operation in SECURED_OPERATIONS {
+        let index = scenarios.len();
+        scenarios.push(Scenario {
+            operation,
+            driver: Driver::Tonic,
+            client: format!(
+                "gRPC, tonic: {} conns, {} in flight",
+                args.connections, args.concurrency
+            ),
+            baseline: index,
+        });
+        if has_h2load {
+            let index = scenarios.len();
+            scenarios.push(Scenario {
+                operation,
+                driver: Driver::H2load,
+                client: format!(
+                    "gRPC, h2load: {} conns x {} streams",
+                    args.wrk_connections, args.h2load_streams
+                ),
+                baseline: index,
+            });
+        }
+        if has_wrk {
+            let index = scenarios.len();
+            scenarios.push(Scenario {
+                operation,
+                driver: Driver::Wrk,
+                client: format!("HTTP/1.1, wrk: {} conns", args.wrk_connections),
+                baseline: index,
+            });
+        }
+    }
+    let fresh = scenarios.len();
+    scenarios.push(Scenario {
+        operation: "new conn + get-by-id",
+        driver: Driver::NewConnection { resumed: false },
+        client: format!(
+            "gRPC, tonic: {} at a time, full handshake",
+            args.handshake_concurrency
+        ),
+        baseline: fresh,
+    });
+    if modes.iter().any(|mode| mode.is_tls()) {
+        scenarios.push(Scenario {
+            operation: "new conn + get-by-id",
+            driver: Driver::NewConnection { resumed: true },
+            client: format!(
+                "gRPC, tonic: {} at a time, resumed session",
+                args.handshake_concurrency
+            ),
+            baseline: fresh,
+        });
+    }
+
+    let mut measured: HashMap<(usize, Mode), Vec<LoadOutcome>> = HashMap::new();
+    for round in 0..args.security_rounds as usize {
+        for (index, scenario) in scenarios.iter().enumerate() {
+            let mut order = modes.clone();
+            order.rotate_left(round % modes.len());
+            for mode in order {
+                if scenario.driver == (Driver::NewConnection { resumed: true }) && !mode.is_tls() {
+                    continue;
+                }
+                let Some(target) = secured.get(&mode) else {
+                    continue;
+                };
+                let outcome = measure_secured(args, pki, target, scenario, max_id).await?;
+                measured.entry((index, mode)).or_default().push(outcome);
+            }
+        }
+    }
+    for (_, target) in secured.drain() {
+        drop(target.pool);
+        target.registry.stop().await;
+    }
+
+    let median = |index: usize, mode: Mode| -> Option<LoadOutcome> {
+        let mut outcomes = measured.get(&(index, mode))?.clone();
+        outcomes.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        outcomes.get(outcomes.len() / 2).copied()
+    };
+    let baseline_mode = modes[0];
+    println!();
+    println!(
+        "Security: the registry started once per mode on the same database ({}{}), each warmed up. \
+         Keep-alive rows: the clients of the tables above, {} s each (tonic sends the credentials \
+         as a sensitive header, never HPACK-indexed, so in full on every call; h2load's header is \
+         indexed; wrk sends it on every request). New-connection rows: connect (TCP; TLS 1.3, \
+         X25519, ECDSA P-256 certificate, no session resumption, or resumed sessions; HTTP/2), \
+         one GetSchema, close. Modes alternate scenario by scenario, median of {} round(s). \
+         µs CPU = the registry's CPU time per request (per connection on the new-connection \
+         rows); x req/s and x CPU = the row's req/s and µs CPU over those of the {} row of the \
+         same scenario (of the full-handshake scenario for resumed sessions); goal: x req/s >= \
+         0.70 on the keep-alive rows.",
+        modes
+            .iter()
+            .map(|mode| match mode {
+                Mode::Plaintext => "plaintext: --tls off --auth none",
+                Mode::Basic => "TLS + basic: users file of one argon2id user",
+                Mode::Jwt => "TLS + JWT: JWKS file, one ES256 token",
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        args.auth_cache_ttl_ms
+            .map_or(String::new(), |ttl| format!("; AUTH_CACHE_TTL_MS={ttl}")),
+        args.seconds,
+        args.security_rounds,
+        baseline_mode.label(),
+    );
+    println!();
+    println!(
+        "| operation            | client                                       | mode        |      req/s | p50 (ms) | p99 (ms) | µs CPU | x req/s | x CPU | >= 0.7 | errors |"
+    );
+    println!(
+        "|----------------------|----------------------------------------------|-------------|-----------:|---------:|---------:|-------:|--------:|------:|:------:|-------:|"
+    );
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let base = median(scenario.baseline, baseline_mode);
+        for &mode in &modes {
+            let Some(outcome) = median(index, mode) else {
+                continue;
+            };
+            let (rate_ratio, cpu_ratio) = match base {
+                Some(base) if index != scenario.baseline || mode != baseline_mode => (
+                    format!("{:.2}", outcome.rate / base.rate),
+                    format!("{:.2}", outcome.server_cpu_us / base.server_cpu_us),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            let goal = match (scenario.driver, rate_ratio.parse::<f64>()) {
+                (Driver::NewConnection { .. }, _) | (_, Err(_)) => "",
+                (_, Ok(ratio)) if ratio >= 0.7 => "yes",
+                (_, Ok(_)) => "NO",
+            };
+            println!(
+                "| {:<20} | {:<44} | {:<11} | {:>10.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>7} | {:>5} | {:^6} | {:>6} |",
+                scenario.operation,
+                scenario.client,
+                mode.label(),
+                outcome.rate,
+                outcome.p50_ms,
+                outcome.p99_ms,
+                outcome.server_cpu_us,
+                rate_ratio,
+                cpu_ratio,
+                goal,
+                outcome.errors
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Warms a freshly started registry of the security table: every schema id read once and every
+/// (subject, version) re-registered once, so that its caches hold what the measurements ask
+/// for, as the first registry's do after the first tables. Fails on the first refused call,
+/// naming the mode (a broken credential would otherwise only show as an error count).
+async fn warm_up(
+    args: &Args,
+    registry: &Registry,
+    pool: &[Client],
+    max_id: i32,
+) -> anyhow::Result<()> {
+    let mode = registry.mode;
+    let mut client = pool[0].clone();
+    client
+        .get_schema(pb::GetSchemaRequest { id: 1 })
+        .await
+        .map_err(|status| {
+            anyhow::anyhow!(
+                "GetSchema against the registry ({}) failed: {:?}: {}",
+                mode.label(),
+                status.code(),
+                status.message()
+            )
+        })?;
+    let (subjects, versions) = (args.subjects, args.versions);
+    let ids = usize::try_from(max_id).unwrap_or(1).max(1);
+    let reads = drive(
+        "(warm-up reads)",
+        pool,
+        args.concurrency,
+        Duration::from_secs(3600),
+        Some(ids),
+        move |mut client, n| async move {
+            client
+                .get_schema(pb::GetSchemaRequest {
+                    id: 1 + (n % ids) as i32,
+                })
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+    let registrations = drive(
+        "(warm-up registrations)",
+        pool,
+        args.concurrency,
+        Duration::from_secs(3600),
+        Some(subjects * versions),
+        move |mut client, n| async move {
+            let (subject, version) = (n % subjects, n / subjects);
+            client
+                .register_schema(pb::RegisterSchemaRequest {
+                    subject: format!("subject-{subject}"),
+                    schema: schema_for(subject, version),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+    anyhow::ensure!(
+        reads.errors + registrations.errors == 0,
+        "warming up the registry ({}): {} of {} calls failed",
+        mode.label(),
+        reads.errors + registrations.errors,
+        reads.requests + registrations.requests
+    );
+    Ok(())
+}
+
+/// One row of the security table against one registry.
+async fn measure_secured(
+    args: &Args,
+    pki: &Pki,
+    secured: &Secured,
+    scenario: &Scenario,
+    max_id: i32,
+) -> anyhow::Result<LoadOutcome> {
+    let registry = &secured.registry;
+    let pid = registry.pid();
+    let run_for = Duration::from_secs(args.seconds);
+    let (subjects, versions) = (args.subjects, args.versions);
+    let ids = usize::try_from(max_id).unwrap_or(1).max(1);
+    match scenario.driver {
+        Driver::Tonic => {
+            let before = cpu_seconds(pid);
+            let outcome = if scenario.operation == "get-by-id" {
+                drive(
+                    "get-by-id",
+                    &secured.pool,
+                    args.concurrency,
+                    run_for,
+                    None,
+                    move |mut client, n| async move {
+                        let id = 1 + (n.wrapping_mul(7919) % ids) as i32;
+                        client
+                            .get_schema(pb::GetSchemaRequest { id })
+                            .await
+                            .map(|_| ())
+                    },
+                )
+                .await
+            } else {
+                drive(
+                    "register-existing",
+                    &secured.pool,
+                    args.concurrency,
+                    run_for,
+                    None,
+                    move |mut client, n| async move {
+                        let subject = n.wrapping_mul(7919) % subjects;
+                        let version = n % versions;
+                        client
+                            .register_schema(pb::RegisterSchemaRequest {
+                                subject: format!("subject-{subject}"),
+                                schema: schema_for(subject, version),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    },
+                )
+                .await
+            };
+            let mut load = outcome.load();
+            load.server_cpu_us = cpu_per(before, cpu_seconds(pid), load.requests);
+            Ok(load)
+        }
+        Driver::H2load => {
+            let target = Target::new(registry.mode, pki, &registry.addr);
+            let call = grpc_call(args, scenario.operation, max_id / 2 + 1);
+            measuring_server_cpu(pid, || {
+                run_h2load(
+                    args,
+                    &target,
+                    scenario.operation,
+                    &call,
+                    args.h2load_streams,
+                )
+            })
+        }
+        Driver::Wrk => {
+            let target = Target::new(registry.mode, pki, &registry.http_addr);
+            http_scenario(args, &target, pid, scenario.operation, max_id)
+        }
+        Driver::NewConnection { resumed } => {
+            let before = cpu_seconds(pid);
+            let mut load = new_connections(args, pki, registry, resumed, max_id)
+                .await?
+                .load();
+            load.server_cpu_us = cpu_per(before, cpu_seconds(pid), load.requests);
+            Ok(load)
+        }
+    }
+}
+
+/// CPU seconds between two readings, per request, in microseconds.
+fn cpu_per(before: Option<f64>, after: Option<f64>, requests: u64) -> f64 {
+    match (before, after) {
+        (Some(before), Some(after)) if requests > 0 => (after - before) / requests as f64 * 1e6,
+        _ => f64::NAN,
+    }
+}
+
+/// `--handshake-concurrency` clients, each in a loop for `--seconds`: a new channel (TCP, TLS in
+/// the TLS modes: full handshakes, or resumed sessions with a shared session cache; HTTP/2),
+/// one GetSchema with the mode's credentials, then the channel dropped, which closes the
+/// connection.
+async fn new_connections(
+    args: &Args,
+    pki: &Pki,
+    registry: &Registry,
+    resumed: bool,
+    max_id: i32,
+) -> anyhow::Result<Outcome> {
+    let mode = registry.mode;
+    let tls = if mode.is_tls() {
+        Some(tributary_security::client::ClientTls::fixed(
+            pki.client_config(resumed)?,
+        ))
+    } else {
+        None
+    };
+    let credentials = mode.credentials(pki)?;
+    let url = mode.url(&registry.addr);
+    let ids = usize::try_from(max_id).unwrap_or(1).max(1);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..args.handshake_concurrency.max(1) {
+        let (tls, credentials, url, counter) = (
+            tls.clone(),
+            credentials.clone(),
+            url.clone(),
+            Arc::clone(&counter),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut histogram =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut errors = 0u64;
+            let mut first_error = None;
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let id = 1 + (n.wrapping_mul(7919) % ids) as i32;
+                let begun = Instant::now();
+                let outcome = match tributary_security::client::channel(&url, tls.clone(), |e| e) {
+                    Ok(channel) => {
+                        let mut client = RegistryServiceClient::new(InterceptedService::new(
+                            channel,
+                            credentials.clone(),
+                        ));
+                        client
+                            .get_schema(pb::GetSchemaRequest { id })
+                            .await
+                            .map(|_| ())
+                            .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
+                    }
+                    Err(error) => Err(format!("{error:#}")),
+                };
+                if let Err(error) = outcome {
+                    errors += 1;
+                    first_error.get_or_insert(error);
+                }
+                let _ = histogram.record(begun.elapsed().as_micros().max(1) as u64);
+            }
+            (histogram, errors, first_error)
+        }));
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = 0;
+    let mut first_error = None;
+    for task in tasks {
+        if let Ok((h, e, first)) = task.await {
+            let _ = histogram.add(h);
+            errors += e;
+            first_error = first_error.or(first);
+        }
+    }
+    if let Some(error) = first_error {
+        eprintln!(
+            "new connections to the registry ({}): {errors} failed, the first with: {error}",
+            mode.label()
+        );
+    }
+    Ok(Outcome {
+        name: "new connection",
+        requests: histogram.len(),
+        errors,
+        elapsed: started.elapsed(),
+        histogram,
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -713,6 +1390,20 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
         .execute(&mut admin)
         .await?;
+    let outcome = run(&args, &database).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    outcome
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
+    // The run's CA, certificates, users and token (removed at the end).
+    let pki =
+        Pki::create(std::env::temp_dir().join(format!("registry-bench-{}", std::process::id())))?;
     // Loopback, without TLS (the stack's cluster offers TLS, and sqlx's default `prefer` would
     // take it): what the reference figures were measured on. The cost of TLS to Postgres is
     // measured on its own below.
@@ -722,27 +1413,34 @@ async fn main() -> anyhow::Result<()> {
             .rsplit_once('/')
             .map_or(args.admin_url.as_str(), |(base, _)| base)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
+    let http_port = free_port()?;
 
-    let (mut registry, cold_start) = start_registry(&args, &database_url, port, http_port).await?;
-    let pool = clients(&registry.addr, args.connections).await?;
+    let (registry, cold_start) =
+        start_registry(args, &database_url, args.mode, &pki, port, http_port, None).await?;
+    let pool = clients(&registry, &pki, args.connections).await?;
     let run_for = Duration::from_secs(args.seconds);
     let total = args.subjects * args.versions;
     let (subjects, versions) = (args.subjects, args.versions);
 
     println!(
-        "registry-bench: {} subjects x {} versions, concurrency {}, {} connections, {} s per read scenario",
-        subjects, versions, args.concurrency, args.connections, args.seconds
+        "registry-bench: {} subjects x {} versions, concurrency {}, {} connections, {} s per read scenario; \
+         registry of the first tables: {}{}",
+        subjects,
+        versions,
+        args.concurrency,
+        args.connections,
+        args.seconds,
+        args.mode.label(),
+        match args.mode {
+            Mode::Plaintext => " (--tls off --auth none)",
+            Mode::Basic => " (TLS, basic authentication)",
+            Mode::Jwt => " (TLS, bearer JWT)",
+        }
     );
     println!();
     println!("| operation              |      req/s | p50 (ms) | p99 (ms) |  requests | errors |");
     println!("|------------------------|-----------:|---------:|---------:|----------:|-------:|");
-
     // register-new: load every schema; version v of every subject before v+1, so versions are in
     // order within a subject while subjects run concurrently.
     let register_new = drive(
@@ -784,243 +1482,246 @@ async fn main() -> anyhow::Result<()> {
     };
     let max_id = *ids.iter().max().unwrap_or(&1);
 
-    let get_by_id = drive(
-        "get-by-id",
-        &pool,
-        args.concurrency,
-        run_for,
-        None,
-        move |mut client, n| async move {
-            let id = 1 + (n.wrapping_mul(7919) % max_id as usize) as i32;
-            client
-                .get_schema(pb::GetSchemaRequest { id })
-                .await
-                .map(|_| ())
-        },
-    )
-    .await;
-    print_row(&get_by_id);
+    if args.only == Only::Security {
+        drop(pool);
+        registry.stop().await;
+    } else {
+        let get_by_id = drive(
+            "get-by-id",
+            &pool,
+            args.concurrency,
+            run_for,
+            None,
+            move |mut client, n| async move {
+                let id = 1 + (n.wrapping_mul(7919) % max_id as usize) as i32;
+                client
+                    .get_schema(pb::GetSchemaRequest { id })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+        print_row(&get_by_id);
 
-    let get_latest = drive(
-        "get-latest",
-        &pool,
-        args.concurrency,
-        run_for,
-        None,
-        move |mut client, n| async move {
-            let subject = format!("subject-{}", n.wrapping_mul(7919) % subjects);
-            client
-                .get_subject_version(pb::GetSubjectVersionRequest {
-                    subject,
-                    version: -1,
-                    include_deleted: false,
-                })
-                .await
-                .map(|_| ())
-        },
-    )
-    .await;
-    print_row(&get_latest);
+        let get_latest = drive(
+            "get-latest",
+            &pool,
+            args.concurrency,
+            run_for,
+            None,
+            move |mut client, n| async move {
+                let subject = format!("subject-{}", n.wrapping_mul(7919) % subjects);
+                client
+                    .get_subject_version(pb::GetSubjectVersionRequest {
+                        subject,
+                        version: -1,
+                        include_deleted: false,
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+        print_row(&get_latest);
 
-    let register_existing = drive(
-        "register-existing",
-        &pool,
-        args.concurrency,
-        run_for,
-        None,
-        move |mut client, n| async move {
-            let subject = n.wrapping_mul(7919) % subjects;
-            let version = n % versions;
-            client
-                .register_schema(pb::RegisterSchemaRequest {
-                    subject: format!("subject-{subject}"),
-                    schema: schema_for(subject, version),
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-        },
-    )
-    .await;
-    print_row(&register_existing);
+        let register_existing = drive(
+            "register-existing",
+            &pool,
+            args.concurrency,
+            run_for,
+            None,
+            move |mut client, n| async move {
+                let subject = n.wrapping_mul(7919) % subjects;
+                let version = n % versions;
+                client
+                    .register_schema(pb::RegisterSchemaRequest {
+                        subject: format!("subject-{subject}"),
+                        schema: schema_for(subject, version),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+        print_row(&register_existing);
 
-    let compatibility = drive(
-        "compatibility-check",
-        &pool,
-        args.concurrency,
-        run_for,
-        None,
-        move |mut client, n| async move {
-            let subject = n.wrapping_mul(7919) % subjects;
-            let response = client
-                .check_compatibility(pb::CheckCompatibilityRequest {
-                    subject: format!("subject-{subject}"),
-                    schema: schema_for(subject, versions),
-                    ..Default::default()
-                })
-                .await?;
-            if response.into_inner().is_compatible {
-                Ok(())
-            } else {
-                Err(tonic::Status::internal("unexpectedly incompatible"))
-            }
-        },
-    )
-    .await;
-    print_row(&compatibility);
-
-    let lookup = drive(
-        "lookup",
-        &pool,
-        args.concurrency,
-        run_for,
-        None,
-        move |mut client, n| async move {
-            let subject = n.wrapping_mul(7919) % subjects;
-            let version = n % versions;
-            client
-                .lookup_schema(pb::LookupSchemaRequest {
-                    subject: format!("subject-{subject}"),
-                    schema: schema_for(subject, version),
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-        },
-    )
-    .await;
-    print_row(&lookup);
-
-    // The reads and re-registrations again, with C load generators for both APIs.
-    let pid = registry.child.id().unwrap_or(0);
-    let grpc = grpc_scenarios(&args, &registry.addr, pid, max_id / 2 + 1)?;
-    let http = http_scenarios(&args, &registry.http_addr, pid, max_id)?;
-    print_side_by_side(&args, grpc.as_deref(), http.as_deref());
-
-    let rss_loaded = rss_mib(pid);
-
-    // A subject with many versions under FULL_TRANSITIVE: load it under NONE, then time new
-    // registrations that are checked against every version.
-    let mut client = pool[0].clone();
-    let big = "big-subject".to_owned();
-    client
-        .set_compatibility_level(pb::SetCompatibilityLevelRequest {
-            subject: big.clone(),
-            level: pb::CompatibilityLevel::None as i32,
-        })
-        .await?;
-    let big_versions = args.big_versions;
-    drive(
-        "(load big subject)",
-        &pool[..1],
-        1,
-        Duration::from_secs(3600),
-        Some(big_versions),
-        {
-            let big = big.clone();
-            move |mut client, n| {
-                let big = big.clone();
-                async move {
-                    client
-                        .register_schema(pb::RegisterSchemaRequest {
-                            subject: big,
-                            schema: big_schema(n),
-                            ..Default::default()
-                        })
-                        .await
-                        .map(|_| ())
+        let compatibility = drive(
+            "compatibility-check",
+            &pool,
+            args.concurrency,
+            run_for,
+            None,
+            move |mut client, n| async move {
+                let subject = n.wrapping_mul(7919) % subjects;
+                let response = client
+                    .check_compatibility(pb::CheckCompatibilityRequest {
+                        subject: format!("subject-{subject}"),
+                        schema: schema_for(subject, versions),
+                        ..Default::default()
+                    })
+                    .await?;
+                if response.into_inner().is_compatible {
+                    Ok(())
+                } else {
+                    Err(tonic::Status::internal("unexpectedly incompatible"))
                 }
-            }
-        },
-    )
-    .await;
-    client
-        .set_compatibility_level(pb::SetCompatibilityLevelRequest {
-            subject: big.clone(),
-            level: pb::CompatibilityLevel::FullTransitive as i32,
-        })
-        .await?;
-    let mut big_timings = Vec::new();
-    for extra in 0..5 {
-        let begun = Instant::now();
-        let response = client
-            .register_schema(pb::RegisterSchemaRequest {
+            },
+        )
+        .await;
+        print_row(&compatibility);
+
+        let lookup = drive(
+            "lookup",
+            &pool,
+            args.concurrency,
+            run_for,
+            None,
+            move |mut client, n| async move {
+                let subject = n.wrapping_mul(7919) % subjects;
+                let version = n % versions;
+                client
+                    .lookup_schema(pb::LookupSchemaRequest {
+                        subject: format!("subject-{subject}"),
+                        schema: schema_for(subject, version),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+        print_row(&lookup);
+
+        // The reads and re-registrations again, with C load generators for both APIs.
+        let pid = registry.pid();
+        let grpc = grpc_scenarios(
+            args,
+            &Target::new(args.mode, &pki, &registry.addr),
+            pid,
+            max_id / 2 + 1,
+        )?;
+        let http = http_scenarios(
+            args,
+            &Target::new(args.mode, &pki, &registry.http_addr),
+            pid,
+            max_id,
+        )?;
+        print_side_by_side(args, grpc.as_deref(), http.as_deref());
+
+        let rss_loaded = rss_mib(pid);
+
+        // A subject with many versions under FULL_TRANSITIVE: load it under NONE, then time new
+        // registrations that are checked against every version.
+        let mut client = pool[0].clone();
+        let big = "big-subject".to_owned();
+        client
+            .set_compatibility_level(pb::SetCompatibilityLevelRequest {
                 subject: big.clone(),
-                schema: big_schema(big_versions + extra),
-                ..Default::default()
+                level: pb::CompatibilityLevel::None as i32,
             })
-            .await?
-            .into_inner();
-        big_timings.push(begun.elapsed());
-        anyhow::ensure!(
-            response.version as usize == big_versions + extra + 1,
-            "unexpected version {}",
-            response.version
-        );
-    }
-    let rss_after_big = rss_mib(pid);
+            .await?;
+        let big_versions = args.big_versions;
+        drive(
+            "(load big subject)",
+            &pool[..1],
+            1,
+            Duration::from_secs(3600),
+            Some(big_versions),
+            {
+                let big = big.clone();
+                move |mut client, n| {
+                    let big = big.clone();
+                    async move {
+                        client
+                            .register_schema(pb::RegisterSchemaRequest {
+                                subject: big,
+                                schema: big_schema(n),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                }
+            },
+        )
+        .await;
+        client
+            .set_compatibility_level(pb::SetCompatibilityLevelRequest {
+                subject: big.clone(),
+                level: pb::CompatibilityLevel::FullTransitive as i32,
+            })
+            .await?;
+        let mut big_timings = Vec::new();
+        for extra in 0..5 {
+            let begun = Instant::now();
+            let response = client
+                .register_schema(pb::RegisterSchemaRequest {
+                    subject: big.clone(),
+                    schema: big_schema(big_versions + extra),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            big_timings.push(begun.elapsed());
+            anyhow::ensure!(
+                response.version as usize == big_versions + extra + 1,
+                "unexpected version {}",
+                response.version
+            );
+        }
+        let rss_after_big = rss_mib(pid);
 
-    // Restart with all that data present: time from process start to SERVING.
-    drop(pool);
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = registry.child.wait().await;
-    let mut warm_starts = Vec::new();
-    for _ in 0..3 {
-        let (mut restarted, took) = start_registry(&args, &database_url, port, http_port).await?;
-        warm_starts.push(took);
-        let restarted_pid = restarted.child.id().unwrap_or(0);
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(restarted_pid.to_string())
-            .status();
-        let _ = restarted.child.wait().await;
-        registry = restarted;
-    }
-    drop(registry);
-    let tls_url = database_url.replace("sslmode=disable", "sslmode=require");
-    let (mut with_tls, tls_start) = start_registry(&args, &tls_url, port, http_port).await?;
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(with_tls.child.id().unwrap_or(0).to_string())
-        .status();
-    let _ = with_tls.child.wait().await;
+        // Restart with all that data present: time from process start to SERVING.
+        drop(pool);
+        registry.stop().await;
+        let mut warm_starts = Vec::new();
+        for _ in 0..3 {
+            let (restarted, took) =
+                start_registry(args, &database_url, args.mode, &pki, port, http_port, None).await?;
+            warm_starts.push(took);
+            restarted.stop().await;
+        }
+        let tls_url = database_url.replace("sslmode=disable", "sslmode=require");
+        let (with_tls, tls_start) =
+            start_registry(args, &tls_url, args.mode, &pki, port, http_port, None).await?;
+        with_tls.stop().await;
 
-    println!();
-    println!("| measure                                              | value |");
-    println!("|------------------------------------------------------|------:|");
-    println!("| RSS after loading {total} schemas / {subjects} subjects (MiB) | {rss_loaded:.1} |");
-    println!(
-        "| RSS after the {big_versions}-version subject too (MiB)        | {rss_after_big:.1} |"
-    );
-    println!(
-        "| start to SERVING, empty database (ms)                | {:.1} |",
-        cold_start.as_secs_f64() * 1000.0
-    );
-    for (index, took) in warm_starts.iter().enumerate() {
+        println!();
+        println!("| measure                                              | value |");
+        println!("|------------------------------------------------------|------:|");
         println!(
-            "| start to SERVING with the data present, run {} (ms)    | {:.1} |",
-            index + 1,
-            took.as_secs_f64() * 1000.0
+            "| RSS after loading {total} schemas / {subjects} subjects (MiB) | {rss_loaded:.1} |"
         );
-    }
-    println!(
-        "| start to SERVING with the data, TLS to Postgres (ms) | {:.1} |",
-        tls_start.as_secs_f64() * 1000.0
-    );
-    for (index, took) in big_timings.iter().enumerate() {
         println!(
-            "| register into {big_versions}-version FULL_TRANSITIVE subject, #{} (ms) | {:.1} |",
-            index + 1,
-            took.as_secs_f64() * 1000.0
+            "| RSS after the {big_versions}-version subject too (MiB)        | {rss_after_big:.1} |"
         );
+        println!(
+            "| start to SERVING, empty database (ms)                | {:.1} |",
+            cold_start.as_secs_f64() * 1000.0
+        );
+        for (index, took) in warm_starts.iter().enumerate() {
+            println!(
+                "| start to SERVING with the data present, run {} (ms)    | {:.1} |",
+                index + 1,
+                took.as_secs_f64() * 1000.0
+            );
+        }
+        println!(
+            "| start to SERVING with the data, TLS to Postgres (ms) | {:.1} |",
+            tls_start.as_secs_f64() * 1000.0
+        );
+        for (index, took) in big_timings.iter().enumerate() {
+            println!(
+                "| register into {big_versions}-version FULL_TRANSITIVE subject, #{} (ms) | {:.1} |",
+                index + 1,
+                took.as_secs_f64() * 1000.0
+            );
+        }
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await?;
+
+    if args.only != Only::Tables {
+        security_table(args, &pki, &database_url, max_id).await?;
+    }
     Ok(())
 }
