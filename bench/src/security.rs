@@ -55,6 +55,8 @@ pub const SECURITY_ENV: &[&str] = &[
     "AUTH_JWT_AUDIENCE",
     "AUTH_OPEN",
     "AUTH_CACHE_TTL_MS",
+    "AUTHZ",
+    "AUTHZ_POLICY_FILE",
     "REGISTRY_CA_FILE",
     "REGISTRY_CLIENT_CERT_FILE",
     "REGISTRY_CLIENT_KEY_FILE",
@@ -116,6 +118,7 @@ impl Mode {
                 let mut env = tls();
                 env.push(("AUTH", "basic".to_owned()));
                 env.push(("AUTH_USERS_FILE", path(&pki.users)));
+                env.push(("AUTHZ", "none".to_owned()));
                 env
             }
             Mode::Jwt => {
@@ -124,6 +127,7 @@ impl Mode {
                 env.push(("AUTH_JWKS_FILE", path(&pki.jwks)));
                 env.push(("AUTH_JWT_ISSUER", ISSUER.to_owned()));
                 env.push(("AUTH_JWT_AUDIENCE", AUDIENCE.to_owned()));
+                env.push(("AUTHZ", "none".to_owned()));
                 env
             }
         }

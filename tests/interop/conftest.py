@@ -180,6 +180,9 @@ class Security:
     admin_password: Secret
     messaging_password_file: Path
     jwks: Path
+    # The authorization policy: every authenticated principal may do everything (the
+    # authorization interop tests bring policies of their own).
+    policy: Path
     # The same CN, signed by a CA nobody trusts.
     foreign_ca: Path
     foreign_client_cert: Path
@@ -207,6 +210,7 @@ class Security:
             "AUTH_JWKS_FILE": str(self.jwks),
             "AUTH_JWT_ISSUER": JWT_ISSUER,
             "AUTH_JWT_AUDIENCE": JWT_AUDIENCE,
+            "AUTHZ_POLICY_FILE": str(self.policy),
         }
 
     def jwt(self, subject: str, lifetime: int = 3600, issuer: str = JWT_ISSUER, audience: str = JWT_AUDIENCE) -> Secret:
@@ -282,6 +286,12 @@ def security(tmp_path_factory) -> Security:
         )
     )
 
+    policy = folder / "policy.yaml"
+    policy.write_text(
+        "roles:\n  everything:\n    rules:\n      - allow: ['*']\n        on: ['*']\n"
+        "bindings:\n  - role: everything\n    to: ['*']\n"
+    )
+
     foreign_ca_key = ec.generate_private_key(ec.SECP256R1())
     foreign_ca_cert = _make_certificate("an unknown CA", "an unknown CA", foreign_ca_key, foreign_ca_key, ca=True)
     foreign_key = ec.generate_private_key(ec.SECP256R1())
@@ -307,6 +317,7 @@ def security(tmp_path_factory) -> Security:
         admin_password=admin_password,
         messaging_password_file=messaging_password_file,
         jwks=jwks,
+        policy=policy,
         foreign_ca=foreign_ca,
         foreign_client_cert=foreign_client_cert,
         foreign_client_key=foreign_client_key,

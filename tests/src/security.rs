@@ -41,6 +41,9 @@ pub struct Pki {
     /// Users `admin` and `messaging`.
     pub users: PathBuf,
     pub jwks: PathBuf,
+    /// The authorization policy of the tests' services: every authenticated principal may do
+    /// everything (the authorization tests bring policies of their own).
+    pub policy: PathBuf,
     pub admin_password: String,
     pub messaging_password: String,
     pub messaging_password_file: PathBuf,
@@ -181,6 +184,13 @@ impl Pki {
         )
         .unwrap();
         let jwt_key = jsonwebtoken::EncodingKey::from_ec_der(&jwt_pair.serialize_der());
+        let policy = dir.join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "roles:\n  everything:\n    rules:\n      - allow: ['*']\n        on: ['*']\n\
+             bindings:\n  - role: everything\n    to: ['*']\n",
+        )
+        .unwrap();
 
         Self {
             dir,
@@ -189,6 +199,7 @@ impl Pki {
             server_key,
             users,
             jwks,
+            policy,
             admin_password,
             messaging_password,
             messaging_password_file,
@@ -257,6 +268,7 @@ pub fn server_args() -> SecurityArgs {
         auth_jwks_file: Some(pki.jwks.clone()),
         auth_jwt_issuer: Some(ISSUER.to_owned()),
         auth_jwt_audience: Some(AUDIENCE.to_owned()),
+        authz_policy_file: Some(pki.policy.clone()),
         ..SecurityArgs::default()
     }
 }
@@ -276,6 +288,7 @@ pub fn server_env() -> Vec<(&'static str, String)> {
         ("AUTH_JWKS_FILE", path(&pki.jwks)),
         ("AUTH_JWT_ISSUER", ISSUER.to_owned()),
         ("AUTH_JWT_AUDIENCE", AUDIENCE.to_owned()),
+        ("AUTHZ_POLICY_FILE", path(&pki.policy)),
     ]
 }
 

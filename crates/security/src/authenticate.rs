@@ -126,6 +126,8 @@ pub enum RefusalKind {
     /// The credentials cannot be checked right now (the JWKS cannot be fetched, too many
     /// password checks queued): HTTP 503, gRPC UNAVAILABLE.
     Unavailable,
+    /// Over a per-principal limit: HTTP 429 with `Retry-After`, gRPC RESOURCE_EXHAUSTED.
+    RateLimited { retry_after: Duration },
 }
 
 impl Refusal {
@@ -139,6 +141,14 @@ impl Refusal {
     fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind: RefusalKind::Unavailable,
+            message: message.into(),
+        }
+    }
+
+    /// Over a limit; the client may retry after `retry_after`.
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        Self {
+            kind: RefusalKind::RateLimited { retry_after },
             message: message.into(),
         }
     }

@@ -15,9 +15,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::authenticate::{Authenticator, Methods, MtlsPrincipal, OpenServices};
+use crate::authz::{Authorizer, Limits, PolicySource};
 use crate::conn::Acceptor;
 use crate::jwt::{JwksSource, JwtSettings, JwtVerifier};
 use crate::layer::{AuthLayer, Protocol};
+use crate::limits::{LimitLayer, PrincipalLimits};
 use crate::reload::Reloading;
 use crate::tls::{ClientAuth, Protocols, ServerTls, ServerTlsFiles, TlsMode};
 use crate::users::Users;
@@ -46,7 +48,16 @@ pub enum OpenService {
     None,
 }
 
-/// TLS and authentication settings of a service's listeners.
+/// Whether requests are authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthzSetting {
+    /// By the policy file (`--authz-policy-file`).
+    Policy,
+    /// Every authenticated principal may do everything.
+    None,
+}
+
+/// TLS, authentication and authorization settings of a service's listeners.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SecurityArgs {
     /// Serve the APIs over TLS (`on`, the default, needs --tls-cert-file and --tls-key-file) or
@@ -147,6 +158,27 @@ pub struct SecurityArgs {
         default_value = "health"
     )]
     pub auth_open: Vec<OpenService>,
+
+    /// The authorization policy (YAML: roles, bindings, groups; reloaded when it changes).
+    #[arg(long, env = "AUTHZ_POLICY_FILE")]
+    pub authz_policy_file: Option<PathBuf>,
+
+    /// `policy` (the default with a policy file) or `none`: every authenticated principal may
+    /// do everything. With authentication on, one of them must be given.
+    #[arg(long = "authz", env = "AUTHZ", value_enum)]
+    pub authz: Option<AuthzSetting>,
+
+    /// Requests per second per principal whose roles set no rate (0: unlimited).
+    #[arg(long, env = "LIMIT_REQUESTS_PER_SECOND", default_value_t = 0)]
+    pub limit_requests_per_second: u32,
+
+    /// Burst per principal whose roles set none (0: one second's worth).
+    #[arg(long, env = "LIMIT_BURST", default_value_t = 0)]
+    pub limit_burst: u32,
+
+    /// Streams open at once per principal whose roles set no limit (0: unlimited).
+    #[arg(long, env = "LIMIT_CONCURRENT_STREAMS", default_value_t = 0)]
+    pub limit_concurrent_streams: u32,
 }
 
 impl Default for SecurityArgs {
@@ -175,17 +207,54 @@ impl Default for SecurityArgs {
             auth_mtls_principal: MtlsPrincipal::Cn,
             auth_cache_ttl_ms: 60_000,
             auth_open: vec![OpenService::Health],
+            authz_policy_file: None,
+            authz: None,
+            limit_requests_per_second: 0,
+            limit_burst: 0,
+            limit_concurrent_streams: 0,
         }
     }
 }
 
 impl SecurityArgs {
-    /// No TLS and no authentication (`--tls off --auth none`).
+    /// No TLS, no authentication, no authorization (`--tls off --auth none --authz none`).
     pub fn insecure() -> Self {
         Self {
             tls: TlsMode::Off,
             auth: vec![AuthSetting::None],
+            authz: Some(AuthzSetting::None),
             ..Self::default()
+        }
+    }
+
+    /// The limits of a principal whose roles set none.
+    fn default_limits(&self) -> Limits {
+        let some = |value: u32| (value > 0).then_some(value);
+        Limits {
+            requests_per_second: some(self.limit_requests_per_second),
+            burst: some(self.limit_burst),
+            concurrent_streams: some(self.limit_concurrent_streams),
+        }
+    }
+
+    /// Where decisions come from.
+    fn policy_source(&self, authenticated: bool) -> anyhow::Result<PolicySource> {
+        match (self.authz, &self.authz_policy_file) {
+            (Some(AuthzSetting::None), None) => Ok(PolicySource::AllowAuthenticated),
+            (Some(AuthzSetting::None), Some(_)) => {
+                anyhow::bail!("--authz none, but a policy file is given: drop one of them")
+            }
+            (_, Some(path)) => Ok(PolicySource::File(path.clone())),
+            (Some(AuthzSetting::Policy), None) => {
+                anyhow::bail!("--authz policy needs --authz-policy-file (AUTHZ_POLICY_FILE)")
+            }
+            // Without authentication there are no principals to tell apart.
+            (None, None) if !authenticated => Ok(PolicySource::AllowAuthenticated),
+            (None, None) => anyhow::bail!(
+                "authorization is on by default with authentication: give a policy \
+                 (--authz-policy-file, AUTHZ_POLICY_FILE), or let every authenticated principal \
+                 do everything explicitly with --authz none"
+            ),
         }
     }
 
@@ -242,12 +311,14 @@ pub struct ServerSecurity {
     metrics_tls: bool,
     handshake_timeout: Duration,
     authenticator: Arc<Authenticator>,
+    authorizer: Arc<Authorizer>,
 }
 
 impl ServerSecurity {
-    /// Loads certificates, users and keys (errors name the file and what is wrong with it) and
-    /// starts watching them. Must be called inside a Tokio runtime.
-    pub fn from_args(args: &SecurityArgs) -> anyhow::Result<Self> {
+    /// Loads certificates, users, keys and the policy (errors name the file and what is wrong
+    /// with it) and starts watching them, for `service` ("registry", "messaging": the audit
+    /// log's and the metrics' name for it). Must be called inside a Tokio runtime.
+    pub fn from_args(args: &SecurityArgs, service: &'static str) -> anyhow::Result<Self> {
         let interval = args.reload_interval();
         let tls = match args.tls {
             TlsMode::Off => {
@@ -290,12 +361,40 @@ impl ServerSecurity {
                 Duration::from_millis(args.auth_cache_ttl_ms),
             )?,
         };
+        let authorizer = Authorizer::new(
+            service,
+            args.policy_source(authenticator.is_enabled())?,
+            args.default_limits(),
+            interval,
+        )?;
         Ok(Self {
             tls,
             metrics_tls: args.metrics_tls == TlsMode::On,
             handshake_timeout: Duration::from_millis(args.tls_handshake_timeout_ms.max(1)),
             authenticator: Arc::new(authenticator),
+            authorizer: Arc::new(authorizer),
         })
+    }
+
+    /// What decides authorization, for the handlers' checks.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.authorizer
+    }
+
+    /// The per-principal limits layer, after authentication; `streaming` are the gRPC paths
+    /// that count as streams (see [`crate::limits::streaming_methods`]).
+    pub fn limit_layer(
+        &self,
+        protocol: Protocol,
+        streaming: std::collections::HashSet<String>,
+    ) -> LimitLayer {
+        LimitLayer::new(
+            Arc::new(PrincipalLimits::new(
+                Arc::clone(&self.authorizer),
+                streaming,
+            )),
+            protocol,
+        )
     }
 
     /// How a listener of `protocols` accepts connections.
@@ -494,7 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn secure_by_default_means_refusing_to_start_unconfigured() {
-        let error = ServerSecurity::from_args(&SecurityArgs::default())
+        let error = ServerSecurity::from_args(&SecurityArgs::default(), "test")
             .err()
             .map(|e| format!("{e:#}"))
             .unwrap_or_default();
@@ -502,15 +601,18 @@ mod tests {
             error.contains("--tls-cert-file") && error.contains("--tls off"),
             "{error}"
         );
-        let error = ServerSecurity::from_args(&SecurityArgs {
-            tls: TlsMode::Off,
-            ..SecurityArgs::default()
-        })
+        let error = ServerSecurity::from_args(
+            &SecurityArgs {
+                tls: TlsMode::Off,
+                ..SecurityArgs::default()
+            },
+            "test",
+        )
         .err()
         .map(|e| format!("{e:#}"))
         .unwrap_or_default();
         assert!(error.contains("--auth none"), "{error}");
-        let insecure = ServerSecurity::from_args(&SecurityArgs::insecure())
+        let insecure = ServerSecurity::from_args(&SecurityArgs::insecure(), "test")
             .unwrap_or_else(|e| panic!("{e:#}"));
         assert!(!insecure.authenticator().is_enabled());
         assert!(insecure.tls().is_none());

@@ -21,7 +21,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::authenticate::{Authenticator, Decision, Refusal, RefusalKind};
+use crate::authenticate::{Authenticator, Decision};
+pub use crate::authenticate::{Refusal, RefusalKind};
 use crate::conn::ConnectionInfo;
 
 /// Confluent's error code for a request without valid credentials.
@@ -105,8 +106,12 @@ where
                     future: self.inner.call(request),
                 }
             }
-            Decision::Deny(refusal) => AuthFuture::Refused {
-                response: Some(refuse(&self.authenticator, self.protocol, &refusal)),
+            Decision::Deny(refused) => AuthFuture::Refused {
+                response: Some(refusal(
+                    Some(self.authenticator.challenges()),
+                    self.protocol,
+                    &refused,
+                )),
             },
             Decision::Verify(pending) => {
                 // The ready service goes with the request; a clone takes its place.
@@ -121,7 +126,11 @@ where
                                 let response = inner.call(request).await?;
                                 Ok(response.map(|body| AuthBody::Inner { body }))
                             }
-                            Err(refusal) => Ok(refuse(&authenticator, protocol, &refusal)),
+                            Err(refused) => Ok(refusal(
+                                Some(authenticator.challenges()),
+                                protocol,
+                                &refused,
+                            )),
                         }
                     }),
                 }
@@ -130,35 +139,44 @@ where
     }
 }
 
-/// The refusal response for `protocol`.
-fn refuse<RB>(
-    authenticator: &Authenticator,
+/// The refusal response for `protocol`: HTTP 401 (with `challenges` as `WWW-Authenticate`),
+/// 503 or 429, or the gRPC status that goes with it, each with Confluent's error code.
+pub fn refusal<RB>(
+    challenges: Option<&[HeaderValue]>,
     protocol: Protocol,
-    refusal: &Refusal,
+    refused: &Refusal,
 ) -> Response<AuthBody<RB>> {
-    let (code, error_code, reason) = match refusal.kind {
+    let (code, error_code, reason) = match refused.kind {
         RefusalKind::Unauthenticated => (
             tonic::Code::Unauthenticated,
             UNAUTHORIZED_CODE,
             "UNAUTHENTICATED",
         ),
         RefusalKind::Unavailable => (tonic::Code::Unavailable, RETRIABLE_CODE, "UNAVAILABLE"),
+        RefusalKind::RateLimited { .. } => (
+            tonic::Code::ResourceExhausted,
+            crate::limits::RATE_LIMITED_CODE,
+            "RATE_LIMITED",
+        ),
     };
     match protocol {
         Protocol::Grpc => {
             use tonic_types::{ErrorDetails, StatusExt};
-            let details = ErrorDetails::with_error_info(
+            let mut details = ErrorDetails::with_error_info(
                 reason,
                 "tributary",
                 [("error_code".to_owned(), error_code.to_string())],
             );
-            tonic::Status::with_error_details(code, refusal.message.clone(), details)
+            if let RefusalKind::RateLimited { retry_after } = refused.kind {
+                details.set_retry_info(Some(retry_after));
+            }
+            tonic::Status::with_error_details(code, refused.message.clone(), details)
                 .into_http::<AuthBody<RB>>()
         }
         Protocol::Http { content_type } => {
             let body = serde_json::to_vec(&serde_json::json!({
                 "error_code": error_code,
-                "message": refusal.message,
+                "message": refused.message,
             }))
             .unwrap_or_default();
             let mut response = Response::new(AuthBody::Refusal {
@@ -166,10 +184,10 @@ fn refuse<RB>(
             });
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-            match refusal.kind {
+            match refused.kind {
                 RefusalKind::Unauthenticated => {
                     *response.status_mut() = StatusCode::UNAUTHORIZED;
-                    for challenge in authenticator.challenges() {
+                    for challenge in challenges.unwrap_or_default() {
                         response
                             .headers_mut()
                             .append(WWW_AUTHENTICATE, challenge.clone());
@@ -180,6 +198,13 @@ fn refuse<RB>(
                     response
                         .headers_mut()
                         .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                }
+                RefusalKind::RateLimited { retry_after } => {
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
                 }
             }
             response

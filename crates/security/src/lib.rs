@@ -16,11 +16,13 @@
 //! - [`config`]: the command-line settings both services flatten in, secure by default.
 
 pub mod authenticate;
+pub mod authz;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod jwt;
 pub mod layer;
+pub mod limits;
 pub mod principal;
 pub mod reload;
 pub mod secret;

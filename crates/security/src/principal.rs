@@ -14,8 +14,11 @@ pub enum AuthMethod {
     Bearer,
     /// A client certificate verified in the TLS handshake.
     Mtls,
-    /// Authentication is off (`--auth none`): every caller is the anonymous principal.
+    /// Authentication is off (`--auth none`), or an open service (health, reflection): the
+    /// anonymous principal.
     Anonymous,
+    /// No principal: the request did not pass authentication. Granted nothing.
+    None,
 }
 
 impl AuthMethod {
@@ -25,6 +28,7 @@ impl AuthMethod {
             AuthMethod::Bearer => "bearer",
             AuthMethod::Mtls => "mtls",
             AuthMethod::Anonymous => "anonymous",
+            AuthMethod::None => "none",
         }
     }
 }
@@ -57,6 +61,21 @@ impl Principal {
     /// The principal of every request when authentication is off.
     pub fn anonymous() -> Self {
         Self::new("anonymous", AuthMethod::Anonymous)
+    }
+
+    /// No principal at all (a request that did not pass authentication): granted nothing.
+    pub fn unauthenticated() -> Self {
+        Self::new("", AuthMethod::None)
+    }
+
+    /// A key naming this principal with everything its grants depend on (name, method, groups).
+    pub fn key(&self) -> String {
+        let mut key = format!("{}\u{0}{}", self.method.as_str(), self.name);
+        for group in self.groups.iter() {
+            key.push('\u{0}');
+            key.push_str(group);
+        }
+        key
     }
 }
 

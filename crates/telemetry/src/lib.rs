@@ -1,7 +1,8 @@
 //! Observability shared by the tributary services, one way for both:
 //!
 //! - [`init`]: the process-wide `tracing` subscriber (text or JSON logs, JSON lines carrying
-//!   `trace_id`/`span_id`), and, only when the standard `OTEL_*` variables ask for it, an
+//!   `trace_id`/`span_id`; the `audit` target always as JSON lines), and, only when the
+//!   standard `OTEL_*` variables ask for it, an
 //!   OpenTelemetry tracer provider exporting over OTLP/gRPC. With no OTLP endpoint configured
 //!   nothing is exported, no exporter thread exists and the spans below are never created.
 //! - [`metrics::Metrics`]: a meter provider per service instance with a Prometheus exporter
@@ -28,7 +29,7 @@ pub mod propagation;
 pub mod reflection;
 mod setup;
 
-pub use setup::{LogFormat, OtlpConfig, Telemetry, init, tracing_enabled};
+pub use setup::{AUDIT_TARGET, LogFormat, OtlpConfig, Telemetry, init, tracing_enabled};
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

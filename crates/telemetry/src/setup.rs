@@ -20,6 +20,11 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, filter};
 
+/// The log target of audit lines (authorization decisions and changes): written as JSON lines
+/// whatever `--log-format` says, and never filtered out by `RUST_LOG`.
+pub const AUDIT_TARGET: &str = "audit";
+const AUDIT_OFF: &str = "audit=off";
+
 /// How long an OTLP export may take before it is abandoned (also bounds shutdown).
 pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -100,6 +105,11 @@ pub fn init(service_name: &'static str, format: LogFormat, default_filter: &str)
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Audit lines have a layer of their own (below): always on, always JSON.
+    let filter = match AUDIT_OFF.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let fmt_layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_target(true)
@@ -141,8 +151,13 @@ pub fn init(service_name: &'static str, format: LogFormat, default_filter: &str)
                 filter::filter_fn(exported).with_max_level_hint(filter::LevelFilter::DEBUG),
             )
     });
+    let audit_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonWithTraceIds)
+        .with_filter(filter::Targets::new().with_target(AUDIT_TARGET, tracing::Level::INFO));
     let installed = tracing_subscriber::registry()
         .with(fmt_layer)
+        .with(audit_layer)
         .with(otel_layer)
         .try_init()
         .is_ok();

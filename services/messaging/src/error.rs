@@ -38,6 +38,9 @@ pub enum MessagingError {
     Undecodable { reason: String },
     #[error("registry: {message}")]
     Registry { code: Code, message: String },
+    /// The policy does not allow it.
+    #[error("{0}")]
+    Forbidden(tributary_security::authz::Denied),
     #[error("Kafka is unavailable: {0}")]
     KafkaUnavailable(#[source] KafkaError),
     #[error("Kafka error: {0}")]
@@ -71,6 +74,7 @@ impl MessagingError {
             RecordTooLarge { .. } | RecordTooLargeForBroker { .. } => "RECORD_TOO_LARGE",
             Undecodable { .. } => "UNDECODABLE",
             Registry { .. } => "REGISTRY_ERROR",
+            Forbidden(_) => "FORBIDDEN",
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
@@ -92,6 +96,7 @@ impl MessagingError {
             TopicExists { .. } => Code::AlreadyExists,
             Undecodable { .. } => Code::DataLoss,
             Registry { code, .. } => *code,
+            Forbidden(_) => Code::PermissionDenied,
             KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
             Kafka(_) | Internal(_) => Code::Internal,
         }
@@ -170,6 +175,9 @@ impl From<MessagingError> for tonic::Status {
             MessagingError::RecordTooLarge { limit, .. }
             | MessagingError::RecordTooLargeForBroker { limit } => {
                 metadata.insert("message.max.bytes".to_owned(), limit.to_string());
+            }
+            MessagingError::Forbidden(_) => {
+                metadata.insert("error_code".to_owned(), "40301".to_owned());
             }
             _ => {}
         }

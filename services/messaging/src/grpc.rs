@@ -1,5 +1,6 @@
-//! The `tributary.messaging.v1.MessagingService` gRPC API: validation of wire values and
-//! mapping to the produce, consume and admin code. No behaviour lives here.
+//! The `tributary.messaging.v1.MessagingService` gRPC API: validation of wire values, the
+//! caller's permission ([`Access`]), and mapping to the produce, consume and admin code. No
+//! behaviour lives here.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use tributary_proto::messaging::v1 as pb;
 use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
+use tributary_security::authz::{Action, Caller, Resource};
 
+use crate::access::Access;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
@@ -25,6 +28,7 @@ use crate::{consume, produce};
 pub struct MessagingGrpc {
     kafka: Kafka,
     schemas: Arc<Schemas>,
+    access: Access,
     producer: Producer,
     metrics: MessagingMetrics,
     produce_max_in_flight: usize,
@@ -36,15 +40,22 @@ impl MessagingGrpc {
     pub fn new(
         kafka: Kafka,
         schemas: Arc<Schemas>,
+        access: Access,
         metrics: MessagingMetrics,
         produce_max_in_flight: usize,
         stop: CancellationToken,
     ) -> Self {
         Self {
-            producer: Producer::new(kafka.clone(), Arc::clone(&schemas), metrics.clone()),
+            producer: Producer::new(
+                kafka.clone(),
+                Arc::clone(&schemas),
+                access.clone(),
+                metrics.clone(),
+            ),
             metrics,
             kafka,
             schemas,
+            access,
             produce_max_in_flight: produce_max_in_flight.max(1),
             stop,
         }
@@ -59,6 +70,12 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, MessagingError> 
     }
 }
 
+/// The caller of a request, and its message.
+fn split<T>(request: Request<T>) -> (Caller, T) {
+    let caller = Caller::from_extensions(request.extensions());
+    (caller, request.into_inner())
+}
+
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -71,9 +88,10 @@ impl MessagingService for MessagingGrpc {
         if self.stop.is_cancelled() {
             return Err(MessagingError::ShuttingDown.into());
         }
+        let (caller, request) = split(request);
         let mut in_flight = Vec::new();
-        let mut recent = Recent::default();
-        for record in request.into_inner().records {
+        let mut recent = Recent::new(&self.access, caller);
+        for record in request.records {
             in_flight.push(self.producer.start(record, &mut recent).await);
         }
         let results = futures::future::join_all(in_flight.into_iter().map(|started| async {
@@ -95,11 +113,13 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<Streaming<pb::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let (caller, request) = split(request);
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(
             produce::run_stream(
                 self.producer.clone(),
-                request.into_inner(),
+                caller,
+                request,
                 tx,
                 self.produce_max_in_flight,
                 self.stop.clone(),
@@ -119,12 +139,14 @@ impl MessagingService for MessagingGrpc {
         if self.stop.is_cancelled() {
             return Err(MessagingError::ShuttingDown.into());
         }
+        let (caller, request) = split(request);
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(consume::run(
             self.kafka.clone(),
             Arc::clone(&self.schemas),
+            (self.access.clone(), caller),
             self.metrics.clone(),
-            request.into_inner(),
+            request,
             tx,
             self.stop.clone(),
         ));
@@ -136,10 +158,15 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let (caller, request) = split(request);
+        let grants = self.access.grants(&caller);
         let topics = self
             .kafka
-            .list_topics(request.into_inner().include_internal)
-            .await?;
+            .list_topics(request.include_internal)
+            .await?
+            .into_iter()
+            .filter(|topic| grants.allows(Action::Describe, Resource::topic(&topic.name)))
+            .collect();
         Ok(Response::new(pb::ListTopicsResponse { topics }))
     }
 
@@ -148,8 +175,10 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let topic = required("topic", &request.topic)?;
+        self.access
+            .require(&caller, Action::Describe, Resource::topic(topic))?;
         Ok(Response::new(self.kafka.describe_topic(topic).await?))
     }
 
@@ -158,7 +187,7 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         required("topic", &request.topic)?;
         if request.partitions < 0 {
             return Err(MessagingError::invalid("partitions", "must be >= 0").into());
@@ -166,7 +195,15 @@ impl MessagingService for MessagingGrpc {
         if request.replication_factor < 0 {
             return Err(MessagingError::invalid("replication_factor", "must be >= 0").into());
         }
-        let topic = self.kafka.create_topic(&request).await?;
+        let topic = self
+            .access
+            .change(
+                &caller,
+                Action::Create,
+                Resource::topic(&request.topic),
+                self.kafka.create_topic(&request),
+            )
+            .await?;
         Ok(Response::new(pb::CreateTopicResponse {
             topic: Some(topic),
         }))
@@ -177,9 +214,16 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let topic = required("topic", &request.topic)?;
-        self.kafka.delete_topic(topic).await?;
+        self.access
+            .change(
+                &caller,
+                Action::Delete,
+                Resource::topic(topic),
+                self.kafka.delete_topic(topic),
+            )
+            .await?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
@@ -188,8 +232,10 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::GetWatermarksRequest>,
     ) -> Result<Response<pb::GetWatermarksResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let topic = required("topic", &request.topic)?;
+        self.access
+            .require(&caller, Action::Describe, Resource::topic(topic))?;
         let partitions = self.kafka.watermarks(topic).await?;
         Ok(Response::new(pb::GetWatermarksResponse { partitions }))
     }
@@ -197,9 +243,17 @@ impl MessagingService for MessagingGrpc {
     #[tracing::instrument(skip_all)]
     async fn list_consumer_groups(
         &self,
-        _request: Request<pb::ListConsumerGroupsRequest>,
+        request: Request<pb::ListConsumerGroupsRequest>,
     ) -> Result<Response<pb::ListConsumerGroupsResponse>, Status> {
-        let groups = self.kafka.list_groups().await?;
+        let (caller, _) = split(request);
+        let grants = self.access.grants(&caller);
+        let groups = self
+            .kafka
+            .list_groups()
+            .await?
+            .into_iter()
+            .filter(|group| grants.allows(Action::Read, Resource::group(&group.group_id)))
+            .collect();
         Ok(Response::new(pb::ListConsumerGroupsResponse { groups }))
     }
 
@@ -208,8 +262,10 @@ impl MessagingService for MessagingGrpc {
         &self,
         request: Request<pb::DescribeConsumerGroupRequest>,
     ) -> Result<Response<pb::DescribeConsumerGroupResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let group = required("group_id", &request.group_id)?;
+        self.access
+            .require(&caller, Action::Read, Resource::group(group))?;
         Ok(Response::new(self.kafka.describe_group(group).await?))
     }
 }

@@ -6,6 +6,7 @@
 //! as JSON, with at-least-once delivery ([`consume`]). Topics and consumer groups are
 //! administered through [`kafka`].
 
+pub mod access;
 pub mod avro;
 pub mod config;
 pub mod consume;

@@ -38,7 +38,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tributary_avro::Schema;
 use tributary_proto::messaging::v1 as pb;
+use tributary_security::authz::{Action, Caller, Grants, Resource};
 
+use crate::access::Access;
 use crate::avro;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
@@ -89,6 +91,7 @@ impl std::fmt::Debug for InFlight {
 pub struct Producer {
     kafka: Kafka,
     schemas: Arc<Schemas>,
+    access: Access,
     metrics: MessagingMetrics,
 }
 
@@ -127,20 +130,49 @@ pub fn subject_name(
 /// What the records of one request (or one chunk of a stream) looked up last. A run of
 /// records mostly goes to one topic with one schema, so the shared caches (which hash, lock and
 /// keep statistics) are asked once per run rather than once per record. A schema id's schema
-/// never changes; a topic's partition count is at most as old as the run.
-#[derive(Debug, Default)]
+/// never changes; a topic's partition count is at most as old as the run. It also holds the
+/// caller and what it is granted, asked once per run.
+#[derive(Debug)]
 pub struct Recent {
+    caller: Caller,
+    grants: Arc<Grants>,
     partitions: Option<(String, i32)>,
+    /// The topic the caller was last allowed to produce to.
+    allowed_topic: Option<String>,
     schema: LastSchema,
 }
 
+impl Recent {
+    /// A run of records produced by `caller`.
+    pub fn new(access: &Access, caller: Caller) -> Self {
+        Self {
+            grants: access.grants(&caller),
+            caller,
+            partitions: None,
+            allowed_topic: None,
+            schema: LastSchema::default(),
+        }
+    }
+}
+
 impl Producer {
-    pub fn new(kafka: Kafka, schemas: Arc<Schemas>, metrics: MessagingMetrics) -> Self {
+    pub fn new(
+        kafka: Kafka,
+        schemas: Arc<Schemas>,
+        access: Access,
+        metrics: MessagingMetrics,
+    ) -> Self {
         Self {
             kafka,
             schemas,
+            access,
             metrics,
         }
+    }
+
+    /// The authorization of producers.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Checks a record and encodes its key and value.
@@ -151,6 +183,15 @@ impl Producer {
     ) -> Result<Prepared, MessagingError> {
         if record.topic.is_empty() {
             return Err(MessagingError::invalid("topic", "required"));
+        }
+        if recent.allowed_topic.as_deref() != Some(record.topic.as_str()) {
+            self.access.require_granted(
+                &recent.grants,
+                &recent.caller,
+                Action::Produce,
+                Resource::topic(&record.topic),
+            )?;
+            recent.allowed_topic = Some(record.topic.clone());
         }
         let partitions = match &recent.partitions {
             Some((topic, count)) if *topic == record.topic => *count,
@@ -248,6 +289,9 @@ impl Producer {
                 let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
                     MessagingError::invalid("schema_id", format!("{id} is not > 0"))
                 })?;
+                self.access
+                    .require_schema(&recent.grants, &recent.caller, id)
+                    .await?;
                 (
                     id,
                     self.schemas
@@ -269,6 +313,12 @@ impl Producer {
                 } else {
                     selector.subject
                 };
+                self.access.require_granted(
+                    &recent.grants,
+                    &recent.caller,
+                    Action::Read,
+                    Resource::subject(&subject),
+                )?;
                 self.schemas
                     .by_subject_version(&subject, selector.version)
                     .await?
@@ -276,6 +326,12 @@ impl Producer {
             Some(pb::avro_payload::Schema::Inline(inline)) => {
                 let parsed = self.schemas.reader(&inline.schema)?;
                 let subject = subject_name(inline.strategy, topic, is_key, &parsed)?;
+                self.access.require_granted(
+                    &recent.grants,
+                    &recent.caller,
+                    Action::Write,
+                    Resource::subject(&subject),
+                )?;
                 self.schemas.register(&subject, &inline.schema).await?
             }
         };
@@ -530,10 +586,11 @@ pub fn result_to_wire(result: Result<pb::RecordMetadata, MessagingError>) -> pb:
 /// Prepares a chunk of a stream's records, in order.
 async fn prepare_chunk(
     producer: Producer,
+    caller: Caller,
     records: Vec<Option<pb::ProducerRecord>>,
 ) -> Vec<Traced> {
     let mut prepared = Vec::with_capacity(records.len());
-    let mut recent = Recent::default();
+    let mut recent = Recent::new(producer.access(), caller);
     for record in records {
         prepared.push(match record {
             Some(record) => producer.prepare_traced(record, &mut recent).await,
@@ -553,6 +610,7 @@ async fn prepare_chunk(
 /// results of what was read) with UNAVAILABLE when `stop` fires.
 pub async fn run_stream(
     producer: Producer,
+    caller: Caller,
     mut inbound: Streaming<pb::ProduceStreamRequest>,
     out: mpsc::Sender<Result<pb::ProduceStreamResponse, Status>>,
     max_in_flight: usize,
@@ -631,7 +689,8 @@ pub async fn run_stream(
                 }
                 preparing_records += records.len();
                 chunk_sizes.push_back(records.len());
-                let chunk = prepare_chunk(producer.clone(), records).in_current_span();
+                let chunk =
+                    prepare_chunk(producer.clone(), caller.clone(), records).in_current_span();
                 preparing.push_back(tokio::spawn(chunk));
             }
         }

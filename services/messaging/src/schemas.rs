@@ -156,6 +156,27 @@ impl Schemas {
         Ok(schema)
     }
 
+    /// The subjects that use schema `id` (live or soft deleted), as the registry lets this
+    /// service see them: for authorizing callers that name the id.
+    pub async fn subjects_of(&self, id: u32) -> Result<Vec<String>, MessagingError> {
+        let wire_id = i32::try_from(id)
+            .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
+        let usages = self
+            .client
+            .clone()
+            .list_schema_usages(registry::ListSchemaUsagesRequest {
+                id: wire_id,
+                include_deleted: true,
+            })
+            .await
+            .map_err(registry_error)?
+            .into_inner()
+            .usages;
+        let mut subjects: Vec<String> = usages.into_iter().map(|usage| usage.subject).collect();
+        subjects.dedup();
+        Ok(subjects)
+    }
+
     /// A version of a subject (0 or -1: the latest, cached for the TTL).
     pub async fn by_subject_version(
         &self,

@@ -14,11 +14,14 @@ use tributary_proto::messaging::v1::messaging_service_server::MessagingServiceSe
 use tributary_security::ServerSecurity;
 use tributary_security::client::ClientTls;
 use tributary_security::conn::tcp_incoming;
+use tributary_security::layer::Protocol;
+use tributary_security::limits::streaming_methods;
 use tributary_security::tls::Protocols;
 use tributary_telemetry::grpc::RpcLayer;
 use tributary_telemetry::health::Health;
 use tributary_telemetry::metrics::{self, Metrics};
 
+use crate::access::Access;
 use crate::config::Settings;
 use crate::grpc::MessagingGrpc;
 use crate::kafka::Kafka;
@@ -58,7 +61,7 @@ impl Application {
     /// connect lazily: the service starts while they are down and reports NOT_SERVING) and
     /// binds the gRPC port.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let security = ServerSecurity::from_args(&settings.security)?;
+        let security = ServerSecurity::from_args(&settings.security, "messaging")?;
         let kafka = Kafka::new(settings).context("cannot create the Kafka clients")?;
         let schemas = Arc::new(registry_client(settings)?);
         let listener = TcpListener::bind(settings.grpc_addr)
@@ -105,6 +108,9 @@ impl Application {
         let metrics_stop = CancellationToken::new();
         let (health, health_service) = Health::new(SERVICE_NAME, &["kafka", "registry"]).await;
         health.register_gauges(self.metrics.meter());
+        self.security
+            .authorizer()
+            .register_metrics(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
             self.security
                 .metrics_acceptor()
@@ -124,28 +130,35 @@ impl Application {
             stop.clone(),
         ));
 
+        let access = Access::new(
+            Arc::clone(self.security.authorizer()),
+            Arc::clone(&self.schemas),
+        );
         let service = MessagingServiceServer::new(MessagingGrpc::new(
             self.kafka.clone(),
             Arc::clone(&self.schemas),
+            access,
             self.messaging_metrics.clone(),
             self.produce_max_in_flight,
             stop.clone(),
         ))
         .max_decoding_message_size(64 * 1024 * 1024);
         let server_stop = stop.clone();
-        let rpc_layer = RpcLayer::new(
-            self.metrics.meter(),
-            &[
-                tributary_proto::FILE_DESCRIPTOR_SET,
-                tonic_health::pb::FILE_DESCRIPTOR_SET,
-            ],
-        );
+        let descriptor_sets = [
+            tributary_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ];
+        let rpc_layer = RpcLayer::new(self.metrics.meter(), &descriptor_sets);
         // Instrumentation outermost, so that refused calls are counted too.
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_SIZE)
             .layer(rpc_layer)
             .layer(self.security.grpc_layer())
+            .layer(
+                self.security
+                    .limit_layer(Protocol::Grpc, streaming_methods(&descriptor_sets)),
+            )
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

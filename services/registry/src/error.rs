@@ -70,6 +70,9 @@ pub enum RegistryError {
     SchemaTooLarge { size: usize, limit: usize },
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// The policy does not allow it.
+    #[error("{0}")]
+    Forbidden(tributary_security::authz::Denied),
     #[error("the database is unavailable: {0}")]
     StoreUnavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -101,6 +104,7 @@ impl RegistryError {
             InvalidSubject { .. } => 42208,
             SchemaTooLarge { .. } => 42209,
             InvalidArgument { .. } => 422,
+            Forbidden(_) => 40301,
             StoreUnavailable(_) | Store(_) => 50001,
         }
     }
@@ -138,6 +142,7 @@ impl RegistryError {
             InvalidSubject { .. } => "INVALID_SUBJECT",
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
             InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Forbidden(_) => "FORBIDDEN",
             StoreUnavailable(_) => "STORE_UNAVAILABLE",
             Store(_) => "STORE_ERROR",
         }
@@ -168,6 +173,7 @@ impl RegistryError {
             | InvalidSubject { .. }
             | SchemaTooLarge { .. }
             | InvalidArgument { .. } => Code::InvalidArgument,
+            Forbidden(_) => Code::PermissionDenied,
             StoreUnavailable(_) => Code::Unavailable,
             Store(_) => Code::Internal,
         }

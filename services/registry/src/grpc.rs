@@ -1,5 +1,6 @@
-//! The `tributary.registry.v1.RegistryService` gRPC API: validation of wire values and mapping
-//! between protobuf messages and the registry core. No behaviour lives here.
+//! The `tributary.registry.v1.RegistryService` gRPC API: validation of wire values, the
+//! caller's permission ([`Access`]), and mapping between protobuf messages and the registry
+//! core. No behaviour lives here.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use tonic::{Request, Response, Status};
 use tributary_avro::compat::CompatibilityLevel;
 use tributary_proto::registry::v1 as pb;
 use tributary_proto::registry::v1::registry_service_server::RegistryService;
+use tributary_security::authz::{Action, Caller};
 
+use crate::access::Access;
 use crate::error::RegistryError;
 use crate::events::Event;
 use crate::model::{Mode, Reference, SubjectVersion, VersionSelector};
@@ -22,13 +25,33 @@ use crate::store::SubjectFilter;
 #[derive(Debug, Clone)]
 pub struct RegistryGrpc {
     registry: Arc<Registry>,
+    access: Access,
     /// Cancelled at shutdown: ends `Watch` streams so the server can drain.
     stop: CancellationToken,
 }
 
 impl RegistryGrpc {
-    pub fn new(registry: Arc<Registry>, stop: CancellationToken) -> Self {
-        Self { registry, stop }
+    pub fn new(registry: Arc<Registry>, access: Access, stop: CancellationToken) -> Self {
+        Self {
+            registry,
+            access,
+            stop,
+        }
+    }
+}
+
+/// The caller of a request, and its message.
+fn split<T>(request: Request<T>) -> (Caller, T) {
+    let caller = Caller::from_extensions(request.extensions());
+    (caller, request.into_inner())
+}
+
+/// The action a delete needs.
+fn delete_action(permanent: bool) -> Action {
+    if permanent {
+        Action::DeletePermanent
+    } else {
+        Action::Delete
     }
 }
 
@@ -204,18 +227,30 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::RegisterSchemaRequest>,
     ) -> Result<Response<pb::RegisterSchemaResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        // Giving the id is an IMPORT-mode write: a permission of its own.
+        let action = if request.id != 0 {
+            Action::Import
+        } else {
+            Action::Write
+        };
+        let subject = request.subject.clone();
         let registered = self
-            .registry
-            .register(RegisterRequest {
-                subject: request.subject,
-                schema: request.schema,
-                schema_type: request.schema_type,
-                references: references_from_wire(request.references),
-                normalize: request.normalize,
-                id: (request.id != 0).then_some(request.id),
-                version: (request.version != 0).then_some(request.version),
-            })
+            .access
+            .change(
+                &caller,
+                action,
+                &subject,
+                self.registry.register(RegisterRequest {
+                    subject: request.subject,
+                    schema: request.schema,
+                    schema_type: request.schema_type,
+                    references: references_from_wire(request.references),
+                    normalize: request.normalize,
+                    id: (request.id != 0).then_some(request.id),
+                    version: (request.version != 0).then_some(request.version),
+                }),
+            )
             .await?;
         Ok(Response::new(pb::RegisterSchemaResponse {
             id: registered.id,
@@ -229,7 +264,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::LookupSchemaRequest>,
     ) -> Result<Response<pb::LookupSchemaResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        self.access
+            .require(&caller, Action::Read, &request.subject)?;
         let references = references_from_wire(request.references);
         let found = self
             .registry
@@ -252,7 +289,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::GetSchemaRequest>,
     ) -> Result<Response<pb::GetSchemaResponse>, Status> {
-        let schema = self.registry.schema_by_id(request.get_ref().id).await?;
+        let (caller, request) = split(request);
+        self.access.require_schema(&caller, request.id).await?;
+        let schema = self.registry.schema_by_id(request.id).await?;
         Ok(Response::new(pb::GetSchemaResponse {
             id: schema.id,
             schema: schema.text.clone(),
@@ -266,7 +305,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::ListSchemaUsagesRequest>,
     ) -> Result<Response<pb::ListSchemaUsagesResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let usages = self
             .registry
             .schema_usages(request.id, request.include_deleted)
@@ -274,6 +313,7 @@ impl RegistryService for RegistryGrpc {
         Ok(Response::new(pb::ListSchemaUsagesResponse {
             usages: usages
                 .into_iter()
+                .filter(|(subject, _)| self.access.can_read(&caller, subject))
                 .map(|(subject, version)| pb::SubjectVersionRef { subject, version })
                 .collect(),
         }))
@@ -284,7 +324,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::GetSubjectVersionRequest>,
     ) -> Result<Response<pb::GetSubjectVersionResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        self.access
+            .require(&caller, Action::Read, &request.subject)?;
         let selector = VersionSelector::from_wire(request.version)?;
         let found = self
             .registry
@@ -300,7 +342,7 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         if request.page_size < 0 {
             return Err(RegistryError::InvalidArgument {
                 field: "page_size",
@@ -319,10 +361,14 @@ impl RegistryService for RegistryGrpc {
         } else {
             request.page_size
         };
-        let subjects = self
-            .registry
-            .list_subjects(&request.subject_prefix, filter, &after, page_size)
-            .await?;
+        let subjects = if self.access.reads_everything(&caller) {
+            self.registry
+                .list_subjects(&request.subject_prefix, filter, &after, page_size)
+                .await?
+        } else {
+            self.visible_subjects(&caller, &request.subject_prefix, filter, after, page_size)
+                .await?
+        };
         let next_page_token = match subjects.last() {
             Some(last)
                 if subjects.len() >= page_size.min(crate::registry::MAX_PAGE_SIZE) as usize =>
@@ -342,7 +388,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        self.access
+            .require(&caller, Action::Read, &request.subject)?;
         let versions = self
             .registry
             .list_versions(&request.subject, request.include_deleted)
@@ -355,7 +403,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::ListReferencedByRequest>,
     ) -> Result<Response<pb::ListReferencedByResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        self.access
+            .require(&caller, Action::Read, &request.subject)?;
         let selector = VersionSelector::from_wire(request.version)?;
         let ids = self
             .registry
@@ -369,10 +419,16 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::DeleteSubjectRequest>,
     ) -> Result<Response<pb::DeleteSubjectResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let versions = self
-            .registry
-            .delete_subject(&request.subject, request.permanent)
+            .access
+            .change(
+                &caller,
+                delete_action(request.permanent),
+                &request.subject,
+                self.registry
+                    .delete_subject(&request.subject, request.permanent),
+            )
             .await?;
         Ok(Response::new(pb::DeleteSubjectResponse { versions }))
     }
@@ -382,11 +438,17 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::DeleteSubjectVersionRequest>,
     ) -> Result<Response<pb::DeleteSubjectVersionResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let selector = VersionSelector::from_wire(request.version)?;
         let version = self
-            .registry
-            .delete_version(&request.subject, selector, request.permanent)
+            .access
+            .change(
+                &caller,
+                delete_action(request.permanent),
+                &request.subject,
+                self.registry
+                    .delete_version(&request.subject, selector, request.permanent),
+            )
             .await?;
         Ok(Response::new(pb::DeleteSubjectVersionResponse { version }))
     }
@@ -396,7 +458,9 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::CheckCompatibilityRequest>,
     ) -> Result<Response<pb::CheckCompatibilityResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        self.access
+            .require(&caller, Action::Read, &request.subject)?;
         let version = match request.version {
             0 => None,
             other => Some(VersionSelector::from_wire(other)?),
@@ -436,7 +500,11 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::GetCompatibilityLevelRequest>,
     ) -> Result<Response<pb::GetCompatibilityLevelResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        if !request.subject.is_empty() {
+            self.access
+                .require(&caller, Action::Read, &request.subject)?;
+        }
         let level = self
             .registry
             .compatibility_level(&request.subject, request.default_to_global)
@@ -451,11 +519,17 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::SetCompatibilityLevelRequest>,
     ) -> Result<Response<pb::SetCompatibilityLevelResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let level = level_from_wire(request.level)?;
         let level = self
-            .registry
-            .set_compatibility_level(&request.subject, level)
+            .access
+            .change(
+                &caller,
+                Action::Config,
+                &request.subject,
+                self.registry
+                    .set_compatibility_level(&request.subject, level),
+            )
             .await?;
         Ok(Response::new(pb::SetCompatibilityLevelResponse {
             level: level_to_wire(level),
@@ -467,9 +541,15 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::DeleteCompatibilityLevelRequest>,
     ) -> Result<Response<pb::DeleteCompatibilityLevelResponse>, Status> {
+        let (caller, request) = split(request);
         let level = self
-            .registry
-            .delete_compatibility_level(&request.get_ref().subject)
+            .access
+            .change(
+                &caller,
+                Action::Config,
+                &request.subject,
+                self.registry.delete_compatibility_level(&request.subject),
+            )
             .await?;
         Ok(Response::new(pb::DeleteCompatibilityLevelResponse {
             level: level_to_wire(level),
@@ -481,7 +561,11 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::GetModeRequest>,
     ) -> Result<Response<pb::GetModeResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
+        if !request.subject.is_empty() {
+            self.access
+                .require(&caller, Action::Read, &request.subject)?;
+        }
         let mode = self
             .registry
             .mode(&request.subject, request.default_to_global)
@@ -496,11 +580,17 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::SetModeRequest>,
     ) -> Result<Response<pb::SetModeResponse>, Status> {
-        let request = request.into_inner();
+        let (caller, request) = split(request);
         let mode = mode_from_wire(request.mode)?;
         let mode = self
-            .registry
-            .set_mode(&request.subject, mode, request.force)
+            .access
+            .change(
+                &caller,
+                Action::Config,
+                &request.subject,
+                self.registry
+                    .set_mode(&request.subject, mode, request.force),
+            )
             .await?;
         Ok(Response::new(pb::SetModeResponse {
             mode: mode_to_wire(mode),
@@ -512,9 +602,15 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::DeleteModeRequest>,
     ) -> Result<Response<pb::DeleteModeResponse>, Status> {
+        let (caller, request) = split(request);
         let mode = self
-            .registry
-            .delete_mode(&request.get_ref().subject)
+            .access
+            .change(
+                &caller,
+                Action::Config,
+                &request.subject,
+                self.registry.delete_mode(&request.subject),
+            )
             .await?;
         Ok(Response::new(pb::DeleteModeResponse {
             mode: mode_to_wire(mode),
@@ -528,9 +624,11 @@ impl RegistryService for RegistryGrpc {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let prefix = request.into_inner().subject_prefix;
+        let (caller, request) = split(request);
+        let prefix = request.subject_prefix;
         let mut events = self.registry.subscribe();
         let stop = self.stop.clone();
+        let access = self.access.clone();
         let stream = async_stream_from(move |sender| async move {
             loop {
                 let received = tokio::select! {
@@ -548,10 +646,11 @@ impl RegistryService for RegistryGrpc {
                     }
                     Err(RecvError::Closed) => return,
                 };
-                if event
-                    .subject()
-                    .is_some_and(|subject| !subject.starts_with(prefix.as_str()))
-                {
+                // Only the events of subjects with the prefix that the caller may read (global
+                // level and mode changes, which anyone may read, and resyncs, always).
+                if event.subject().is_some_and(|subject| {
+                    !subject.starts_with(prefix.as_str()) || !access.can_read(&caller, subject)
+                }) {
                     continue;
                 }
                 if sender.send(Ok(event_to_wire(event))).await.is_err() {
@@ -560,6 +659,40 @@ impl RegistryService for RegistryGrpc {
             }
         });
         Ok(Response::new(stream))
+    }
+}
+
+impl RegistryGrpc {
+    /// A page of `page_size` subjects after `after` that `caller` may read: pages of the store
+    /// are read and filtered until the page is full or the subjects run out.
+    async fn visible_subjects(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        filter: SubjectFilter,
+        mut after: String,
+        page_size: i32,
+    ) -> Result<Vec<String>, RegistryError> {
+        let wanted = page_size.clamp(1, crate::registry::MAX_PAGE_SIZE) as usize;
+        let mut visible = Vec::new();
+        loop {
+            let page = self
+                .registry
+                .list_subjects(prefix, filter, &after, page_size)
+                .await?;
+            let exhausted = page.len() < wanted;
+            if let Some(last) = page.last() {
+                after = last.clone();
+            }
+            visible.extend(
+                page.into_iter()
+                    .filter(|subject| self.access.can_read(caller, subject)),
+            );
+            if exhausted || visible.len() >= wanted {
+                visible.truncate(wanted);
+                return Ok(visible);
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! The process is stateless: any number of replicas may share one database. See [`registry`]
 //! for what holds across replicas and [`events`] for how their caches stay fresh.
 
+pub mod access;
 pub mod coalesce;
 pub mod config;
 pub mod error;

@@ -20,12 +20,15 @@ use tokio_util::sync::CancellationToken;
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_security::ServerSecurity;
 use tributary_security::conn::tcp_incoming;
+use tributary_security::layer::Protocol;
+use tributary_security::limits::streaming_methods;
 use tributary_security::tls::Protocols;
 use tributary_telemetry::grpc::RpcLayer;
 use tributary_telemetry::health::Health;
 use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::metrics::{self, Metrics};
 
+use crate::access::Access;
 use crate::coalesce::CoalescingStream;
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
@@ -66,7 +69,7 @@ impl Application {
     /// (under sqlx's advisory lock, so concurrent replicas do it once) and binds the gRPC and
     /// HTTP ports.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let security = ServerSecurity::from_args(&settings.security)?;
+        let security = ServerSecurity::from_args(&settings.security, "registry")?;
         let (options, database_url) = settings.database_options()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.db_max_connections)
@@ -151,6 +154,9 @@ impl Application {
         let metrics_stop = CancellationToken::new();
         let (health, health_service) = Health::new(SERVICE_NAME, &["postgres"]).await;
         health.register_gauges(self.metrics.meter());
+        self.security
+            .authorizer()
+            .register_metrics(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
             self.security
                 .metrics_acceptor()
@@ -181,21 +187,30 @@ impl Application {
             stop.clone(),
         ));
 
-        let registry_service =
-            RegistryServiceServer::new(RegistryGrpc::new(Arc::clone(&self.registry), stop.clone()))
-                .max_decoding_message_size(64 * 1024 * 1024);
-        let rpc_layer = RpcLayer::new(
-            self.metrics.meter(),
-            &[
-                tributary_proto::FILE_DESCRIPTOR_SET,
-                tonic_health::pb::FILE_DESCRIPTOR_SET,
-            ],
+        let access = Access::new(
+            Arc::clone(self.security.authorizer()),
+            Arc::clone(&self.registry),
         );
+        let registry_service = RegistryServiceServer::new(RegistryGrpc::new(
+            Arc::clone(&self.registry),
+            access.clone(),
+            stop.clone(),
+        ))
+        .max_decoding_message_size(64 * 1024 * 1024);
+        let descriptor_sets = [
+            tributary_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ];
+        let rpc_layer = RpcLayer::new(self.metrics.meter(), &descriptor_sets);
         // Instrumentation outermost, so that refused calls are counted too.
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .layer(rpc_layer)
             .layer(self.security.grpc_layer())
+            .layer(
+                self.security
+                    .limit_layer(Protocol::Grpc, streaming_methods(&descriptor_sets)),
+            )
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -229,9 +244,18 @@ impl Application {
 
         let app = http::router(
             Arc::clone(&self.registry),
+            access,
             self.max_schema_bytes,
             HttpLayer::new(self.metrics.meter()),
-            self.security.http_layer(http::extract::V1_JSON),
+            http::Perimeter {
+                authentication: self.security.http_layer(http::extract::V1_JSON),
+                limits: self.security.limit_layer(
+                    Protocol::Http {
+                        content_type: http::extract::V1_JSON,
+                    },
+                    Default::default(),
+                ),
+            },
         );
         let http_acceptor = self.security.acceptor(Protocols::Http);
         let serve_http = move |incoming, stop| {

@@ -70,9 +70,11 @@ use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tributary_proto::messaging::v1 as pb;
+use tributary_security::authz::Caller;
 
 use self::acks::AckTracker;
 use self::records::{Encoded, PayloadDecoding, SizeHint, Taken};
+use crate::access::Access;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
@@ -745,6 +747,7 @@ fn receive_span(message: &BorrowedMessage<'_>, group: &str) -> tracing::Span {
 pub async fn run(
     kafka: Kafka,
     schemas: Arc<Schemas>,
+    (access, caller): (Access, Caller),
     metrics: MessagingMetrics,
     mut inbound: Streaming<pb::ConsumeRequest>,
     out: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
@@ -773,6 +776,10 @@ pub async fn run(
         }
         Some(Err(_)) | None => return,
     };
+    if let Err(error) = access.require_subscription(&caller, &subscription) {
+        let _ = out.send(Err(error.into())).await;
+        return;
+    }
     let (consumer, plan, mut events) = match open(&kafka, &schemas, &subscription).await {
         Ok(opened) => opened,
         Err(error) => {

@@ -1,5 +1,6 @@
-//! One handler per route of Confluent's API. Each reads the request (path, query, body), calls
-//! the [`Registry`] core and writes Confluent's response shape; no behaviour lives here.
+//! One handler per route of Confluent's API. Each reads the request (path, query, body), asks
+//! [`Access`] whether the caller may, calls the [`Registry`] core and writes Confluent's response
+//! shape; no behaviour lives here.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -7,14 +8,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use serde::Serialize;
 use tributary_avro::compat::CompatibilityLevel;
+use tributary_security::authz::{Action, Caller};
 
+use crate::access::Access;
 use crate::error::RegistryError;
 use crate::http::error::HttpError;
 use crate::http::extract::{JsonBody, Params, V1_JSON, schema_id, truncated, version_selector};
@@ -30,6 +34,7 @@ use crate::store::SubjectFilter;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub registry: Arc<Registry>,
+    pub access: Access,
     /// `GET /schemas/ids/{id}` bodies in the default format, serialized once: schemas are
     /// immutable, and clients fetch them on every first sight of an id.
     by_id: Arc<RwLock<HashMap<i32, Bytes>>>,
@@ -39,11 +44,24 @@ pub struct ApiState {
 const BY_ID_CACHE_ENTRIES: usize = 100_000;
 
 impl ApiState {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry>, access: Access) -> Self {
         Self {
             registry,
+            access,
             by_id: Arc::default(),
         }
+    }
+}
+
+/// The caller of a request (its principal and address, put there by the perimeter's layers).
+#[derive(Debug)]
+pub struct Calling(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Calling {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Calling(Caller::from_extensions(&parts.extensions)))
     }
 }
 
@@ -139,6 +157,15 @@ fn parse_level(value: Option<&str>) -> Result<CompatibilityLevel, HttpError> {
     })
 }
 
+/// The action a delete needs.
+fn delete_action(permanent: bool) -> Action {
+    if permanent {
+        Action::DeletePermanent
+    } else {
+        Action::Delete
+    }
+}
+
 fn parse_mode(value: Option<&str>) -> Result<Mode, HttpError> {
     let value = value.unwrap_or_default();
     Mode::parse(value.trim()).ok_or_else(|| {
@@ -192,30 +219,53 @@ pub async fn schema_types() -> Reply {
 
 /// `GET /subjects`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn list_subjects(State(api): State<ApiState>, RawQuery(query): RawQuery) -> Reply {
+pub async fn list_subjects(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    RawQuery(query): RawQuery,
+) -> Reply {
     let params = Params::parse(query.as_deref());
     let offset = params.int("offset")?.unwrap_or(0);
+    let limit = limit(&params)?;
+    if api.access.reads_everything(&caller) {
+        let subjects = api
+            .registry
+            .list_subjects_at(
+                subject_prefix(&params),
+                subject_filter(&params),
+                offset,
+                limit,
+            )
+            .await?;
+        return json(&subjects);
+    }
+    // Only what the caller may read; the page is cut from that.
     let subjects = api
         .registry
-        .list_subjects_at(
-            subject_prefix(&params),
-            subject_filter(&params),
-            offset,
-            limit(&params)?,
-        )
+        .list_subjects_at(subject_prefix(&params), subject_filter(&params), 0, None)
         .await?;
-    json(&subjects)
+    let visible: Vec<&String> = subjects
+        .iter()
+        .filter(|subject| api.access.can_read(&caller, subject))
+        .skip(usize::try_from(offset).unwrap_or(0))
+        .take(limit.map_or(usize::MAX, |limit| {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        }))
+        .collect();
+    json(&visible)
 }
 
 /// `POST /subjects/{subject}`: is this schema registered under the subject?
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn lookup(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
     JsonBody(mut request): JsonBody<SchemaRequest>,
 ) -> Reply {
     let subject = path(subject)?;
+    api.access.require(&caller, Action::Read, &subject)?;
     let params = Params::parse(query.as_deref());
     let references = request.references();
     let found = api
@@ -236,26 +286,35 @@ pub async fn lookup(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_subject(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let subject = path(subject)?;
     let params = Params::parse(query.as_deref());
-    json(
-        &api.registry
-            .delete_subject(&subject, params.flag("permanent"))
-            .await?,
-    )
+    let permanent = params.flag("permanent");
+    let deleted = api
+        .access
+        .change(
+            &caller,
+            delete_action(permanent),
+            &subject,
+            api.registry.delete_subject(&subject, permanent),
+        )
+        .await?;
+    json(&deleted)
 }
 
 /// `GET /subjects/{subject}/versions`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_versions(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let subject = path(subject)?;
+    api.access.require(&caller, Action::Read, &subject)?;
     let params = Params::parse(query.as_deref());
     json(
         &api.registry
@@ -269,6 +328,7 @@ pub async fn list_versions(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn register(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
     JsonBody(mut request): JsonBody<SchemaRequest>,
@@ -276,17 +336,28 @@ pub async fn register(
     let subject = path(subject)?;
     let params = Params::parse(query.as_deref());
     let references = request.references();
+    // Giving the id is an IMPORT-mode write: a permission of its own.
+    let action = if request.id.is_some() {
+        Action::Import
+    } else {
+        Action::Write
+    };
     let registered = api
-        .registry
-        .register(RegisterRequest {
-            subject,
-            schema: request.schema.unwrap_or_default(),
-            schema_type: request.schema_type.unwrap_or_default(),
-            references,
-            normalize: params.flag("normalize"),
-            id: request.id,
-            version: request.version,
-        })
+        .access
+        .change(
+            &caller,
+            action,
+            &subject.clone(),
+            api.registry.register(RegisterRequest {
+                subject,
+                schema: request.schema.unwrap_or_default(),
+                schema_type: request.schema_type.unwrap_or_default(),
+                references,
+                normalize: params.flag("normalize"),
+                id: request.id,
+                version: request.version,
+            }),
+        )
         .await?;
     json(&RegisterResponse { id: registered.id })
 }
@@ -295,10 +366,12 @@ pub async fn register(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_version(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     segments: PathOf<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let (subject, version) = path(segments)?;
+    api.access.require(&caller, Action::Read, &subject)?;
     let params = Params::parse(query.as_deref());
     let found = api
         .registry
@@ -316,10 +389,12 @@ pub async fn get_version(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_version_schema(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     segments: PathOf<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let (subject, version) = path(segments)?;
+    api.access.require(&caller, Action::Read, &subject)?;
     let params = Params::parse(query.as_deref());
     let found = api
         .registry
@@ -340,29 +415,35 @@ pub async fn get_version_schema(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_version(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     segments: PathOf<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let (subject, version) = path(segments)?;
     let params = Params::parse(query.as_deref());
-    json(
-        &api.registry
-            .delete_version(
-                &subject,
-                version_selector(&version)?,
-                params.flag("permanent"),
-            )
-            .await?,
-    )
+    let permanent = params.flag("permanent");
+    let selector = version_selector(&version)?;
+    let deleted = api
+        .access
+        .change(
+            &caller,
+            delete_action(permanent),
+            &subject,
+            api.registry.delete_version(&subject, selector, permanent),
+        )
+        .await?;
+    json(&deleted)
 }
 
 /// `GET /subjects/{subject}/versions/{version}/referencedby`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn referenced_by(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     segments: PathOf<(String, String)>,
 ) -> Reply {
     let (subject, version) = path(segments)?;
+    api.access.require(&caller, Action::Read, &subject)?;
     json(
         &api.registry
             .referenced_by(&subject, version_selector(&version)?)
@@ -374,21 +455,39 @@ pub async fn referenced_by(
 
 /// `GET /schemas`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn list_schemas(State(api): State<ApiState>, RawQuery(query): RawQuery) -> Reply {
+pub async fn list_schemas(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    RawQuery(query): RawQuery,
+) -> Reply {
     let params = Params::parse(query.as_deref());
     let offset = params.int("offset")?.unwrap_or(0);
+    let limit = limit(&params)?;
+    let everything = api.access.reads_everything(&caller);
     let found = api
         .registry
         .list_schemas(
             subject_prefix(&params),
             params.flag("deleted"),
             params.flag("latestOnly"),
-            offset,
-            limit(&params)?,
+            if everything { offset } else { 0 },
+            if everything { limit } else { None },
         )
         .await?;
-    let body: Vec<SubjectVersionJson<'_>> = found
-        .iter()
+    let mut visible: Vec<_> = found.iter().collect();
+    if !everything {
+        // Only what the caller may read; the page is cut from that.
+        visible = visible
+            .into_iter()
+            .filter(|version| api.access.can_read(&caller, &version.subject))
+            .skip(usize::try_from(offset).unwrap_or(0))
+            .take(limit.map_or(usize::MAX, |limit| {
+                usize::try_from(limit).unwrap_or(usize::MAX)
+            }))
+            .collect();
+    }
+    let body: Vec<SubjectVersionJson<'_>> = visible
+        .into_iter()
         .map(|version| SubjectVersionJson::new(version, &version.schema.text))
         .collect();
     json(&body)
@@ -399,10 +498,12 @@ pub async fn list_schemas(State(api): State<ApiState>, RawQuery(query): RawQuery
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn schema_by_id(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     id: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let id = schema_id(&path(id)?)?;
+    api.access.require_schema(&caller, id).await?;
     let params = Params::parse(query.as_deref());
     let plain = params
         .get("format")
@@ -440,10 +541,12 @@ pub async fn schema_by_id(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn schema_text_by_id(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     id: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let id = schema_id(&path(id)?)?;
+    api.access.require_schema(&caller, id).await?;
     let params = Params::parse(query.as_deref());
     let stored = api.registry.schema_by_id(id).await?;
     raw(formatted(&api.registry, &stored, params.get("format"))
@@ -455,6 +558,7 @@ pub async fn schema_text_by_id(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn subjects_by_id(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     id: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
@@ -464,7 +568,11 @@ pub async fn subjects_by_id(
         .registry
         .schema_usages(id, params.flag("deleted"))
         .await?;
-    let mut subjects: Vec<&str> = usages.iter().map(|(subject, _)| subject.as_str()).collect();
+    let mut subjects: Vec<&str> = usages
+        .iter()
+        .map(|(subject, _)| subject.as_str())
+        .filter(|subject| api.access.can_read(&caller, subject))
+        .collect();
     subjects.dedup();
     json(&subjects)
 }
@@ -473,6 +581,7 @@ pub async fn subjects_by_id(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn versions_by_id(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     id: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
@@ -484,6 +593,7 @@ pub async fn versions_by_id(
         .await?;
     let body: Vec<SubjectVersionRefJson<'_>> = usages
         .iter()
+        .filter(|(subject, _)| api.access.can_read(&caller, subject))
         .map(|(subject, version)| SubjectVersionRefJson {
             subject,
             version: *version,
@@ -496,11 +606,13 @@ pub async fn versions_by_id(
 
 async fn compatibility(
     api: &ApiState,
+    caller: &Caller,
     subject: &str,
     version: Option<&str>,
     params: &Params,
     mut request: SchemaRequest,
 ) -> Reply {
+    api.access.require(caller, Action::Read, subject)?;
     let version = version.map(version_selector).transpose()?;
     let references = request.references();
     let report = api
@@ -531,6 +643,7 @@ async fn compatibility(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn compatibility_with_version(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     segments: PathOf<(String, String)>,
     RawQuery(query): RawQuery,
     JsonBody(request): JsonBody<SchemaRequest>,
@@ -538,6 +651,7 @@ pub async fn compatibility_with_version(
     let (subject, version) = path(segments)?;
     compatibility(
         &api,
+        &caller,
         &subject,
         Some(&version),
         &Params::parse(query.as_deref()),
@@ -550,6 +664,7 @@ pub async fn compatibility_with_version(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn compatibility_with_level(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
     JsonBody(request): JsonBody<SchemaRequest>,
@@ -557,6 +672,7 @@ pub async fn compatibility_with_level(
     let subject = path(subject)?;
     compatibility(
         &api,
+        &caller,
         &subject,
         None,
         &Params::parse(query.as_deref()),
@@ -567,7 +683,15 @@ pub async fn compatibility_with_level(
 
 // ----- config ------------------------------------------------------------------------------
 
-async fn get_config_of(api: &ApiState, subject: &str, query: Option<&str>) -> Reply {
+async fn get_config_of(
+    api: &ApiState,
+    caller: &Caller,
+    subject: &str,
+    query: Option<&str>,
+) -> Reply {
+    if !subject.is_empty() {
+        api.access.require(caller, Action::Read, subject)?;
+    }
     let params = Params::parse(query);
     let level = api
         .registry
@@ -578,16 +702,37 @@ async fn get_config_of(api: &ApiState, subject: &str, query: Option<&str>) -> Re
     })
 }
 
-async fn put_config_of(api: &ApiState, subject: &str, update: ConfigUpdate) -> Reply {
+async fn put_config_of(
+    api: &ApiState,
+    caller: &Caller,
+    subject: &str,
+    update: ConfigUpdate,
+) -> Reply {
     let level = parse_level(update.compatibility.as_deref())?;
-    let level = api.registry.set_compatibility_level(subject, level).await?;
+    let level = api
+        .access
+        .change(
+            caller,
+            Action::Config,
+            subject,
+            api.registry.set_compatibility_level(subject, level),
+        )
+        .await?;
     json(&ConfigUpdate {
         compatibility: Some(level.as_str().to_owned()),
     })
 }
 
-async fn delete_config_of(api: &ApiState, subject: &str) -> Reply {
-    let level = api.registry.delete_compatibility_level(subject).await?;
+async fn delete_config_of(api: &ApiState, caller: &Caller, subject: &str) -> Reply {
+    let level = api
+        .access
+        .change(
+            caller,
+            Action::Config,
+            subject,
+            api.registry.delete_compatibility_level(subject),
+        )
+        .await?;
     json(&ConfigJson {
         compatibility_level: level.as_str(),
     })
@@ -595,54 +740,68 @@ async fn delete_config_of(api: &ApiState, subject: &str) -> Reply {
 
 /// `GET /config`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn get_config(State(api): State<ApiState>, RawQuery(query): RawQuery) -> Reply {
-    get_config_of(&api, "", query.as_deref()).await
+pub async fn get_config(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    get_config_of(&api, &caller, "", query.as_deref()).await
 }
 
 /// `PUT /config`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn put_config(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     JsonBody(update): JsonBody<ConfigUpdate>,
 ) -> Reply {
-    put_config_of(&api, "", update).await
+    put_config_of(&api, &caller, "", update).await
 }
 
 /// `DELETE /config`: back to BACKWARD.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn delete_config(State(api): State<ApiState>) -> Reply {
-    delete_config_of(&api, "").await
+pub async fn delete_config(State(api): State<ApiState>, Calling(caller): Calling) -> Reply {
+    delete_config_of(&api, &caller, "").await
 }
 
 /// `GET /config/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_subject_config(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    get_config_of(&api, &path(subject)?, query.as_deref()).await
+    get_config_of(&api, &caller, &path(subject)?, query.as_deref()).await
 }
 
 /// `PUT /config/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn put_subject_config(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     JsonBody(update): JsonBody<ConfigUpdate>,
 ) -> Reply {
-    put_config_of(&api, &path(subject)?, update).await
+    put_config_of(&api, &caller, &path(subject)?, update).await
 }
 
 /// `DELETE /config/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn delete_subject_config(State(api): State<ApiState>, subject: PathOf<String>) -> Reply {
-    delete_config_of(&api, &path(subject)?).await
+pub async fn delete_subject_config(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    subject: PathOf<String>,
+) -> Reply {
+    delete_config_of(&api, &caller, &path(subject)?).await
 }
 
 // ----- mode --------------------------------------------------------------------------------
 
-async fn get_mode_of(api: &ApiState, subject: &str, query: Option<&str>) -> Reply {
+async fn get_mode_of(api: &ApiState, caller: &Caller, subject: &str, query: Option<&str>) -> Reply {
+    if !subject.is_empty() {
+        api.access.require(caller, Action::Read, subject)?;
+    }
     let params = Params::parse(query);
     let mode = api
         .registry
@@ -655,6 +814,7 @@ async fn get_mode_of(api: &ApiState, subject: &str, query: Option<&str>) -> Repl
 
 async fn put_mode_of(
     api: &ApiState,
+    caller: &Caller,
     subject: &str,
     query: Option<&str>,
     update: ModeJson,
@@ -662,16 +822,29 @@ async fn put_mode_of(
     let params = Params::parse(query);
     let mode = parse_mode(update.mode.as_deref())?;
     let mode = api
-        .registry
-        .set_mode(subject, mode, params.flag("force"))
+        .access
+        .change(
+            caller,
+            Action::Config,
+            subject,
+            api.registry.set_mode(subject, mode, params.flag("force")),
+        )
         .await?;
     json(&ModeJson {
         mode: Some(mode.as_str().to_owned()),
     })
 }
 
-async fn delete_mode_of(api: &ApiState, subject: &str) -> Reply {
-    let mode = api.registry.delete_mode(subject).await?;
+async fn delete_mode_of(api: &ApiState, caller: &Caller, subject: &str) -> Reply {
+    let mode = api
+        .access
+        .change(
+            caller,
+            Action::Config,
+            subject,
+            api.registry.delete_mode(subject),
+        )
+        .await?;
     json(&ModeJson {
         mode: Some(mode.as_str().to_owned()),
     })
@@ -679,51 +852,62 @@ async fn delete_mode_of(api: &ApiState, subject: &str) -> Reply {
 
 /// `GET /mode`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn get_mode(State(api): State<ApiState>, RawQuery(query): RawQuery) -> Reply {
-    get_mode_of(&api, "", query.as_deref()).await
+pub async fn get_mode(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    get_mode_of(&api, &caller, "", query.as_deref()).await
 }
 
 /// `PUT /mode`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn put_mode(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     RawQuery(query): RawQuery,
     JsonBody(update): JsonBody<ModeJson>,
 ) -> Reply {
-    put_mode_of(&api, "", query.as_deref(), update).await
+    put_mode_of(&api, &caller, "", query.as_deref(), update).await
 }
 
 /// `DELETE /mode`: back to READWRITE.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn delete_mode(State(api): State<ApiState>) -> Reply {
-    delete_mode_of(&api, "").await
+pub async fn delete_mode(State(api): State<ApiState>, Calling(caller): Calling) -> Reply {
+    delete_mode_of(&api, &caller, "").await
 }
 
 /// `GET /mode/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_subject_mode(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    get_mode_of(&api, &path(subject)?, query.as_deref()).await
+    get_mode_of(&api, &caller, &path(subject)?, query.as_deref()).await
 }
 
 /// `PUT /mode/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn put_subject_mode(
     State(api): State<ApiState>,
+    Calling(caller): Calling,
     subject: PathOf<String>,
     RawQuery(query): RawQuery,
     JsonBody(update): JsonBody<ModeJson>,
 ) -> Reply {
-    put_mode_of(&api, &path(subject)?, query.as_deref(), update).await
+    put_mode_of(&api, &caller, &path(subject)?, query.as_deref(), update).await
 }
 
 /// `DELETE /mode/{subject}`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn delete_subject_mode(State(api): State<ApiState>, subject: PathOf<String>) -> Reply {
-    delete_mode_of(&api, &path(subject)?).await
+pub async fn delete_subject_mode(
+    State(api): State<ApiState>,
+    Calling(caller): Calling,
+    subject: PathOf<String>,
+) -> Reply {
+    delete_mode_of(&api, &caller, &path(subject)?).await
 }
 
 // ----- fallbacks ---------------------------------------------------------------------------

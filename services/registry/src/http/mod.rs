@@ -33,8 +33,10 @@ use tokio_util::sync::CancellationToken;
 use tower_layer::Stack;
 use tributary_security::conn::{Acceptor, WithConnectionInfo};
 use tributary_security::layer::AuthLayer;
+use tributary_security::limits::LimitLayer;
 use tributary_telemetry::http::HttpLayer;
 
+use crate::access::Access;
 use crate::per_core::Incoming;
 use crate::registry::Registry;
 use handlers::ApiState;
@@ -142,13 +144,21 @@ fn body_limit(max_schema_bytes: usize) -> usize {
         .max(256 * 1024)
 }
 
+/// The perimeter's layers for the HTTP API: authentication, then the caller's limits.
+#[derive(Debug, Clone)]
+pub struct Perimeter {
+    pub authentication: AuthLayer,
+    pub limits: LimitLayer,
+}
+
 /// The HTTP API over a registry core, each route (and the fallbacks) instrumented by
-/// `instrumentation` and authenticated by `authentication`.
+/// `instrumentation`, behind `perimeter`, and authorized by `access`.
 pub fn router(
     registry: Arc<Registry>,
+    access: Access,
     max_schema_bytes: usize,
     instrumentation: HttpLayer,
-    authentication: AuthLayer,
+    perimeter: Perimeter,
 ) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in routes() {
@@ -157,15 +167,19 @@ pub fn router(
     // One `Router::layer` call with the whole stack: each call wraps every route in another
     // boxed service, which costs a clone and a boxed future per request. From the outside in:
     // `Connection: close` after unread bodies, instrumentation (refusals are counted too),
-    // authentication (before anything looks at the request), negotiation and the body limit.
+    // authentication (before anything looks at the request), the caller's limits, negotiation
+    // and the body limit.
     let layers = Stack::new(
         Stack::new(
             Stack::new(
                 Stack::new(
-                    extract::NegotiationLayer,
-                    DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+                    Stack::new(
+                        extract::NegotiationLayer,
+                        DefaultBodyLimit::max(body_limit(max_schema_bytes)),
+                    ),
+                    perimeter.limits,
                 ),
-                authentication,
+                perimeter.authentication,
             ),
             instrumentation,
         ),
@@ -175,7 +189,7 @@ pub fn router(
         .fallback(handlers::unknown_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .layer(layers)
-        .with_state(ApiState::new(registry))
+        .with_state(ApiState::new(registry, access))
 }
 
 /// Serves `app` on every connection of `incoming` (HTTP/1.1, or HTTP/2 by ALPN or with prior
