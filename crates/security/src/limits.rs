@@ -218,9 +218,13 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let admitted = match request.extensions().get::<Principal>() {
-            // Authentication is the layer before; a request it let through without a principal
-            // is not limited here (open services).
+            // Authentication is the layer before; what it let through without a principal of
+            // its own (open services such as health, or everything with `--auth none`) is not
+            // limited here.
             None => Ok(None),
+            Some(principal) if principal.method == crate::principal::AuthMethod::Anonymous => {
+                Ok(None)
+            }
             Some(principal) => self.limits.admit(principal, request.uri().path()),
         };
         match admitted {
