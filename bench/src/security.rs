@@ -76,6 +76,9 @@ pub enum Mode {
     Basic,
     /// TLS and bearer JWTs (ES256, verified against a JWKS file).
     Jwt,
+    /// TLS, basic authentication and an authorization policy of 1,000 rules, every one of
+    /// them bound to the bench's user (compared with [`Mode::Basic`], which has none).
+    Policy,
 }
 
 impl Mode {
@@ -85,6 +88,7 @@ impl Mode {
             Mode::Plaintext => "plaintext",
             Mode::Basic => "TLS + basic",
             Mode::Jwt => "TLS + JWT",
+            Mode::Policy => "+ 1k rules",
         }
     }
 
@@ -121,6 +125,13 @@ impl Mode {
                 env.push(("AUTHZ", "none".to_owned()));
                 env
             }
+            Mode::Policy => {
+                let mut env = tls();
+                env.push(("AUTH", "basic".to_owned()));
+                env.push(("AUTH_USERS_FILE", path(&pki.users)));
+                env.push(("AUTHZ_POLICY_FILE", path(&pki.policy)));
+                env
+            }
             Mode::Jwt => {
                 let mut env = tls();
                 env.push(("AUTH", "jwt".to_owned()));
@@ -137,7 +148,7 @@ impl Mode {
     pub fn authorization(self, pki: &Pki) -> Option<String> {
         match self {
             Mode::Plaintext => None,
-            Mode::Basic => Some(pki.basic_authorization()),
+            Mode::Basic | Mode::Policy => Some(pki.basic_authorization()),
             Mode::Jwt => Some(format!("Bearer {}", pki.token)),
         }
     }
@@ -148,7 +159,9 @@ impl Mode {
     pub fn credentials(self, pki: &Pki) -> anyhow::Result<CallCredentials> {
         Ok(match self {
             Mode::Plaintext => CallCredentials::None,
-            Mode::Basic => CallCredentials::basic(USER, &Secret::new(pki.password.clone()))?,
+            Mode::Basic | Mode::Policy => {
+                CallCredentials::basic(USER, &Secret::new(pki.password.clone()))?
+            }
             Mode::Jwt => {
                 let mut value = MetadataValue::<Ascii>::try_from(format!("Bearer {}", pki.token))
                     .context("the bench's token is not valid header text")?;
@@ -199,6 +212,10 @@ pub struct Pki {
     pub jwks: PathBuf,
     /// An ES256 JWT for subject [`USER`], valid for a day.
     pub token: String,
+    /// The policy of [`Mode::Policy`]: 1,000 rules bound to [`USER`], 999 of them on other
+    /// teams' subjects, the last on the bench's own (`subject-*`). The user holds no read on the
+    /// registry, so every get-by-id is decided through the subjects that use the id.
+    pub policy: PathBuf,
 }
 
 impl std::fmt::Debug for Pki {
@@ -308,6 +325,20 @@ impl Pki {
             &jsonwebtoken::EncodingKey::from_ec_der(&jwt_pair.serialize_der()),
         )
         .context("cannot sign the bench's JWT")?;
+        let policy = dir.join("policy.yaml");
+        let mut rules = String::new();
+        for team in 0..999 {
+            rules.push_str(&format!(
+                "      - allow: [read, write]\n        on: [\"subject:team-{team}-*\"]\n"
+            ));
+        }
+        rules.push_str("      - allow: [read, write]\n        on: [\"subject:subject-*\"]\n");
+        std::fs::write(
+            &policy,
+            format!(
+                "roles:\n  bench:\n    rules:\n{rules}bindings:\n  - role: bench\n    to: [\"user:{USER}\"]\n"
+            ),
+        )?;
 
         Ok(Self {
             dir,
@@ -319,6 +350,7 @@ impl Pki {
             password_file,
             jwks,
             token,
+            policy,
         })
     }
 

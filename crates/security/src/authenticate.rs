@@ -453,11 +453,11 @@ impl Authenticator {
                         refusal => Refusal::unauthenticated(refusal.to_string()),
                     }
                 })?;
-                let principal = Principal {
-                    name: verified.principal.into(),
-                    method: AuthMethod::Bearer,
-                    groups: verified.groups.into(),
-                };
+                let principal = Principal::with_groups(
+                    verified.principal,
+                    AuthMethod::Bearer,
+                    verified.groups.into(),
+                );
                 let left = verified.expires_at.saturating_sub(now_seconds());
                 let valid_for = self.cache_ttl.min(Duration::from_secs(left));
                 if !valid_for.is_zero() {

@@ -113,18 +113,23 @@ impl PrincipalLimits {
         }
     }
 
-    fn state(&self, principal: &Principal) -> Arc<PrincipalState> {
+    /// The principal's buckets; `None` when it has no limit at all (the common case costs no
+    /// lookup).
+    fn state(&self, principal: &Principal) -> Option<Arc<PrincipalState>> {
         let limits = self.authorizer.limits(principal);
+        if limits.requests_per_second.is_none() && limits.concurrent_streams.is_none() {
+            return None;
+        }
         let key = principal.key();
         if let Some(state) = self.states.get(&key)
             && state.limits == limits
         {
-            return state;
+            return Some(state);
         }
         // New, or the policy changed its limits: fresh buckets.
         let state = Arc::new(PrincipalState::new(limits));
         self.states.insert(key, Arc::clone(&state));
-        state
+        Some(state)
     }
 
     /// Admits a request of `principal` to `path`: `Ok` with the stream slot it holds (if it is a
@@ -134,7 +139,9 @@ impl PrincipalLimits {
         principal: &Principal,
         path: &str,
     ) -> Result<Option<OwnedSemaphorePermit>, Refusal> {
-        let state = self.state(principal);
+        let Some(state) = self.state(principal) else {
+            return Ok(None);
+        };
         if let Some(rate) = &state.rate
             && let Err(not_until) = rate.check()
         {

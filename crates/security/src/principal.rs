@@ -40,21 +40,44 @@ impl fmt::Display for AuthMethod {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// The user name, the JWT's principal claim, or the certificate's mapped name.
     pub name: Arc<str>,
     pub method: AuthMethod,
     /// Groups the identity provider put in the JWT (its groups claim); empty otherwise.
     pub groups: Arc<[String]>,
+    /// What the authorizer granted this principal, remembered with it: a credential verified
+    /// once is one `Principal` cloned into every request it makes, so the policy is consulted
+    /// once per policy version, not once per request.
+    pub(crate) grants: Arc<arc_swap::ArcSwapOption<crate::authz::Remembered>>,
 }
+
+/// Two principals are the same whatever they remember.
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.method == other.method && self.groups == other.groups
+    }
+}
+
+impl Eq for Principal {}
 
 impl Principal {
     pub fn new(name: impl Into<Arc<str>>, method: AuthMethod) -> Self {
+        Self::with_groups(name, method, Arc::new([]))
+    }
+
+    /// A principal with groups (a JWT's groups claim).
+    pub fn with_groups(
+        name: impl Into<Arc<str>>,
+        method: AuthMethod,
+        groups: Arc<[String]>,
+    ) -> Self {
         Self {
             name: name.into(),
             method,
-            groups: Arc::new([]),
+            groups,
+            grants: Arc::default(),
         }
     }
 

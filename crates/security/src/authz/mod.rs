@@ -87,6 +87,16 @@ pub enum PolicySource {
     AllowAuthenticated,
 }
 
+/// Grants a principal carries (see [`Principal`]), and whose they are.
+#[derive(Debug)]
+pub struct Remembered {
+    /// The authorizer that granted them (its address).
+    authorizer: usize,
+    /// The policy version they were granted under.
+    generation: u64,
+    grants: Arc<Grants>,
+}
+
 /// Decides and audits.
 pub struct Authorizer {
     service: &'static str,
@@ -204,6 +214,30 @@ impl Authorizer {
             return Arc::clone(&self.everything);
         };
         let generation = policy.generation();
+        let this = std::ptr::from_ref(self) as usize;
+        if let Some(remembered) = principal.grants.load().as_ref()
+            && remembered.authorizer == this
+            && remembered.generation == generation
+        {
+            return Arc::clone(&remembered.grants);
+        }
+        let grants = self.grants_for(principal, policy, generation);
+        principal.grants.store(Some(Arc::new(Remembered {
+            authorizer: this,
+            generation,
+            grants: Arc::clone(&grants),
+        })));
+        grants
+    }
+
+    /// A principal's grants from the shared cache (principals made per request, e.g. from a
+    /// client certificate, have nothing remembered).
+    fn grants_for(
+        &self,
+        principal: &Principal,
+        policy: &Reloading<Policy>,
+        generation: u64,
+    ) -> Arc<Grants> {
         let key = principal.key();
         if let Some((cached, grants)) = self.grants.get(&key)
             && cached == generation

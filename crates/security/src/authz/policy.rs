@@ -665,15 +665,15 @@ bindings:
 "#;
 
     fn principal(name: &str, groups: &[&str]) -> Principal {
-        Principal {
-            name: name.into(),
-            method: AuthMethod::Bearer,
-            groups: groups
+        Principal::with_groups(
+            name,
+            AuthMethod::Bearer,
+            groups
                 .iter()
                 .map(|g| (*g).to_owned())
                 .collect::<Vec<_>>()
                 .into(),
-        }
+        )
     }
 
     #[test]
