@@ -6,8 +6,13 @@
       fields fail); the CRD kinds (ServiceMonitor, cert-manager's Certificate) against the schemas
       here written from their CRDs (equally strict); then the chart's policy (security context,
       probes, grace period, TLS and authentication settings, secrets only as read-only files) on
-      Deployments. A case's values file names the kinds it must render (`# expect-kinds: A,B`)
-      and may name kinds it must not (`# absent-kinds: C`)
+      Deployments, the authorization policy files the release renders (parsed as the services
+      parse them) and the NetworkPolicies (only the ports served, messaging -> registry
+      admitted). A case's values file names the kinds it must render (`# expect-kinds: A,B`)
+      and may name kinds it must not (`# absent-kinds: C`), objects it must or must not render
+      (`# expect-objects: Kind/name,..`, `# absent-objects: ..`), and variables every
+      Deployment's environment must hold (`# expect-env: NAME=value,..`) or lack (`# absent-env:
+      NAME,..`)
   alert-coverage ALERTS.yaml TESTS.yaml
       every alert has a promtool unit test where it fires and one where it must not
   dashboard-rules DASHBOARD.json
@@ -28,7 +33,9 @@ import json
 import math
 import re
 import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -107,7 +114,7 @@ def secret_sources(docs: list[dict]) -> dict[str, set[str] | None]:
     return found
 
 
-def security_policy(where: str, env: dict, container: dict, pod: dict, secrets: dict) -> list[str]:
+def security_policy(where: str, env: dict, container: dict, pod: dict, secrets: dict, config_maps: dict) -> list[str]:
     """Secrets only as files of read-only Secret volumes; TLS and authentication settings that hang
     together; every *_FILE variable names a file of a mounted volume."""
     problems = []
@@ -131,6 +138,12 @@ def security_policy(where: str, env: dict, container: dict, pod: dict, secrets: 
                 missing = [i["key"] for i in volume["secret"].get("items", []) if i["key"] not in secrets[name]]
                 if missing:
                     problems.append(f"{where}: volume {mount['name']} wants keys {missing} that the rendered Secret/{name} lacks")
+        if "configMap" in volume:
+            name = volume["configMap"].get("name")
+            if name in config_maps:
+                missing = [i["key"] for i in volume["configMap"].get("items", []) if i["key"] not in config_maps[name]]
+                if missing:
+                    problems.append(f"{where}: volume {mount['name']} wants keys {missing} that the rendered ConfigMap/{name} lacks")
     # the files the variables name must be in those volumes
     for key, value in sorted(env.items()):
         if not key.endswith("_FILE") or value is None:
@@ -183,6 +196,22 @@ def security_policy(where: str, env: dict, container: dict, pod: dict, secrets: 
             problems.append(f"{where}: AUTH has jwt: needs exactly one of AUTH_JWKS_FILE, AUTH_JWKS_URL")
     if "mtls" in methods and (client_auth == "off" or tls != "on"):
         problems.append(f"{where}: AUTH has mtls with TLS={tls} TLS_CLIENT_AUTH={client_auth}")
+    # authorization: with authentication, a policy file or an explicit AUTHZ=none (the services
+    # refuse to start with neither); never both
+    authz, policy_file = env.get("AUTHZ"), env.get("AUTHZ_POLICY_FILE")
+    if authz not in (None, "none", "policy"):
+        problems.append(f"{where}: AUTHZ={authz!r}, must be none or policy")
+    if authz == "none" and policy_file:
+        problems.append(f"{where}: AUTHZ=none with AUTHZ_POLICY_FILE (the service refuses both)")
+    if authz == "policy" and not policy_file:
+        problems.append(f"{where}: AUTHZ=policy without AUTHZ_POLICY_FILE")
+    if env.get("AUTH") and "none" not in methods and authz != "none" and not policy_file:
+        problems.append(f"{where}: AUTH={env['AUTH']} without AUTHZ_POLICY_FILE or AUTHZ=none (the service refuses to start)")
+    if "none" in methods and policy_file:
+        problems.append(f"{where}: AUTHZ_POLICY_FILE without authentication (every caller is `anonymous`)")
+    for key in ("LIMIT_REQUESTS_PER_SECOND", "LIMIT_BURST", "LIMIT_CONCURRENT_STREAMS"):
+        if key in env and not re.fullmatch(r"[0-9]+", str(env[key])):
+            problems.append(f"{where}: {key}={env[key]!r} is not a whole number")
     # messaging -> registry
     url = env.get("REGISTRY_URL")
     if url is not None:
@@ -252,7 +281,7 @@ def deployment_policy(docs: list[dict]) -> list[str]:
                     or get.get("scheme", "HTTP") != scheme
                 ):
                     problems.append(f"{where}: {probe} must be httpGet {{port: metrics, path: {path}, scheme: {scheme}}}, is {get}")
-            problems += security_policy(where, env, container, pod, secrets)
+            problems += security_policy(where, env, container, pod, secrets, config_maps)
             drain_ms = next((v for k, v in env.items() if k.endswith("_SHUTDOWN_TIMEOUT_MS")), None)
             if drain_ms is None:
                 problems.append(f"{where}: no *_SHUTDOWN_TIMEOUT_MS in its environment")
@@ -266,6 +295,8 @@ def deployment_policy(docs: list[dict]) -> list[str]:
                 )
             if env.get("LOG_FORMAT") not in ("json", "text"):
                 problems.append(f"{where}: LOG_FORMAT is {env.get('LOG_FORMAT')!r}")
+    problems += authz_policies(docs, config_maps)
+    problems += network_policies(docs, config_maps)
     # a ServiceMonitor scrapes with the scheme the pods serve, verifying with a CA the release has
     metrics_tls = {
         doc["metadata"]["name"]: any(
@@ -293,6 +324,308 @@ def deployment_policy(docs: list[dict]) -> list[str]:
     return problems
 
 
+# --- authorization policies --------------------------------------------------------------------
+
+# What crates/security/src/authz/policy.rs accepts: the actions of each kind of resource.
+POLICY_KINDS = {
+    "subject": {"read", "write", "delete", "delete-permanent", "import", "config"},
+    "registry": {"read", "config"},
+    "topic": {"produce", "consume", "describe", "create", "delete", "alter"},
+    "group": {"read", "commit"},
+    "cluster": {"describe", "admin"},
+}
+NAMED_KINDS = {"subject", "topic", "group"}
+
+
+def container_env(container: dict, config_maps: dict) -> dict:
+    env = {}
+    for ref in container.get("envFrom", []):
+        env.update(config_maps.get(ref.get("configMapRef", {}).get("name"), {}))
+    env.update({e["name"]: e.get("value") for e in container.get("env", [])})
+    return env
+
+
+def principal_pattern_problems(patterns, context: str) -> list[str]:
+    if not isinstance(patterns, list) or not patterns:
+        return [f"{context}: needs a list of principals"]
+    problems = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not (
+            pattern == "*" or re.fullmatch(r"(user|group):\S+", pattern)
+        ):
+            problems.append(f"{context}: {pattern!r} is not user:<name>, group:<name> or *")
+    return problems
+
+
+def resource_pattern(pattern) -> tuple[str, str | None] | None:
+    """(kind, name glob or None for all) of a rule's `on` entry; None when malformed."""
+    if not isinstance(pattern, str):
+        return None
+    kind, sep, name = pattern.partition(":")
+    if kind in ("registry", "cluster"):
+        return (kind, None) if not sep else None
+    if kind in NAMED_KINDS and sep and name:
+        return kind, (None if name == "*" else name)
+    return None
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (true/false only), as the services' parser reads them: in YAML 1.1
+    (PyYAML's default) the policy's `on:` key would be the boolean true."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_policy(text: str, where: str) -> tuple[dict | None, list[str]]:
+    """The policy file format, checked as the services check it (unknown fields, allow xor deny,
+    known actions that apply to the rule's resources, bindings naming roles, principal patterns)."""
+    try:
+        policy = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as error:
+        return None, [f"{where}: not YAML: {error}"]
+    if policy is None:
+        policy = {}
+    if not isinstance(policy, dict):
+        return None, [f"{where}: not a mapping"]
+    problems = [f"{where}: unknown field {key!r}" for key in policy if key not in ("groups", "roles", "bindings")]
+    for name, members in (policy.get("groups") or {}).items():
+        problems += principal_pattern_problems(members, f"{where}: group {name!r}")
+    roles = policy.get("roles") or {}
+    for role, spec in roles.items():
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: role {role!r} is not a mapping")
+            continue
+        problems += [f"{where}: role {role!r}: unknown field {key!r}" for key in spec if key not in ("rules", "limits")]
+        for key, value in (spec.get("limits") or {}).items():
+            if key not in ("requests_per_second", "burst", "concurrent_streams") or not isinstance(value, int) or value < 0:
+                problems.append(f"{where}: role {role!r}: limits.{key}={value!r} is not a known limit with a whole number")
+        for number, rule in enumerate(spec.get("rules") or [], 1):
+            context = f"{where}: role {role!r}, rule {number}"
+            if not isinstance(rule, dict):
+                problems.append(f"{context}: not a mapping")
+                continue
+            problems += [f"{context}: unknown field {key!r}" for key in rule if key not in ("allow", "deny", "on")]
+            if ("allow" in rule) == ("deny" in rule):
+                problems.append(f"{context}: give either allow or deny")
+                continue
+            actions = rule.get("allow", rule.get("deny")) or []
+            on = rule.get("on") or []
+            if not actions or not on:
+                problems.append(f"{context}: needs actions and resources (on)")
+                continue
+            kinds = set()
+            for pattern in on:
+                if pattern == "*":
+                    kinds |= set(POLICY_KINDS)
+                elif (parsed := resource_pattern(pattern)) is None:
+                    problems.append(f"{context}: {pattern!r} is not subject:<name>, topic:<name>, group:<name>, registry, cluster or *")
+                else:
+                    kinds.add(parsed[0])
+            for action in actions:
+                if action != "*" and not any(action in POLICY_KINDS[kind] for kind in kinds):
+                    problems.append(f"{context}: {action!r} applies to none of {on}")
+    bindings = policy.get("bindings") or []
+    if not isinstance(bindings, list):
+        return None, problems + [f"{where}: bindings is not a list"]
+    for number, binding in enumerate(bindings, 1):
+        context = f"{where}: binding {number}"
+        if not isinstance(binding, dict) or set(binding) != {"role", "to"}:
+            problems.append(f"{context}: needs exactly role and to")
+            continue
+        if binding["role"] not in roles:
+            problems.append(f"{context}: no role is named {binding['role']!r}")
+        problems += principal_pattern_problems(binding["to"], context)
+    return (None if problems else policy), problems
+
+
+def policy_allows(policy: dict, user: str, action: str, kind: str, name: str = "") -> bool:
+    """The services' decision for `user:<user>` (no JWT groups): deny by default, deny wins."""
+    def who(patterns, groups) -> bool:
+        return any(
+            p == "*" or (p.startswith("user:") and fnmatchcase(user, p[5:])) or (p.startswith("group:") and any(fnmatchcase(g, p[6:]) for g in groups))
+            for p in patterns
+        )
+
+    groups = [g for g, members in (policy.get("groups") or {}).items() if who(members, [])]
+    verdict = {"allow": False, "deny": False}
+    for binding in policy.get("bindings") or []:
+        if not who(binding["to"], groups):
+            continue
+        for rule in policy["roles"][binding["role"]].get("rules") or []:
+            effect = "allow" if "allow" in rule else "deny"
+            if "*" not in rule[effect] and action not in rule[effect]:
+                continue
+            for pattern in rule["on"]:
+                target = (kind, None) if pattern == "*" else resource_pattern(pattern)
+                if target[0] == kind and (target[1] is None or fnmatchcase(name, target[1])):
+                    verdict[effect] = True
+    return verdict["allow"] and not verdict["deny"]
+
+
+def authz_policies(docs: list[dict], config_maps: dict) -> list[str]:
+    """Every policy file the release renders (a ConfigMap mounted at AUTHZ_POLICY_FILE) parses as
+    the services parse it, and grants messaging's registry identity what it needs."""
+    problems = []
+    policies = {}  # Deployment name -> parsed policy
+    parsed = {}  # (ConfigMap, key) -> parsed policy, each file checked once
+    messaging_users = []  # (where, REGISTRY_USERNAME, REGISTRY_URL)
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            env = container_env(container, config_maps)
+            where = f"{object_name(doc)} container {container['name']}"
+            if env.get("REGISTRY_USERNAME"):
+                messaging_users.append((where, env["REGISTRY_USERNAME"], env.get("REGISTRY_URL", "")))
+            path = env.get("AUTHZ_POLICY_FILE")
+            if not path:
+                continue
+            directory, _, file = path.rpartition("/")
+            mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"].rstrip("/") == directory), None)
+            source = volumes.get(mount["name"], {}).get("configMap") if mount else None
+            if not source or source.get("name") not in config_maps:
+                continue  # a Secret or a ConfigMap of the user's: not rendered here
+            key = next((i["key"] for i in source.get("items", []) if i["path"] == file), file)
+            text = config_maps[source["name"]].get(key)
+            if text is None:
+                continue  # reported by security_policy
+            if (source["name"], key) not in parsed:
+                policy, found = parse_policy(text, f"ConfigMap/{source['name']} {key}")
+                problems += found
+                parsed[source["name"], key] = policy
+            policy = parsed[source["name"], key]
+            if policy is not None:
+                policies[doc["metadata"]["name"]] = policy
+    # messaging's identity, on this release's registry: read + write on subjects, read on the registry
+    for where, user, url in messaging_users:
+        service = (urlsplit(url).hostname or "").split(".")[0]
+        policy = policies.get(service)
+        if policy is None:
+            continue
+        needed = [("read", "subject", "any-value"), ("write", "subject", "any-value"), ("read", "registry", "")]
+        missing = [f"{a} {k}{':' + n if n else ''}" for a, k, n in needed if not policy_allows(policy, user, a, k, n)]
+        if missing:
+            problems.append(f"{where}: the registry's policy does not grant REGISTRY_USERNAME={user} {', '.join(missing)}")
+    return problems
+
+
+# --- network policies --------------------------------------------------------------------------
+
+RELEASE_NAMESPACE = "tributary"  # scripts/check-deploy renders with --namespace tributary
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values):
+            return False
+        if (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def peer_admits(peer: dict, pod_labels: dict) -> bool:
+    """Whether a NetworkPolicyPeer admits a pod of the release's namespace with these labels."""
+    if "ipBlock" in peer:
+        return False
+    namespace = peer.get("namespaceSelector")
+    if namespace is not None and not selector_matches(namespace, {"kubernetes.io/metadata.name": RELEASE_NAMESPACE}):
+        return False
+    pods = peer.get("podSelector")
+    return pods is None or selector_matches(pods, pod_labels)
+
+
+def rule_admits(rule: dict, peers_key: str, pod_labels: dict | None, port: int, protocol: str = "TCP") -> bool:
+    """Whether an ingress (peers_key "from") or egress ("to") rule admits `port` with a pod
+    (None: any peer at all) on the other end."""
+    peers = rule.get(peers_key)
+    if peers and pod_labels is not None and not any(peer_admits(p, pod_labels) for p in peers):
+        return False
+    ports = rule.get("ports")
+    return not ports or any(
+        p.get("protocol", "TCP") == protocol and (p.get("port") is None or p.get("port") == port or (p.get("endPort") and p["port"] <= port <= p["endPort"]))
+        for p in ports
+    )
+
+
+def network_policies(docs: list[dict], config_maps: dict) -> list[str]:
+    """When the release renders NetworkPolicies: each Deployment's pods are selected by one, every
+    ingress rule names its ports and admits only ports the pods serve, every served port is
+    admitted from somewhere, and messaging's pods reach this release's registry (ingress on the
+    registry's side, egress on messaging's when egress is restricted, DNS too)."""
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    if not policies:
+        return []
+    problems = []
+    pods = {}  # Deployment name -> (labels, {port name: port})
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            template = doc["spec"]["template"]
+            ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+            pods[doc["metadata"]["name"]] = (template["metadata"].get("labels", {}), ports)
+    selecting = {name: [p for p in policies if selector_matches(p["spec"]["podSelector"], labels)] for name, (labels, _) in pods.items()}
+    for policy in policies:
+        selected = [name for name, found in selecting.items() if policy in found]
+        served = {port for name in selected for item in pods[name][1].items() for port in item}
+        for number, rule in enumerate(policy["spec"].get("ingress", []), 1):
+            if not rule.get("ports"):
+                problems.append(f"{object_name(policy)}: ingress rule {number} admits every port")
+            for port in rule.get("ports", []):
+                if port.get("port") not in served:
+                    problems.append(f"{object_name(policy)}: ingress rule {number} admits port {port.get('port')}, which its pods do not serve")
+    for name, (labels, ports) in pods.items():
+        if not selecting[name]:
+            problems.append(f"Deployment/{name}: no NetworkPolicy selects its pods")
+            continue
+        rules = [r for p in selecting[name] if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) for r in p["spec"].get("ingress", [])]
+        for port_name, port in ports.items():
+            if not any(rule_admits(r, "from", None, port) for r in rules):
+                problems.append(f"Deployment/{name}: its port {port_name} ({port}) is admitted from nowhere")
+    # messaging -> this release's registry
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for doc in docs:
+        if doc["kind"] != "Deployment" or not selecting.get(doc["metadata"]["name"]):
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            url = container_env(container, config_maps).get("REGISTRY_URL")
+            if not url:
+                continue
+            parts = urlsplit(url)
+            service = services.get((parts.hostname or "").split(".")[0])
+            if service is None:
+                continue  # a registry elsewhere
+            port = next((p.get("targetPort") for p in service["spec"]["ports"] if p["port"] == parts.port), None)
+            targets = [n for n, (labels, _) in pods.items() if selector_matches({"matchLabels": service["spec"]["selector"]}, labels)]
+            me = pods[doc["metadata"]["name"]][0]
+            for target in targets:
+                target_port = pods[target][1].get(port, port)
+                rules = [r for p in selecting.get(target, []) for r in p["spec"].get("ingress", [])]
+                if selecting.get(target) and not any(rule_admits(r, "from", me, target_port) for r in rules):
+                    problems.append(f"Deployment/{target}: no NetworkPolicy admits {doc['metadata']['name']} (REGISTRY_URL) on port {target_port}")
+                egress = [p for p in selecting[doc["metadata"]["name"]] if "Egress" in p["spec"].get("policyTypes", [])]
+                if egress:
+                    rules = [r for p in egress for r in p["spec"].get("egress", [])]
+                    if not any(rule_admits(r, "to", pods[target][0], target_port) for r in rules):
+                        problems.append(f"Deployment/{doc['metadata']['name']}: its egress NetworkPolicy does not admit the registry on port {target_port}")
+    for name in pods:
+        egress = [p for p in selecting.get(name, []) if "Egress" in p["spec"].get("policyTypes", [])]
+        rules = [r for p in egress for r in p["spec"].get("egress", [])]
+        if egress and not any(rule_admits(r, "to", None, 53, "UDP") for r in rules):
+            problems.append(f"Deployment/{name}: its egress NetworkPolicy does not admit DNS (UDP 53)")
+    return problems
+
+
 def case_header(path: str, field: str) -> list[str]:
     """`# field: A,B` from the comment lines at the top of a case's values file."""
     for line in Path(path).read_text(encoding="utf-8").splitlines():
@@ -306,6 +639,7 @@ def case_header(path: str, field: str) -> list[str]:
 
 def cmd_validate(args: list[str]) -> None:
     kube_version, expect, absent, path = None, [], [], None
+    expect_objects, absent_objects, expect_env, absent_env = [], [], [], []
     while args:
         arg = args.pop(0)
         if arg == "--kube-version":
@@ -316,6 +650,10 @@ def cmd_validate(args: list[str]) -> None:
             case = args.pop(0)
             expect += case_header(case, "expect-kinds")
             absent += case_header(case, "absent-kinds")
+            expect_objects += case_header(case, "expect-objects")
+            absent_objects += case_header(case, "absent-objects")
+            expect_env += case_header(case, "expect-env")
+            absent_env += case_header(case, "absent-env")
         else:
             path = arg
     docs = load_documents(path)
@@ -324,6 +662,20 @@ def cmd_validate(args: list[str]) -> None:
     problems += deployment_policy(docs)
     problems += [f"no {kind} rendered" for kind in expect if kind not in kinds]
     problems += [f"{kind} rendered, the case says it must not be" for kind in absent if kind in kinds]
+    names = {object_name(d) for d in docs}
+    problems += [f"no {name} rendered" for name in expect_objects if name not in names]
+    problems += [f"{name} rendered, the case says it must not be" for name in absent_objects if name in names]
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            env = container_env(container, config_maps)
+            for item in expect_env:
+                key, _, value = item.partition("=")
+                if env.get(key) != value:
+                    problems.append(f"{object_name(doc)}: {key} is {env.get(key)!r}, the case expects {value!r}")
+            problems += [f"{object_name(doc)}: {key} is set, the case says it must not be" for key in absent_env if key in env]
     fail(problems, Path(path).name)
     print(f"  {Path(path).name}: {len(docs)} objects valid for Kubernetes {kube_version} (strict), policy ok: {', '.join(kinds)}")
 

@@ -37,8 +37,23 @@ cleanup() {
 trap cleanup EXIT
 
 psql "$TRIBUTARY_PG_ADMIN_URL" -qc "create database $RUN"
-# loopback only, so plaintext and no authentication, said explicitly (the services default to both on)
-export TLS=off AUTH=none
+# loopback only, so plaintext and no authentication, said explicitly (the services default to both on);
+# a policy all the same (every caller is the principal `anonymous`), so that the authorization
+# panels have series: everything allowed but writes to subjects named denied-*, which the
+# traffic below tries
+cat >"$WORK/policy.yaml" <<'EOF_POLICY'
+roles:
+  everything:
+    rules:
+      - allow: ["*"]
+        on: ["*"]
+      - deny: [write]
+        on: ["subject:denied-*"]
+bindings:
+  - role: everything
+    to: ["*"]
+EOF_POLICY
+export TLS=off AUTH=none AUTHZ_POLICY_FILE="$WORK/policy.yaml"
 DATABASE_URL=$DB_URL REGISTRY_GRPC_ADDR=127.0.0.1:51151 REGISTRY_HTTP_ADDR=127.0.0.1:18181 \
   REGISTRY_METRICS_ADDR=127.0.0.1:19464 "$BIN/registry" >"$WORK/registry.log" 2>&1 &
 PIDS+=($!)
@@ -59,7 +74,7 @@ PIDS+=($!)
 sleep 5
 for port in 19464 19465; do curl -sf "127.0.0.1:$port/metrics" | promtool check metrics; done
 
-# traffic: schemas over the HTTP API (and 404s), a topic, 20 records, one Consume stream
+# traffic: schemas over the HTTP API (and 404s and 403s), a topic, 20 records, one Consume stream
 for i in 1 2 3; do
   schema="{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"U\\\",\\\"fields\\\":[{\\\"name\\\":\\\"f$i\\\",\\\"type\\\":\\\"string\\\",\\\"default\\\":\\\"\\\"}]}"
   curl -sf -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' --data "{\"schema\":\"$schema\"}" \
@@ -68,6 +83,11 @@ done
 for i in $(seq 1 50); do
   curl -s -o /dev/null 127.0.0.1:18181/schemas/ids/1
   curl -s -o /dev/null "127.0.0.1:18181/subjects/missing-$i/versions"
+done
+# refused by the policy (403, audited, counted as denials)
+for i in $(seq 1 10); do
+  curl -s -o /dev/null -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+    --data '{"schema":"\"string\""}' "127.0.0.1:18181/subjects/denied-$RUN-$i/versions"
 done
 grpc() { grpcurl -plaintext -d "$2" 127.0.0.1:51152 "tributary.messaging.v1.MessagingService/$1"; }
 grpc CreateTopic "{\"topic\":\"$RUN\",\"partitions\":2,\"replication_factor\":1}" >/dev/null

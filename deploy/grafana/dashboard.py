@@ -317,6 +317,48 @@ def build() -> dict:
         h=8,
     )
 
+    layout.row("Authorization")
+    layout.add(
+        timeseries(
+            "Authorization denials",
+            "Requests refused by the authorization policy per second (HTTP 403 / gRPC PERMISSION_DENIED), by "
+            "service and action (tributary_authz_denials_total). Lists are filtered rather than refused, so "
+            "denials are rare in steady state; the audit log (JSON lines on the `audit` target) names the "
+            "principal and the resource. Alert: > 0.5/s per service for 5m.",
+            [
+                (
+                    f"sum by (service, action) (rate(tributary_authz_denials_total{{{SEL}}}[{RATE}]))",
+                    "{{service}} {{action}}",
+                )
+            ],
+            "reqps",
+            stack=True,
+            min=0,
+        ),
+        w=16,
+        h=8,
+    )
+    layout.add(
+        timeseries(
+            "Authorization policy",
+            "Rules of the policy in force (tributary_authz_policy_rules, per instance: they differ while a "
+            "change propagates) and changes of the policy file that did not load in the last 10 minutes "
+            "(tributary_authz_policy_reload_failures_total; the previous policy stays in force). "
+            "Alert: any failure.",
+            [
+                (f"max by (service, instance) (tributary_authz_policy_rules{{{SEL}}})", "{{service}} {{instance}} rules"),
+                (
+                    f"sum by (service) (increase(tributary_authz_policy_reload_failures_total{{{SEL}}}[10m]))",
+                    "{{service}} failed reloads (10m)",
+                ),
+            ],
+            "none",
+            min=0,
+        ),
+        w=8,
+        h=8,
+    )
+
     layout.row("Registry: cache, schemas, Postgres")
     layout.add(
         timeseries(
@@ -451,7 +493,7 @@ def build() -> dict:
     return {
         "title": "tributary",
         "uid": "tributary-overview",
-        "description": "tributary registry and messaging: health, gRPC and HTTP RED, registry cache and Postgres pool, Kafka rates and lag.",
+        "description": "tributary registry and messaging: health, gRPC and HTTP RED, authorization denials and policy, registry cache and Postgres pool, Kafka rates and lag.",
         "tags": ["tributary", "grpc", "kafka", "schema-registry"],
         "timezone": "browser",
         "editable": True,

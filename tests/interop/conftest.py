@@ -350,9 +350,10 @@ def https_request(url: str, ca: Path, authorization=None, timeout: float = 5.0):
 
 class RegistryProcess:
     """A registry process on its own database, over TLS with authentication, killed (and its
-    database dropped) afterwards."""
+    database dropped) afterwards. Its log (standard output and error, audit lines included) goes
+    to `log` when given, else nowhere."""
 
-    def __init__(self, security: Security) -> None:
+    def __init__(self, security: Security, log: Path = None) -> None:
         self.security = security
         self.database = f"interop_{os.getpid()}_{uuid.uuid4().hex[:12]}"
         psql(f"CREATE DATABASE {self.database}")
@@ -369,7 +370,14 @@ class RegistryProcess:
             RUST_LOG="warn",
         )
         self.url = f"https://127.0.0.1:{self.http_port}"
-        self.process = subprocess.Popen([str(registry_binary())], env=env, stdout=subprocess.DEVNULL)
+        self.log = log
+        if log is None:
+            self.process = subprocess.Popen([str(registry_binary())], env=env, stdout=subprocess.DEVNULL)
+        else:
+            with open(log, "wb") as output:
+                self.process = subprocess.Popen(
+                    [str(registry_binary())], env=env, stdout=output, stderr=subprocess.STDOUT
+                )
         self._wait_until_answering()
 
     def client_config(self, changes: dict = None) -> dict:

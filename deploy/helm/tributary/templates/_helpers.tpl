@@ -153,6 +153,32 @@ basic, bearer, mtls or none. Context: root.
 {{- and $v.messaging.enabled $v.tls.enabled (eq (include "tributary.registryAuthMethod" .) "mtls") (not $v.messaging.registryAuth.existingSecret) (has $v.tls.source (list "generated" "certManager")) | toString }}
 {{- end }}
 
+{{/*
+How the services authorize: "policy" (a policy file) or "none" (every authenticated principal may
+do everything: authz.enabled false, or no authentication at all). Context: root.
+*/}}
+{{- define "tributary.authzMode" -}}
+{{- if and .Values.authz.enabled (not (has "none" .Values.auth.methods)) }}policy{{ else }}none{{ end }}
+{{- end }}
+
+{{/* "true" when the chart renders the policy (authz on, neither existingConfigMap nor existingSecret). */}}
+{{- define "tributary.generatedPolicy" -}}
+{{- $p := .Values.authz.policy }}
+{{- and (eq (include "tributary.authzMode" .) "policy") (not $p.existingConfigMap) (not $p.existingSecret) | toString }}
+{{- end }}
+
+{{/*
+The principal of messaging's own registry identity, for the generated policy: the user name
+(basic, bearer) or the client certificate's name (mtls); empty when messaging does not call this
+release's registry with credentials. Context: root.
+*/}}
+{{- define "tributary.messagingPrincipal" -}}
+{{- $v := .Values }}
+{{- if and $v.messaging.enabled (eq (include "tributary.inReleaseRegistry" .) "true") (ne (include "tributary.registryAuthMethod" .) "none") }}
+{{- printf "user:%s" $v.messaging.registryAuth.username }}
+{{- end }}
+{{- end }}
+
 {{/* The DNS names of the server certificate: every enabled service's in-cluster names. */}}
 {{- define "tributary.dnsNames" -}}
 {{- $names := list }}
@@ -203,6 +229,13 @@ Context: root. Renders nothing.
 {{- if and $jwt.jwksUrl (not (hasPrefix "https://" $jwt.jwksUrl)) }}
 {{- fail "auth.jwt.jwksUrl must be an https URL" }}
 {{- end }}
+{{- end }}
+{{- $policy := $v.authz.policy }}
+{{- if and $policy.existingConfigMap $policy.existingSecret }}
+{{- fail "authz.policy: give existingConfigMap or existingSecret, not both" }}
+{{- end }}
+{{- if and (or $policy.existingConfigMap $policy.existingSecret) (ne (include "tributary.authzMode" .) "policy") }}
+{{- fail (printf "authz.policy.existing%s is given, but authorization is off (%s): drop it or turn authz on" (ternary "ConfigMap" "Secret" (not (empty $policy.existingConfigMap))) (ternary "auth.methods is [none]: no principals to authorize" "authz.enabled is false" (has "none" $methods))) }}
 {{- end }}
 {{- if $v.messaging.enabled }}
 {{- $ra := $v.messaging.registryAuth }}
@@ -323,6 +356,29 @@ The one place that knows the paths, so the ConfigMap and the Deployment agree. C
 {{- if has "mtls" $auth.methods }}
 {{- $_ := set $env "AUTH_MTLS_PRINCIPAL" $auth.mtls.principal }}
 {{- end }}
+{{- /* authorization: the policy file as a directory mount (updates reach it), or explicitly none */}}
+{{- if eq (include "tributary.authzMode" $root) "policy" }}
+{{- $policy := $v.authz.policy }}
+{{- $mount := dict "name" "authz-policy" "path" (printf "%s/authz" $base) }}
+{{- if $policy.existingSecret }}
+{{- $_ := set $mount "secret" $policy.existingSecret }}
+{{- $_ := set $mount "items" (list (dict "key" $policy.key "path" "policy.yaml")) }}
+{{- else if $policy.existingConfigMap }}
+{{- $_ := set $mount "configMap" $policy.existingConfigMap }}
+{{- $_ := set $mount "items" (list (dict "key" $policy.key "path" "policy.yaml")) }}
+{{- else }}
+{{- $_ := set $mount "configMap" (include "tributary.objectName" (list $root "authz-policy")) }}
+{{- $_ := set $mount "items" (list (dict "key" "policy.yaml" "path" "policy.yaml")) }}
+{{- end }}
+{{- $mounts = append $mounts $mount }}
+{{- $_ := set $env "AUTHZ_POLICY_FILE" (printf "%s/authz/policy.yaml" $base) }}
+{{- else }}
+{{- $_ := set $env "AUTHZ" "none" }}
+{{- end }}
+{{- $limits := $v.principalLimits }}
+{{- $_ := set $env "LIMIT_REQUESTS_PER_SECOND" (toString (int64 $limits.requestsPerSecond)) }}
+{{- $_ := set $env "LIMIT_BURST" (toString (int64 $limits.burst)) }}
+{{- $_ := set $env "LIMIT_CONCURRENT_STREAMS" (toString (int64 $limits.concurrentStreams)) }}
 {{- /* the service's own secrets */}}
 {{- if eq .name "registry" }}
 {{- $db := $c.database }}
