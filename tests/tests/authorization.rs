@@ -1238,6 +1238,15 @@ async fn a_changed_policy_applies_within_5_s_and_a_broken_one_keeps_the_last_goo
         Some(1.0),
         "{metrics}"
     );
+    assert_eq!(
+        tributary_tests::sample(
+            &metrics,
+            "tributary_authz_policy_stale",
+            &[("service", "registry")]
+        ),
+        Some(1.0),
+        "the file as it is does not load: {metrics}"
+    );
     assert!(
         tributary_tests::sample(
             &metrics,

@@ -13,7 +13,7 @@
 //! - The watch ends when the [`Reloading`] is dropped.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct Reloading<T> {
     current: ArcSwap<T>,
     generation: AtomicU64,
     failures: AtomicU64,
+    /// Whether the files as they are now failed to load (the value in use is older).
+    stale: AtomicBool,
 }
 
 impl<T> std::fmt::Debug for Reloading<T> {
@@ -56,6 +58,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             current: ArcSwap::from_pointee(value),
             generation: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
         });
         let build: Arc<Build<T>> = Arc::new(build);
         tokio::spawn(watch_files(
@@ -75,6 +78,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
             current: ArcSwap::from_pointee(value),
             generation: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
         })
     }
 }
@@ -93,6 +97,12 @@ impl<T> Reloading<T> {
     /// How many rebuilds failed since startup.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the files as they are now failed to load: the value in use is the last good one,
+    /// not what the files say.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
     }
 
     /// What the value is, for logs.
@@ -150,10 +160,12 @@ async fn watch_files<T: Send + Sync + 'static>(
             Ok(value) => {
                 target.current.store(Arc::new(value));
                 target.generation.fetch_add(1, Ordering::AcqRel);
+                target.stale.store(false, Ordering::Relaxed);
                 tracing::info!(what = target.what, "reloaded after its files changed");
             }
             Err(error) => {
                 target.failures.fetch_add(1, Ordering::Relaxed);
+                target.stale.store(true, Ordering::Relaxed);
                 tracing::warn!(
                     what = target.what,
                     error = format!("{error:#}"),
@@ -200,12 +212,14 @@ mod tests {
         std::fs::write(&path, "not a number").unwrap_or_else(|e| panic!("{e}"));
         eventually("the failed reload", || reloading.failures() == 1).await;
         assert_eq!(*reloading.current(), 2, "the last good value stays");
+        assert!(reloading.is_stale());
 
         // Retried only when the content changes again.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(reloading.failures(), 1);
         std::fs::write(&path, "3").unwrap_or_else(|e| panic!("{e}"));
         eventually("the recovery", || *reloading.current() == 3).await;
+        assert!(!reloading.is_stale());
     }
 
     #[tokio::test]

@@ -318,11 +318,16 @@ impl Authorizer {
             .collect()
     }
 
-    /// How many times the policy failed to reload, and its current rule count.
-    pub fn policy_state(&self) -> Option<(u64, usize)> {
-        self.policy
-            .as_ref()
-            .map(|policy| (policy.failures(), policy.current().rule_count()))
+    /// How many times the policy failed to reload, its current rule count, and whether the file
+    /// as it is now failed to load (the policy in force is older).
+    pub fn policy_state(&self) -> Option<(u64, usize, bool)> {
+        self.policy.as_ref().map(|policy| {
+            (
+                policy.failures(),
+                policy.current().rule_count(),
+                policy.is_stale(),
+            )
+        })
     }
 
     /// Registers `tributary.authz.denials` (by action and service),
@@ -355,18 +360,31 @@ impl Authorizer {
             .u64_observable_counter("tributary.authz.policy.reload.failures")
             .with_description("Policy file changes that did not load (the previous policy stays)")
             .with_callback(move |observer| {
-                if let Some((failures, _)) = authorizer.policy_state() {
+                if let Some((failures, ..)) = authorizer.policy_state() {
                     observer.observe(failures, &labels);
                 }
             })
             .build();
         let authorizer = Arc::clone(self);
+        let labels = service.clone();
         meter
             .u64_observable_gauge("tributary.authz.policy.rules")
             .with_description("Rules of the policy in force")
             .with_callback(move |observer| {
-                if let Some((_, rules)) = authorizer.policy_state() {
-                    observer.observe(rules as u64, &service);
+                if let Some((_, rules, _)) = authorizer.policy_state() {
+                    observer.observe(rules as u64, &labels);
+                }
+            })
+            .build();
+        let authorizer = Arc::clone(self);
+        meter
+            .u64_observable_gauge("tributary.authz.policy.stale")
+            .with_description(
+                "1 while the policy file as it is now does not load (the previous policy is in force)",
+            )
+            .with_callback(move |observer| {
+                if let Some((_, _, stale)) = authorizer.policy_state() {
+                    observer.observe(u64::from(stale), &service);
                 }
             })
             .build();
