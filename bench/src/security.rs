@@ -4,23 +4,18 @@
 //! directory removed when the [`Pki`] is dropped. [`Mode`] says how a service started by a bench
 //! is secured, which environment starts it that way and how a client calls it.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tributary_security::Secret;
 use tributary_security::client::{CallCredentials, ClientTls};
 use tributary_security::reload::Reloading;
+use tributary_testkit::{Authority, SigningKey, random_password, users_file, write_private};
 
 /// The issuer the bench's JWTs name (and the services require).
 pub const ISSUER: &str = "https://issuer.bench.tributary.invalid";
@@ -232,29 +227,6 @@ impl Drop for Pki {
     }
 }
 
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(contents)?;
-    Ok(())
-}
-
-/// 128 random bits, base64url: std's randomly seeded hasher, enough for a throwaway password.
-fn random_password() -> String {
-    use std::hash::BuildHasher;
-    let state = std::collections::hash_map::RandomState::new();
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&state.hash_one(1u8).to_le_bytes());
-    bytes[8..].copy_from_slice(&state.hash_one(2u8).to_le_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 impl Pki {
     /// Makes the CA, the server certificate, the users file, the JWKS and the token in `dir`
     /// (created; removed when the returned value is dropped).
@@ -262,69 +234,28 @@ impl Pki {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
 
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "tributary bench CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let authority = Authority::new("tributary bench CA")?;
         let ca = dir.join("ca.pem");
-        std::fs::write(&ca, ca_cert.pem())?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_key_pair = KeyPair::generate()?;
-        let server = params.signed_by(&server_key_pair, &issuer)?;
+        std::fs::write(&ca, authority.certificate())?;
         let (server_cert, server_key) = (dir.join("server.pem"), dir.join("server.key"));
-        std::fs::write(&server_cert, server.pem())?;
-        write_private(&server_key, server_key_pair.serialize_pem().as_bytes())?;
+        authority
+            .issue_server(&["127.0.0.1", "localhost"])?
+            .write(&server_cert, &server_key)?;
 
         let password = random_password();
         let users = dir.join("users");
-        let hash = tributary_security::users::hash_password(password.as_bytes())?;
-        write_private(
-            &users,
-            format!("# registry-bench's user\n{USER}:{hash}\n").as_bytes(),
-        )?;
+        write_private(&users, users_file(&[(USER, &password)])?.as_bytes())?;
         let password_file = dir.join("bench.password");
         write_private(&password_file, format!("{password}\n").as_bytes())?;
 
-        let jwt_pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let point = jwt_pair.public_key_raw();
-        anyhow::ensure!(point.len() == 65, "unexpected P-256 public key encoding");
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let signing_key = SigningKey::new(KEY_ID)?;
         let jwks = dir.join("jwks.json");
-        std::fs::write(
-            &jwks,
-            serde_json::json!({"keys": [{
-                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": KEY_ID,
-                "x": b64(&point[1..33]), "y": b64(&point[33..65]),
-            }]})
-            .to_string(),
-        )?;
+        std::fs::write(&jwks, signing_key.jwks())?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(KEY_ID.to_owned());
-        let token = jsonwebtoken::encode(
-            &header,
-            &serde_json::json!({
-                "sub": USER, "iss": ISSUER, "aud": AUDIENCE, "iat": now,
-                "exp": now + TOKEN_LIFETIME.as_secs(), "groups": ["bench"],
-            }),
-            &jsonwebtoken::EncodingKey::from_ec_der(&jwt_pair.serialize_der()),
-        )
-        .context("cannot sign the bench's JWT")?;
+        let token = signing_key.sign(&serde_json::json!({
+            "sub": USER, "iss": ISSUER, "aud": AUDIENCE, "iat": now,
+            "exp": now + TOKEN_LIFETIME.as_secs(), "groups": ["bench"],
+        }))?;
         let policy = dir.join("policy.yaml");
         let mut rules = String::new();
         for team in 0..999 {

@@ -10,16 +10,13 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tributary_security::SecurityArgs;
 use tributary_security::client::{CallCredentials, ClientTls, ClientTlsFiles};
 use tributary_security::config::AuthSetting;
 use tributary_security::tls::ClientAuth;
+use tributary_testkit::{Authority, SigningKey, random_password, users_file, write_private};
 
 /// The issuer test JWTs name.
 pub const ISSUER: &str = "https://issuer.tributary.test";
@@ -53,8 +50,8 @@ pub struct Pki {
     /// A client certificate from a CA the services do not know.
     pub foreign_client_cert: PathBuf,
     pub foreign_client_key: PathBuf,
-    issuer: Issuer<'static, KeyPair>,
-    jwt_key: jsonwebtoken::EncodingKey,
+    authority: Authority,
+    signing_key: SigningKey,
 }
 
 impl std::fmt::Debug for Pki {
@@ -65,57 +62,6 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-/// A random password (the test process's throwaway users): 128 bits from std's randomly
-/// seeded hasher.
-fn random_password() -> String {
-    use std::hash::BuildHasher;
-    let state = std::collections::hash_map::RandomState::new();
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&state.hash_one(1u8).to_le_bytes());
-    bytes[8..].copy_from_slice(&state.hash_one(2u8).to_le_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn ca_params(name: &str) -> CertificateParams {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-}
-
-/// Writes a certificate signed by `issuer` for `names` (server) or with CN `client` (client).
-fn issue(
-    issuer: &Issuer<'_, KeyPair>,
-    names: &[&str],
-    client: Option<&str>,
-    cert: &Path,
-    key: &Path,
-) {
-    let mut params =
-        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
-    match client {
-        Some(common_name) => {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, common_name);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        }
-        None => {
-            params.distinguished_name.push(DnType::CommonName, names[0]);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        }
-    }
-    let key_pair = KeyPair::generate().unwrap();
-    let certificate = params.signed_by(&key_pair, issuer).unwrap();
-    std::fs::write(cert, certificate.pem()).unwrap();
-    std::fs::write(key, key_pair.serialize_pem()).unwrap();
-}
-
 impl Pki {
     fn create() -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -123,67 +69,46 @@ impl Pki {
             .join(std::process::id().to_string());
         std::fs::create_dir_all(&dir).unwrap();
 
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_settings = ca_params("tributary test CA");
-        let ca_cert = ca_settings.self_signed(&ca_key).unwrap();
+        let authority = Authority::new("tributary test CA").unwrap();
         let ca = dir.join("ca.pem");
-        std::fs::write(&ca, ca_cert.pem()).unwrap();
-        let issuer = Issuer::new(ca_settings, ca_key);
+        std::fs::write(&ca, authority.certificate()).unwrap();
 
         let (server_cert, server_key) = (dir.join("server.pem"), dir.join("server.key"));
-        issue(
-            &issuer,
-            &["localhost", "127.0.0.1"],
-            None,
-            &server_cert,
-            &server_key,
-        );
+        authority
+            .issue_server(&["localhost", "127.0.0.1"])
+            .and_then(|issued| issued.write(&server_cert, &server_key))
+            .unwrap();
         let (client_cert, client_key) = (dir.join("client.pem"), dir.join("client.key"));
-        issue(&issuer, &[], Some("cert-admin"), &client_cert, &client_key);
-
-        let foreign_key = KeyPair::generate().unwrap();
-        let foreign = Issuer::new(ca_params("an unknown CA"), foreign_key);
+        authority
+            .issue_client("cert-admin")
+            .and_then(|issued| issued.write(&client_cert, &client_key))
+            .unwrap();
         let (foreign_client_cert, foreign_client_key) =
             (dir.join("foreign.pem"), dir.join("foreign.key"));
-        issue(
-            &foreign,
-            &[],
-            Some("cert-admin"),
-            &foreign_client_cert,
-            &foreign_client_key,
-        );
+        Authority::new("an unknown CA")
+            .and_then(|foreign| foreign.issue_client("cert-admin"))
+            .and_then(|issued| issued.write(&foreign_client_cert, &foreign_client_key))
+            .unwrap();
 
         let admin_password = random_password();
         let messaging_password = format!("{}m", random_password());
         let users = dir.join("users");
-        let hash =
-            |password: &str| tributary_security::users::hash_password(password.as_bytes()).unwrap();
-        std::fs::write(
-            &users,
-            format!(
-                "# test users\nadmin:{}\nmessaging:{}\n",
-                hash(&admin_password),
-                hash(&messaging_password)
-            ),
-        )
+        let users_text = users_file(&[
+            ("admin", &admin_password),
+            ("messaging", &messaging_password),
+        ])
         .unwrap();
+        write_private(&users, users_text.as_bytes()).unwrap();
         let messaging_password_file = dir.join("messaging.password");
-        std::fs::write(&messaging_password_file, format!("{messaging_password}\n")).unwrap();
-
-        let jwt_pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let point = jwt_pair.public_key_raw();
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let jwks = dir.join("jwks.json");
-        std::fs::write(
-            &jwks,
-            serde_json::json!({"keys": [{
-                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": KEY_ID,
-                "x": b64(&point[1..33]), "y": b64(&point[33..65]),
-            }]})
-            .to_string(),
+        write_private(
+            &messaging_password_file,
+            format!("{messaging_password}\n").as_bytes(),
         )
         .unwrap();
-        let jwt_key = jsonwebtoken::EncodingKey::from_ec_der(&jwt_pair.serialize_der());
+
+        let signing_key = SigningKey::new(KEY_ID).unwrap();
+        let jwks = dir.join("jwks.json");
+        std::fs::write(&jwks, signing_key.jwks()).unwrap();
         let policy = dir.join("policy.yaml");
         std::fs::write(
             &policy,
@@ -207,26 +132,30 @@ impl Pki {
             client_key,
             foreign_client_cert,
             foreign_client_key,
-            issuer,
-            jwt_key,
+            authority,
+            signing_key,
         }
     }
 
     /// Writes a new server certificate for `names`, signed by the test CA.
     pub fn issue_server_certificate(&self, names: &[&str], cert: &Path, key: &Path) {
-        issue(&self.issuer, names, None, cert, key);
+        self.authority
+            .issue_server(names)
+            .and_then(|issued| issued.write(cert, key))
+            .unwrap();
     }
 
     /// Writes a new client certificate with CN `common_name`, signed by the test CA.
     pub fn issue_client_certificate(&self, common_name: &str, cert: &Path, key: &Path) {
-        issue(&self.issuer, &[], Some(common_name), cert, key);
+        self.authority
+            .issue_client(common_name)
+            .and_then(|issued| issued.write(cert, key))
+            .unwrap();
     }
 
     /// A JWT with `claims`, signed by the JWKS's key.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(KEY_ID.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.jwt_key).unwrap()
+        self.signing_key.sign(claims).unwrap()
     }
 
     /// A valid JWT for `subject`, expiring in an hour.

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_proto::messaging::v1 as pb;
 use tributary_proto::registry::v1 as registry_pb;
 use tributary_security::client::CallCredentials;
+use tributary_testkit::SigningKey;
 use tributary_tests::security::{self, AUDIENCE, ISSUER, claims, client_tls, pki};
 use tributary_tests::{
     RegistryProcess, TestDatabase, TestMessaging, TestRegistry, free_port, unique_name,
@@ -331,23 +332,14 @@ impl JwksServer {
     }
 }
 
-/// A second signing key, as an identity provider rolls one in: (JWK, encoding key).
-fn rolled_key(kid: &str) -> (serde_json::Value, jsonwebtoken::EncodingKey) {
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let point = pair.public_key_raw();
-    (
-        serde_json::json!({
-            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-            "x": b64url(&point[1..33]), "y": b64url(&point[33..65]),
-        }),
-        jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der()),
-    )
+/// A signing key, as an identity provider rolls one in.
+fn rolled_key(kid: &str) -> SigningKey {
+    SigningKey::new(kid).unwrap()
 }
 
-fn sign_with(key: &jsonwebtoken::EncodingKey, kid: &str, subject: &str) -> String {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, &claims(subject, ISSUER, AUDIENCE, 3600), key).unwrap()
+fn sign_with(key: &SigningKey, kid: &str, subject: &str) -> String {
+    key.sign_naming(kid, &claims(subject, ISSUER, AUDIENCE, 3600))
+        .unwrap()
 }
 
 async fn list_subjects_as(addr: SocketAddr, token: &str) -> Result<(), tonic::Status> {
@@ -364,7 +356,8 @@ async fn list_subjects_as(addr: SocketAddr, token: &str) -> Result<(), tonic::St
 
 #[tokio::test]
 async fn a_jwks_url_is_fetched_over_https_and_fetched_again_when_a_token_names_a_new_key() {
-    let (first, first_key) = rolled_key("first");
+    let first_key = rolled_key("first");
+    let first = first_key.jwk().clone();
     let server = JwksServer::start(serde_json::json!({"keys": [first]}).to_string()).await;
     let registry = TestRegistry::start_with(TestDatabase::create().await, |settings| {
         settings.security.auth_jwks_file = None;
@@ -388,7 +381,8 @@ async fn a_jwks_url_is_fetched_over_https_and_fetched_again_when_a_token_names_a
 
     // The provider rolls in a second key; a token signed with it is accepted at once, by a
     // fetch its unknown key id triggers (well before the 5 s refresh).
-    let (second, second_key) = rolled_key("second");
+    let second_key = rolled_key("second");
+    let second = second_key.jwk().clone();
     *server.document.lock() = serde_json::json!({"keys": [first, second]}).to_string();
     tokio::time::sleep(Duration::from_millis(600)).await;
     list_subjects_as(registry.addr, &sign_with(&second_key, "second", "bob"))
