@@ -91,6 +91,7 @@ pub fn registry_settings(database_url: &str) -> Settings {
         db_max_connections: 8,
         db_acquire_timeout_ms: 2000,
         max_schema_bytes: 64 * 1024,
+        limits: Default::default(),
         shutdown_timeout_ms: 2000,
         log_format: LogFormat::Text,
         security: security::server_args(),

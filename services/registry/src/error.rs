@@ -45,7 +45,14 @@ pub enum RegistryError {
     InvalidSchema { reason: String },
     /// The schema text does not parse; the parse error names the JSON path.
     #[error(transparent)]
-    UnparsableSchema(#[from] tributary_avro::SchemaError),
+    UnparsableSchema(tributary_avro::SchemaError),
+    /// Over a budget of `tributary_avro::Limits`: a schema (at `path`) or a compatibility
+    /// check asked for more than the flag named in the message allows.
+    #[error("{}", limit_message(source, path.as_deref()))]
+    OverLimit {
+        source: tributary_avro::LimitExceeded,
+        path: Option<String>,
+    },
     #[error("invalid version '{value}': must be a positive integer, or -1/'latest'")]
     InvalidVersion { value: String },
     #[error("invalid compatibility level '{value}'")]
@@ -66,7 +73,9 @@ pub enum RegistryError {
     IdConflict { id: i32 },
     #[error("invalid subject '{subject}': {reason}")]
     InvalidSubject { subject: String, reason: String },
-    #[error("schema is {size} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "schema is {size} bytes, over the limit of {limit} bytes; raise it with --max-schema-bytes (REGISTRY_MAX_SCHEMA_BYTES)"
+    )]
     SchemaTooLarge { size: usize, limit: usize },
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
@@ -99,7 +108,7 @@ impl RegistryError {
             ReferenceExists { .. } => 42206,
             IdConflict { .. } => 42207,
             InvalidSubject { .. } => 42208,
-            SchemaTooLarge { .. } => 42209,
+            SchemaTooLarge { .. } | OverLimit { .. } => 42209,
             InvalidArgument { .. } => 422,
             StoreUnavailable(_) | Store(_) => 50001,
         }
@@ -137,6 +146,7 @@ impl RegistryError {
             IdConflict { .. } => "ID_CONFLICT",
             InvalidSubject { .. } => "INVALID_SUBJECT",
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
+            OverLimit { .. } => "LIMIT_EXCEEDED",
             InvalidArgument { .. } => "INVALID_ARGUMENT",
             StoreUnavailable(_) => "STORE_UNAVAILABLE",
             Store(_) => "STORE_ERROR",
@@ -168,9 +178,51 @@ impl RegistryError {
             | InvalidSubject { .. }
             | SchemaTooLarge { .. }
             | InvalidArgument { .. } => Code::InvalidArgument,
+            // A check that would take more work than allowed: the request is not wrong, it
+            // is too expensive.
+            OverLimit { source, .. } if source.limit == tributary_avro::Limit::Work => {
+                Code::ResourceExhausted
+            }
+            OverLimit { .. } => Code::InvalidArgument,
             StoreUnavailable(_) => Code::Unavailable,
             Store(_) => Code::Internal,
         }
+    }
+}
+
+/// A budget's error, naming the flag (and the environment variable) that raises it.
+fn limit_message(e: &tributary_avro::LimitExceeded, path: Option<&str>) -> String {
+    let at = match path {
+        Some(path) if path != "/" => format!(" (at {path})"),
+        _ => String::new(),
+    };
+    let name = e.limit.name();
+    format!(
+        "{}{at} exceeds the limit of {} {}; raise it with --max-{name} (REGISTRY_MAX_{})",
+        e.what,
+        e.max,
+        e.limit.counts(),
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+impl From<tributary_avro::SchemaError> for RegistryError {
+    /// A schema over a budget is [`RegistryError::OverLimit`] (42209), any other parse error
+    /// [`RegistryError::UnparsableSchema`] (42201).
+    fn from(error: tributary_avro::SchemaError) -> Self {
+        match error.limit() {
+            Some(limit) => RegistryError::OverLimit {
+                source: limit.clone(),
+                path: error.path().map(str::to_owned),
+            },
+            None => RegistryError::UnparsableSchema(error),
+        }
+    }
+}
+
+impl From<tributary_avro::LimitExceeded> for RegistryError {
+    fn from(source: tributary_avro::LimitExceeded) -> Self {
+        RegistryError::OverLimit { source, path: None }
     }
 }
 
@@ -233,6 +285,44 @@ pub(crate) fn is_sqlstate(error: &sqlx::Error, sqlstate: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_name_their_flag() {
+        let limits = tributary_avro::Limits {
+            record_fields: 2,
+            ..Default::default()
+        };
+        let error = tributary_avro::Schema::parse_with_limits(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":"int"},{"name":"c","type":"int"}]}"#,
+            &[],
+            tributary_avro::schema::ParseOptions::default(),
+            &limits,
+        )
+        .expect_err("three fields");
+        let error = RegistryError::from(error);
+        assert_eq!(error.error_code(), 42209);
+        assert_eq!(error.http_status(), 422);
+        assert_eq!(error.grpc_code(), Code::InvalidArgument);
+        let message = error.to_string();
+        assert!(
+            message.contains("--max-record-fields (REGISTRY_MAX_RECORD_FIELDS)")
+                && message.contains("record 'R' (3 fields)"),
+            "{message}"
+        );
+        let work = RegistryError::from(tributary_avro::LimitExceeded {
+            limit: tributary_avro::Limit::Work,
+            max: 10,
+            what: "the compatibility check".into(),
+        });
+        assert_eq!(work.grpc_code(), Code::ResourceExhausted);
+        assert!(
+            work.to_string().contains("REGISTRY_MAX_SCHEMA_WORK"),
+            "{work}"
+        );
+        let unparsable =
+            RegistryError::from(tributary_avro::Schema::parse("{", &[]).expect_err("not JSON"));
+        assert_eq!(unparsable.error_code(), 42201);
+    }
 
     #[test]
     fn a_connection_that_does_not_speak_postgres_is_unavailable_not_internal() {

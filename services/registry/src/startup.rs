@@ -94,6 +94,7 @@ impl Application {
             pool.clone(),
             RegistrySettings {
                 max_schema_bytes: settings.max_schema_bytes,
+                limits: settings.limits()?,
             },
         ));
         let metrics = Arc::new(Metrics::new("tributary-registry")?);
