@@ -426,6 +426,7 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
         latest_schema_ttl_ms: 5000,
         kafka_timeout_ms: 10_000,
         produce_max_in_flight: 100,
+        limits: Default::default(),
         shutdown_timeout_ms: 5000,
         log_format: tributary_messaging::config::LogFormat::Text,
         security: security::server_args(),
