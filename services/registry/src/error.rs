@@ -36,10 +36,12 @@ pub enum RegistryError {
     SubjectCompatibilityNotConfigured { subject: String },
     #[error("subject '{subject}' has no subject-level mode configured")]
     SubjectModeNotConfigured { subject: String },
-    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons.join("; "))]
+    /// `reasons` are the first ones found (their descriptions), `total` counts them all.
+    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons_text(reasons, *total, usize::MAX))]
     Incompatible {
         subject: String,
         reasons: Vec<String>,
+        total: u64,
     },
     #[error("invalid schema: {reason}")]
     InvalidSchema { reason: String },
@@ -266,15 +268,74 @@ impl From<RegistryError> for tonic::Status {
         }
         let mut metadata =
             HashMap::from([("error_code".to_owned(), error.error_code().to_string())]);
-        if let RegistryError::Incompatible { reasons, .. } = &error {
-            for (index, reason) in reasons.iter().enumerate() {
+        let mut message = error.to_string();
+        if let RegistryError::Incompatible {
+            subject,
+            reasons,
+            total,
+        } = &error
+        {
+            // The trailer carries the reasons twice (message and details): only the first
+            // ones, within GRPC_REASONS_BYTES; CheckCompatibility lists more.
+            let shown = reasons_within(reasons, GRPC_REASONS_BYTES);
+            for (index, reason) in reasons.iter().take(shown).enumerate() {
                 metadata.insert(format!("reason_{index}"), reason.clone());
             }
+            metadata.insert("reasons_total".to_owned(), total.to_string());
+            message = format!(
+                "schema being registered is incompatible with an earlier schema for subject '{subject}': {}",
+                reasons_text(reasons, *total, shown)
+            );
         }
         let details =
             ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
-        tonic::Status::with_error_details(code, error.to_string(), details)
+        tonic::Status::with_error_details(code, message, details)
     }
+}
+
+/// The most text of reasons a gRPC error carries. Its trailer holds them twice (the message,
+/// percent-encoded, and the error details, base64-encoded), and clients cap trailers: hyper
+/// (tonic) at 16 KiB, grpc-java at 8 KiB.
+const GRPC_REASONS_BYTES: usize = 1536;
+
+/// How many of `reasons` fit in `budget` bytes (at least one).
+fn reasons_within(reasons: &[String], budget: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut count = 0usize;
+    for reason in reasons {
+        bytes = bytes.saturating_add(reason.len() + 2);
+        if bytes > budget && count > 0 {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// The first `shown` reasons (each cut to the gRPC budget when only one is shown), then a note
+/// of how many of `total` are not.
+fn reasons_text(reasons: &[String], total: u64, shown: usize) -> String {
+    let shown = shown.min(reasons.len());
+    let mut text = reasons
+        .iter()
+        .take(shown)
+        .map(|r| {
+            if shown == 1 && reasons.len() > 1 {
+                tributary_avro::compat::shorten(r, GRPC_REASONS_BYTES)
+            } else {
+                r.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let listed = u64::try_from(shown).unwrap_or(u64::MAX);
+    if total > listed {
+        text.push_str(&format!(
+            "; ... and {} more incompatibilities (a compatibility check lists the first --max-incompatibilities)",
+            total - listed
+        ));
+    }
+    text
 }
 
 /// Whether a database error is the given SQLSTATE (e.g. "23505" unique violation).

@@ -1198,7 +1198,12 @@ impl Registry {
             if issues.total > 0 {
                 return Err(RegistryError::Incompatible {
                     subject: subject.to_owned(),
-                    reasons: describe(&issues.listed, issues.total),
+                    reasons: issues
+                        .listed
+                        .iter()
+                        .map(CompatibilityIssue::description)
+                        .collect(),
+                    total: issues.total,
                 });
             }
         }

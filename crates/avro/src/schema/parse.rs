@@ -420,10 +420,7 @@ impl Parser {
         let full = name.full_name();
         self.check_name_len(&full, "the name")?;
         if self.named.len() >= self.limits.named_types {
-            return Err(self.over(
-                Limit::NamedTypes,
-                format!("named type '{full}' (one more than the limit)"),
-            ));
+            return Err(self.over(Limit::NamedTypes, format!("named type '{full}'")));
         }
         if self.index.contains_key(&full) {
             return Err(SchemaError::Redefinition {
