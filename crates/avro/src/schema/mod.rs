@@ -12,6 +12,7 @@
 
 mod normalize;
 mod parse;
+mod pcf;
 mod print;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::json::{Json, Object};
 use crate::limits::{LimitExceeded, Limits};
 
 pub use parse::ParseOptions;
+pub use pcf::rabin_fingerprint;
 
 /// Index of a node in a [`Schema`]'s arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -666,6 +668,19 @@ impl Schema {
     /// fail too), the canonical string is returned.
     pub fn normalized_string(&self) -> String {
         normalize::normalized_string(self)
+    }
+
+    /// Avro's Parsing Canonical Form, as Java's `SchemaNormalization.toParsingForm` writes it
+    /// (types from references inlined; logical types, defaults, docs, aliases and properties
+    /// dropped).
+    pub fn parsing_canonical_form(&self) -> String {
+        pcf::parsing_form(self, self.root)
+    }
+
+    /// The 64-bit Rabin fingerprint of the Parsing Canonical Form (Java's
+    /// `SchemaNormalization.parsingFingerprint64`).
+    pub fn parsing_fingerprint64(&self) -> u64 {
+        rabin_fingerprint(self.parsing_canonical_form().as_bytes())
     }
 
     /// Full names of the named types this schema defines (not those from references), in
