@@ -489,6 +489,22 @@ mod tests {
         settings
     }
 
+    #[test]
+    fn budgets_come_from_their_flags_and_depths_stay_under_their_ceilings() {
+        let limits = parse(&[]).limits.limits().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(limits, Limits::default());
+        let limits = parse(&["--max-schema-bytes", "100", "--max-json-depth", "8"])
+            .limits
+            .limits()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((limits.schema_bytes, limits.json_depth), (100, 8));
+        let error = parse(&["--max-json-depth", "129"])
+            .limits
+            .limits()
+            .expect_err("above the ceiling");
+        assert!(error.to_string().contains("ceiling"), "{error}");
+    }
+
     fn error_of(settings: &Settings) -> String {
         settings
             .kafka_properties()

@@ -324,6 +324,26 @@ mod tests {
     }
 
     #[test]
+    fn budgets_come_from_their_flags_and_depths_stay_under_their_ceilings() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["registry", "--tls", "off", "--auth", "none"];
+            args.extend_from_slice(extra);
+            Settings::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let limits = parse(&[]).limits().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(limits, Limits::default());
+        let limits = parse(&["--max-record-fields", "7", "--max-schema-bytes", "100"])
+            .limits()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((limits.record_fields, limits.schema_bytes), (7, 100));
+        let error = parse(&["--max-schema-depth", "300"])
+            .limits()
+            .expect_err("above the ceiling");
+        assert!(error.to_string().contains("ceiling"), "{error}");
+    }
+
+    #[test]
     fn an_invalid_url_is_refused_without_its_password() {
         use clap::Parser;
         let settings = Settings::try_parse_from([
