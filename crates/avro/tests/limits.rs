@@ -481,3 +481,32 @@ fn large_records_resolve_and_encode_in_linear_time() {
     let e = codec::json_to_avro(&writer, &bad).expect_err("unknown field");
     assert!(e.message.contains("unknown field 'zz'"), "{e}");
 }
+
+#[test]
+fn codec_errors_stay_short_whatever_the_schema() {
+    // A union of 1,000 branches with long names: an error names the first ten.
+    let branches: Vec<String> = (0..1_000)
+        .map(|i| {
+            format!(
+                r#"{{"type":"fixed","name":"{}{i}","size":1}}"#,
+                "F".repeat(500)
+            )
+        })
+        .collect();
+    let s = parse(&format!("[{}]", branches.join(",")));
+    let e = codec::json_to_avro(&s, "true").expect_err("no boolean branch");
+    assert!(e.to_string().len() < 8 * 1024, "{}", e.to_string().len());
+    assert!(e.expected.contains("990 more"), "{}", &e.expected[..200]);
+    // A reader that can't read a writer: the first ten reasons, and how many there are.
+    let writer = parse(&record_text(
+        "R",
+        (0..5_000).map(|i| format!(r#"{{"name":"f{i}","type":"int"}}"#)),
+    ));
+    let reader = parse(&record_text(
+        "R",
+        (0..5_000).map(|i| format!(r#"{{"name":"f{i}","type":"string"}}"#)),
+    ));
+    let e = codec::check_readable(&writer, &reader).expect_err("incompatible");
+    assert!(e.message.len() < 4 * 1024, "{}", e.message.len());
+    assert!(e.message.ends_with("4990 more"), "{}", e.message);
+}

@@ -64,6 +64,16 @@ pub struct Schemas {
     limits: Limits,
 }
 
+/// The most schema text the caches of client schemas (reader and inline schemas, parsed, and
+/// the ids inline schemas were registered as) stand for: a parsed schema takes several times
+/// its text.
+const CLIENT_SCHEMA_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A cache entry's weight: its text's length (plus a little for the entry itself).
+fn weight(text_bytes: usize) -> u32 {
+    u32::try_from(text_bytes.saturating_add(64)).unwrap_or(u32::MAX)
+}
+
 /// A referenced schema version: its text and its own references.
 type Referenced = (String, Vec<registry::SchemaReference>);
 
@@ -131,8 +141,15 @@ impl Schemas {
                 .max_capacity(10_000)
                 .time_to_live(latest_ttl)
                 .build(),
-            registered: Cache::builder().max_capacity(10_000).build(),
-            readers: Cache::builder().max_capacity(1_000).build(),
+            // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
+            registered: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &(String, String), _| weight(key.0.len() + key.1.len()))
+                .build(),
+            readers: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &String, _| weight(key.len()))
+                .build(),
             referenced: Cache::builder().max_capacity(10_000).build(),
             limits: Limits::default(),
         }

@@ -45,34 +45,46 @@ pub struct StoredSchema {
 /// text and are needed only for compatibility checks, so they are bounded; a 1,000-version
 /// subject under FULL_TRANSITIVE still fits.
 const PARSED_SCHEMA_CACHE_ENTRIES: usize = 2048;
+/// And how much schema text they may stand for (a parsed schema takes several times its
+/// text): 2,048 schemas of a mebibyte would otherwise hold gigabytes.
+const PARSED_SCHEMA_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many submitted schema texts [`Registry`] remembers the fingerprint of (about 120 bytes
 /// each); when full, it starts over.
 const SUBMITTED_TEXT_ENTRIES: usize = 4096;
 
-/// A bounded map from schema id to parsed schema, evicting the oldest insertion first.
+/// A bounded map from schema id to parsed schema (with the length of its text), evicting the
+/// oldest insertion first, within [`PARSED_SCHEMA_CACHE_ENTRIES`] and
+/// [`PARSED_SCHEMA_CACHE_BYTES`].
 #[derive(Debug, Default)]
 struct ParsedCache {
-    by_id: HashMap<i32, Arc<Schema>>,
+    by_id: HashMap<i32, (Arc<Schema>, usize)>,
     order: VecDeque<i32>,
+    bytes: usize,
 }
 
 impl ParsedCache {
     fn get(&self, id: i32) -> Option<Arc<Schema>> {
-        self.by_id.get(&id).cloned()
+        self.by_id.get(&id).map(|(schema, _)| Arc::clone(schema))
     }
 
-    fn insert(&mut self, id: i32, schema: Arc<Schema>) -> Arc<Schema> {
-        if let Some(existing) = self.by_id.get(&id) {
+    fn insert(&mut self, id: i32, schema: Arc<Schema>, text_bytes: usize) -> Arc<Schema> {
+        if let Some((existing, _)) = self.by_id.get(&id) {
             return Arc::clone(existing);
         }
-        while self.order.len() >= PARSED_SCHEMA_CACHE_ENTRIES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_id.remove(&oldest);
+        while self.order.len() >= PARSED_SCHEMA_CACHE_ENTRIES
+            || (!self.order.is_empty()
+                && self.bytes.saturating_add(text_bytes) > PARSED_SCHEMA_CACHE_BYTES)
+        {
+            if let Some(oldest) = self.order.pop_front()
+                && let Some((_, size)) = self.by_id.remove(&oldest)
+            {
+                self.bytes = self.bytes.saturating_sub(size);
             }
         }
         self.order.push_back(id);
-        self.by_id.insert(id, Arc::clone(&schema));
+        self.bytes = self.bytes.saturating_add(text_bytes);
+        self.by_id.insert(id, (Arc::clone(&schema), text_bytes));
         schema
     }
 }
@@ -456,7 +468,11 @@ impl Registry {
                     reason: format!("stored schema {} no longer parses: {error}", stored.id),
                 }
             })?;
-        Ok(self.parsed.lock().insert(stored.id, Arc::new(parsed)))
+        let text_bytes = stored.text.len() + texts.iter().map(|t| t.len()).sum::<usize>();
+        Ok(self
+            .parsed
+            .lock()
+            .insert(stored.id, Arc::new(parsed), text_bytes))
     }
 
     /// The texts of everything `references` needs, transitively, dependencies first, each
@@ -1663,12 +1679,24 @@ mod tests {
         let schema = Arc::new(Schema::parse(r#""int""#, &[]).expect("parses"));
         let mut cache = ParsedCache::default();
         for id in 0..=PARSED_SCHEMA_CACHE_ENTRIES as i32 {
-            cache.insert(id, Arc::clone(&schema));
+            cache.insert(id, Arc::clone(&schema), 5);
         }
         assert_eq!(cache.by_id.len(), PARSED_SCHEMA_CACHE_ENTRIES);
         assert!(cache.get(0).is_none(), "the oldest entry was evicted");
         assert!(cache.get(1).is_some());
         assert!(cache.get(PARSED_SCHEMA_CACHE_ENTRIES as i32).is_some());
+        // By size too: mebibyte schemas evict the oldest past the byte budget.
+        let mut cache = ParsedCache::default();
+        for id in 0..100 {
+            cache.insert(id, Arc::clone(&schema), 1024 * 1024);
+        }
+        assert!(cache.bytes <= PARSED_SCHEMA_CACHE_BYTES);
+        assert_eq!(cache.by_id.len(), PARSED_SCHEMA_CACHE_BYTES / (1024 * 1024));
+        assert!(cache.get(99).is_some() && cache.get(0).is_none());
+        // One schema larger than the budget is still kept (alone).
+        cache.insert(1000, Arc::clone(&schema), PARSED_SCHEMA_CACHE_BYTES * 2);
+        assert!(cache.get(1000).is_some());
+        assert_eq!(cache.by_id.len(), 1);
     }
 
     #[test]

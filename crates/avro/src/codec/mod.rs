@@ -232,8 +232,8 @@ pub fn check_readable(writer: &Schema, reader: &Schema) -> Result<(), CodecError
     check_readable_with(writer, reader, &Limits::default())
 }
 
-/// [`check_readable`] within `limits`: at most [`Limits::work`] steps, and the first
-/// [`Limits::incompatibilities`] reasons listed (each message cut at 200 characters).
+/// [`check_readable`] within `limits`: at most [`Limits::work`] steps, and the first 10
+/// reasons listed (each cut at 200 bytes), then how many more there are.
 pub fn check_readable_with(
     writer: &Schema,
     reader: &Schema,
@@ -256,13 +256,16 @@ pub fn check_readable_with(
     if report.is_compatible() {
         return Ok(());
     }
+    const LISTED: usize = 10;
     let mut list: Vec<String> = report
         .incompatibilities
         .iter()
+        .take(LISTED)
         .map(|i| compat::shorten(&i.to_string(), 200))
         .collect();
-    if let Some(more) = report.unlisted() {
-        list.push(format!("{more} more"));
+    let listed = u64::try_from(list.len()).unwrap_or(u64::MAX);
+    if report.total > listed {
+        list.push(format!("{} more", report.total - listed));
     }
     Err(refused(
         format!(
@@ -457,7 +460,16 @@ pub(crate) fn type_label(schema: &Schema, id: NodeId) -> String {
             None => format!("fixed {} (size {})", f.name.full_name(), f.size),
         },
         NodeKind::Union { branches } => {
-            let names: Vec<String> = branches.iter().map(|b| branch_name(schema, *b)).collect();
+            // The first branches: an error message stays short whatever the union.
+            const SHOWN: usize = 10;
+            let mut names: Vec<String> = branches
+                .iter()
+                .take(SHOWN)
+                .map(|b| branch_name(schema, *b))
+                .collect();
+            if branches.len() > SHOWN {
+                names.push(format!("... {} more", branches.len() - SHOWN));
+            }
             format!("union [{}]", names.join(", "))
         }
         NodeKind::Array { items } => format!("array of {}", type_label(schema, *items)),
