@@ -69,6 +69,10 @@ pub struct Schemas {
 /// its text.
 const CLIENT_SCHEMA_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The most schema text the caches of registry schemas (parsed by id, and the texts of
+/// referenced versions) stand for, each.
+const REGISTRY_SCHEMA_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A cache entry's weight: its text's length (plus a little for the entry itself).
 fn weight(text_bytes: usize) -> u32 {
     u32::try_from(text_bytes.saturating_add(64)).unwrap_or(u32::MAX)
@@ -135,7 +139,12 @@ impl Schemas {
         Self {
             client: RegistryServiceClient::new(channel.clone()),
             channel,
-            by_id: Cache::builder().max_capacity(10_000).build(),
+            // Parsed registry schemas, weighed by their text (a parsed schema takes several
+            // times its text; 10,000 mebibyte schemas would not fit anywhere).
+            by_id: Cache::builder()
+                .max_capacity(REGISTRY_SCHEMA_CACHE_BYTES)
+                .weigher(|_, schema: &Arc<Schema>| weight(schema.canonical_string().len()))
+                .build(),
             versions: Cache::builder().max_capacity(10_000).build(),
             latest: Cache::builder()
                 .max_capacity(10_000)
@@ -150,7 +159,10 @@ impl Schemas {
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
                 .weigher(|key: &String, _| weight(key.len()))
                 .build(),
-            referenced: Cache::builder().max_capacity(10_000).build(),
+            referenced: Cache::builder()
+                .max_capacity(REGISTRY_SCHEMA_CACHE_BYTES)
+                .weigher(|_, found: &Arc<Referenced>| weight(found.0.len()))
+                .build(),
             limits: Limits::default(),
         }
     }
