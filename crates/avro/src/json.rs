@@ -11,6 +11,7 @@
 //! The reader is recursive but bounded: nesting deeper than [`MAX_DEPTH`] is rejected with an
 //! error instead of risking a stack overflow.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// The deepest nesting of arrays and objects accepted by [`Json::parse`].
@@ -83,10 +84,14 @@ impl Number {
 
 /// A JSON object that keeps its keys in insertion order.
 ///
-/// Equality ignores key order, like Jackson's `ObjectNode.equals`.
+/// Equality ignores key order, like Jackson's `ObjectNode.equals`. Small objects (almost all of
+/// a schema's) are searched by scanning; past [`Object::SCAN_LIMIT`] keys an index by key keeps
+/// every lookup and insertion constant-time, so an object of any size is read in linear time.
 #[derive(Debug, Clone, Default)]
 pub struct Object {
     entries: Vec<(String, Json)>,
+    /// Key -> position in `entries`, once there are more than [`Object::SCAN_LIMIT`] entries.
+    index: Option<HashMap<String, usize>>,
 }
 
 impl PartialEq for Object {
@@ -100,28 +105,52 @@ impl PartialEq for Object {
 }
 
 impl Object {
+    /// Objects up to this many keys are searched by scanning.
+    const SCAN_LIMIT: usize = 16;
+
     /// An empty object.
     pub fn new() -> Self {
         Self::default()
     }
 
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key)
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
+        self.position(key).is_some()
     }
 
     /// Sets `key`; an existing key keeps its position and takes the new value.
     pub fn insert(&mut self, key: String, value: Json) {
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
+        if let Some(slot) = self.position(&key).and_then(|i| self.entries.get_mut(i)) {
             slot.1 = value;
-        } else {
-            self.entries.push((key, value));
+            return;
         }
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), self.entries.len());
+        } else if self.entries.len() >= Self::SCAN_LIMIT {
+            let mut index: HashMap<String, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            index.insert(key.clone(), self.entries.len());
+            self.index = Some(index);
+        }
+        self.entries.push((key, value));
     }
 
     /// The entries in order.
@@ -159,6 +188,8 @@ pub struct JsonError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+    /// `Some(limit)` when the text nests deeper than the reader's limit.
+    pub depth_limit: Option<usize>,
 }
 
 impl fmt::Display for JsonError {
@@ -189,6 +220,14 @@ impl Json {
     /// `ObjectMapper.readTree(JsonParser)` (and so Java Avro's `Schema.Parser`) does.
     pub fn parse_first_value(text: &str) -> Result<Json, JsonError> {
         Reader::new(text).document_value()
+    }
+
+    /// [`Json::parse_first_value`] accepting at most `max_depth` levels of nesting (capped at
+    /// [`MAX_DEPTH`]); deeper text is an error with [`JsonError::depth_limit`] set.
+    pub fn parse_first_value_with_depth(text: &str, max_depth: usize) -> Result<Json, JsonError> {
+        let mut r = Reader::new(text);
+        r.max_depth = max_depth.min(MAX_DEPTH);
+        r.document_value()
     }
 
     /// The string value, if this is a string (Jackson `textValue()`).
@@ -438,6 +477,7 @@ struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    max_depth: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -447,6 +487,7 @@ impl<'a> Reader<'a> {
             text,
             bytes: text.as_bytes(),
             pos: 0,
+            max_depth: MAX_DEPTH,
         }
     }
 
@@ -458,6 +499,7 @@ impl<'a> Reader<'a> {
             line,
             column,
             message: message.into(),
+            depth_limit: None,
         }
     }
 
@@ -544,10 +586,13 @@ impl<'a> Reader<'a> {
     }
 
     fn enter(&self, depth: usize) -> Result<(), JsonError> {
-        if depth > MAX_DEPTH {
-            Err(self.error(format!(
-                "JSON nesting deeper than {MAX_DEPTH} levels is not accepted"
-            )))
+        if depth > self.max_depth {
+            let mut e = self.error(format!(
+                "JSON nesting deeper than {} levels is not accepted",
+                self.max_depth
+            ));
+            e.depth_limit = Some(self.max_depth);
+            Err(e)
         } else {
             Ok(())
         }

@@ -25,15 +25,20 @@
 //!   schema with Avro's resolution rules.
 //!
 //! Inputs are never trusted: no input makes these functions panic, and JSON nesting is bounded
-//! ([`json::MAX_DEPTH`]) so hostile input can't exhaust the stack.
+//! ([`json::MAX_DEPTH`]) so hostile input can't exhaust the stack. Parsing, printing,
+//! normalization and the codec take time linear (or n log n) in their input; everything a
+//! request can ask of them (sizes, counts, nesting, the work of default validation and of
+//! compatibility checks) is bounded by a budget of [`limits::Limits`].
 
 pub mod codec;
 pub mod compat;
 pub mod json;
+pub mod limits;
 pub mod schema;
 pub mod wire;
 
 pub use codec::{CodecError, UnionStyle};
 pub use compat::{CompatibilityLevel, Incompatibility, IncompatibilityKind};
+pub use limits::{Limit, LimitExceeded, Limits};
 pub use schema::{Schema, SchemaError};
 pub use wire::FrameError;

@@ -107,8 +107,8 @@ fn multiple_incompatibilities_are_all_reported_with_java_locations() {
         ])
     );
     let all = can_read(&reader, &writer);
-    assert_eq!(all[7].reader_fragment, r#"["boolean"]"#);
-    assert_eq!(all[7].writer_fragment, r#""long""#);
+    assert_eq!(all[7].reader_fragment(&reader), r#"["boolean"]"#);
+    assert_eq!(all[7].writer_fragment(&writer), r#""long""#);
     assert_eq!(
         all[2].to_string(),
         "TYPE_MISMATCH at /fields/2/type: reader type: STRING not compatible with writer type: LONG"

@@ -358,9 +358,11 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let deep = r#"{"type":"array","items":"#.repeat(10_000) + "\"int\"" + &"}".repeat(10_000);
     let e = err(&deep);
     assert!(
-        matches!(&e, SchemaError::InvalidJson { message, .. } if message.contains("nesting")),
+        e.limit()
+            .is_some_and(|l| l.limit == tributary_avro::Limit::SchemaDepth),
         "{e}"
     );
+    assert!(e.to_string().contains("max-schema-depth"), "{e}");
 }
 
 #[test]

@@ -1,19 +1,40 @@
 //! The Avro side of payloads: JSON <-> Avro binary with a schema (`tributary_avro::codec`), and
 //! Confluent's wire framing (magic byte 0, big-endian schema id, Avro binary;
-//! `tributary_avro::wire`).
+//! `tributary_avro::wire`). Every conversion stays within the service's `Limits` (the nesting
+//! of data, the work of checking a reader schema).
 
-use tributary_avro::Schema;
 use tributary_avro::codec::{self, CodecError, UnionStyle};
 use tributary_avro::wire;
+use tributary_avro::{LimitExceeded, Limits, Schema};
 
 use crate::error::MessagingError;
 
-fn mismatch(field: &str, error: CodecError) -> MessagingError {
+fn mismatch(field: &str, error: CodecError, limits: &Limits) -> MessagingError {
+    if let Some(limit) = error.limit {
+        return over_limit(field, &error, limit, limits);
+    }
     MessagingError::SchemaMismatch {
         field: field.to_owned(),
         path: error.path,
         expected: error.expected,
         message: error.message,
+    }
+}
+
+/// A key or value over a budget (its nesting).
+fn over_limit(
+    field: &str,
+    error: &CodecError,
+    limit: tributary_avro::Limit,
+    limits: &Limits,
+) -> MessagingError {
+    MessagingError::OverLimit {
+        source: LimitExceeded {
+            limit,
+            max: limit.of(limits),
+            what: format!("the data at {}", error.path),
+        },
+        context: field.to_owned(),
     }
 }
 
@@ -24,8 +45,10 @@ pub fn encode(
     schema: &Schema,
     schema_id: u32,
     json: &str,
+    limits: &Limits,
 ) -> Result<Vec<u8>, MessagingError> {
-    let avro = codec::json_to_avro(schema, json).map_err(|error| mismatch(field, error))?;
+    let avro =
+        codec::json_to_avro_with(schema, json, limits).map_err(|e| mismatch(field, e, limits))?;
     Ok(wire::encode(schema_id, &avro))
 }
 
@@ -45,19 +68,45 @@ pub fn decode_into(
     avro: &[u8],
     tagged_unions: bool,
     out: &mut Vec<u8>,
+    limits: &Limits,
 ) -> Result<(), MessagingError> {
     let style = if tagged_unions {
         UnionStyle::Tagged
     } else {
         UnionStyle::Plain
     };
-    codec::avro_to_json_into_checked(writer, reader.unwrap_or(writer), avro, style, out)
-        .map_err(undecodable)
+    codec::avro_to_json_into_checked_with(
+        writer,
+        reader.unwrap_or(writer),
+        avro,
+        style,
+        out,
+        limits,
+    )
+    .map_err(|error| match error.limit {
+        Some(limit) => over_limit("payload", &error, limit, limits),
+        None => undecodable(error),
+    })
 }
 
-/// Whether data written with `writer` can be read as `reader` (see [`decode_into`]).
-pub fn check_readable(writer: &Schema, reader: &Schema) -> Result<(), MessagingError> {
-    codec::check_readable(writer, reader).map_err(undecodable)
+/// Whether data written with `writer` can be read as `reader` (see [`decode_into`]), within
+/// the work budget.
+pub fn check_readable(
+    writer: &Schema,
+    reader: &Schema,
+    limits: &Limits,
+) -> Result<(), MessagingError> {
+    codec::check_readable_with(writer, reader, limits).map_err(|error| match error.limit {
+        Some(limit) => MessagingError::OverLimit {
+            source: LimitExceeded {
+                limit,
+                max: limit.of(limits),
+                what: "checking it against the writer schema".to_owned(),
+            },
+            context: "the reader schema".to_owned(),
+        },
+        None => undecodable(error),
+    })
 }
 
 fn undecodable(error: CodecError) -> MessagingError {

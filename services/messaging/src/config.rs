@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use tributary_avro::Limits;
 use tributary_security::Secret;
 pub use tributary_security::SecurityArgs;
 use tributary_security::client::{CallCredentials, ClientTlsFiles};
@@ -263,6 +264,10 @@ pub struct Settings {
     #[arg(long, env = "MESSAGING_PRODUCE_MAX_IN_FLIGHT", default_value_t = 1000)]
     pub produce_max_in_flight: usize,
 
+    /// Budgets of schema work: reader and inline schemas, JSON <-> Avro.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
     /// On SIGTERM, how long streams and in-flight requests may take to finish.
     #[arg(long, env = "MESSAGING_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
@@ -274,6 +279,108 @@ pub struct Settings {
     /// TLS and authentication of the gRPC API.
     #[command(flatten)]
     pub security: SecurityArgs,
+}
+
+/// The budgets of what one request may ask of the schema code (`tributary_avro::Limits`): the
+/// schemas a client gives (a consumer's reader schema, a producer's inline schema) are held to
+/// them (INVALID_ARGUMENT naming the flag); schemas the registry serves were accepted there and
+/// are read whatever these say, except for the nesting of data and the work of checking a
+/// reader schema (RESOURCE_EXHAUSTED).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Largest reader or inline schema, in bytes.
+    #[arg(long, env = "MESSAGING_MAX_SCHEMA_BYTES", default_value_t = Limits::default().schema_bytes)]
+    pub max_schema_bytes: usize,
+
+    /// Deepest nesting of JSON arrays and objects in a schema text (a record in a record's
+    /// field adds 3); at most 256.
+    #[arg(long, env = "MESSAGING_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().schema_depth)]
+    pub max_schema_depth: usize,
+
+    /// Most fields of one record.
+    #[arg(long, env = "MESSAGING_MAX_RECORD_FIELDS", default_value_t = Limits::default().record_fields)]
+    pub max_record_fields: usize,
+
+    /// Most symbols of one enum.
+    #[arg(long, env = "MESSAGING_MAX_ENUM_SYMBOLS", default_value_t = Limits::default().enum_symbols)]
+    pub max_enum_symbols: usize,
+
+    /// Most branches of one union.
+    #[arg(long, env = "MESSAGING_MAX_UNION_BRANCHES", default_value_t = Limits::default().union_branches)]
+    pub max_union_branches: usize,
+
+    /// Most named types (records, enums, fixed) in one schema.
+    #[arg(long, env = "MESSAGING_MAX_NAMED_TYPES", default_value_t = Limits::default().named_types)]
+    pub max_named_types: usize,
+
+    /// Longest name, in bytes: a full name, a field name, an enum symbol or an alias.
+    #[arg(long, env = "MESSAGING_MAX_NAME_BYTES", default_value_t = Limits::default().name_bytes)]
+    pub max_name_bytes: usize,
+
+    /// Most schemas a registry schema references, transitively, each fetched once.
+    #[arg(long, env = "MESSAGING_MAX_REFERENCES", default_value_t = Limits::default().references)]
+    pub max_references: usize,
+
+    /// Deepest nesting of the references of a registry schema.
+    #[arg(long, env = "MESSAGING_MAX_REFERENCE_DEPTH", default_value_t = Limits::default().reference_depth)]
+    pub max_reference_depth: usize,
+
+    /// Largest precision (so also scale) of a decimal logical type.
+    #[arg(long, env = "MESSAGING_MAX_DECIMAL_PRECISION", default_value_t = Limits::default().decimal_precision)]
+    pub max_decimal_precision: u32,
+
+    /// Steps one schema may take to validate its defaults, and a reader schema to be checked
+    /// against a writer's (pairs of types compared, fields and symbols matched).
+    #[arg(long, env = "MESSAGING_MAX_SCHEMA_WORK", default_value_t = Limits::default().work)]
+    pub max_schema_work: u64,
+
+    /// Deepest nesting of a key or value, in JSON (producing) and in Avro (consuming); at
+    /// most 128.
+    #[arg(long, env = "MESSAGING_MAX_JSON_DEPTH", default_value_t = Limits::default().json_depth)]
+    pub max_json_depth: usize,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitArgs {
+            max_schema_bytes: l.schema_bytes,
+            max_schema_depth: l.schema_depth,
+            max_record_fields: l.record_fields,
+            max_enum_symbols: l.enum_symbols,
+            max_union_branches: l.union_branches,
+            max_named_types: l.named_types,
+            max_name_bytes: l.name_bytes,
+            max_references: l.references,
+            max_reference_depth: l.reference_depth,
+            max_decimal_precision: l.decimal_precision,
+            max_schema_work: l.work,
+            max_json_depth: l.json_depth,
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The budgets; an error when one is above its ceiling.
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        let limits = Limits {
+            schema_bytes: self.max_schema_bytes,
+            schema_depth: self.max_schema_depth,
+            record_fields: self.max_record_fields,
+            enum_symbols: self.max_enum_symbols,
+            union_branches: self.max_union_branches,
+            named_types: self.max_named_types,
+            name_bytes: self.max_name_bytes,
+            references: self.max_references,
+            reference_depth: self.max_reference_depth,
+            decimal_precision: self.max_decimal_precision,
+            work: self.max_schema_work,
+            json_depth: self.max_json_depth,
+            ..Limits::default()
+        };
+        limits.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(limits)
+    }
 }
 
 impl Settings {
@@ -380,6 +487,22 @@ mod tests {
             settings.kafka_properties_file = None;
         }
         settings
+    }
+
+    #[test]
+    fn budgets_come_from_their_flags_and_depths_stay_under_their_ceilings() {
+        let limits = parse(&[]).limits.limits().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(limits, Limits::default());
+        let limits = parse(&["--max-schema-bytes", "100", "--max-json-depth", "8"])
+            .limits
+            .limits()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((limits.schema_bytes, limits.json_depth), (100, 8));
+        let error = parse(&["--max-json-depth", "129"])
+            .limits
+            .limits()
+            .expect_err("above the ceiling");
+        assert!(error.to_string().contains("ceiling"), "{error}");
     }
 
     fn error_of(settings: &Settings) -> String {

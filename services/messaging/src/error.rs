@@ -22,6 +22,13 @@ pub enum MessagingError {
     },
     #[error("invalid schema: {reason}")]
     InvalidSchema { reason: String },
+    /// Over a budget of `tributary_avro::Limits`: `context` (a schema, a key or value) asked
+    /// for more than the flag named in the message allows.
+    #[error("{}", limit_message(source, context))]
+    OverLimit {
+        source: tributary_avro::LimitExceeded,
+        context: String,
+    },
     #[error("topic '{topic}' not found")]
     TopicNotFound { topic: String },
     #[error("topic '{topic}' already exists")]
@@ -52,6 +59,18 @@ pub enum MessagingError {
     Internal(String),
 }
 
+/// A budget's error, naming the flag (and the environment variable) that raises it.
+fn limit_message(e: &tributary_avro::LimitExceeded, context: &str) -> String {
+    let name = e.limit.name();
+    format!(
+        "{context}: {} exceeds the limit of {} {}; raise it with --max-{name} (MESSAGING_MAX_{})",
+        e.what,
+        e.max,
+        e.limit.counts(),
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
 impl MessagingError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         MessagingError::InvalidArgument {
@@ -67,6 +86,7 @@ impl MessagingError {
             InvalidArgument { .. } => "INVALID_ARGUMENT",
             SchemaMismatch { .. } => "SCHEMA_MISMATCH",
             InvalidSchema { .. } => "INVALID_SCHEMA",
+            OverLimit { .. } => "LIMIT_EXCEEDED",
             TopicNotFound { .. } => "TOPIC_NOT_FOUND",
             TopicExists { .. } => "TOPIC_EXISTS",
             PartitionNotFound { .. } => "PARTITION_NOT_FOUND",
@@ -94,6 +114,12 @@ impl MessagingError {
                 Code::NotFound
             }
             TopicExists { .. } => Code::AlreadyExists,
+            // Checking a reader schema would take more work than allowed: not a wrong
+            // request, a too expensive one.
+            OverLimit { source, .. } if source.limit == tributary_avro::Limit::Work => {
+                Code::ResourceExhausted
+            }
+            OverLimit { .. } => Code::InvalidArgument,
             Undecodable { .. } => Code::DataLoss,
             Registry { code, .. } => *code,
             Forbidden(_) => Code::PermissionDenied,

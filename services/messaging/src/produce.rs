@@ -335,7 +335,13 @@ impl Producer {
                 self.schemas.register(&subject, &inline.schema).await?
             }
         };
-        let framed = avro::encode(field, &schema, id, &avro_payload.json)?;
+        let framed = avro::encode(
+            field,
+            &schema,
+            id,
+            &avro_payload.json,
+            self.schemas.limits(),
+        )?;
         Ok((Some(framed.into()), Some(id)))
     }
 

@@ -4,10 +4,16 @@
 //! - subject + version -> id, forever (versions are immutable);
 //! - subject -> latest version, for a short TTL (`--latest-schema-ttl-ms`);
 //! - (subject, schema text) -> id for producers' inline schemas, forever;
-//! - reader schema text -> parsed schema, forever.
+//! - reader schema text -> parsed schema, forever;
+//! - subject + version -> text and references of referenced schemas, forever.
+//!
+//! Schemas a client gives (reader and inline schemas) are held to the service's [`Limits`];
+//! those the registry serves were accepted there and are read as stored schemas
+//! ([`Limits::for_stored`]). A schema's references are fetched once each, however many paths
+//! lead to them, at most `Limits::references` of them, nested at most
+//! `Limits::reference_depth` deep.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +22,8 @@ use tonic::Code;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tributary_avro::Schema;
+use tributary_avro::schema::ParseOptions;
+use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tributary_security::client::CallCredentials;
@@ -52,7 +59,27 @@ pub struct Schemas {
     latest: Cache<String, u32>,
     registered: Cache<(String, String), u32>,
     readers: Cache<String, Arc<Schema>>,
+    /// Referenced schemas: (subject, version) -> (text, its references).
+    referenced: Cache<(String, i32), Arc<Referenced>>,
+    limits: Limits,
 }
+
+/// The most schema text the caches of client schemas (reader and inline schemas, parsed, and
+/// the ids inline schemas were registered as) stand for: a parsed schema takes several times
+/// its text.
+const CLIENT_SCHEMA_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The most schema text the caches of registry schemas (parsed by id, and the texts of
+/// referenced versions) stand for, each.
+const REGISTRY_SCHEMA_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A cache entry's weight: its text's length (plus a little for the entry itself).
+fn weight(text_bytes: usize) -> u32 {
+    u32::try_from(text_bytes.saturating_add(64)).unwrap_or(u32::MAX)
+}
+
+/// A referenced schema version: its text and its own references.
+type Referenced = (String, Vec<registry::SchemaReference>);
 
 /// The schema of the id a run of records looked up last ([`Schemas::by_id_remembered`]).
 #[derive(Debug, Default)]
@@ -78,10 +105,29 @@ fn registry_error(status: tonic::Status) -> MessagingError {
     MessagingError::Registry { code, message }
 }
 
-fn parse(text: &str, references: &[String]) -> Result<Schema, MessagingError> {
+/// Parses a schema within `limits`: a schema over a budget is [`MessagingError::OverLimit`]
+/// (naming the flag), any other error [`MessagingError::InvalidSchema`].
+fn parse(
+    text: &str,
+    references: &[String],
+    limits: &Limits,
+    options: ParseOptions,
+) -> Result<Schema, MessagingError> {
     let references: Vec<&str> = references.iter().map(String::as_str).collect();
-    Schema::parse(text, &references).map_err(|error| MessagingError::InvalidSchema {
-        reason: error.to_string(),
+    Schema::parse_with_limits(text, &references, options, limits).map_err(|error| {
+        match error.limit() {
+            Some(limit) => MessagingError::OverLimit {
+                source: limit.clone(),
+                context: error
+                    .path()
+                    .filter(|path| *path != "/")
+                    .map(|path| format!("schema at {path}"))
+                    .unwrap_or_else(|| "schema".to_owned()),
+            },
+            None => MessagingError::InvalidSchema {
+                reason: error.to_string(),
+            },
+        }
     })
 }
 
@@ -93,15 +139,43 @@ impl Schemas {
         Self {
             client: RegistryServiceClient::new(channel.clone()),
             channel,
-            by_id: Cache::builder().max_capacity(10_000).build(),
+            // Parsed registry schemas, weighed by their text (a parsed schema takes several
+            // times its text; 10,000 mebibyte schemas would not fit anywhere).
+            by_id: Cache::builder()
+                .max_capacity(REGISTRY_SCHEMA_CACHE_BYTES)
+                .weigher(|_, schema: &Arc<Schema>| weight(schema.canonical_string().len()))
+                .build(),
             versions: Cache::builder().max_capacity(10_000).build(),
             latest: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(latest_ttl)
                 .build(),
-            registered: Cache::builder().max_capacity(10_000).build(),
-            readers: Cache::builder().max_capacity(1_000).build(),
+            // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
+            registered: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &(String, String), _| weight(key.0.len() + key.1.len()))
+                .build(),
+            readers: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &String, _| weight(key.len()))
+                .build(),
+            referenced: Cache::builder()
+                .max_capacity(REGISTRY_SCHEMA_CACHE_BYTES)
+                .weigher(|_, found: &Arc<Referenced>| weight(found.0.len()))
+                .build(),
+            limits: Limits::default(),
         }
+    }
+
+    /// These caches with the budgets `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The budgets of schema work.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The channel to the registry, with credentials (for health checks).
@@ -151,7 +225,16 @@ impl Schemas {
             .map_err(registry_error)?
             .into_inner();
         let references = self.reference_texts(found.references).await?;
-        let schema = Arc::new(parse(&found.schema, &references)?);
+        // The registry accepted it, defaults and all (as it reads what it stores).
+        let options = ParseOptions {
+            validate_defaults: false,
+        };
+        let schema = Arc::new(parse(
+            &found.schema,
+            &references,
+            &self.limits.for_stored(),
+            options,
+        )?);
         self.by_id.insert(id, Arc::clone(&schema));
         Ok(schema)
     }
@@ -259,50 +342,176 @@ impl Schemas {
         Ok(id)
     }
 
-    /// A reader schema given by a consumer (no references).
+    /// A schema given by a client, a consumer's reader schema or a producer's inline schema
+    /// (no references), within the budgets.
     pub fn reader(&self, text: &str) -> Result<Arc<Schema>, MessagingError> {
         if let Some(schema) = self.readers.get(text) {
             return Ok(schema);
         }
-        let schema = Arc::new(parse(text, &[])?);
+        // Checked before anything else, the text included in the cache keys.
+        if text.len() > self.limits.schema_bytes {
+            return Err(MessagingError::OverLimit {
+                source: LimitExceeded {
+                    limit: Limit::SchemaBytes,
+                    max: u64::try_from(self.limits.schema_bytes).unwrap_or(u64::MAX),
+                    what: format!("a schema of {} bytes", text.len()),
+                },
+                context: "schema".to_owned(),
+            });
+        }
+        let schema = Arc::new(parse(text, &[], &self.limits, ParseOptions::default())?);
         self.readers.insert(text.to_owned(), Arc::clone(&schema));
         Ok(schema)
     }
 
-    /// The texts of the schemas a schema references, dependencies first.
-    fn reference_texts(
+    /// The texts of the schemas a schema references, transitively, dependencies first, each
+    /// once: a depth-first walk of the reference graph that fetches a referenced version the
+    /// first time it is met (a diamond of references costs its edges, not its paths: 2^(D+1)
+    /// registry calls before, for depth D). At most `Limits::references` schemas, nested at
+    /// most `Limits::reference_depth` deep.
+    async fn reference_texts(
         &self,
         references: Vec<registry::SchemaReference>,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<String>, MessagingError>> + Send + '_>> {
-        Box::pin(async move {
-            let mut texts: Vec<String> = Vec::new();
-            for reference in references {
-                let found = self
-                    .client
-                    .clone()
-                    .get_subject_version(registry::GetSubjectVersionRequest {
-                        subject: reference.subject.clone(),
-                        version: reference.version,
-                        include_deleted: true,
-                    })
-                    .await
-                    .map_err(registry_error)?
-                    .into_inner()
-                    .subject_version
-                    .ok_or_else(|| MessagingError::Registry {
-                        code: Code::Internal,
-                        message: "the registry answered without a subject version".to_owned(),
-                    })?;
-                for text in self.reference_texts(found.references).await? {
-                    if !texts.contains(&text) {
-                        texts.push(text);
-                    }
-                }
-                if !texts.contains(&found.schema) {
-                    texts.push(found.schema);
-                }
+    ) -> Result<Vec<String>, MessagingError> {
+        let limits = &self.limits;
+        let mut texts: Vec<String> = Vec::new();
+        let mut seen_texts: HashSet<String> = HashSet::new();
+        let mut done: HashSet<(String, i32)> = HashSet::new();
+        let mut met: HashSet<(String, i32)> = HashSet::new();
+        // (reference, depth, its references already pushed)
+        let mut stack: Vec<(registry::SchemaReference, usize, bool)> = references
+            .into_iter()
+            .rev()
+            .map(|r| (r, 1, false))
+            .collect();
+        while let Some((reference, depth, expanded)) = stack.pop() {
+            let key = (reference.subject.clone(), reference.version);
+            if done.contains(&key) {
+                continue;
             }
-            Ok(texts)
-        })
+            if depth > limits.reference_depth {
+                return Err(over_references(
+                    Limit::ReferenceDepth,
+                    limits.reference_depth,
+                    &reference,
+                ));
+            }
+            let found = self.referenced_version(&reference).await?;
+            if expanded {
+                done.insert(key);
+                if seen_texts.insert(found.0.clone()) {
+                    texts.push(found.0.clone());
+                }
+                continue;
+            }
+            // Met before but not done: a cycle walks on until the depth budget stops it.
+            if met.insert(key) && met.len() > limits.references {
+                return Err(over_references(
+                    Limit::References,
+                    limits.references,
+                    &reference,
+                ));
+            }
+            stack.push((reference, depth, true));
+            for child in found.1.iter().rev() {
+                stack.push((child.clone(), depth + 1, false));
+            }
+        }
+        Ok(texts)
+    }
+
+    /// The text and references of a referenced version, fetched once (versions never change).
+    async fn referenced_version(
+        &self,
+        reference: &registry::SchemaReference,
+    ) -> Result<Arc<Referenced>, MessagingError> {
+        let key = (reference.subject.clone(), reference.version);
+        if let Some(found) = self.referenced.get(&key) {
+            return Ok(found);
+        }
+        let found = self
+            .client
+            .clone()
+            .get_subject_version(registry::GetSubjectVersionRequest {
+                subject: reference.subject.clone(),
+                version: reference.version,
+                include_deleted: true,
+            })
+            .await
+            .map_err(registry_error)?
+            .into_inner()
+            .subject_version
+            .ok_or_else(|| MessagingError::Registry {
+                code: Code::Internal,
+                message: "the registry answered without a subject version".to_owned(),
+            })?;
+        let found = Arc::new((found.schema, found.references));
+        // "latest" (0 or -1) moves; a version number does not.
+        if reference.version > 0 {
+            self.referenced.insert(key, Arc::clone(&found));
+        }
+        Ok(found)
+    }
+}
+
+/// A schema's references over a budget.
+fn over_references(limit: Limit, max: usize, at: &registry::SchemaReference) -> MessagingError {
+    MessagingError::OverLimit {
+        source: LimitExceeded {
+            limit,
+            max: u64::try_from(max).unwrap_or(u64::MAX),
+            what: format!(
+                "the references of the schema (at '{}', subject '{}' version {})",
+                at.name, at.subject, at.version
+            ),
+        },
+        context: "schema".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schemas(limits: Limits) -> Schemas {
+        // Never called: these tests parse client schemas only.
+        let channel = tributary_security::client::channel("http://127.0.0.1:9", None, |e| e)
+            .expect("a lazy channel");
+        Schemas::new(channel, Default::default(), Duration::from_secs(1)).with_limits(limits)
+    }
+
+    #[tokio::test]
+    async fn client_schemas_are_held_to_the_budgets_naming_the_flags() {
+        let schemas = schemas(Limits {
+            schema_bytes: 100,
+            enum_symbols: 2,
+            ..Limits::default()
+        });
+        let big = format!(r#"{{"type":"string","doc":"{}"}}"#, "x".repeat(200));
+        let error = schemas.reader(&big).expect_err("over the size budget");
+        assert_eq!(error.grpc_code(), Code::InvalidArgument);
+        assert_eq!(error.reason(), "LIMIT_EXCEEDED");
+        assert!(
+            error
+                .to_string()
+                .contains("--max-schema-bytes (MESSAGING_MAX_SCHEMA_BYTES)"),
+            "{error}"
+        );
+        let error = schemas
+            .reader(r#"{"type":"enum","name":"E","symbols":["A","B","C"]}"#)
+            .expect_err("three symbols");
+        assert!(
+            error
+                .to_string()
+                .contains("--max-enum-symbols (MESSAGING_MAX_ENUM_SYMBOLS)"),
+            "{error}"
+        );
+        let error = schemas.reader("{").expect_err("not JSON");
+        assert_eq!(error.reason(), "INVALID_SCHEMA");
+        assert!(
+            schemas
+                .reader(r#"{"type":"enum","name":"E","symbols":["A","B"]}"#)
+                .is_ok()
+        );
     }
 }

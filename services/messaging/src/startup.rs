@@ -245,7 +245,8 @@ fn registry_client(settings: &Settings) -> anyhow::Result<Schemas> {
         channel,
         credentials,
         Duration::from_millis(settings.latest_schema_ttl_ms),
-    ))
+    )
+    .with_limits(settings.limits.limits()?))
 }
 
 /// Whether an http:// URL names a loopback host.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
+use tributary_avro::Limits;
 use tributary_security::Secret;
 pub use tributary_security::SecurityArgs;
 
@@ -142,6 +143,10 @@ pub struct Settings {
     #[arg(long, env = "REGISTRY_MAX_SCHEMA_BYTES", default_value_t = 1024 * 1024)]
     pub max_schema_bytes: usize,
 
+    /// The other budgets of schema work (nesting, fields, symbols, ...).
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "REGISTRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
@@ -155,7 +160,109 @@ pub struct Settings {
     pub security: SecurityArgs,
 }
 
+/// The budgets of what one request may ask of the schema code (`tributary_avro::Limits`); a
+/// schema over one is refused with 42209 naming the flag, a compatibility check over the work
+/// budget likewise (RESOURCE_EXHAUSTED over gRPC). Stored schemas are read whatever these say.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Deepest nesting of JSON arrays and objects in a schema text (a record in a record's
+    /// field adds 3); at most 256.
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().schema_depth)]
+    pub max_schema_depth: usize,
+
+    /// Most fields of one record.
+    #[arg(long, env = "REGISTRY_MAX_RECORD_FIELDS", default_value_t = Limits::default().record_fields)]
+    pub max_record_fields: usize,
+
+    /// Most symbols of one enum.
+    #[arg(long, env = "REGISTRY_MAX_ENUM_SYMBOLS", default_value_t = Limits::default().enum_symbols)]
+    pub max_enum_symbols: usize,
+
+    /// Most branches of one union.
+    #[arg(long, env = "REGISTRY_MAX_UNION_BRANCHES", default_value_t = Limits::default().union_branches)]
+    pub max_union_branches: usize,
+
+    /// Most named types (records, enums, fixed) in a schema and its references together.
+    #[arg(long, env = "REGISTRY_MAX_NAMED_TYPES", default_value_t = Limits::default().named_types)]
+    pub max_named_types: usize,
+
+    /// Longest name, in bytes: a full name, a field name, an enum symbol or an alias.
+    #[arg(long, env = "REGISTRY_MAX_NAME_BYTES", default_value_t = Limits::default().name_bytes)]
+    pub max_name_bytes: usize,
+
+    /// Most schemas one schema references, transitively, each counted once.
+    #[arg(long, env = "REGISTRY_MAX_REFERENCES", default_value_t = Limits::default().references)]
+    pub max_references: usize,
+
+    /// Deepest nesting of references (a reference of a reference is 2).
+    #[arg(long, env = "REGISTRY_MAX_REFERENCE_DEPTH", default_value_t = Limits::default().reference_depth)]
+    pub max_reference_depth: usize,
+
+    /// Largest precision (so also scale) of a decimal logical type.
+    #[arg(long, env = "REGISTRY_MAX_DECIMAL_PRECISION", default_value_t = Limits::default().decimal_precision)]
+    pub max_decimal_precision: u32,
+
+    /// Steps one request may spend validating a schema's defaults, or checking compatibility
+    /// (pairs of types compared, fields and symbols matched, over every version checked);
+    /// memory follows (about 20 bytes a step at most).
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_WORK", default_value_t = Limits::default().work)]
+    pub max_schema_work: u64,
+
+    /// Incompatibilities a compatibility answer lists (the others are counted); the list is
+    /// also kept under 12 KiB of text.
+    #[arg(long, env = "REGISTRY_MAX_INCOMPATIBILITIES", default_value_t = Limits::default().incompatibilities)]
+    pub max_incompatibilities: usize,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitArgs {
+            max_schema_depth: l.schema_depth,
+            max_record_fields: l.record_fields,
+            max_enum_symbols: l.enum_symbols,
+            max_union_branches: l.union_branches,
+            max_named_types: l.named_types,
+            max_name_bytes: l.name_bytes,
+            max_references: l.references,
+            max_reference_depth: l.reference_depth,
+            max_decimal_precision: l.decimal_precision,
+            max_schema_work: l.work,
+            max_incompatibilities: l.incompatibilities,
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The budgets, with `schema_bytes` from `--max-schema-bytes`; an error when one is above
+    /// its ceiling.
+    pub fn limits(&self, schema_bytes: usize) -> anyhow::Result<Limits> {
+        let limits = Limits {
+            schema_bytes,
+            schema_depth: self.max_schema_depth,
+            record_fields: self.max_record_fields,
+            enum_symbols: self.max_enum_symbols,
+            union_branches: self.max_union_branches,
+            named_types: self.max_named_types,
+            name_bytes: self.max_name_bytes,
+            references: self.max_references,
+            reference_depth: self.max_reference_depth,
+            decimal_precision: self.max_decimal_precision,
+            work: self.max_schema_work,
+            incompatibilities: self.max_incompatibilities,
+            ..Limits::default()
+        };
+        limits.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(limits)
+    }
+}
+
 impl Settings {
+    /// The budgets of schema work.
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        self.limits.limits(self.max_schema_bytes)
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
@@ -214,6 +321,26 @@ mod tests {
         let both = DatabaseUrl("postgres://a:p@ss@db/x?password=q".to_owned());
         let shown = both.to_string();
         assert!(!shown.contains("p@ss") && !shown.contains("=q"), "{shown}");
+    }
+
+    #[test]
+    fn budgets_come_from_their_flags_and_depths_stay_under_their_ceilings() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["registry", "--tls", "off", "--auth", "none"];
+            args.extend_from_slice(extra);
+            Settings::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let limits = parse(&[]).limits().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(limits, Limits::default());
+        let limits = parse(&["--max-record-fields", "7", "--max-schema-bytes", "100"])
+            .limits()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((limits.record_fields, limits.schema_bytes), (7, 100));
+        let error = parse(&["--max-schema-depth", "300"])
+            .limits()
+            .expect_err("above the ceiling");
+        assert!(error.to_string().contains("ceiling"), "{error}");
     }
 
     #[test]

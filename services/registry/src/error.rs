@@ -36,16 +36,25 @@ pub enum RegistryError {
     SubjectCompatibilityNotConfigured { subject: String },
     #[error("subject '{subject}' has no subject-level mode configured")]
     SubjectModeNotConfigured { subject: String },
-    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons.join("; "))]
+    /// `reasons` are the first ones found (their descriptions), `total` counts them all.
+    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons_text(reasons, *total, usize::MAX))]
     Incompatible {
         subject: String,
         reasons: Vec<String>,
+        total: u64,
     },
     #[error("invalid schema: {reason}")]
     InvalidSchema { reason: String },
     /// The schema text does not parse; the parse error names the JSON path.
     #[error(transparent)]
-    UnparsableSchema(#[from] tributary_avro::SchemaError),
+    UnparsableSchema(tributary_avro::SchemaError),
+    /// Over a budget of `tributary_avro::Limits`: a schema (at `path`) or a compatibility
+    /// check asked for more than the flag named in the message allows.
+    #[error("{}", limit_message(source, path.as_deref()))]
+    OverLimit {
+        source: tributary_avro::LimitExceeded,
+        path: Option<String>,
+    },
     #[error("invalid version '{value}': must be a positive integer, or -1/'latest'")]
     InvalidVersion { value: String },
     #[error("invalid compatibility level '{value}'")]
@@ -66,7 +75,9 @@ pub enum RegistryError {
     IdConflict { id: i32 },
     #[error("invalid subject '{subject}': {reason}")]
     InvalidSubject { subject: String, reason: String },
-    #[error("schema is {size} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "schema is {size} bytes, over the limit of {limit} bytes; raise it with --max-schema-bytes (REGISTRY_MAX_SCHEMA_BYTES)"
+    )]
     SchemaTooLarge { size: usize, limit: usize },
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
@@ -102,7 +113,7 @@ impl RegistryError {
             ReferenceExists { .. } => 42206,
             IdConflict { .. } => 42207,
             InvalidSubject { .. } => 42208,
-            SchemaTooLarge { .. } => 42209,
+            SchemaTooLarge { .. } | OverLimit { .. } => 42209,
             InvalidArgument { .. } => 422,
             Forbidden(_) => 40301,
             StoreUnavailable(_) | Store(_) => 50001,
@@ -141,6 +152,7 @@ impl RegistryError {
             IdConflict { .. } => "ID_CONFLICT",
             InvalidSubject { .. } => "INVALID_SUBJECT",
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
+            OverLimit { .. } => "LIMIT_EXCEEDED",
             InvalidArgument { .. } => "INVALID_ARGUMENT",
             Forbidden(_) => "FORBIDDEN",
             StoreUnavailable(_) => "STORE_UNAVAILABLE",
@@ -174,9 +186,51 @@ impl RegistryError {
             | SchemaTooLarge { .. }
             | InvalidArgument { .. } => Code::InvalidArgument,
             Forbidden(_) => Code::PermissionDenied,
+            // A check that would take more work than allowed: the request is not wrong, it
+            // is too expensive.
+            OverLimit { source, .. } if source.limit == tributary_avro::Limit::Work => {
+                Code::ResourceExhausted
+            }
+            OverLimit { .. } => Code::InvalidArgument,
             StoreUnavailable(_) => Code::Unavailable,
             Store(_) => Code::Internal,
         }
+    }
+}
+
+/// A budget's error, naming the flag (and the environment variable) that raises it.
+fn limit_message(e: &tributary_avro::LimitExceeded, path: Option<&str>) -> String {
+    let at = match path {
+        Some(path) if path != "/" => format!(" (at {path})"),
+        _ => String::new(),
+    };
+    let name = e.limit.name();
+    format!(
+        "{}{at} exceeds the limit of {} {}; raise it with --max-{name} (REGISTRY_MAX_{})",
+        e.what,
+        e.max,
+        e.limit.counts(),
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+impl From<tributary_avro::SchemaError> for RegistryError {
+    /// A schema over a budget is [`RegistryError::OverLimit`] (42209), any other parse error
+    /// [`RegistryError::UnparsableSchema`] (42201).
+    fn from(error: tributary_avro::SchemaError) -> Self {
+        match error.limit() {
+            Some(limit) => RegistryError::OverLimit {
+                source: limit.clone(),
+                path: error.path().map(str::to_owned),
+            },
+            None => RegistryError::UnparsableSchema(error),
+        }
+    }
+}
+
+impl From<tributary_avro::LimitExceeded> for RegistryError {
+    fn from(source: tributary_avro::LimitExceeded) -> Self {
+        RegistryError::OverLimit { source, path: None }
     }
 }
 
@@ -220,15 +274,74 @@ impl From<RegistryError> for tonic::Status {
         }
         let mut metadata =
             HashMap::from([("error_code".to_owned(), error.error_code().to_string())]);
-        if let RegistryError::Incompatible { reasons, .. } = &error {
-            for (index, reason) in reasons.iter().enumerate() {
+        let mut message = error.to_string();
+        if let RegistryError::Incompatible {
+            subject,
+            reasons,
+            total,
+        } = &error
+        {
+            // The trailer carries the reasons twice (message and details): only the first
+            // ones, within GRPC_REASONS_BYTES; CheckCompatibility lists more.
+            let shown = reasons_within(reasons, GRPC_REASONS_BYTES);
+            for (index, reason) in reasons.iter().take(shown).enumerate() {
                 metadata.insert(format!("reason_{index}"), reason.clone());
             }
+            metadata.insert("reasons_total".to_owned(), total.to_string());
+            message = format!(
+                "schema being registered is incompatible with an earlier schema for subject '{subject}': {}",
+                reasons_text(reasons, *total, shown)
+            );
         }
         let details =
             ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
-        tonic::Status::with_error_details(code, error.to_string(), details)
+        tonic::Status::with_error_details(code, message, details)
     }
+}
+
+/// The most text of reasons a gRPC error carries. Its trailer holds them twice (the message,
+/// percent-encoded, and the error details, base64-encoded), and clients cap trailers: hyper
+/// (tonic) at 16 KiB, grpc-java at 8 KiB.
+const GRPC_REASONS_BYTES: usize = 1536;
+
+/// How many of `reasons` fit in `budget` bytes (at least one).
+fn reasons_within(reasons: &[String], budget: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut count = 0usize;
+    for reason in reasons {
+        bytes = bytes.saturating_add(reason.len() + 2);
+        if bytes > budget && count > 0 {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// The first `shown` reasons (each cut to the gRPC budget when only one is shown), then a note
+/// of how many of `total` are not.
+fn reasons_text(reasons: &[String], total: u64, shown: usize) -> String {
+    let shown = shown.min(reasons.len());
+    let mut text = reasons
+        .iter()
+        .take(shown)
+        .map(|r| {
+            if shown == 1 && reasons.len() > 1 {
+                tributary_avro::compat::shorten(r, GRPC_REASONS_BYTES)
+            } else {
+                r.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let listed = u64::try_from(shown).unwrap_or(u64::MAX);
+    if total > listed {
+        text.push_str(&format!(
+            "; ... and {} more incompatibilities (a compatibility check lists the first --max-incompatibilities)",
+            total - listed
+        ));
+    }
+    text
 }
 
 /// Whether a database error is the given SQLSTATE (e.g. "23505" unique violation).
@@ -239,6 +352,44 @@ pub(crate) fn is_sqlstate(error: &sqlx::Error, sqlstate: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_name_their_flag() {
+        let limits = tributary_avro::Limits {
+            record_fields: 2,
+            ..Default::default()
+        };
+        let error = tributary_avro::Schema::parse_with_limits(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":"int"},{"name":"c","type":"int"}]}"#,
+            &[],
+            tributary_avro::schema::ParseOptions::default(),
+            &limits,
+        )
+        .expect_err("three fields");
+        let error = RegistryError::from(error);
+        assert_eq!(error.error_code(), 42209);
+        assert_eq!(error.http_status(), 422);
+        assert_eq!(error.grpc_code(), Code::InvalidArgument);
+        let message = error.to_string();
+        assert!(
+            message.contains("--max-record-fields (REGISTRY_MAX_RECORD_FIELDS)")
+                && message.contains("record 'R' (3 fields)"),
+            "{message}"
+        );
+        let work = RegistryError::from(tributary_avro::LimitExceeded {
+            limit: tributary_avro::Limit::Work,
+            max: 10,
+            what: "the compatibility check".into(),
+        });
+        assert_eq!(work.grpc_code(), Code::ResourceExhausted);
+        assert!(
+            work.to_string().contains("REGISTRY_MAX_SCHEMA_WORK"),
+            "{work}"
+        );
+        let unparsable =
+            RegistryError::from(tributary_avro::Schema::parse("{", &[]).expect_err("not JSON"));
+        assert_eq!(unparsable.error_code(), 42201);
+    }
 
     #[test]
     fn a_connection_that_does_not_speak_postgres_is_unavailable_not_internal() {

@@ -478,7 +478,8 @@ impl RegistryService for RegistryGrpc {
             )
             .await?;
         Ok(Response::new(pb::CheckCompatibilityResponse {
-            is_compatible: report.issues.is_empty(),
+            is_compatible: report.is_compatible(),
+            total_incompatibilities: i64::try_from(report.total).unwrap_or(i64::MAX),
             level: level_to_wire(report.level),
             incompatibilities: report
                 .issues

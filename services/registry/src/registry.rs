@@ -11,7 +11,7 @@
 //! cached until a change event for them arrives from any replica (this replica invalidates its
 //! own writes at once); while the event listener is disconnected those caches are bypassed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -19,6 +19,7 @@ use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::broadcast;
+use tributary_avro::Limits;
 use tributary_avro::compat::{self, CompatibilityLevel};
 use tributary_avro::schema::{ParseOptions, Schema};
 
@@ -29,8 +30,6 @@ use crate::store::{self, ConfigField, SubjectFilter};
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
-/// How deep reference chains may go before the registry refuses them.
-const MAX_REFERENCE_DEPTH: usize = 32;
 /// The most subjects one listing page returns.
 pub const MAX_PAGE_SIZE: i32 = 10_000;
 
@@ -46,34 +45,46 @@ pub struct StoredSchema {
 /// text and are needed only for compatibility checks, so they are bounded; a 1,000-version
 /// subject under FULL_TRANSITIVE still fits.
 const PARSED_SCHEMA_CACHE_ENTRIES: usize = 2048;
+/// And how much schema text they may stand for (a parsed schema takes several times its
+/// text): 2,048 schemas of a mebibyte would otherwise hold gigabytes.
+const PARSED_SCHEMA_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many submitted schema texts [`Registry`] remembers the fingerprint of (about 120 bytes
 /// each); when full, it starts over.
 const SUBMITTED_TEXT_ENTRIES: usize = 4096;
 
-/// A bounded map from schema id to parsed schema, evicting the oldest insertion first.
+/// A bounded map from schema id to parsed schema (with the length of its text), evicting the
+/// oldest insertion first, within [`PARSED_SCHEMA_CACHE_ENTRIES`] and
+/// [`PARSED_SCHEMA_CACHE_BYTES`].
 #[derive(Debug, Default)]
 struct ParsedCache {
-    by_id: HashMap<i32, Arc<Schema>>,
+    by_id: HashMap<i32, (Arc<Schema>, usize)>,
     order: VecDeque<i32>,
+    bytes: usize,
 }
 
 impl ParsedCache {
     fn get(&self, id: i32) -> Option<Arc<Schema>> {
-        self.by_id.get(&id).cloned()
+        self.by_id.get(&id).map(|(schema, _)| Arc::clone(schema))
     }
 
-    fn insert(&mut self, id: i32, schema: Arc<Schema>) -> Arc<Schema> {
-        if let Some(existing) = self.by_id.get(&id) {
+    fn insert(&mut self, id: i32, schema: Arc<Schema>, text_bytes: usize) -> Arc<Schema> {
+        if let Some((existing, _)) = self.by_id.get(&id) {
             return Arc::clone(existing);
         }
-        while self.order.len() >= PARSED_SCHEMA_CACHE_ENTRIES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.by_id.remove(&oldest);
+        while self.order.len() >= PARSED_SCHEMA_CACHE_ENTRIES
+            || (!self.order.is_empty()
+                && self.bytes.saturating_add(text_bytes) > PARSED_SCHEMA_CACHE_BYTES)
+        {
+            if let Some(oldest) = self.order.pop_front()
+                && let Some((_, size)) = self.by_id.remove(&oldest)
+            {
+                self.bytes = self.bytes.saturating_sub(size);
             }
         }
         self.order.push_back(id);
-        self.by_id.insert(id, Arc::clone(&schema));
+        self.bytes = self.bytes.saturating_add(text_bytes);
+        self.by_id.insert(id, (Arc::clone(&schema), text_bytes));
         schema
     }
 }
@@ -124,7 +135,17 @@ impl CacheStats {
 pub struct RegistrySettings {
     /// Schemas longer than this many bytes are refused (42209).
     pub max_schema_bytes: usize,
+    /// The budgets of schema work (its `schema_bytes` is `max_schema_bytes`).
+    pub limits: Limits,
 }
+
+/// The most text the reasons of one compatibility answer may hold, so that an HTTP answer and
+/// a gRPC error stay under 64 KiB: the trailer of a gRPC error carries the reasons twice, in
+/// its message (percent-encoded: up to 3 bytes per byte of non-ASCII text) and in its error
+/// details (base64: 4 bytes per 3).
+const MAX_REASONS_BYTES: usize = 12 * 1024;
+/// The most text of one reason (a missing-symbols list can name thousands of symbols).
+const MAX_REASON_BYTES: usize = 1024;
 
 /// A registration request, whichever API it came from.
 #[derive(Debug, Clone, Default)]
@@ -171,7 +192,64 @@ impl CompatibilityIssue {
 #[derive(Debug, Clone)]
 pub struct CompatibilityReport {
     pub level: CompatibilityLevel,
+    /// The first reasons (see [`Issues`]).
     pub issues: Vec<CompatibilityIssue>,
+    /// How many reasons there are in all, listed or not.
+    pub total: u64,
+}
+
+impl CompatibilityReport {
+    pub fn is_compatible(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The listed reasons' descriptions, then a note of how many more there are, if any.
+    pub fn descriptions(&self) -> Vec<String> {
+        describe(&self.issues, self.total)
+    }
+}
+
+/// The reasons found by a check: the first ones, within `--max-incompatibilities` and
+/// [`MAX_REASONS_BYTES`] of text, each message within [`MAX_REASON_BYTES`], and how many there
+/// are in all.
+#[derive(Debug, Default)]
+struct Issues {
+    listed: Vec<CompatibilityIssue>,
+    bytes: usize,
+    total: u64,
+}
+
+impl Issues {
+    fn add(&mut self, max: usize, version: i32, direction: &'static str, report: compat::Report) {
+        self.total = self.total.saturating_add(report.total);
+        for incompatibility in report.incompatibilities {
+            if self.listed.len() >= max || self.bytes >= MAX_REASONS_BYTES {
+                break;
+            }
+            let issue = CompatibilityIssue {
+                version,
+                direction,
+                kind: incompatibility.kind.as_str().to_owned(),
+                location: compat::shorten(&incompatibility.location, MAX_REASON_BYTES),
+                message: compat::shorten(&incompatibility.message, MAX_REASON_BYTES),
+            };
+            self.bytes += issue.description().len();
+            self.listed.push(issue);
+        }
+    }
+}
+
+/// Descriptions of the listed reasons, and a last line counting the others.
+fn describe(issues: &[CompatibilityIssue], total: u64) -> Vec<String> {
+    let mut out: Vec<String> = issues.iter().map(CompatibilityIssue::description).collect();
+    let listed = u64::try_from(issues.len()).unwrap_or(u64::MAX);
+    if total > listed {
+        out.push(format!(
+            "... and {} more incompatibilities, not listed (at most --max-incompatibilities, and 12 KiB of text, are)",
+            total - listed
+        ));
+    }
+    out
 }
 
 /// The registry: its database, its caches and its change feed.
@@ -375,36 +453,59 @@ impl Registry {
             return Ok(parsed);
         }
         self.cache_stats.parsed_schema.miss();
-        let reference_texts = self.reference_texts(&stored.references).await?;
+        // A stored schema is never refused again, as in Confluent: defaults were validated when
+        // it was registered (or it was imported as is), and the structural budgets are those
+        // it was accepted under, whatever they are now.
+        let limits = self.settings.limits.for_stored();
+        let reference_texts = self.reference_texts(&stored.references, &limits).await?;
         let texts: Vec<&str> = reference_texts.iter().map(String::as_str).collect();
-        // Defaults were validated when the schema was registered (or it was imported as is):
-        // a stored schema is never refused again, as in Confluent.
         let options = ParseOptions {
             validate_defaults: false,
         };
         let parsed =
-            Schema::parse_with_options(&stored.text, &texts, options).map_err(|error| {
+            Schema::parse_with_limits(&stored.text, &texts, options, &limits).map_err(|error| {
                 RegistryError::InvalidSchema {
                     reason: format!("stored schema {} no longer parses: {error}", stored.id),
                 }
             })?;
-        Ok(self.parsed.lock().insert(stored.id, Arc::new(parsed)))
+        let text_bytes = stored.text.len() + texts.iter().map(|t| t.len()).sum::<usize>();
+        Ok(self
+            .parsed
+            .lock()
+            .insert(stored.id, Arc::new(parsed), text_bytes))
     }
 
-    /// The texts of everything `references` needs, transitively, dependencies first.
-    async fn reference_texts(&self, references: &[Reference]) -> Result<Vec<String>> {
+    /// The texts of everything `references` needs, transitively, dependencies first, each
+    /// once: a depth-first walk of the reference graph that expands a schema the first time it
+    /// is met (a diamond costs its edges, not its paths). At most `limits.references` schemas,
+    /// nested at most `limits.reference_depth` deep.
+    async fn reference_texts(
+        &self,
+        references: &[Reference],
+        limits: &Limits,
+    ) -> Result<Vec<String>> {
         let mut texts = Vec::new();
-        let mut seen = Vec::new();
+        // Schemas already written to `texts`, and those met (expanded or about to be).
+        let mut done: HashSet<i32> = HashSet::new();
+        let mut met: HashSet<i32> = HashSet::new();
         // An explicit stack instead of recursion: (reference, depth, children already pushed).
         let mut stack: Vec<(Reference, usize, bool)> = references
             .iter()
             .rev()
-            .map(|r| (r.clone(), 0, false))
+            .map(|r| (r.clone(), 1, false))
             .collect();
         while let Some((reference, depth, expanded)) = stack.pop() {
-            if depth > MAX_REFERENCE_DEPTH {
-                return Err(RegistryError::InvalidSchema {
-                    reason: format!("references nest deeper than {MAX_REFERENCE_DEPTH} levels"),
+            if depth > limits.reference_depth {
+                return Err(RegistryError::OverLimit {
+                    source: tributary_avro::LimitExceeded {
+                        limit: tributary_avro::Limit::ReferenceDepth,
+                        max: u64::try_from(limits.reference_depth).unwrap_or(u64::MAX),
+                        what: format!(
+                            "reference '{}' (subject '{}' version {})",
+                            reference.name, reference.subject, reference.version
+                        ),
+                    },
+                    path: None,
                 });
             }
             let version = self
@@ -420,13 +521,28 @@ impl Registry {
                         reference.name, reference.version, reference.subject
                     ),
                 })?;
-            if seen.contains(&version.id) {
+            if done.contains(&version.id) {
                 continue;
             }
             if expanded {
-                seen.push(version.id);
+                done.insert(version.id);
                 texts.push(version.schema.text.clone());
             } else {
+                // Met before but not done: a cycle (only IMPORT mode can make one) walks on
+                // until the depth budget stops it.
+                if met.insert(version.id) && met.len() > limits.references {
+                    return Err(RegistryError::OverLimit {
+                        source: tributary_avro::LimitExceeded {
+                            limit: tributary_avro::Limit::References,
+                            max: u64::try_from(limits.references).unwrap_or(u64::MAX),
+                            what: format!(
+                                "the references (at subject '{}' version {})",
+                                reference.subject, reference.version
+                            ),
+                        },
+                        path: None,
+                    });
+                }
                 stack.push((reference, depth, true));
                 for child in version.schema.references.iter().rev() {
                     stack.push((child.clone(), depth + 1, false));
@@ -897,50 +1013,57 @@ impl Registry {
             None => versions_to_check(level, &self.versions_of(subject).await?),
         };
         let candidate_schema = if normalize {
+            // The normalized form of a candidate already accepted: read as the registry reads
+            // what it made itself.
+            let limits = self.settings.limits.for_stored();
             let text = candidate.parsed.normalized_string();
-            let texts = self.reference_texts(&candidate.references).await?;
+            let texts = self.reference_texts(&candidate.references, &limits).await?;
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            Arc::new(Schema::parse(&text, &texts).map_err(RegistryError::from)?)
+            Arc::new(
+                Schema::parse_with_limits(&text, &texts, ParseOptions::default(), &limits)
+                    .map_err(RegistryError::from)?,
+            )
         } else {
             Arc::clone(&candidate.parsed)
         };
         let issues = self
             .compatibility_issues(level, &candidate_schema, &against)
             .await?;
-        Ok(CompatibilityReport { level, issues })
+        Ok(CompatibilityReport {
+            level,
+            issues: issues.listed,
+            total: issues.total,
+        })
     }
 
+    /// The reasons `candidate` is incompatible with the versions `against` at `level`: one
+    /// [`compat::Checker`] for them all, so that the work budget covers the whole check.
     async fn compatibility_issues(
         &self,
         level: CompatibilityLevel,
         candidate: &Schema,
         against: &[VersionRow],
-    ) -> Result<Vec<CompatibilityIssue>> {
+    ) -> Result<Issues> {
         let (backward, forward) = match level {
-            CompatibilityLevel::None => return Ok(Vec::new()),
+            CompatibilityLevel::None => return Ok(Issues::default()),
             CompatibilityLevel::Backward | CompatibilityLevel::BackwardTransitive => (true, false),
             CompatibilityLevel::Forward | CompatibilityLevel::ForwardTransitive => (false, true),
             CompatibilityLevel::Full | CompatibilityLevel::FullTransitive => (true, true),
         };
-        let mut issues = Vec::new();
+        let limits = &self.settings.limits;
+        let mut checker = compat::Checker::new(limits);
+        let mut issues = Issues::default();
         for row in against {
             let existing = self
                 .parsed(&*self.schema_by_id(row.schema_id).await?)
                 .await?;
-            let mut add = |direction: &'static str, found: Vec<compat::Incompatibility>| {
-                issues.extend(found.into_iter().map(|incompatibility| CompatibilityIssue {
-                    version: row.version,
-                    direction,
-                    kind: incompatibility.kind.as_str().to_owned(),
-                    location: incompatibility.location,
-                    message: incompatibility.message,
-                }));
-            };
             if backward {
-                add("BACKWARD", compat::can_read(candidate, &existing));
+                let report = checker.can_read(candidate, &existing)?;
+                issues.add(limits.incompatibilities, row.version, "BACKWARD", report);
             }
             if forward {
-                add("FORWARD", compat::can_read(&existing, candidate));
+                let report = checker.can_read(&existing, candidate)?;
+                issues.add(limits.incompatibilities, row.version, "FORWARD", report);
             }
         }
         Ok(issues)
@@ -1088,10 +1211,15 @@ impl Registry {
             let issues = self
                 .compatibility_issues(level, write.parsed, &against)
                 .await?;
-            if !issues.is_empty() {
+            if issues.total > 0 {
                 return Err(RegistryError::Incompatible {
                     subject: subject.to_owned(),
-                    reasons: issues.iter().map(CompatibilityIssue::description).collect(),
+                    reasons: issues
+                        .listed
+                        .iter()
+                        .map(CompatibilityIssue::description)
+                        .collect(),
+                    total: issues.total,
                 });
             }
         }
@@ -1405,9 +1533,11 @@ impl Registry {
                 version: found.version,
             });
         }
-        let texts = self.reference_texts(&resolved).await?;
+        let limits = &self.settings.limits;
+        let texts = self.reference_texts(&resolved, limits).await?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let parsed = Schema::parse(schema, &texts).map_err(RegistryError::from)?;
+        let parsed = Schema::parse_with_limits(schema, &texts, ParseOptions::default(), limits)
+            .map_err(RegistryError::from)?;
         Ok(Candidate {
             parsed: Arc::new(parsed),
             references: resolved,
@@ -1549,12 +1679,24 @@ mod tests {
         let schema = Arc::new(Schema::parse(r#""int""#, &[]).expect("parses"));
         let mut cache = ParsedCache::default();
         for id in 0..=PARSED_SCHEMA_CACHE_ENTRIES as i32 {
-            cache.insert(id, Arc::clone(&schema));
+            cache.insert(id, Arc::clone(&schema), 5);
         }
         assert_eq!(cache.by_id.len(), PARSED_SCHEMA_CACHE_ENTRIES);
         assert!(cache.get(0).is_none(), "the oldest entry was evicted");
         assert!(cache.get(1).is_some());
         assert!(cache.get(PARSED_SCHEMA_CACHE_ENTRIES as i32).is_some());
+        // By size too: mebibyte schemas evict the oldest past the byte budget.
+        let mut cache = ParsedCache::default();
+        for id in 0..100 {
+            cache.insert(id, Arc::clone(&schema), 1024 * 1024);
+        }
+        assert!(cache.bytes <= PARSED_SCHEMA_CACHE_BYTES);
+        assert_eq!(cache.by_id.len(), PARSED_SCHEMA_CACHE_BYTES / (1024 * 1024));
+        assert!(cache.get(99).is_some() && cache.get(0).is_none());
+        // One schema larger than the budget is still kept (alone).
+        cache.insert(1000, Arc::clone(&schema), PARSED_SCHEMA_CACHE_BYTES * 2);
+        assert!(cache.get(1000).is_some());
+        assert_eq!(cache.by_id.len(), 1);
     }
 
     #[test]
@@ -1570,6 +1712,47 @@ mod tests {
             message.contains("/fields/0/type") && message.contains("strin"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn reasons_are_listed_within_the_count_and_text_budgets() {
+        let reason = |i: usize, message: String| compat::Incompatibility {
+            kind: compat::IncompatibilityKind::TypeMismatch,
+            location: format!("/fields/{i}/type"),
+            message,
+            reader_node: Schema::parse(r#""int""#, &[]).expect("parses").root(),
+            writer_node: Schema::parse(r#""int""#, &[]).expect("parses").root(),
+        };
+        // 20,000 reasons found, 100 written out by the checker: 100 listed, 20,000 counted.
+        let mut issues = Issues::default();
+        let report = compat::Report {
+            incompatibilities: (0..100).map(|i| reason(i, "short".into())).collect(),
+            total: 20_000,
+        };
+        issues.add(100, 1, "BACKWARD", report);
+        assert_eq!(issues.listed.len(), 100);
+        assert_eq!(issues.total, 20_000);
+        let lines = describe(&issues.listed, issues.total);
+        assert_eq!(lines.len(), 101);
+        assert!(
+            lines.last().is_some_and(|l| l.contains("19900 more")),
+            "{lines:?}"
+        );
+        // Long messages (a list of thousands of missing symbols) are cut, and the list stops
+        // at the text budget.
+        let mut issues = Issues::default();
+        let report = compat::Report {
+            incompatibilities: (0..100).map(|i| reason(i, "S, ".repeat(10_000))).collect(),
+            total: 100,
+        };
+        issues.add(100, 1, "FORWARD", report);
+        let text: usize = describe(&issues.listed, issues.total)
+            .iter()
+            .map(String::len)
+            .sum();
+        assert!(issues.listed.len() < 20, "{}", issues.listed.len());
+        assert!(text < MAX_REASONS_BYTES + 2 * MAX_REASON_BYTES, "{text}");
+        assert!(issues.listed.iter().all(|i| i.message.len() < 1100));
     }
 
     #[test]

@@ -70,6 +70,7 @@ impl Application {
     /// HTTP ports.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let security = ServerSecurity::from_args(&settings.security, "registry")?;
+        let limits = settings.limits()?;
         let (options, database_url) = settings.database_options()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.db_max_connections)
@@ -97,6 +98,7 @@ impl Application {
             pool.clone(),
             RegistrySettings {
                 max_schema_bytes: settings.max_schema_bytes,
+                limits,
             },
         ));
         let metrics = Arc::new(Metrics::new("tributary-registry")?);

@@ -6,6 +6,7 @@ use super::encode::Encoder;
 use super::sink::Sink;
 use super::{CodecError, MAX_DEPTH, Path, Seg, UnionStyle, branch_name, json_to_value, type_label};
 use crate::json::Json;
+use crate::limits::Limit;
 use crate::schema::{Name, NodeId, NodeKind, RecordSchema, Schema, SchemaNode};
 
 /// Items that occupy no bytes (nulls, empty records) are not bounded by the input length;
@@ -17,6 +18,8 @@ pub(crate) struct Decoder<'a> {
     r: &'a Schema,
     style: UnionStyle,
     zero_budget: u64,
+    /// Deepest nesting accepted (at most [`MAX_DEPTH`]).
+    max_depth: usize,
 }
 
 /// Java's `SchemaResolver` name matching: same unqualified name, or a reader alias naming the
@@ -82,13 +85,28 @@ fn read_symbol<'s>(rd: &mut Reader<'_>, symbols: &'s [String]) -> Result<&'s Str
 }
 
 impl<'a> Decoder<'a> {
-    pub(crate) fn new(w: &'a Schema, r: &'a Schema, style: UnionStyle) -> Self {
+    pub(crate) fn new(w: &'a Schema, r: &'a Schema, style: UnionStyle, max_depth: usize) -> Self {
         Decoder {
             w,
             r,
             style,
             zero_budget: ZERO_SIZE_BUDGET,
+            max_depth: max_depth.min(MAX_DEPTH),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self, wid: NodeId, path: &Path<'_>) -> CodecError {
+        let mut e = path.err(
+            self.wlabel(wid),
+            format!(
+                "data nested deeper than {} levels (max-json-depth)",
+                self.max_depth
+            ),
+        );
+        e.limit = Some(Limit::JsonDepth);
+        e
     }
 
     fn wlabel(&self, id: NodeId) -> String {
@@ -169,11 +187,8 @@ impl<'a> Decoder<'a> {
         path: &Path<'_>,
         depth: usize,
     ) -> Result<S::Item, CodecError> {
-        if depth > MAX_DEPTH {
-            return Err(path.err(
-                self.wlabel(wid),
-                format!("data nested deeper than {MAX_DEPTH} levels"),
-            ));
+        if depth > self.max_depth {
+            return Err(self.too_deep(wid, path));
         }
         if std::ptr::eq(self.w, self.r) && wid == rid {
             self.read_own(sink, rd, wid, path, depth)
@@ -453,11 +468,7 @@ impl<'a> Decoder<'a> {
         } else {
             wr.fields
                 .iter()
-                .map(|wf| {
-                    rr.fields
-                        .iter()
-                        .position(|f| f.name == wf.name || f.aliases.contains(&wf.name))
-                })
+                .map(|wf| rr.field_position_or_alias(&wf.name))
                 .collect()
         };
         let in_order = same_fields
@@ -507,6 +518,7 @@ impl<'a> Decoder<'a> {
                         r: w,
                         style: self.style,
                         zero_budget: self.zero_budget,
+                        max_depth: self.max_depth,
                     };
                     let mark = sink.capture_begin();
                     let v = skip.read(
@@ -557,13 +569,21 @@ impl<'a> Decoder<'a> {
         depth: usize,
     ) -> Result<S::Item, CodecError> {
         let mut buf = Vec::new();
-        Encoder::new(self.r).encode(rid, &json_to_value(d), path, depth, true, &mut buf)?;
+        Encoder::new(self.r, self.max_depth).encode(
+            rid,
+            &json_to_value(d),
+            path,
+            depth,
+            true,
+            &mut buf,
+        )?;
         let mut rd = Reader::new(&buf);
         let mut dec = Decoder {
             w: self.r,
             r: self.r,
             style: self.style,
             zero_budget: self.zero_budget,
+            max_depth: self.max_depth,
         };
         let v = dec.read(sink, &mut rd, rid, rid, path, depth)?;
         self.zero_budget = dec.zero_budget;

@@ -8,6 +8,7 @@ use super::{
     CodecError, MAX_DEPTH, Path, Seg, branch_name, describe, json_to_value, logical, logical_name,
     type_label,
 };
+use crate::limits::Limit;
 use crate::schema::{LogicalType, NodeId, NodeKind, Schema, SchemaNode};
 
 /// Upper bound on node visits spent trying union branches speculatively (when a plain value
@@ -18,6 +19,8 @@ pub(crate) struct Encoder<'s> {
     schema: &'s Schema,
     budget: usize,
     speculating: usize,
+    /// Deepest nesting accepted (at most [`MAX_DEPTH`]).
+    max_depth: usize,
 }
 
 fn integer<N: JsonNode>(v: &N) -> Option<i64> {
@@ -92,12 +95,27 @@ fn plausible<N: JsonNode>(node: &SchemaNode, v: &N) -> bool {
 }
 
 impl<'s> Encoder<'s> {
-    pub(crate) fn new(schema: &'s Schema) -> Self {
+    pub(crate) fn new(schema: &'s Schema, max_depth: usize) -> Self {
         Encoder {
             schema,
             budget: SPECULATION_BUDGET,
             speculating: 0,
+            max_depth: max_depth.min(MAX_DEPTH),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self, id: NodeId, path: &Path<'_>) -> CodecError {
+        let mut e = path.err(
+            type_label(self.schema, id),
+            format!(
+                "value nested deeper than {} levels (max-json-depth)",
+                self.max_depth
+            ),
+        );
+        e.limit = Some(Limit::JsonDepth);
+        e
     }
 
     fn mismatch<N: JsonNode>(&self, id: NodeId, v: &N, path: &Path<'_>) -> CodecError {
@@ -120,11 +138,8 @@ impl<'s> Encoder<'s> {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         let schema = self.schema;
-        if depth > MAX_DEPTH {
-            return Err(path.err(
-                type_label(schema, id),
-                format!("value nested deeper than {MAX_DEPTH} levels"),
-            ));
+        if depth > self.max_depth {
+            return Err(self.too_deep(id, path));
         }
         if self.speculating > 0 {
             self.budget = self.budget.checked_sub(1).ok_or_else(|| {
@@ -357,11 +372,24 @@ impl<'s> Encoder<'s> {
                 if found != m.len()
                     && let Some((unknown, _)) = m.entries().find(|(k, _)| r.field(k).is_none())
                 {
-                    let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+                    // The first fields, so that the message stays short for a wide record.
+                    const SHOWN: usize = 20;
+                    let names: Vec<&str> = r
+                        .fields
+                        .iter()
+                        .take(SHOWN)
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    let more = r.fields.len().saturating_sub(SHOWN);
+                    let more = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
                     return Err(path.child(Seg::Key(unknown)).err(
                         type_label(schema, id),
                         format!(
-                            "unknown field '{unknown}' for record {} (fields: {})",
+                            "unknown field '{unknown}' for record {} (fields: {}{more})",
                             r.name,
                             names.join(", ")
                         ),

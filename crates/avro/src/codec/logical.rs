@@ -176,9 +176,15 @@ pub(crate) fn parse_decimal(text: &str, scale: u32) -> Result<i128, String> {
             .and_then(|v| v.checked_add(i128::from(b - b'0')))
             .ok_or_else(too_big)?;
     }
+    // Scaling up by 10^pad: zero stays zero whatever the scale; anything else overflows an
+    // i128 past 38 zeros, so a scale of billions costs no more than one of 38.
     let pad = scale as usize - frac_sig.len();
-    for _ in 0..pad {
-        v = v.checked_mul(10).ok_or_else(too_big)?;
+    if v != 0 {
+        let pad = u32::try_from(pad).map_err(|_| too_big())?;
+        v = 10i128
+            .checked_pow(pad)
+            .and_then(|p| v.checked_mul(p))
+            .ok_or_else(too_big)?;
     }
     Ok(if neg { -v } else { v })
 }

@@ -39,7 +39,9 @@
 //!
 //! Decoding treats its input as hostile: every read is bounds-checked, collection lengths are
 //! checked against the bytes left (items that take no bytes share a fixed budget), and nesting
-//! deeper than [`MAX_DEPTH`] is an error.
+//! deeper than [`Limits::json_depth`] (at most [`MAX_DEPTH`]) is an error, both ways. The
+//! functions without `_with` apply [`Limits::default`]; the reader-schema check of
+//! [`check_readable_with`] spends at most [`Limits::work`] steps.
 
 mod binary;
 mod decode;
@@ -55,6 +57,7 @@ use serde_json::Value;
 
 use crate::compat;
 use crate::json::{Json, Number};
+use crate::limits::{Limit, Limits};
 use crate::schema::{NodeId, NodeKind, Schema, SchemaNode};
 use node::{Borrowed, JsonNode, View};
 use sink::{Sink, TextSink, ValueSink};
@@ -82,6 +85,8 @@ pub struct CodecError {
     pub expected: String,
     /// What went wrong.
     pub message: String,
+    /// The budget the datum went over, when that is what went wrong.
+    pub limit: Option<Limit>,
 }
 
 /// JSON text -> Avro binary for `schema`.
@@ -89,10 +94,19 @@ pub struct CodecError {
 /// The text is parsed by serde_json into a tree that borrows its strings (no `Value`), with the
 /// same errors and the same handling of repeated keys (the last value wins).
 pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> {
+    json_to_avro_with(schema, json, &Limits::default())
+}
+
+/// [`json_to_avro`] within `limits` (the datum's nesting: [`Limits::json_depth`]).
+pub fn json_to_avro_with(
+    schema: &Schema,
+    json: &str,
+    limits: &Limits,
+) -> Result<Vec<u8>, CodecError> {
     let capacity = json.len().saturating_add(16);
     if let NodeKind::Record(record) = &schema.node(schema.root()).kind {
         let mut out = Vec::with_capacity(capacity);
-        if node::encode_record_in_schema_order(schema, record, json, &mut out) {
+        if node::encode_record_in_schema_order(schema, record, json, limits.json_depth, &mut out) {
             return Ok(out);
         }
     }
@@ -100,13 +114,14 @@ pub fn json_to_avro(schema: &Schema, json: &str) -> Result<Vec<u8>, CodecError> 
         path: "$".to_owned(),
         expected: type_label(schema, schema.root()),
         message: format!("invalid JSON: {e}"),
+        limit: None,
     })?;
-    encode_node(schema, &value, capacity)
+    encode_node(schema, &value, capacity, limits)
 }
 
 /// serde_json value -> Avro binary (the messaging service holds serde_json values).
 pub fn value_to_avro(schema: &Schema, value: &Value) -> Result<Vec<u8>, CodecError> {
-    encode_node(schema, value, 0)
+    encode_node(schema, value, 0, &Limits::default())
 }
 
 /// Encode any JSON tree (see [`value_to_avro`]).
@@ -114,9 +129,17 @@ fn encode_node<N: JsonNode>(
     schema: &Schema,
     value: &N,
     capacity: usize,
+    limits: &Limits,
 ) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(capacity);
-    encode::Encoder::new(schema).encode(schema.root(), value, &Path::ROOT, 0, false, &mut out)?;
+    encode::Encoder::new(schema, limits.json_depth).encode(
+        schema.root(),
+        value,
+        &Path::ROOT,
+        0,
+        false,
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -134,7 +157,14 @@ pub fn avro_to_json(
         check_readable(writer, reader)?;
     }
     let mut text = Vec::with_capacity(avro.len().saturating_mul(2).saturating_add(16));
-    write_json(&mut text, writer, reader.unwrap_or(writer), avro, style)?;
+    write_json(
+        &mut text,
+        writer,
+        reader.unwrap_or(writer),
+        avro,
+        style,
+        &Limits::default(),
+    )?;
     String::from_utf8(text).map_err(|e| not_utf8(writer, e.utf8_error()))
 }
 
@@ -165,9 +195,10 @@ fn write_json(
     reader: &Schema,
     avro: &[u8],
     style: UnionStyle,
+    limits: &Limits,
 ) -> Result<(), CodecError> {
     let mut text = TextSink::appending_to(std::mem::take(out));
-    let decoded = decode_checked(&mut text, writer, reader, avro, style);
+    let decoded = decode_checked(&mut text, writer, reader, avro, style, limits);
     *out = text.into_bytes();
     decoded
 }
@@ -177,6 +208,7 @@ fn not_utf8(writer: &Schema, error: std::str::Utf8Error) -> CodecError {
         path: "$".to_owned(),
         expected: type_label(writer, writer.root()),
         message: format!("internal error: the JSON written is not UTF-8: {error}"),
+        limit: None,
     }
 }
 
@@ -197,19 +229,51 @@ pub fn avro_to_value(
 /// before it decodes anything when given a reader schema. A caller decoding many datums of one
 /// pair checks once, then decodes with [`avro_to_json_into_checked`].
 pub fn check_readable(writer: &Schema, reader: &Schema) -> Result<(), CodecError> {
-    let problems = compat::can_read(reader, writer);
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    Err(CodecError {
+    check_readable_with(writer, reader, &Limits::default())
+}
+
+/// [`check_readable`] within `limits`: at most [`Limits::work`] steps, and the first 10
+/// reasons listed (each cut at 200 bytes), then how many more there are.
+pub fn check_readable_with(
+    writer: &Schema,
+    reader: &Schema,
+    limits: &Limits,
+) -> Result<(), CodecError> {
+    let refused = |message: String, limit: Option<Limit>| CodecError {
         path: "$".to_owned(),
         expected: type_label(reader, reader.root()),
-        message: format!(
+        message,
+        limit,
+    };
+    let report = compat::Checker::new(limits)
+        .can_read(reader, writer)
+        .map_err(|e| {
+            refused(
+                format!("the reader schema can't be checked: {e}"),
+                Some(e.limit),
+            )
+        })?;
+    if report.is_compatible() {
+        return Ok(());
+    }
+    const LISTED: usize = 10;
+    let mut list: Vec<String> = report
+        .incompatibilities
+        .iter()
+        .take(LISTED)
+        .map(|i| compat::shorten(&i.to_string(), 200))
+        .collect();
+    let listed = u64::try_from(list.len()).unwrap_or(u64::MAX);
+    if report.total > listed {
+        list.push(format!("{} more", report.total - listed));
+    }
+    Err(refused(
+        format!(
             "the reader schema can't read data written with the writer schema: {}",
             list.join("; ")
         ),
-    })
+        None,
+    ))
 }
 
 /// [`avro_to_json_into`] projected onto a `reader` schema that [`check_readable`] accepted for
@@ -223,8 +287,21 @@ pub fn avro_to_json_into_checked(
     style: UnionStyle,
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
+    avro_to_json_into_checked_with(writer, reader, avro, style, out, &Limits::default())
+}
+
+/// [`avro_to_json_into_checked`] within `limits` (the datum's nesting:
+/// [`Limits::json_depth`]).
+pub fn avro_to_json_into_checked_with(
+    writer: &Schema,
+    reader: &Schema,
+    avro: &[u8],
+    style: UnionStyle,
+    out: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<(), CodecError> {
     let start = out.len();
-    let written = write_json(out, writer, reader, avro, style);
+    let written = write_json(out, writer, reader, avro, style, limits);
     if written.is_err() {
         out.truncate(start);
     }
@@ -243,7 +320,14 @@ fn decode_into<S: Sink>(
     if let Some(r) = reader {
         check_readable(writer, r)?;
     }
-    decode_checked(sink, writer, reader.unwrap_or(writer), avro, style)
+    decode_checked(
+        sink,
+        writer,
+        reader.unwrap_or(writer),
+        avro,
+        style,
+        &Limits::default(),
+    )
 }
 
 /// Decodes a datum with a pair of schemas already found readable.
@@ -253,9 +337,10 @@ fn decode_checked<S: Sink>(
     r: &Schema,
     avro: &[u8],
     style: UnionStyle,
+    limits: &Limits,
 ) -> Result<S::Item, CodecError> {
     let mut rd = binary::Reader::new(avro);
-    let mut dec = decode::Decoder::new(writer, r, style);
+    let mut dec = decode::Decoder::new(writer, r, style, limits.json_depth);
     let v = dec.read(sink, &mut rd, writer.root(), r.root(), &Path::ROOT, 0)?;
     if rd.remaining() > 0 {
         return Err(CodecError {
@@ -266,6 +351,7 @@ fn decode_checked<S: Sink>(
                 rd.remaining(),
                 rd.pos()
             ),
+            limit: None,
         });
     }
     Ok(v)
@@ -337,6 +423,7 @@ impl<'a> Path<'a> {
             path: self.render(),
             expected: expected.into(),
             message: message.into(),
+            limit: None,
         }
     }
 }
@@ -373,7 +460,16 @@ pub(crate) fn type_label(schema: &Schema, id: NodeId) -> String {
             None => format!("fixed {} (size {})", f.name.full_name(), f.size),
         },
         NodeKind::Union { branches } => {
-            let names: Vec<String> = branches.iter().map(|b| branch_name(schema, *b)).collect();
+            // The first branches: an error message stays short whatever the union.
+            const SHOWN: usize = 10;
+            let mut names: Vec<String> = branches
+                .iter()
+                .take(SHOWN)
+                .map(|b| branch_name(schema, *b))
+                .collect();
+            if branches.len() > SHOWN {
+                names.push(format!("... {} more", branches.len() - SHOWN));
+            }
             format!("union [{}]", names.join(", "))
         }
         NodeKind::Array { items } => format!("array of {}", type_label(schema, *items)),

@@ -102,6 +102,11 @@ pub(crate) enum Borrowed<'a> {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct BorrowedObject<'a> {
     entries: Vec<(Cow<'a, str>, Borrowed<'a>)>,
+    /// Key -> entry, for objects of more than [`SCAN_LIMIT`] entries (kept from parsing, so a
+    /// large object's keys are found in constant time). Boxed: every JSON value of a datum is
+    /// a `Borrowed`, which stays as small as it was (a pointer rather than a map's 48 bytes).
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<Cow<'a, str>, usize>>>,
 }
 
 /// What [`BorrowedObject::insert`] keeps to find a repeated key quickly while parsing.
@@ -141,7 +146,13 @@ impl<'a> JsonObject<Borrowed<'a>> for BorrowedObject<'a> {
         self.entries.len()
     }
     fn get(&self, key: &str) -> Option<&Borrowed<'a>> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        match &self.index {
+            Some(index) => index
+                .get(key)
+                .and_then(|&i| self.entries.get(i))
+                .map(|(_, v)| v),
+            None => self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        }
     }
     fn entry_at(&self, i: usize) -> Option<(&str, &Borrowed<'a>)> {
         self.entries.get(i).map(|(k, v)| (k.as_ref(), v))
@@ -242,6 +253,7 @@ impl<'de> Visitor<'de> for BorrowedVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut object = BorrowedObject {
             entries: Vec::with_capacity(16),
+            index: None,
         };
         let mut seen = KeysSeen::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -254,6 +266,7 @@ impl<'de> Visitor<'de> for BorrowedVisitor {
                 None => object.entries.push((key, value)),
             }
         }
+        object.index = seen.index.map(Box::new);
         Ok(Borrowed::Object(object))
     }
 }
@@ -295,12 +308,13 @@ pub(crate) fn encode_record_in_schema_order(
     schema: &Schema,
     record: &RecordSchema,
     json: &str,
+    max_depth: usize,
     out: &mut Vec<u8>,
 ) -> bool {
     let start = out.len();
     let mut de = serde_json::Deserializer::from_str(json);
     let visitor = InSchemaOrder {
-        encoder: Encoder::new(schema),
+        encoder: Encoder::new(schema, max_depth),
         fields: &record.fields,
         out: &mut *out,
     };

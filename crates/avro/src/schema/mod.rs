@@ -12,14 +12,17 @@
 
 mod normalize;
 mod parse;
+mod pcf;
 mod print;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::json::{Json, Object};
+use crate::limits::{LimitExceeded, Limits};
 
 pub use parse::ParseOptions;
+pub use pcf::rabin_fingerprint;
 
 /// Index of a node in a [`Schema`]'s arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,12 +239,80 @@ pub struct RecordSchema {
     pub fields: Vec<Field>,
     /// Declared with `"type": "error"`.
     pub is_error: bool,
+    /// Field positions by name, for records with many fields.
+    pub(crate) index: FieldIndex,
 }
 
 impl RecordSchema {
     /// The field with this name.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
+        self.field_position(name).and_then(|i| self.fields.get(i))
+    }
+
+    /// The position of the field with this name.
+    pub fn field_position(&self, name: &str) -> Option<usize> {
+        match &self.index.0 {
+            Some(index) => index.by_name.get(name).copied(),
+            None => self.fields.iter().position(|f| f.name == name),
+        }
+    }
+
+    /// The position of the first field whose name or one of whose aliases is `name` (how a
+    /// reader record finds the field a writer field goes to).
+    pub fn field_position_or_alias(&self, name: &str) -> Option<usize> {
+        match &self.index.0 {
+            Some(index) => {
+                let by_name = index.by_name.get(name).copied();
+                let by_alias = index.by_alias.get(name).copied();
+                match (by_name, by_alias) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            None => self
+                .fields
+                .iter()
+                .position(|f| f.name == name || f.aliases.iter().any(|a| a == name)),
+        }
+    }
+}
+
+/// Where a record's fields are by name (and by alias), kept for records with more than
+/// [`FieldIndex::SCAN_LIMIT`] fields so that finding a field stays constant-time; smaller
+/// records are scanned. Not part of a record's identity (equal records may differ in it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldIndex(Option<Box<FieldMaps>>);
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldMaps {
+    by_name: HashMap<String, usize>,
+    /// Alias -> the first field that has it.
+    by_alias: HashMap<String, usize>,
+}
+
+impl FieldIndex {
+    /// Records with up to this many fields are scanned.
+    pub(crate) const SCAN_LIMIT: usize = 16;
+
+    /// The index of `fields` (none for small records). Field names are unique.
+    pub(crate) fn of(fields: &[Field]) -> FieldIndex {
+        if fields.len() <= Self::SCAN_LIMIT {
+            return FieldIndex(None);
+        }
+        let mut maps = FieldMaps::default();
+        for (i, f) in fields.iter().enumerate() {
+            maps.by_name.entry(f.name.clone()).or_insert(i);
+            for a in &f.aliases {
+                maps.by_alias.entry(a.clone()).or_insert(i);
+            }
+        }
+        FieldIndex(Some(Box::new(maps)))
+    }
+}
+
+impl PartialEq for FieldIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
@@ -499,6 +570,14 @@ pub enum SchemaError {
         /// What is wrong.
         message: String,
     },
+    /// The schema is over one of the budgets of its [`Limits`].
+    #[error("schema over a limit at {path}: {source}")]
+    Limit {
+        /// Where (the root `/` for limits on the whole text).
+        path: String,
+        /// Which budget, and what exceeded it.
+        source: LimitExceeded,
+    },
     /// A referenced schema is itself invalid.
     #[error("invalid referenced schema #{index}: {source}")]
     Reference {
@@ -517,8 +596,19 @@ impl SchemaError {
             SchemaError::Invalid { path, .. }
             | SchemaError::UnknownType { path, .. }
             | SchemaError::Redefinition { path, .. }
-            | SchemaError::InvalidDefault { path, .. } => Some(path),
+            | SchemaError::InvalidDefault { path, .. }
+            | SchemaError::Limit { path, .. } => Some(path),
             SchemaError::Reference { source, .. } => source.path(),
+        }
+    }
+
+    /// The budget the schema (or a schema it references) is over, when that is why it was
+    /// rejected.
+    pub fn limit(&self) -> Option<&LimitExceeded> {
+        match self {
+            SchemaError::Limit { source, .. } => Some(source),
+            SchemaError::Reference { source, .. } => source.limit(),
+            _ => None,
         }
     }
 }
@@ -540,7 +630,22 @@ impl Schema {
         references: &[&str],
         options: ParseOptions,
     ) -> Result<Schema, SchemaError> {
-        parse::parse_schema(text, references, options)
+        parse::parse_schema(text, references, options, &Limits::default())
+    }
+
+    /// [`Schema::parse_with_options`] within explicit budgets (see [`Limits`]): the size of
+    /// the text, nesting, fields, symbols, union branches, names and decimal precision of
+    /// `text`; the number of `references`, of named types (references' included) and the work
+    /// of validating defaults of the whole. Reference texts were accepted before and are read
+    /// as [`Limits::for_stored`] reads them. [`Schema::parse`] applies [`Limits::default`]; a
+    /// schema accepted before is best parsed with [`Limits::for_stored`].
+    pub fn parse_with_limits(
+        text: &str,
+        references: &[&str],
+        options: ParseOptions,
+        limits: &Limits,
+    ) -> Result<Schema, SchemaError> {
+        parse::parse_schema(text, references, options, limits)
     }
 
     /// Java's `Schema.toString(referencedSchemas, false)`: compact JSON in Java's key order; types
@@ -563,6 +668,19 @@ impl Schema {
     /// fail too), the canonical string is returned.
     pub fn normalized_string(&self) -> String {
         normalize::normalized_string(self)
+    }
+
+    /// Avro's Parsing Canonical Form, as Java's `SchemaNormalization.toParsingForm` writes it
+    /// (types from references inlined; logical types, defaults, docs, aliases and properties
+    /// dropped).
+    pub fn parsing_canonical_form(&self) -> String {
+        pcf::parsing_form(self, self.root)
+    }
+
+    /// The 64-bit Rabin fingerprint of the Parsing Canonical Form (Java's
+    /// `SchemaNormalization.parsingFingerprint64`).
+    pub fn parsing_fingerprint64(&self) -> u64 {
+        rabin_fingerprint(self.parsing_canonical_form().as_bytes())
     }
 
     /// Full names of the named types this schema defines (not those from references), in

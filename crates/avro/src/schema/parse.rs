@@ -16,13 +16,15 @@
 //! - unknown or invalid logical types are ignored (the property is kept);
 //! - anything after the first JSON value of the text is ignored (Jackson's `readTree`).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    EnumSchema, Field, FixedSchema, LogicalType, Name, NamedEntry, NodeId, NodeKind, Order,
-    RecordSchema, Schema, SchemaError, SchemaNode, Type,
+    EnumSchema, Field, FieldIndex, FixedSchema, LogicalType, Name, NamedEntry, NodeId, NodeKind,
+    Order, RecordSchema, Schema, SchemaError, SchemaNode, Type,
 };
 use crate::json::{self, Json, Number, Object};
+use crate::limits::{Limit, LimitExceeded, Limits, Work};
 
 /// Options for [`Schema::parse_with_options`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +65,25 @@ pub(crate) fn parse_schema(
     text: &str,
     references: &[&str],
     options: ParseOptions,
+    limits: &Limits,
 ) -> Result<Schema, SchemaError> {
-    let mut p = Parser::new(options);
+    if references.len() > limits.references {
+        return Err(limit_error(
+            "/".to_owned(),
+            Limit::References,
+            limits,
+            format!("{} referenced schemas", references.len()),
+        ));
+    }
+    let mut p = Parser::new(options, limits);
+    // Referenced schemas were accepted before (a registry stores them): they are held to the
+    // budgets of the whole (named types, the work of validating defaults), not to those of
+    // one text, which may have been raised since.
+    p.limits = Limits {
+        named_types: limits.named_types,
+        work: limits.work,
+        ..limits.for_stored()
+    };
     for (index, reference) in references.iter().enumerate() {
         p.parse_text(reference)
             .map_err(|e| SchemaError::Reference {
@@ -72,6 +91,7 @@ pub(crate) fn parse_schema(
                 source: Box::new(e),
             })?;
     }
+    p.limits = *limits;
     let reference_nodes = p.nodes.len();
     for e in &mut p.named {
         e.from_reference = true;
@@ -86,7 +106,7 @@ pub(crate) fn parse_on_references(
     text: &str,
     options: ParseOptions,
 ) -> Result<Schema, SchemaError> {
-    let mut p = Parser::new(options);
+    let mut p = Parser::new(options, &Limits::default().for_stored());
     p.nodes = base.nodes[..base.reference_nodes].to_vec();
     for e in base.named.iter().filter(|e| e.from_reference) {
         p.index.insert(e.full_name.clone(), e.node);
@@ -105,7 +125,19 @@ pub(crate) struct Parser {
     /// The current default namespace.
     space: Option<String>,
     options: ParseOptions,
+    limits: Limits,
+    /// Steps of default validation so far.
+    work: Cell<Work>,
     path: Vec<String>,
+}
+
+#[cold]
+#[inline(never)]
+fn limit_error(path: String, limit: Limit, limits: &Limits, what: String) -> SchemaError {
+    SchemaError::Limit {
+        path,
+        source: LimitExceeded::new(limit, limits, what),
+    }
 }
 
 fn invalid(path: String, message: impl Into<String>) -> SchemaError {
@@ -220,6 +252,21 @@ fn logical_type(kind: &NodeKind, props: &Object) -> Option<LogicalType> {
     ok.then_some(lt)
 }
 
+/// The first symbols of an enum, for a message that names them (all of them when few).
+fn symbols_preview(symbols: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out = symbols
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if symbols.len() > SHOWN {
+        out.push_str(&format!(", ... ({} symbols)", symbols.len()));
+    }
+    out
+}
+
 /// Java's `Decimal.maxPrecision(size)`: `round(floor(log10(2^(8*size-1) - 1)))`.
 fn max_decimal_precision(size: usize) -> i64 {
     let bits = i64::try_from(size)
@@ -243,7 +290,7 @@ fn max_decimal_precision(size: usize) -> i64 {
 }
 
 impl Parser {
-    fn new(options: ParseOptions) -> Self {
+    fn new(options: ParseOptions, limits: &Limits) -> Self {
         Parser {
             nodes: Vec::new(),
             named: Vec::new(),
@@ -251,8 +298,47 @@ impl Parser {
             pending: HashSet::new(),
             space: None,
             options,
+            limits: *limits,
+            work: Cell::new(Work::new(limits.work)),
             path: Vec::new(),
         }
+    }
+
+    /// Takes `n` steps of [`Limits::work`]; `false` once it is spent.
+    fn step(&self, n: u64) -> bool {
+        let mut work = self.work.get();
+        let ok = work.take(n);
+        self.work.set(work);
+        ok
+    }
+
+    /// The error for `what` going over `limit`, at the current path.
+    #[cold]
+    #[inline(never)]
+    fn over(&self, limit: Limit, what: String) -> SchemaError {
+        limit_error(self.path(), limit, &self.limits, what)
+    }
+
+    /// A name (full name, field name, symbol, alias) within [`Limits::name_bytes`].
+    #[inline]
+    fn check_name_len(&self, name: &str, what: &str) -> Result<(), SchemaError> {
+        if name.len() > self.limits.name_bytes {
+            return Err(self.long_name(name, what));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn long_name(&self, name: &str, what: &str) -> SchemaError {
+        let mut cut = 40.min(name.len());
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.over(
+            Limit::NameBytes,
+            format!("{what} '{}...' ({} bytes)", &name[..cut], name.len()),
+        )
     }
 
     fn finish(self, root: NodeId, reference_nodes: usize) -> Schema {
@@ -266,13 +352,32 @@ impl Parser {
     }
 
     fn parse_text(&mut self, text: &str) -> Result<NodeId, SchemaError> {
-        let json = Json::parse_first_value(text).map_err(|e| SchemaError::InvalidJson {
-            message: e.message,
-            line: e.line,
-            column: e.column,
-        })?;
         self.space = None;
         self.path.clear();
+        if text.len() > self.limits.schema_bytes {
+            return Err(self.over(
+                Limit::SchemaBytes,
+                format!("a schema of {} bytes", text.len()),
+            ));
+        }
+        let json = Json::parse_first_value_with_depth(text, self.limits.schema_depth).map_err(
+            |e| match e.depth_limit {
+                Some(_) => limit_error(
+                    "/".to_owned(),
+                    Limit::SchemaDepth,
+                    &self.limits,
+                    format!(
+                        "the schema text (nested deeper at line {}, column {})",
+                        e.line, e.column
+                    ),
+                ),
+                None => SchemaError::InvalidJson {
+                    message: e.message,
+                    line: e.line,
+                    column: e.column,
+                },
+            },
+        )?;
         self.parse(&json)
     }
 
@@ -313,6 +418,10 @@ impl Parser {
 
     fn register(&mut self, name: &Name, id: NodeId) -> Result<(), SchemaError> {
         let full = name.full_name();
+        self.check_name_len(&full, "the name")?;
+        if self.named.len() >= self.limits.named_types {
+            return Err(self.over(Limit::NamedTypes, format!("named type '{full}'")));
+        }
         if self.index.contains_key(&full) {
             return Err(SchemaError::Redefinition {
                 name: full,
@@ -372,6 +481,12 @@ impl Parser {
     }
 
     fn parse_union(&mut self, items: &[Json]) -> Result<NodeId, SchemaError> {
+        if items.len() > self.limits.union_branches {
+            return Err(self.over(
+                Limit::UnionBranches,
+                format!("a union of {} branches", items.len()),
+            ));
+        }
         let mut branches = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             self.path.push(i.to_string());
@@ -477,7 +592,19 @@ impl Parser {
         let Some(n) = self.nodes.get_mut(id.0) else {
             return Err(invalid(self.path(), "internal error: dangling node"));
         };
-        n.logical_type = logical_type(&n.kind, &props);
+        let lt = logical_type(&n.kind, &props);
+        if let Some(LogicalType::Decimal { precision, scale }) = lt
+            && precision > self.limits.decimal_precision
+        {
+            return Err(self.over(
+                Limit::DecimalPrecision,
+                format!("a decimal of precision {precision} and scale {scale}"),
+            ));
+        }
+        let Some(n) = self.nodes.get_mut(id.0) else {
+            return Err(invalid(self.path(), "internal error: dangling node"));
+        };
+        n.logical_type = lt;
         n.props = props;
         match &mut n.kind {
             NodeKind::Record(r) => r.aliases = aliases,
@@ -494,11 +621,14 @@ impl Parser {
             .and_then(SchemaNode::name)
             .and_then(|n| n.namespace.clone());
         let mut out: Vec<Name> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for alias in self.parse_aliases(obj)? {
             let n = make_name(&alias, space.as_deref()).map_err(|m| {
                 invalid(format!("{}/aliases", self.path().trim_end_matches('/')), m)
             })?;
-            if !out.iter().any(|a| a.full_name() == n.full_name()) {
+            let full = n.full_name();
+            self.check_name_len(&full, "the alias")?;
+            if seen.insert(full) {
                 out.push(n);
             }
         }
@@ -510,16 +640,18 @@ impl Parser {
         let Some(node) = obj.get("aliases") else {
             return Ok(Vec::new());
         };
-        let path = format!("{}/aliases", self.path().trim_end_matches('/'));
+        let path = || format!("{}/aliases", self.path().trim_end_matches('/'));
         let Some(items) = node.as_array() else {
-            return Err(invalid(path, "\"aliases\" must be an array of strings"));
+            return Err(invalid(path(), "\"aliases\" must be an array of strings"));
         };
         let mut out: Vec<String> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for item in items {
             let Some(s) = item.as_str() else {
-                return Err(invalid(path, format!("alias {item} is not a string")));
+                return Err(invalid(path(), format!("alias {item} is not a string")));
             };
-            if !out.iter().any(|a| a == s) {
+            self.check_name_len(s, "the alias")?;
+            if seen.insert(s) {
                 out.push(s.to_owned());
             }
         }
@@ -618,27 +750,35 @@ impl Parser {
         let Some(raw) = obj.get("symbols").and_then(Json::as_array) else {
             return Err(invalid(self.path(), "enum has no \"symbols\" array"));
         };
+        if raw.len() > self.limits.enum_symbols {
+            return Err(self.over(
+                Limit::EnumSymbols,
+                format!("enum '{}' ({} symbols)", name.full_name(), raw.len()),
+            ));
+        }
         let mut symbols: Vec<String> = Vec::with_capacity(raw.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
-            let path = format!("{}/symbols/{i}", self.path().trim_end_matches('/'));
+            let path = || format!("{}/symbols/{i}", self.path().trim_end_matches('/'));
             let Some(s) = s.as_str() else {
-                return Err(invalid(path, format!("enum symbol {s} is not a string")));
+                return Err(invalid(path(), format!("enum symbol {s} is not a string")));
             };
-            validate_name(s).map_err(|m| invalid(path.clone(), m))?;
-            if symbols.iter().any(|x| x == s) {
-                return Err(invalid(path, format!("duplicate enum symbol '{s}'")));
+            self.check_name_len(s, "the enum symbol")?;
+            validate_name(s).map_err(|m| invalid(path(), m))?;
+            if !seen.insert(s) {
+                return Err(invalid(path(), format!("duplicate enum symbol '{s}'")));
             }
             symbols.push(s.to_owned());
         }
         let default = obj.get("default").and_then(Json::as_str).map(str::to_owned);
         if let Some(d) = &default
-            && !symbols.contains(d)
+            && !seen.contains(d.as_str())
         {
             return Err(invalid(
                 format!("{}/default", self.path().trim_end_matches('/')),
                 format!(
                     "the enum default '{d}' is not in the enum symbols [{}]",
-                    symbols.join(", ")
+                    symbols_preview(&symbols)
                 ),
             ));
         }
@@ -666,6 +806,7 @@ impl Parser {
             aliases: Vec::new(),
             fields: Vec::new(),
             is_error,
+            index: FieldIndex::default(),
         })));
         self.register(&name, id)?;
         let Some(raw_fields) = obj.get("fields").and_then(Json::as_array) else {
@@ -674,15 +815,28 @@ impl Parser {
                 format!("record '{}' has no \"fields\" array", name.full_name()),
             ));
         };
+        if raw_fields.len() > self.limits.record_fields {
+            return Err(self.over(
+                Limit::RecordFields,
+                format!(
+                    "record '{}' ({} fields)",
+                    name.full_name(),
+                    raw_fields.len()
+                ),
+            ));
+        }
         self.pending.insert(id);
         let mut fields: Vec<Field> = Vec::with_capacity(raw_fields.len());
+        // Field names seen, for records too large to search by scanning.
+        let mut names: Option<HashSet<String>> =
+            (raw_fields.len() > FieldIndex::SCAN_LIMIT).then(HashSet::new);
         self.path.push("fields".to_owned());
         let mut result = Ok(());
         for (i, raw) in raw_fields.iter().enumerate() {
             self.path.push(i.to_string());
             result = self
                 .parse_field(raw)
-                .and_then(|f| self.add_field(&mut fields, f, &name));
+                .and_then(|f| self.add_field(&mut fields, &mut names, f, &name));
             self.path.pop();
             if result.is_err() {
                 break;
@@ -696,6 +850,7 @@ impl Parser {
             ..
         }) = self.nodes.get_mut(id.0)
         {
+            r.index = FieldIndex::of(&fields);
             r.fields = fields;
         }
         Ok(ObjectResult::New(id))
@@ -706,10 +861,15 @@ impl Parser {
     fn add_field(
         &self,
         fields: &mut Vec<Field>,
+        names: &mut Option<HashSet<String>>,
         field: Field,
         record: &Name,
     ) -> Result<(), SchemaError> {
-        if fields.iter().any(|f| f.name == field.name) {
+        let duplicate = match names {
+            Some(names) => !names.insert(field.name.clone()),
+            None => fields.iter().any(|f| f.name == field.name),
+        };
+        if duplicate {
             return Err(invalid(
                 self.path(),
                 format!(
@@ -803,6 +963,7 @@ impl Parser {
                 }
             }
         }
+        self.check_name_len(name, "the field name")?;
         validate_name(name).map_err(|m| invalid(format!("{}/name", self.path()), m))?;
         if self.options.validate_defaults
             && let Some(d) = &default
@@ -843,6 +1004,13 @@ impl Parser {
     }
 
     /// Java's `Schema.isValidDefault`.
+    ///
+    /// Where a record default leaves a field out, Java checks that field's own default again;
+    /// that default was checked when its field was parsed (defaults are validated whenever this
+    /// runs), against the same type, so it is valid: it is not walked again. Walking it would
+    /// cost as much as the defaults of every record it nests, which doubles with each level of
+    /// records holding two fields of the previous level's type. Every step counts against
+    /// [`Limits::work`].
     fn is_valid_default(
         &self,
         id: NodeId,
@@ -851,6 +1019,9 @@ impl Parser {
     ) -> Result<bool, SchemaError> {
         if depth > MAX_DEFAULT_DEPTH {
             return Err(invalid(self.path(), "default value nested too deeply"));
+        }
+        if !self.step(1) {
+            return Err(self.over(Limit::Work, "validating this field's default".to_owned()));
         }
         let Some(n) = self.node_ref(id) else {
             return Ok(false);
@@ -903,15 +1074,24 @@ impl Parser {
                 let Json::Object(o) = value else {
                     return Ok(false);
                 };
+                // (field type, value given) for each field the default sets; a field it leaves
+                // out needs a default of its own, valid already (see above).
+                let mut given: Vec<(NodeId, &Json)> = Vec::new();
                 for f in &r.fields {
-                    let v = o.get(&f.name).or(f.default.as_ref());
-                    match v {
-                        Some(v) => {
-                            if !self.is_valid_default(f.schema, v, depth + 1)? {
-                                return Ok(false);
-                            }
-                        }
+                    match o.get(&f.name) {
+                        Some(v) => given.push((f.schema, v)),
+                        None if f.default.is_some() => {}
                         None => return Ok(false),
+                    }
+                }
+                if !self.step(u64::try_from(r.fields.len()).unwrap_or(u64::MAX)) {
+                    return Err(
+                        self.over(Limit::Work, "validating this field's default".to_owned())
+                    );
+                }
+                for (schema, v) in given {
+                    if !self.is_valid_default(schema, v, depth + 1)? {
+                        return Ok(false);
                     }
                 }
                 true

@@ -457,6 +457,18 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "REGISTRY_DB_MAX_CONNECTIONS" (toString (int64 $c.database.maxConnections)) }}
 {{- $_ := set $env "REGISTRY_DB_ACQUIRE_TIMEOUT_MS" (toString (int64 $c.database.acquireTimeoutMs)) }}
 {{- $_ := set $env "REGISTRY_MAX_SCHEMA_BYTES" (toString (int64 $c.maxSchemaBytes)) }}
+{{- $l := $c.schemaLimits }}
+{{- $_ := set $env "REGISTRY_MAX_SCHEMA_DEPTH" (toString (int64 $l.maxSchemaDepth)) }}
+{{- $_ := set $env "REGISTRY_MAX_RECORD_FIELDS" (toString (int64 $l.maxRecordFields)) }}
+{{- $_ := set $env "REGISTRY_MAX_ENUM_SYMBOLS" (toString (int64 $l.maxEnumSymbols)) }}
+{{- $_ := set $env "REGISTRY_MAX_UNION_BRANCHES" (toString (int64 $l.maxUnionBranches)) }}
+{{- $_ := set $env "REGISTRY_MAX_NAMED_TYPES" (toString (int64 $l.maxNamedTypes)) }}
+{{- $_ := set $env "REGISTRY_MAX_NAME_BYTES" (toString (int64 $l.maxNameBytes)) }}
+{{- $_ := set $env "REGISTRY_MAX_REFERENCES" (toString (int64 $l.maxReferences)) }}
+{{- $_ := set $env "REGISTRY_MAX_REFERENCE_DEPTH" (toString (int64 $l.maxReferenceDepth)) }}
+{{- $_ := set $env "REGISTRY_MAX_DECIMAL_PRECISION" (toString (int64 $l.maxDecimalPrecision)) }}
+{{- $_ := set $env "REGISTRY_MAX_SCHEMA_WORK" (toString (int64 $l.maxSchemaWork)) }}
+{{- $_ := set $env "REGISTRY_MAX_INCOMPATIBILITIES" (toString (int64 $l.maxIncompatibilities)) }}
 {{- $_ := set $env "REGISTRY_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- else }}
 {{- $_ := set $env "MESSAGING_GRPC_ADDR" (printf "0.0.0.0:%v" $c.service.grpcPort) }}
@@ -466,6 +478,19 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "MESSAGING_LATEST_SCHEMA_TTL_MS" (toString (int64 $c.latestSchemaTtlMs)) }}
 {{- $_ := set $env "MESSAGING_KAFKA_TIMEOUT_MS" (toString (int64 $c.kafkaTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_PRODUCE_MAX_IN_FLIGHT" (toString (int64 $c.produceMaxInFlight)) }}
+{{- $l := $c.schemaLimits }}
+{{- $_ := set $env "MESSAGING_MAX_SCHEMA_BYTES" (toString (int64 $l.maxSchemaBytes)) }}
+{{- $_ := set $env "MESSAGING_MAX_SCHEMA_DEPTH" (toString (int64 $l.maxSchemaDepth)) }}
+{{- $_ := set $env "MESSAGING_MAX_RECORD_FIELDS" (toString (int64 $l.maxRecordFields)) }}
+{{- $_ := set $env "MESSAGING_MAX_ENUM_SYMBOLS" (toString (int64 $l.maxEnumSymbols)) }}
+{{- $_ := set $env "MESSAGING_MAX_UNION_BRANCHES" (toString (int64 $l.maxUnionBranches)) }}
+{{- $_ := set $env "MESSAGING_MAX_NAMED_TYPES" (toString (int64 $l.maxNamedTypes)) }}
+{{- $_ := set $env "MESSAGING_MAX_NAME_BYTES" (toString (int64 $l.maxNameBytes)) }}
+{{- $_ := set $env "MESSAGING_MAX_REFERENCES" (toString (int64 $l.maxReferences)) }}
+{{- $_ := set $env "MESSAGING_MAX_REFERENCE_DEPTH" (toString (int64 $l.maxReferenceDepth)) }}
+{{- $_ := set $env "MESSAGING_MAX_DECIMAL_PRECISION" (toString (int64 $l.maxDecimalPrecision)) }}
+{{- $_ := set $env "MESSAGING_MAX_SCHEMA_WORK" (toString (int64 $l.maxSchemaWork)) }}
+{{- $_ := set $env "MESSAGING_MAX_JSON_DEPTH" (toString (int64 $l.maxJsonDepth)) }}
 {{- $_ := set $env "MESSAGING_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- end }}
 {{- $_ := set $env "LOG_FORMAT" $v.logFormat }}

@@ -778,14 +778,14 @@ async fn decode_payload(
     if let Some(reader) = reader
         && recent.readable != Some(id)
     {
-        match avro::check_readable(&writer, reader) {
+        match avro::check_readable(&writer, reader, schemas.limits()) {
             Ok(()) => recent.readable = Some(id),
             Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
         }
     }
     let start = json.len();
     Ok(
-        match avro::decode_into(&writer, reader, body, tagged, json) {
+        match avro::decode_into(&writer, reader, body, tagged, json, schemas.limits()) {
             Ok(()) => Decoded::Json {
                 text: start..json.len(),
                 schema_id: id,

@@ -124,6 +124,7 @@ mod tests {
         let incompatible = RegistryError::Incompatible {
             subject: "s".into(),
             reasons: vec!["a".into(), "b".into()],
+            total: 2,
         };
         let response = HttpError::from(incompatible).into_response();
         assert_eq!(response.status(), StatusCode::CONFLICT);

@@ -27,7 +27,7 @@ use crate::http::wire::{
     RegisterResponse, SchemaByIdJson, SchemaRequest, SubjectVersionJson, SubjectVersionRefJson,
 };
 use crate::model::Mode;
-use crate::registry::{CompatibilityIssue, RegisterRequest, Registry, StoredSchema};
+use crate::registry::{RegisterRequest, Registry, StoredSchema};
 use crate::store::SubjectFilter;
 
 /// What every handler shares.
@@ -626,15 +626,9 @@ async fn compatibility(
             params.flag("normalize"),
         )
         .await?;
-    let messages = params.flag("verbose").then(|| {
-        report
-            .issues
-            .iter()
-            .map(CompatibilityIssue::description)
-            .collect()
-    });
+    let messages = params.flag("verbose").then(|| report.descriptions());
     json(&CompatibilityJson {
-        is_compatible: report.issues.is_empty(),
+        is_compatible: report.is_compatible(),
         messages,
     })
 }
