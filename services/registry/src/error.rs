@@ -64,6 +64,18 @@ pub enum RegistryError {
     },
     #[error("schema id {id} is already in use by a different schema")]
     IdConflict { id: i32 },
+    #[error(
+        "schema id {id} is out of range: IMPORT takes ids from 1 to {max} (the ids above are kept for the ones the registry assigns, so that registrations never run out of ids)"
+    )]
+    IdOutOfRange { id: i32, max: i32 },
+    #[error(
+        "version {version} is out of range: IMPORT takes versions from 1 to {max} (the numbers above are kept for the later versions of the subject)"
+    )]
+    VersionOutOfRange { version: i32, max: i32 },
+    #[error(
+        "subject '{subject}' has used every version number up to {max}: no later version can be registered"
+    )]
+    VersionsExhausted { subject: String, max: i32 },
     #[error("invalid subject '{subject}': {reason}")]
     InvalidSubject { subject: String, reason: String },
     #[error("schema is {size} bytes, over the limit of {limit} bytes")]
@@ -92,10 +104,10 @@ impl RegistryError {
             SubjectModeNotConfigured { .. } => 40409,
             Incompatible { .. } => 409,
             InvalidSchema { .. } | UnparsableSchema(_) => 42201,
-            InvalidVersion { .. } => 42202,
+            InvalidVersion { .. } | VersionOutOfRange { .. } => 42202,
             InvalidCompatibilityLevel { .. } => 42203,
             InvalidMode { .. } => 42204,
-            OperationNotPermitted { .. } => 42205,
+            OperationNotPermitted { .. } | IdOutOfRange { .. } | VersionsExhausted { .. } => 42205,
             ReferenceExists { .. } => 42206,
             IdConflict { .. } => 42207,
             InvalidSubject { .. } => 42208,
@@ -135,6 +147,9 @@ impl RegistryError {
             OperationNotPermitted { .. } => "OPERATION_NOT_PERMITTED",
             ReferenceExists { .. } => "REFERENCE_EXISTS",
             IdConflict { .. } => "ID_CONFLICT",
+            IdOutOfRange { .. } => "ID_OUT_OF_RANGE",
+            VersionOutOfRange { .. } => "VERSION_OUT_OF_RANGE",
+            VersionsExhausted { .. } => "VERSIONS_EXHAUSTED",
             InvalidSubject { .. } => "INVALID_SUBJECT",
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
             InvalidArgument { .. } => "INVALID_ARGUMENT",
@@ -158,7 +173,8 @@ impl RegistryError {
             | VersionNotSoftDeleted { .. }
             | Incompatible { .. }
             | OperationNotPermitted { .. }
-            | ReferenceExists { .. } => Code::FailedPrecondition,
+            | ReferenceExists { .. }
+            | VersionsExhausted { .. } => Code::FailedPrecondition,
             IdConflict { .. } => Code::AlreadyExists,
             InvalidSchema { .. }
             | UnparsableSchema(_)
@@ -167,6 +183,8 @@ impl RegistryError {
             | InvalidMode { .. }
             | InvalidSubject { .. }
             | SchemaTooLarge { .. }
+            | IdOutOfRange { .. }
+            | VersionOutOfRange { .. }
             | InvalidArgument { .. } => Code::InvalidArgument,
             StoreUnavailable(_) => Code::Unavailable,
             Store(_) => Code::Internal,

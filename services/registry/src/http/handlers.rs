@@ -1,6 +1,8 @@
 //! One handler per route of Confluent's API. Each reads the request (path, query, body), calls
 //! the [`Registry`] core and writes Confluent's response shape; no behaviour lives here.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
