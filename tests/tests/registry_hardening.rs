@@ -1,6 +1,8 @@
 //! The registry under hostile or broken input (issue 15, the operational side): IMPORT ids and
 //! versions past what the registry keeps room for are refused with a clear error and later
-//! registrations keep working. After each, the registry answers a normal request.
+//! registrations keep working; internal errors reach clients as a stable message with a
+//! correlation id, never as database text; connections are capped per listener, idle and
+//! half-sent ones are closed. After each, the registry answers a normal request.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 use tonic_types::StatusExt;
 use tributary_proto::registry::v1 as pb;
 use tributary_registry::registry::{MAX_IMPORT_ID, MAX_IMPORT_VERSION};
-use tributary_tests::{TestRegistry, error_code, security};
+use tributary_tests::{RegistryProcess, TestDatabase, TestRegistry, error_code, security};
 
 const V1: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -177,4 +179,92 @@ async fn import_ids_and_versions_beyond_the_maxima_are_refused_and_later_registr
     }
     answers_normally(&registry, "healthy").await;
     registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn internal_errors_carry_a_correlation_id_and_never_the_database_text() {
+    let database = TestDatabase::create().await;
+    let dir = security::pki()
+        .dir
+        .join(tributary_tests::unique_name("correlation"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("registry.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let registry = RegistryProcess::spawn_logging_to(&database.url, &[], Some(log)).await;
+    let base = format!("https://{}", registry.http_addr);
+    let (status, _) = post(
+        &base,
+        "/subjects/s/versions",
+        json!({"schema": record("Before")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A table the registry needs goes away behind its back: every query on it fails with
+    // Postgres' "relation ... does not exist".
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE subject_versions RENAME TO subject_versions_away")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let (status, body) = get(&base, "/subjects").await;
+    assert_eq!(status.as_u16(), 500, "{body}");
+    assert_eq!(body["error_code"], json!(50001), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        !message.contains("subject_versions") && !message.contains("does not exist"),
+        "database text reached the client: {message}"
+    );
+    let http_id = correlation_id_in(message);
+
+    let status = tributary_tests::connect(registry.addr)
+        .await
+        .list_subjects(pb::ListSubjectsRequest::default())
+        .await
+        .expect_err("the table is gone");
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    assert!(
+        !status.message().contains("subject_versions"),
+        "database text reached the client: {status:?}"
+    );
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["error_code"], "50001");
+    let grpc_id = info.metadata["correlation_id"].clone();
+    assert!(status.message().contains(&grpc_id), "{status:?}");
+    assert_ne!(http_id, grpc_id);
+
+    sqlx::query("ALTER TABLE subject_versions_away RENAME TO subject_versions")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // The details are in the log, under the ids the clients were given.
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    for id in [&http_id, &grpc_id] {
+        let line = logged
+            .lines()
+            .find(|line| line.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no log line with {id}:\n{logged}"));
+        assert!(line.contains("subject_versions"), "{line}");
+    }
+
+    // And the registry answers normally again.
+    let (status, body) = get(&base, "/subjects").await;
+    assert_eq!((status, body), (StatusCode::OK, json!(["s"])));
+    registry.terminate().await;
+}
+
+/// The correlation id a message names ("... (correlation id 0123456789abcdef: ...").
+fn correlation_id_in(message: &str) -> String {
+    let id: String = message
+        .split("correlation id ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no correlation id in {message}"))
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    assert_eq!(id.len(), 16, "{message}");
+    id
 }

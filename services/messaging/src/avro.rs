@@ -2,6 +2,8 @@
 //! Confluent's wire framing (magic byte 0, big-endian schema id, Avro binary;
 //! `tributary_avro::wire`).
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use tributary_avro::Schema;
 use tributary_avro::codec::{self, CodecError, UnionStyle};
 use tributary_avro::wire;

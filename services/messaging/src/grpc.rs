@@ -1,6 +1,8 @@
 //! The `tributary.messaging.v1.MessagingService` gRPC API: validation of wire values and
 //! mapping to the produce, consume and admin code. No behaviour lives here.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use tributary_proto::messaging::v1::messaging_service_server::MessagingService;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
-use crate::produce::{Producer, Recent, result_to_wire};
+use crate::produce::{Producer, Recent, results_to_wire};
 use crate::schemas::Schemas;
 use crate::{consume, produce};
 
@@ -83,9 +85,7 @@ impl MessagingService for MessagingGrpc {
             }
         }))
         .await;
-        Ok(Response::new(pb::ProduceResponse {
-            results: results.into_iter().map(result_to_wire).collect(),
-        }))
+        Ok(Response::new(results_to_wire(results)))
     }
 
     type ProduceStreamStream = ResponseStream<pb::ProduceStreamResponse>;

@@ -6,6 +6,8 @@
 //! - (subject, schema text) -> id for producers' inline schemas, forever;
 //! - reader schema text -> parsed schema, forever.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tonic::Code;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use tributary_avro::Schema;
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -59,10 +62,15 @@ pub struct Schemas {
 pub struct LastSchema(Option<(u32, Arc<Schema>)>);
 
 fn registry_error(status: tonic::Status) -> MessagingError {
-    let (code, message) = match status.code() {
+    // The registry's own answers carry its ErrorInfo; a status without one was made by this
+    // side of the call (a connection that failed, TLS), its message library text.
+    let answered = status
+        .get_details_error_info()
+        .is_some_and(|info| info.domain == REGISTRY_ERROR_DOMAIN);
+    let (code, message, answered) = match status.code() {
         // A transport failure reaches us as UNKNOWN or CANCELLED from a dying connection.
         Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => {
-            (Code::Unavailable, status.message().to_owned())
+            (Code::Unavailable, status.message().to_owned(), answered)
         }
         // The registry refused this service's own credentials: the caller's are not at fault
         // (and must not be told they are), the service's configuration is.
@@ -72,11 +80,19 @@ fn registry_error(status: tonic::Status) -> MessagingError {
                 "the registry refused this service's credentials ({}); check REGISTRY_USERNAME and its password, the bearer token or the client certificate",
                 status.message()
             ),
+            true,
         ),
-        code => (code, status.message().to_owned()),
+        code => (code, status.message().to_owned(), answered),
     };
-    MessagingError::Registry { code, message }
+    MessagingError::Registry {
+        code,
+        message,
+        answered,
+    }
 }
+
+/// The `ErrorInfo.domain` of the registry's errors.
+const REGISTRY_ERROR_DOMAIN: &str = "registry.tributary.dev";
 
 fn parse(text: &str, references: &[String]) -> Result<Schema, MessagingError> {
     let references: Vec<&str> = references.iter().map(String::as_str).collect();
@@ -196,6 +212,7 @@ impl Schemas {
             .ok_or_else(|| MessagingError::Registry {
                 code: Code::Internal,
                 message: "the registry answered without a subject version".to_owned(),
+                answered: false,
             })?;
         let id = found.id as u32;
         if latest {
@@ -271,6 +288,7 @@ impl Schemas {
                     .ok_or_else(|| MessagingError::Registry {
                         code: Code::Internal,
                         message: "the registry answered without a subject version".to_owned(),
+                        answered: false,
                     })?;
                 for text in self.reference_texts(found.references).await? {
                     if !texts.contains(&text) {

@@ -82,10 +82,21 @@ pub enum RegistryError {
     SchemaTooLarge { size: usize, limit: usize },
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
-    #[error("the database is unavailable: {0}")]
+    /// Postgres cannot be reached (or is going away). The message never holds the database's
+    /// own text; [`RegistryError::public`] logs it under a correlation id.
+    #[error("the database is unavailable")]
     StoreUnavailable(#[source] sqlx::Error),
-    #[error("database error: {0}")]
+    /// A query failed for another reason (a bug, or a constraint the registry did not expect).
+    #[error("internal error: the database could not complete the request")]
     Store(#[source] sqlx::Error),
+}
+
+/// What a client is told about an error: the message, and the correlation id of an internal
+/// error (also in the message, and in the status's `ErrorInfo` as `correlation_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicError {
+    pub message: String,
+    pub correlation_id: Option<String>,
 }
 
 impl RegistryError {
@@ -192,6 +203,35 @@ impl RegistryError {
     }
 }
 
+impl RegistryError {
+    /// What the client is told. An internal error (the database's) is logged here with its
+    /// details and a new correlation id, and answered with a stable message naming that id:
+    /// the database's own text never reaches the client.
+    pub fn public(&self) -> PublicError {
+        let source = match self {
+            RegistryError::Store(source) | RegistryError::StoreUnavailable(source) => source,
+            _ => {
+                return PublicError {
+                    message: self.to_string(),
+                    correlation_id: None,
+                };
+            }
+        };
+        let correlation_id = tributary_telemetry::correlation::new_id();
+        if matches!(self, RegistryError::Store(_)) {
+            tracing::error!(correlation_id, error = %source, "database error");
+        } else {
+            tracing::warn!(correlation_id, error = %source, "database unavailable");
+        }
+        PublicError {
+            message: format!(
+                "{self} (correlation id {correlation_id}: the registry's log has the details)"
+            ),
+            correlation_id: Some(correlation_id),
+        }
+    }
+}
+
 /// The SQLSTATE classes that mean "the database cannot be reached or is going away", as opposed
 /// to a bug in a query: connection exceptions (08), insufficient resources (53), operator
 /// intervention (57, e.g. admin shutdown) and system errors (58). A protocol error means the
@@ -227,11 +267,12 @@ impl From<sqlx::Error> for RegistryError {
 impl From<RegistryError> for tonic::Status {
     fn from(error: RegistryError) -> Self {
         let code = error.grpc_code();
-        if matches!(error, RegistryError::Store(_)) {
-            tracing::error!(error = %error, "database error");
-        }
+        let public = error.public();
         let mut metadata =
             HashMap::from([("error_code".to_owned(), error.error_code().to_string())]);
+        if let Some(correlation_id) = public.correlation_id {
+            metadata.insert("correlation_id".to_owned(), correlation_id);
+        }
         if let RegistryError::Incompatible { reasons, .. } = &error {
             for (index, reason) in reasons.iter().enumerate() {
                 metadata.insert(format!("reason_{index}"), reason.clone());
@@ -239,7 +280,7 @@ impl From<RegistryError> for tonic::Status {
         }
         let details =
             ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
-        tonic::Status::with_error_details(code, error.to_string(), details)
+        tonic::Status::with_error_details(code, public.message, details)
     }
 }
 
@@ -263,5 +304,36 @@ mod tests {
         );
         let error = RegistryError::from(sqlx::Error::RowNotFound);
         assert!(matches!(error, RegistryError::Store(_)), "{error:?}");
+    }
+
+    #[test]
+    fn database_errors_reach_clients_as_a_stable_message_with_a_correlation_id() {
+        let raw = "duplicate key value violates unique constraint \"schemas_pkey\"";
+        for error in [
+            RegistryError::Store(sqlx::Error::Protocol(raw.into())),
+            RegistryError::StoreUnavailable(sqlx::Error::Protocol(raw.into())),
+        ] {
+            let public = error.public();
+            let id = public.correlation_id.clone().unwrap_or_default();
+            assert_eq!(id.len(), 16, "{public:?}");
+            assert!(public.message.contains(&id), "{public:?}");
+            assert!(!public.message.contains("schemas_pkey"), "{public:?}");
+            let status = tonic::Status::from(error);
+            assert!(!status.message().contains("schemas_pkey"), "{status:?}");
+            let metadata = status
+                .get_details_error_info()
+                .map(|info| info.metadata)
+                .unwrap_or_default();
+            assert_eq!(
+                metadata.get("error_code").map(String::as_str),
+                Some("50001")
+            );
+            let logged = metadata.get("correlation_id").cloned().unwrap_or_default();
+            assert_eq!(logged.len(), 16, "{metadata:?}");
+            assert!(status.message().contains(&logged), "{status:?}");
+        }
+        let not_found = RegistryError::SchemaNotFound { id: 7 }.public();
+        assert_eq!(not_found.correlation_id, None);
+        assert_eq!(not_found.message, "schema 7 not found");
     }
 }

@@ -45,6 +45,8 @@
 //! on. Only an unreachable registry ends the stream (UNAVAILABLE), since a reconnect then gets
 //! the record decoded.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 mod acks;
 mod records;
 
@@ -76,6 +78,7 @@ use self::records::{Encoded, PayloadDecoding, SizeHint, Taken};
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
+use crate::produce::{kafka_timestamp_ms, request_stream_failed};
 use crate::schemas::Schemas;
 
 /// Default most unacknowledged records per stream.
@@ -198,7 +201,7 @@ fn lags(
         let position = tracker
             .resume_position(&w.topic, w.partition)
             .or((w.committed >= 0).then_some(w.committed))?;
-        Some((w.topic, w.partition, w.high - position))
+        Some((w.topic, w.partition, w.high.saturating_sub(position)))
     })
 }
 
@@ -381,7 +384,10 @@ async fn open(
                 pb::StartPosition::Timestamp => Offset::Offset(
                     subscription
                         .start_time
-                        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+                        .as_ref()
+                        .map(|t| kafka_timestamp_ms("start_time", t))
+                        .transpose()?
+                        .unwrap_or(0),
                 ),
             };
             tpl.add_partition_offset(&tp.topic, tp.partition, offset)
@@ -528,7 +534,8 @@ fn on_request(
             .into(),
         )),
         None => Flow::HalfClosed,
-        Some(Err(_)) => Flow::End(None),
+        // The client's stream failed: end with an error, never with OK.
+        Some(Err(status)) => Flow::End(Some(request_stream_failed(&status))),
     }
 }
 
@@ -548,7 +555,7 @@ async fn take<'c>(
 ) -> (Taken, Option<MessagingError>) {
     let deadline = plan
         .batching
-        .map(|batching| tokio::time::Instant::now() + batching.linger);
+        .and_then(|batching| tokio::time::Instant::now().checked_add(batching.linger));
     let mut taken = Taken::new(&plan.decoding, size_hint);
     let mut received = received;
     loop {
@@ -658,8 +665,8 @@ async fn send_records(
             .find(|(topic, ..)| *topic == record.topic)
         {
             Some((_, count, total)) => {
-                *count += 1;
-                *total += record.kafka_bytes;
+                *count = count.saturating_add(1);
+                *total = total.saturating_add(record.kafka_bytes);
             }
             None => consumed.push((Arc::clone(&record.topic), 1, record.kafka_bytes)),
         }
@@ -771,7 +778,11 @@ pub async fn run(
                 .await;
             return;
         }
-        Some(Err(_)) | None => return,
+        Some(Err(status)) => {
+            let _ = out.send(Err(request_stream_failed(&status))).await;
+            return;
+        }
+        None => return,
     };
     let (consumer, plan, mut events) = match open(&kafka, &schemas, &subscription).await {
         Ok(opened) => opened,
@@ -812,7 +823,7 @@ pub async fn run(
                         break;
                     };
                     flow = on_request(request, &consumer, &mut tracker, &mut to_commit);
-                    taken += 1;
+                    taken = taken.saturating_add(1);
                 }
                 commit_pending(&consumer, &mut to_commit);
                 match flow {
