@@ -1,7 +1,9 @@
 //! The messaging service under hostile or broken input (issue 15, the operational side): a
 //! request stream that fails ends ProduceStream with an error status, never OK; timestamps
 //! outside what Kafka takes are refused per record; a Produce response stays small whatever its
-//! records' errors say. After each, the service answers a normal request.
+//! records' errors say; Consume streams are capped, and each costs a bounded number of
+//! descriptors; connections are capped and idle ones closed, quiet streams kept. After each,
+//! the service answers a normal request.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +13,12 @@ use bytes::BufMut;
 use tonic::Code;
 use tonic_types::StatusExt;
 use tributary_proto::messaging::v1 as pb;
+use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 use tributary_tests::records::{avro_inline, error, metadata, produce, record, text};
-use tributary_tests::{TestMessaging, security, unique_name};
+use tributary_tests::{
+    MessagingProcess, TestConsumer, TestMessaging, TestRegistry, flood, security,
+    threads_and_descriptors, unique_name,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -132,7 +138,9 @@ async fn produce_stream_ends_with_an_error_status_when_the_client_stream_fails()
         "the first record is produced"
     );
     // ... and the stream ends with an error naming the failure, not with OK.
-    let end = tokio::time::timeout(WAIT, responses.message()).await.unwrap();
+    let end = tokio::time::timeout(WAIT, responses.message())
+        .await
+        .unwrap();
     let status = end.expect_err("the stream ends with an error status");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(
@@ -250,9 +258,8 @@ async fn a_produce_response_stays_small_whatever_its_errors_say() {
     let ints = schema("int");
     let strings = schema("string");
     let value = |v: serde_json::Value| {
-        let object: serde_json::Map<String, serde_json::Value> = (0..12)
-            .map(|i| (format!("field_{i}"), v.clone()))
-            .collect();
+        let object: serde_json::Map<String, serde_json::Value> =
+            (0..12).map(|i| (format!("field_{i}"), v.clone())).collect();
         serde_json::Value::Object(object).to_string()
     };
     let first = produce(
@@ -265,7 +272,12 @@ async fn a_produce_response_stays_small_whatever_its_errors_say() {
     .await;
     metadata(&first[0]);
     let records = (0..100)
-        .map(|_| record(&topic, avro_inline(&strings, &value(serde_json::json!("x")))))
+        .map(|_| {
+            record(
+                &topic,
+                avro_inline(&strings, &value(serde_json::json!("x"))),
+            )
+        })
         .collect();
     let response = messaging
         .client()
@@ -291,4 +303,166 @@ async fn a_produce_response_stays_small_whatever_its_errors_say() {
 
     answers_normally(&messaging, &topic).await;
     messaging.stop().await.unwrap();
+}
+
+/// Opens a group Consume stream on `topic` and waits for its partition assignment (its
+/// consumer has then joined the group: its threads and sockets are up).
+async fn assigned_stream(
+    client: MessagingServiceClient<tributary_tests::AuthChannel>,
+    topic: &str,
+) -> TestConsumer {
+    let mut consumer = TestConsumer::open(
+        client,
+        pb::Subscription {
+            group_id: unique_name("cost"),
+            topics: vec![topic.to_owned()],
+            value_format: pb::PayloadFormat::Raw as i32,
+            key_format: pb::PayloadFormat::Raw as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    match consumer.next(WAIT).await {
+        pb::consume_response::Kind::Rebalance(rebalance) => {
+            assert!(!rebalance.assigned.is_empty(), "{rebalance:?}")
+        }
+        other => panic!("expected an assignment, got {other:?}"),
+    }
+    consumer
+}
+
+#[tokio::test]
+async fn consume_streams_are_capped_and_each_costs_a_bounded_number_of_descriptors() {
+    let registry = TestRegistry::start().await;
+    let messaging = MessagingProcess::spawn_with(
+        &registry.endpoint(),
+        &[("MESSAGING_MAX_CONSUME_STREAMS", "11")],
+    )
+    .await;
+    let topic = unique_name("cost");
+    messaging.create_topic(&topic, 1).await;
+    let client = messaging.client().await;
+
+    let first = assigned_stream(client.clone(), &topic).await;
+    let (threads_before, descriptors_before) = threads_and_descriptors(messaging.pid());
+    let mut streams = vec![first];
+    for _ in 0..10 {
+        streams.push(assigned_stream(client.clone(), &topic).await);
+    }
+    let (threads_after, descriptors_after) = threads_and_descriptors(messaging.pid());
+    let threads = threads_after.saturating_sub(threads_before) as f64 / 10.0;
+    let descriptors = descriptors_after.saturating_sub(descriptors_before) as f64 / 10.0;
+    eprintln!("each Consume stream: {threads} threads, {descriptors} file descriptors");
+    assert!(
+        descriptors <= tributary_messaging::consume::DESCRIPTORS_PER_STREAM as f64,
+        "{descriptors} descriptors per stream, over the budget the cap is fitted with"
+    );
+
+    // The twelfth stream is refused, naming the limit and the flag.
+    let status = client
+        .clone()
+        .consume(tokio_stream::iter(vec![pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Subscription(pb::Subscription {
+                group_id: unique_name("refused"),
+                topics: vec![topic.clone()],
+                ..Default::default()
+            })),
+        }]))
+        .await
+        .expect_err("over the cap");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("11") && status.message().contains("MAX_CONSUME_STREAMS"),
+        "{status:?}"
+    );
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "TOO_MANY_CONSUME_STREAMS"
+    );
+
+    // A stream that ends gives its place back.
+    drop(streams.pop());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let opened = client
+            .clone()
+            .consume(tokio_stream::iter(vec![pb::ConsumeRequest {
+                kind: Some(pb::consume_request::Kind::Subscription(pb::Subscription {
+                    group_id: unique_name("again"),
+                    topics: vec![topic.clone()],
+                    ..Default::default()
+                })),
+            }]))
+            .await;
+        match opened {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the place never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    drop(streams);
+    let results = client
+        .clone()
+        .produce(pb::ProduceRequest {
+            records: vec![record(&topic, text("healthy"))],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    metadata(&results[0]);
+    messaging.terminate().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_and_idle_ones_closed_but_quiet_streams_kept() {
+    let registry = TestRegistry::start().await;
+    let messaging = MessagingProcess::spawn_with(
+        &registry.endpoint(),
+        &[
+            ("MESSAGING_MAX_CONNECTIONS", "20"),
+            ("MESSAGING_IDLE_TIMEOUT_MS", "10000"),
+        ],
+    )
+    .await;
+    let topic = unique_name("quiet");
+    messaging.create_topic(&topic, 1).await;
+    // A Consume stream with nothing to read: a call in flight, however quiet.
+    let mut quiet = assigned_stream(messaging.client().await, &topic).await;
+
+    let mut held = flood::open_tls(messaging.addr, b"h2", 30, b"").await;
+    assert!(
+        (15..=19).contains(&held.len()),
+        "{} connections admitted under a cap of 20 (the stream's among them)",
+        held.len()
+    );
+    // Every silent connection is closed once idle...
+    assert_eq!(
+        flood::count_closed(&mut held, Duration::from_secs(60)).await,
+        held.len()
+    );
+    // ... and the stream, open for longer than the idle timeout by now, still delivers.
+    let results = produce_to(&messaging, &topic).await;
+    let consumed = quiet.next_record(WAIT).await;
+    assert_eq!(consumed.offset, metadata(&results[0]).offset);
+    messaging.terminate().await;
+}
+
+async fn produce_to(messaging: &MessagingProcess, topic: &str) -> Vec<pb::ProduceResult> {
+    messaging
+        .client()
+        .await
+        .produce(pb::ProduceRequest {
+            records: vec![record(topic, text("after the flood"))],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
 }

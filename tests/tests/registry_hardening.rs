@@ -1,10 +1,13 @@
 //! The registry under hostile or broken input (issue 15, the operational side): IMPORT ids and
 //! versions past what the registry keeps room for are refused with a clear error and later
 //! registrations keep working; internal errors reach clients as a stable message with a
-//! correlation id, never as database text; connections are capped per listener, idle and
-//! half-sent ones are closed. After each, the registry answers a normal request.
+//! correlation id, never as database text; connections are capped per listener (below the
+//! open-file limit), idle and half-sent ones are closed. After each, the registry answers a
+//! normal request.
 
 #![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
@@ -12,7 +15,7 @@ use serde_json::{Value, json};
 use tonic_types::StatusExt;
 use tributary_proto::registry::v1 as pb;
 use tributary_registry::registry::{MAX_IMPORT_ID, MAX_IMPORT_VERSION};
-use tributary_tests::{RegistryProcess, TestDatabase, TestRegistry, error_code, security};
+use tributary_tests::{RegistryProcess, TestDatabase, TestRegistry, error_code, flood, security};
 
 const V1: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -267,4 +270,109 @@ fn correlation_id_in(message: &str) -> String {
         .collect();
     assert_eq!(id.len(), 16, "{message}");
     id
+}
+
+/// How long a test waits for the server to close what it should close (the timeouts are 10 s
+/// at most).
+const CLOSED_WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_and_idle_or_half_sent_ones_closed() {
+    let registry = TestRegistry::start_with(TestDatabase::create().await, |settings| {
+        settings.max_connections = 20;
+        // Long enough that nothing is closed while the test opens its connections.
+        settings.header_read_timeout_ms = 10_000;
+        settings.idle_timeout_ms = 10_000;
+    })
+    .await;
+
+    // HTTP: 30 connections at once, half of them sending half a request, the others nothing.
+    let half_request = b"GET /subjects HTTP/1.1\r\nHost: localhost\r\n";
+    let mut held = flood::open_tls(registry.http_addr, b"http/1.1", 15, half_request).await;
+    held.extend(flood::open_tls(registry.http_addr, b"http/1.1", 15, b"").await);
+    assert_eq!(
+        held.len(),
+        20,
+        "the cap admits 20 connections, closes the rest"
+    );
+    // A normal request meanwhile is refused at once (its connection closed), not left waiting.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        security::admin_http_client()
+            .get(format!("{}/subjects", registry.http_url()))
+            .send(),
+    )
+    .await
+    .expect("refused without waiting");
+    assert!(refused.is_err(), "{refused:?}");
+    // The gRPC listener has its own cap: it answers.
+    registry
+        .client()
+        .await
+        .list_subjects(pb::ListSubjectsRequest::default())
+        .await
+        .unwrap();
+
+    // gRPC: 25 connections that complete TLS and send nothing.
+    let mut held_grpc = flood::open_tls(registry.addr, b"h2", 25, b"").await;
+    // (The test's own clients hold a connection or two.)
+    assert!(
+        (15..=20).contains(&held_grpc.len()),
+        "{} gRPC connections admitted",
+        held_grpc.len()
+    );
+
+    // Every one is closed by the server: the half-sent requests after the header-read timeout,
+    // the silent ones after the idle timeout.
+    assert_eq!(flood::count_closed(&mut held, CLOSED_WITHIN).await, 20);
+    assert_eq!(
+        flood::count_closed(&mut held_grpc, CLOSED_WITHIN).await,
+        held_grpc.len()
+    );
+
+    answers_normally(&registry, "after-flood").await;
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_flood_leaves_the_registry_descriptors_under_a_low_open_file_limit() {
+    // The test holds hundreds of sockets itself.
+    tributary_net::fds::raise_open_file_limit();
+    let database = TestDatabase::create().await;
+    // 400 descriptors: the caps (4,096 per listener asked) are fitted to (400 - 256 - 10) / 2.
+    let registry = RegistryProcess::spawn_limited(
+        &database.url,
+        &[
+            ("REGISTRY_IDLE_TIMEOUT_MS", "5000"),
+            ("TLS_HANDSHAKE_TIMEOUT_MS", "5000"),
+        ],
+        None,
+        Some(400),
+    )
+    .await;
+
+    let mut flood = flood::open_tcp(registry.http_addr, 600).await;
+    let (_, descriptors) = tributary_tests::threads_and_descriptors(registry.pid());
+    assert!(descriptors < 400, "{descriptors} descriptors open");
+    // The registry still has descriptors for everything else: a gRPC call that reads Postgres.
+    tributary_tests::connect(registry.addr)
+        .await
+        .list_subjects(pb::ListSubjectsRequest::default())
+        .await
+        .unwrap();
+    // The admitted ones are closed once idle; the others were closed at once.
+    assert_eq!(
+        flood::count_closed(&mut flood, CLOSED_WITHIN).await,
+        flood.len()
+    );
+
+    let base = format!("https://{}", registry.http_addr);
+    let (status, body) = post(
+        &base,
+        "/subjects/after-flood/versions",
+        json!({"schema": record("AfterFlood")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    registry.terminate().await;
 }

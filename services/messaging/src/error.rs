@@ -54,6 +54,10 @@ pub enum MessagingError {
     Kafka(#[source] KafkaError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error(
+        "this messaging instance serves {limit} Consume streams already (--max-consume-streams, MESSAGING_MAX_CONSUME_STREAMS): retry later or on another instance"
+    )]
+    TooManyConsumeStreams { limit: usize },
     /// The client's request stream failed: a message that does not decode, or a reset.
     #[error("the request stream failed: {message}")]
     RequestStream { message: String },
@@ -129,6 +133,7 @@ impl MessagingError {
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
+            TooManyConsumeStreams { .. } => "TOO_MANY_CONSUME_STREAMS",
             RequestStream { .. } => "REQUEST_STREAM_FAILED",
             Internal(_) => "INTERNAL",
         }
@@ -150,6 +155,7 @@ impl MessagingError {
             Undecodable { .. } => Code::DataLoss,
             Registry { code, .. } => *code,
             KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
+            TooManyConsumeStreams { .. } => Code::ResourceExhausted,
             Kafka(_) | Internal(_) => Code::Internal,
         }
     }

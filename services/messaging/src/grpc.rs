@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -30,6 +30,9 @@ pub struct MessagingGrpc {
     producer: Producer,
     metrics: MessagingMetrics,
     produce_max_in_flight: usize,
+    /// A place per open Consume stream (each holds a Kafka consumer: threads and descriptors).
+    consume_streams: Arc<Semaphore>,
+    max_consume_streams: usize,
     /// Cancelled at shutdown: ends streams so the server can drain.
     stop: CancellationToken,
 }
@@ -40,14 +43,18 @@ impl MessagingGrpc {
         schemas: Arc<Schemas>,
         metrics: MessagingMetrics,
         produce_max_in_flight: usize,
+        max_consume_streams: usize,
         stop: CancellationToken,
     ) -> Self {
+        let max_consume_streams = max_consume_streams.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             producer: Producer::new(kafka.clone(), Arc::clone(&schemas), metrics.clone()),
             metrics,
             kafka,
             schemas,
             produce_max_in_flight: produce_max_in_flight.max(1),
+            consume_streams: Arc::new(Semaphore::new(max_consume_streams)),
+            max_consume_streams,
             stop,
         }
     }
@@ -119,8 +126,15 @@ impl MessagingService for MessagingGrpc {
         if self.stop.is_cancelled() {
             return Err(MessagingError::ShuttingDown.into());
         }
+        let Ok(place) = Arc::clone(&self.consume_streams).try_acquire_owned() else {
+            return Err(MessagingError::TooManyConsumeStreams {
+                limit: self.max_consume_streams,
+            }
+            .into());
+        };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(consume::run(
+            place,
             self.kafka.clone(),
             Arc::clone(&self.schemas),
             self.metrics.clone(),

@@ -401,6 +401,13 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "REGISTRY_DB_MAX_CONNECTIONS" (toString (int64 $c.database.maxConnections)) }}
 {{- $_ := set $env "REGISTRY_DB_ACQUIRE_TIMEOUT_MS" (toString (int64 $c.database.acquireTimeoutMs)) }}
 {{- $_ := set $env "REGISTRY_MAX_SCHEMA_BYTES" (toString (int64 $c.maxSchemaBytes)) }}
+{{- $_ := set $env "REGISTRY_MAX_CONNECTIONS" (toString (int64 $c.connections.maxConnections)) }}
+{{- $_ := set $env "REGISTRY_MAX_CONCURRENT_STREAMS" (toString (int64 $c.connections.maxConcurrentStreams)) }}
+{{- $_ := set $env "REGISTRY_IDLE_TIMEOUT_MS" (toString (int64 $c.connections.idleTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_HEADER_READ_TIMEOUT_MS" (toString (int64 $c.connections.headerReadTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_HTTP2_KEEPALIVE_INTERVAL_MS" (toString (int64 $c.connections.http2KeepaliveIntervalMs)) }}
+{{- $_ := set $env "REGISTRY_HTTP2_KEEPALIVE_TIMEOUT_MS" (toString (int64 $c.connections.http2KeepaliveTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_REQUEST_TIMEOUT_MS" (toString (int64 $c.connections.requestTimeoutMs)) }}
 {{- $_ := set $env "REGISTRY_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- else }}
 {{- $_ := set $env "MESSAGING_GRPC_ADDR" (printf "0.0.0.0:%v" $c.service.grpcPort) }}
@@ -410,6 +417,13 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "MESSAGING_LATEST_SCHEMA_TTL_MS" (toString (int64 $c.latestSchemaTtlMs)) }}
 {{- $_ := set $env "MESSAGING_KAFKA_TIMEOUT_MS" (toString (int64 $c.kafkaTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_PRODUCE_MAX_IN_FLIGHT" (toString (int64 $c.produceMaxInFlight)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONSUME_STREAMS" (toString (int64 $c.maxConsumeStreams)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONNECTIONS" (toString (int64 $c.connections.maxConnections)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONCURRENT_STREAMS" (toString (int64 $c.connections.maxConcurrentStreams)) }}
+{{- $_ := set $env "MESSAGING_IDLE_TIMEOUT_MS" (toString (int64 $c.connections.idleTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_INTERVAL_MS" (toString (int64 $c.connections.http2KeepaliveIntervalMs)) }}
+{{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_TIMEOUT_MS" (toString (int64 $c.connections.http2KeepaliveTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_REQUEST_TIMEOUT_MS" (toString (int64 $c.connections.requestTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- end }}
 {{- $_ := set $env "LOG_FORMAT" $v.logFormat }}

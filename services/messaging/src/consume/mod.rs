@@ -66,7 +66,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
@@ -80,6 +80,12 @@ use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
 use crate::produce::{kafka_timestamp_ms, request_stream_failed};
 use crate::schemas::Schemas;
+
+/// The file descriptors a Consume stream's consumer is budgeted at, for fitting
+/// `--max-consume-streams` below the open-file limit: librdkafka's wake-up pipes and eventfds
+/// and a socket per broker connection (measured: 9 against a one-broker cluster, see the
+/// README), with room for a few brokers more.
+pub const DESCRIPTORS_PER_STREAM: usize = 16;
 
 /// Default most unacknowledged records per stream.
 const DEFAULT_MAX_UNACKED: usize = 1000;
@@ -750,6 +756,7 @@ fn receive_span(message: &BorrowedMessage<'_>, group: &str) -> tracing::Span {
 /// Runs one Consume stream: reads the subscription, then delivers records and takes
 /// acknowledgements and seeks until the client leaves, an error ends it, or `stop` fires.
 pub async fn run(
+    _place: OwnedSemaphorePermit,
     kafka: Kafka,
     schemas: Arc<Schemas>,
     metrics: MessagingMetrics,
