@@ -157,7 +157,7 @@ async fn produce_stream_ends_with_an_error_status_when_the_client_stream_fails()
 }
 
 #[tokio::test]
-async fn timestamps_outside_what_kafka_takes_are_refused_per_record() {
+async fn timestamps_and_offsets_outside_what_kafka_takes_are_refused() {
     let messaging = TestMessaging::start().await;
     let topic = unique_name("timestamps");
     messaging.create_topic(&topic, 1).await;
@@ -236,6 +236,47 @@ async fn timestamps_outside_what_kafka_takes_are_refused_per_record() {
         .expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("start_time"), "{status:?}");
+
+    // Negative offsets (librdkafka's logical ones: -2010 would be "10 from the end") too.
+    let status = messaging
+        .client()
+        .await
+        .consume(tokio_stream::iter(vec![pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Subscription(pb::Subscription {
+                group_id: unique_name("g"),
+                partitions: vec![pb::TopicPartition {
+                    topic: topic.clone(),
+                    partition: 0,
+                }],
+                start: pb::StartPosition::Offset as i32,
+                start_offset: -2010,
+                ..Default::default()
+            })),
+        }]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("start_offset"), "{status:?}");
+    consumer
+        .requests
+        .send(pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Seek(pb::Seek {
+                topic: topic.clone(),
+                partition: 0,
+                offset: -2,
+            })),
+        })
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(WAIT, consumer.responses.message())
+        .await
+        .unwrap()
+        .expect_err("a negative seek ends the stream with an error");
+    assert_eq!(ended.code(), Code::InvalidArgument, "{ended:?}");
 
     answers_normally(&messaging, &topic).await;
     messaging.stop().await.unwrap();

@@ -325,6 +325,14 @@ async fn open(
             "START_POSITION_OFFSET and START_POSITION_TIMESTAMP need explicit partitions",
         ));
     }
+    // librdkafka reads negative offsets as logical ones (-1 the end, -2 the beginning, below
+    // -2000 "that many from the end"): a client's offset is a real one or nothing.
+    if start == pb::StartPosition::Offset && subscription.start_offset < 0 {
+        return Err(MessagingError::invalid(
+            "start_offset",
+            format!("{} is negative", subscription.start_offset),
+        ));
+    }
     let reader = if subscription.reader_schema.is_empty() {
         None
     } else {
@@ -518,6 +526,12 @@ fn on_request(
         Some(Ok(pb::ConsumeRequest {
             kind: Some(pb::consume_request::Kind::Seek(seek)),
         })) => {
+            if seek.offset < 0 {
+                return Flow::End(Some(
+                    MessagingError::invalid("seek.offset", format!("{} is negative", seek.offset))
+                        .into(),
+                ));
+            }
             commit_pending(consumer, to_commit);
             tracker.forget(&seek.topic, seek.partition);
             match consumer.seek(
