@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_types::StatusExt;
 use tributary_proto::registry::v1 as pb;
 use tributary_registry::registry::{MAX_IMPORT_ID, MAX_IMPORT_VERSION};
@@ -375,4 +376,36 @@ async fn a_connection_flood_leaves_the_registry_descriptors_under_a_low_open_fil
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     registry.terminate().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_body_trickles_is_answered_when_the_request_timeout_passes() {
+    let registry = TestRegistry::start_with(TestDatabase::create().await, |settings| {
+        settings.request_timeout_ms = 1000;
+    })
+    .await;
+    let mut stream = security::tls_connect(registry.http_addr, b"http/1.1")
+        .await
+        .unwrap();
+    // Headers promising 100 bytes of body, then 10 of them, then nothing.
+    let request = format!(
+        "POST /subjects/slow/versions HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: {V1}\r\nContent-Length: 100\r\n\r\n{{\"schema\":",
+        security::admin_authorization()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(CLOSED_WITHIN, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(answer.contains("\"error_code\":50002"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    answers_normally(&registry, "after-slow").await;
+    registry.stop().await.unwrap();
 }

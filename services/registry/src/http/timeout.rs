@@ -29,27 +29,54 @@ impl<S> RequestTimeout<S> {
 impl<S, R> tower_service::Service<R> for RequestTimeout<S>
 where
     S: tower_service::Service<R, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let answer = self.inner.call(request);
-        let Some(timeout) = self.timeout else {
-            return Box::pin(answer);
-        };
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, answer).await {
-                Ok(answered) => answered,
-                Err(_) => Ok(timed_out(timeout)),
-            }
-        })
+        Answer {
+            answer: self.inner.call(request),
+            deadline: self.timeout.map(tokio::time::sleep),
+            timeout: self.timeout.unwrap_or_default(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer, or the timeout's.
+    pub struct Answer<F> {
+        #[pin]
+        answer: F,
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+        timeout: Duration,
+    }
+}
+
+impl<F> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(answered) = this.answer.poll(cx) {
+            return Poll::Ready(answered);
+        }
+        let expired = this
+            .deadline
+            .as_pin_mut()
+            .is_some_and(|deadline| deadline.poll(cx).is_ready());
+        if expired {
+            return Poll::Ready(Ok(timed_out(*this.timeout)));
+        }
+        Poll::Pending
     }
 }
 
