@@ -483,6 +483,7 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
         max_connections: 4096,
         max_concurrent_streams: 1024,
         idle_timeout_ms: 300_000,
+        header_read_timeout_ms: 10_000,
         http2_keepalive_interval_ms: 60_000,
         http2_keepalive_timeout_ms: 20_000,
         request_timeout_ms: 330_000,

@@ -344,7 +344,7 @@ async fn a_connection_flood_leaves_the_registry_descriptors_under_a_low_open_fil
     let registry = RegistryProcess::spawn_limited(
         &database.url,
         &[
-            ("REGISTRY_IDLE_TIMEOUT_MS", "5000"),
+            ("REGISTRY_HEADER_READ_TIMEOUT_MS", "5000"),
             ("TLS_HANDSHAKE_TIMEOUT_MS", "5000"),
         ],
         None,

@@ -12,7 +12,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use http_body::{Body, Frame, SizeHint};
@@ -24,6 +24,8 @@ use tonic::transport::server::Connected;
 #[derive(Debug)]
 pub struct Activity {
     in_flight: AtomicUsize,
+    /// Whether a request has ever started on the connection.
+    started_any: AtomicBool,
     /// When the last request ended (or the connection opened), in milliseconds after `opened`.
     idle_since_ms: AtomicU64,
     opened: Instant,
@@ -39,6 +41,7 @@ impl Activity {
     pub fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            started_any: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
             opened: Instant::now(),
         }
@@ -47,9 +50,16 @@ impl Activity {
     /// A request starts: it is in flight until the guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlightGuard {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.started_any.store(true, Ordering::SeqCst);
         InFlightGuard {
             activity: Arc::clone(self),
         }
+    }
+
+    /// Whether a request has ever started on the connection (its first request's headers
+    /// were read).
+    pub fn started_any(&self) -> bool {
+        self.started_any.load(Ordering::SeqCst)
     }
 
     /// Requests in flight now.

@@ -6,9 +6,10 @@
 //!   of file descriptors for its database, Kafka and health checks. [`fds`] raises the
 //!   open-file limit to what the system allows and checks that the caps fit below it.
 //! - [`Admitted`]: an admitted connection. It holds its place under the cap until it is
-//!   closed, and it is closed once it has had no request in flight for the idle timeout (a
-//!   client that connects and sends nothing, or half a request line, or keeps an idle
-//!   keep-alive connection, included): its reads then find the end of the stream.
+//!   closed, and it is closed when no request has started within the header-read timeout of
+//!   its accept (a client that connects and sends nothing, or half a request), or once it has
+//!   had no request in flight for the idle timeout (an idle keep-alive connection): its reads
+//!   then find the end of the stream.
 //! - [`inflight`]: what tells a connection that requests are in flight: a tower layer for
 //!   tonic servers (through [`Tracked`] connections) and a service wrapper for hyper-served
 //!   ones. A request is in flight from the moment its headers are read until its response
@@ -43,7 +44,8 @@ pub struct ConnectionSettings {
     pub keepalive_timeout: Duration,
     /// Longest a unary request may take, reading its body included (`None`: unbounded).
     pub request_timeout: Option<Duration>,
-    /// Longest an HTTP/1.1 client may take to send a request's headers.
+    /// Longest a new connection may take, from its accept, to send its first request's headers
+    /// (and on HTTP/1.1 each request's headers).
     pub header_read_timeout: Duration,
 }
 

@@ -25,7 +25,7 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct ConnectionLimit {
     name: &'static str,
     max: usize,
-    idle_timeout: Option<Duration>,
+    timeouts: Timeouts,
     permits: Arc<Semaphore>,
     refused: Arc<AtomicU64>,
     last_logged: Arc<Mutex<Option<Instant>>>,
@@ -36,18 +36,35 @@ pub struct ConnectionLimit {
 #[derive(Debug)]
 pub struct Permit {
     permit: OwnedSemaphorePermit,
-    idle_timeout: Option<Duration>,
+    timeouts: Timeouts,
+}
+
+/// How long a connection may go without a request in flight: before its first request (from
+/// its accept: the TLS handshake and the first request's headers), and after it.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    first_request: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 impl ConnectionLimit {
     /// A cap of `max` connections on the listener `name` (for logs), whose connections are
-    /// closed after `idle_timeout` without a request in flight.
-    pub fn new(name: &'static str, max: usize, idle_timeout: Option<Duration>) -> Self {
+    /// closed when no request has started `first_request_timeout` after they were accepted,
+    /// or once they have had no request in flight for `idle_timeout`.
+    pub fn new(
+        name: &'static str,
+        max: usize,
+        first_request_timeout: Option<Duration>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             name,
             max,
-            idle_timeout,
+            timeouts: Timeouts {
+                first_request: first_request_timeout,
+                idle: idle_timeout,
+            },
             permits: Arc::new(Semaphore::new(max)),
             refused: Arc::default(),
             last_logged: Arc::default(),
@@ -75,7 +92,7 @@ impl ConnectionLimit {
         match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => Some(Permit {
                 permit,
-                idle_timeout: self.idle_timeout,
+                timeouts: self.timeouts,
             }),
             Err(_) => {
                 let refused = self
@@ -109,9 +126,10 @@ impl Permit {
     /// runtime that serves it (its idle timer belongs to that runtime).
     pub fn admit<IO>(self, io: IO) -> Admitted<IO> {
         let activity = Arc::new(Activity::new());
-        let idle = self.idle_timeout.map(|timeout| IdleTimer {
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+        let first = self.timeouts.first_request.or(self.timeouts.idle);
+        let idle = first.map(|first| IdleTimer {
+            timeouts: self.timeouts,
+            sleep: Box::pin(tokio::time::sleep(first)),
         });
         Admitted {
             io,
@@ -125,7 +143,7 @@ impl Permit {
 
 #[derive(Debug)]
 struct IdleTimer {
-    timeout: Duration,
+    timeouts: Timeouts,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -161,16 +179,32 @@ impl<IO> Admitted<IO> {
         };
         while idle.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
+            let timeout = if self.activity.started_any() {
+                idle.timeouts.idle
+            } else {
+                idle.timeouts.first_request
+            };
+            let Some(timeout) = timeout else {
+                // No timeout for this phase (idle after a first request, say): none to wait for.
+                idle.sleep
+                    .as_mut()
+                    .reset(now + Duration::from_secs(24 * 60 * 60));
+                continue;
+            };
             match self.activity.idle_since() {
-                Some(since) if now.saturating_duration_since(since) >= idle.timeout => {
-                    tracing::debug!(idle_for = ?idle.timeout, "closing an idle connection");
+                Some(since) if now.saturating_duration_since(since) >= timeout => {
+                    tracing::debug!(
+                        idle_for = ?timeout,
+                        first_request = !self.activity.started_any(),
+                        "closing an idle connection"
+                    );
                     self.timed_out = true;
                     return true;
                 }
                 // Idle for less than the timeout: wait for the rest of it.
-                Some(since) => idle.sleep.as_mut().reset(since + idle.timeout),
+                Some(since) => idle.sleep.as_mut().reset(since + timeout),
                 // Requests in flight: look again a timeout from now.
-                None => idle.sleep.as_mut().reset(now + idle.timeout),
+                None => idle.sleep.as_mut().reset(now + timeout),
             }
         }
         false
@@ -237,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cap_refuses_connections_past_it_and_frees_places_on_close() {
-        let limit = ConnectionLimit::new("test", 2, None);
+        let limit = ConnectionLimit::new("test", 2, None, None);
         let first = limit.admit(());
         let second = limit.admit(());
         assert!(first.is_some() && second.is_some());
@@ -249,7 +283,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_reads_the_end_of_the_stream_and_a_busy_one_does_not() {
-        let limit = ConnectionLimit::new("test", 2, Some(Duration::from_secs(30)));
+        let limit = ConnectionLimit::new("test", 2, None, Some(Duration::from_secs(30)));
         let (client, server) = tokio::io::duplex(64);
         let mut admitted = limit.admit(server).expect("under the cap");
         let (mut client_read, mut client_write) = tokio::io::split(client);
@@ -278,5 +312,28 @@ mod tests {
         client_read.read_to_end(&mut echoed).await.expect("read");
         assert_eq!(echoed, b"bye");
         assert_eq!(limit.open(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_starts_a_request_is_closed_sooner() {
+        let limit = ConnectionLimit::new(
+            "test",
+            2,
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(300)),
+        );
+        let (_client, server) = tokio::io::duplex(64);
+        let mut silent = limit.admit(server).expect("under the cap");
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        silent.read_to_end(&mut rest).await.expect("closed cleanly");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+
+        let (_client, server) = tokio::io::duplex(64);
+        let mut used = limit.admit(server).expect("under the cap");
+        drop(used.activity().begin());
+        let started = Instant::now();
+        used.read_to_end(&mut rest).await.expect("closed cleanly");
+        assert_eq!(started.elapsed(), Duration::from_secs(300));
     }
 }

@@ -281,11 +281,20 @@ pub struct Settings {
     #[arg(long, env = "MESSAGING_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
     pub max_concurrent_streams: u32,
 
-    /// A connection with no call in flight for this long is closed (0: never), in
-    /// milliseconds. Covers clients that connect and send nothing; a Consume stream, however
-    /// quiet, is a call in flight.
+    /// A connection with no call in flight for this long after its last one is closed (0:
+    /// never), in milliseconds; a Consume stream, however quiet, is a call in flight. (A
+    /// connection that has not sent a first call is closed after the header-read timeout.)
     #[arg(long, env = "MESSAGING_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
     pub idle_timeout_ms: u64,
+
+    /// Longest a new connection may take, from its accept (its TLS handshake included), to
+    /// send its first call's headers, in milliseconds.
+    #[arg(
+        long,
+        env = "MESSAGING_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
 
     /// How often HTTP/2 connections are pinged to find dead peers (0: never), in milliseconds.
     #[arg(
@@ -341,8 +350,7 @@ impl Settings {
             keepalive_interval: tributary_net::millis(self.http2_keepalive_interval_ms),
             keepalive_timeout: Duration::from_millis(self.http2_keepalive_timeout_ms),
             request_timeout: tributary_net::millis(self.request_timeout_ms),
-            // HTTP/2 only: gRPC has no HTTP/1.1 headers to wait for.
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
         }
     }
 

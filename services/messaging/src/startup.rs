@@ -176,6 +176,7 @@ impl Application {
         let limit = ConnectionLimit::new(
             "grpc",
             connections.max_connections,
+            Some(connections.header_read_timeout),
             connections.idle_timeout,
         );
         let incoming = tcp_incoming(self.listener).filter_map(move |accepted| {

@@ -152,13 +152,15 @@ pub struct Settings {
     #[arg(long, env = "REGISTRY_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,
 
-    /// A connection with no request in flight for this long is closed (0: never), in
-    /// milliseconds. Covers clients that connect and send nothing, or half a request.
+    /// A connection with no request in flight for this long after its last one is closed (0:
+    /// never), in milliseconds; a Watch stream is a request in flight. (A connection that has
+    /// not sent a first request is closed after the header-read timeout.)
     #[arg(long, env = "REGISTRY_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
     pub idle_timeout_ms: u64,
 
-    /// Longest an HTTP/1.1 client may take to send a request's headers (also the longest an
-    /// idle keep-alive connection stays open), in milliseconds.
+    /// Longest a new connection may take, from its accept (its TLS handshake included), to
+    /// send its first request's headers, on both listeners; on HTTP/1.1, also any request's
+    /// headers (and so the longest an idle keep-alive connection stays open), in milliseconds.
     #[arg(
         long,
         env = "REGISTRY_HEADER_READ_TIMEOUT_MS",

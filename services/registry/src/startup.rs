@@ -253,6 +253,7 @@ impl Application {
             ConnectionLimit::new(
                 "grpc",
                 connections.max_connections,
+                Some(connections.header_read_timeout),
                 connections.idle_timeout,
             ),
             stop.clone(),
@@ -284,6 +285,7 @@ impl Application {
             ConnectionLimit::new(
                 "http",
                 self.connections.max_connections,
+                Some(self.connections.header_read_timeout),
                 self.connections.idle_timeout,
             ),
             stop.clone(),

@@ -421,6 +421,7 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "MESSAGING_MAX_CONNECTIONS" (toString (int64 $c.connections.maxConnections)) }}
 {{- $_ := set $env "MESSAGING_MAX_CONCURRENT_STREAMS" (toString (int64 $c.connections.maxConcurrentStreams)) }}
 {{- $_ := set $env "MESSAGING_IDLE_TIMEOUT_MS" (toString (int64 $c.connections.idleTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_HEADER_READ_TIMEOUT_MS" (toString (int64 $c.connections.headerReadTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_INTERVAL_MS" (toString (int64 $c.connections.http2KeepaliveIntervalMs)) }}
 {{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_TIMEOUT_MS" (toString (int64 $c.connections.http2KeepaliveTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_REQUEST_TIMEOUT_MS" (toString (int64 $c.connections.requestTimeoutMs)) }}
