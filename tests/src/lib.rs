@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod flood;
 pub mod records;
 pub mod security;
 
@@ -92,6 +93,13 @@ pub fn registry_settings(database_url: &str) -> Settings {
         db_acquire_timeout_ms: 2000,
         max_schema_bytes: 64 * 1024,
         limits: Default::default(),
+        max_connections: 4096,
+        max_concurrent_streams: 256,
+        idle_timeout_ms: 300_000,
+        header_read_timeout_ms: 10_000,
+        http2_keepalive_interval_ms: 60_000,
+        http2_keepalive_timeout_ms: 20_000,
+        request_timeout_ms: 60_000,
         shutdown_timeout_ms: 2000,
         log_format: LogFormat::Text,
         security: security::server_args(),
@@ -247,12 +255,23 @@ impl RegistryProcess {
         env: &[(&str, &str)],
         log: Option<std::fs::File>,
     ) -> Self {
+        Self::spawn_limited(database_url, env, log, None).await
+    }
+
+    /// Spawns it with extra environment variables, its log going to `log` when given, and its
+    /// open-file limit set to `open_file_limit` when given.
+    pub async fn spawn_limited(
+        database_url: &str,
+        env: &[(&str, &str)],
+        log: Option<std::fs::File>,
+        open_file_limit: Option<u32>,
+    ) -> Self {
         let (stdout, stderr) = log_to(log);
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = tokio::process::Command::new(registry_binary())
+        let child = command_with_open_file_limit(registry_binary(), open_file_limit)
             .env_clear()
             .envs(inherited_env())
             .envs(security::server_env())
@@ -291,6 +310,41 @@ impl RegistryProcess {
             .expect("exits within 15 s")
             .unwrap()
     }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+}
+
+/// A command that runs `program` with its open-file limit (soft and hard) set to
+/// `open_file_limit`, when given.
+fn command_with_open_file_limit(
+    program: PathBuf,
+    open_file_limit: Option<u32>,
+) -> tokio::process::Command {
+    match open_file_limit {
+        None => tokio::process::Command::new(program),
+        Some(limit) => {
+            let mut command = tokio::process::Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\""))
+                .arg(program);
+            command
+        }
+    }
+}
+
+/// What a process holds: its threads and open file descriptors (from /proc).
+pub fn threads_and_descriptors(pid: u32) -> (usize, usize) {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(Iterator::count)
+        .unwrap_or(0);
+    let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(Iterator::count)
+        .unwrap_or(0);
+    (threads, descriptors)
 }
 
 /// The part of the test process's environment a service process gets: nothing of what
@@ -427,6 +481,14 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
         kafka_timeout_ms: 10_000,
         produce_max_in_flight: 100,
         limits: Default::default(),
+        max_consume_streams: 512,
+        max_connections: 4096,
+        max_concurrent_streams: 1024,
+        idle_timeout_ms: 300_000,
+        header_read_timeout_ms: 10_000,
+        http2_keepalive_interval_ms: 60_000,
+        http2_keepalive_timeout_ms: 20_000,
+        request_timeout_ms: 330_000,
         shutdown_timeout_ms: 5000,
         log_format: tributary_messaging::config::LogFormat::Text,
         security: security::server_args(),
@@ -717,10 +779,21 @@ impl MessagingProcess {
         env: &[(&str, &str)],
         log: Option<std::fs::File>,
     ) -> Self {
+        Self::spawn_limited(registry_url, env, log, None).await
+    }
+
+    /// Spawns it with extra environment variables, its log going to `log` when given, and its
+    /// open-file limit set to `open_file_limit` when given.
+    pub async fn spawn_limited(
+        registry_url: &str,
+        env: &[(&str, &str)],
+        log: Option<std::fs::File>,
+        open_file_limit: Option<u32>,
+    ) -> Self {
         let (stdout, stderr) = log_to(log);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = tokio::process::Command::new(messaging_binary())
+        let child = command_with_open_file_limit(messaging_binary(), open_file_limit)
             .env_clear()
             .envs(inherited_env())
             .envs(security::server_env())
@@ -754,6 +827,11 @@ impl MessagingProcess {
     /// Creates a topic with `partitions` partitions and replication factor 1.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
         create_topic(self.client().await, name, partitions).await;
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -15,12 +15,14 @@
 //! - [`health::Health`]: `grpc.health.v1` readiness, liveness and one status per dependency.
 //! - [`reflection::services`]: gRPC reflection listing just the services a process serves.
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C.
+//! - [`correlation`]: the ids that tie an internal error answered to a client to its log line.
 //!
 //! Span conventions: every exported span declares `otel.kind` (and `otel.name` when the
 //! callsite name is not the semantic-convention name). Such spans are created at DEBUG level, so
 //! the log output (filtered by `RUST_LOG`, `info` by default) never pays for them; the
 //! OpenTelemetry layer accepts them at any level when tracing is on.
 
+pub mod correlation;
 pub mod grpc;
 pub mod health;
 pub mod http;

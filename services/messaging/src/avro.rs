@@ -3,6 +3,8 @@
 //! `tributary_avro::wire`). Every conversion stays within the service's `Limits` (the nesting
 //! of data, the work of checking a reader schema).
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use tributary_avro::codec::{self, CodecError, UnionStyle};
 use tributary_avro::wire;
 use tributary_avro::{LimitExceeded, Limits, Schema};

@@ -267,6 +267,60 @@ pub struct Settings {
     /// Budgets of schema work: reader and inline schemas, JSON <-> Avro.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Most Consume streams open at once; more are refused with RESOURCE_EXHAUSTED. Each holds
+    /// a Kafka consumer of its own: librdkafka's threads (about four) and descriptors (about
+    /// nine, more with more brokers). Lowered at startup if they do not fit below the
+    /// process's open-file limit next to the connection cap.
+    #[arg(long, env = "MESSAGING_MAX_CONSUME_STREAMS", default_value_t = 512)]
+    pub max_consume_streams: usize,
+
+    /// Most connections open at once on the gRPC listener; more are closed as they are
+    /// accepted. Lowered at startup if it does not fit below the open-file limit (which the
+    /// service raises to the hard limit).
+    #[arg(long, env = "MESSAGING_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Most concurrent HTTP/2 streams (calls, Consume and ProduceStream streams included) per
+    /// connection.
+    #[arg(long, env = "MESSAGING_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// A connection with no call in flight for this long after its last one is closed (0:
+    /// never), in milliseconds; a Consume stream, however quiet, is a call in flight. (A
+    /// connection that has not sent a first call is closed after the header-read timeout.)
+    #[arg(long, env = "MESSAGING_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    pub idle_timeout_ms: u64,
+
+    /// Longest a new connection may take, from its accept (its TLS handshake included), to
+    /// send its first call's headers, in milliseconds.
+    #[arg(
+        long,
+        env = "MESSAGING_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// How often HTTP/2 connections are pinged to find dead peers (0: never), in milliseconds.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP2_KEEPALIVE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub http2_keepalive_interval_ms: u64,
+
+    /// How long a ping may go unanswered before the connection is closed, in milliseconds.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP2_KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 20_000
+    )]
+    pub http2_keepalive_timeout_ms: u64,
+
+    /// Longest a unary call may take, reading its request included (0: unbounded), in
+    /// milliseconds. Above librdkafka's default message.timeout.ms (300 s), so a Produce waiting
+    /// for Kafka's acknowledgements is not cut short; streams are not limited.
+    #[arg(long, env = "MESSAGING_REQUEST_TIMEOUT_MS", default_value_t = 330_000)]
+    pub request_timeout_ms: u64,
 
     /// On SIGTERM, how long streams and in-flight requests may take to finish.
     #[arg(long, env = "MESSAGING_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
@@ -390,6 +444,20 @@ impl Settings {
 
     pub fn kafka_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka_timeout_ms)
+    }
+
+    /// How the gRPC listener treats connections (before fitting the cap below the open-file
+    /// limit).
+    pub fn connections(&self) -> tributary_net::ConnectionSettings {
+        tributary_net::ConnectionSettings {
+            max_connections: self.max_connections,
+            max_concurrent_streams: self.max_concurrent_streams,
+            idle_timeout: tributary_net::millis(self.idle_timeout_ms),
+            keepalive_interval: tributary_net::millis(self.http2_keepalive_interval_ms),
+            keepalive_timeout: Duration::from_millis(self.http2_keepalive_timeout_ms),
+            request_timeout: tributary_net::millis(self.request_timeout_ms),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+        }
     }
 
     /// Every librdkafka property given, in the order they apply (a later one wins): the

@@ -43,19 +43,37 @@ pub enum MessagingError {
     RecordTooLargeForBroker { limit: usize },
     #[error("payload cannot be decoded: {reason}")]
     Undecodable { reason: String },
+    /// A registry call failed: the registry's answer (`answered`: its own message, which says
+    /// what is wrong and never holds internal text), or a failure of the call itself (the
+    /// connection, TLS: library text, answered with a correlation id).
     #[error("registry: {message}")]
-    Registry { code: Code, message: String },
+    Registry {
+        code: Code,
+        message: String,
+        answered: bool,
+    },
     /// The policy does not allow it.
     #[error("{0}")]
     Forbidden(tributary_security::authz::Denied),
-    #[error("Kafka is unavailable: {0}")]
+    /// Kafka cannot be reached, or timed out. The message names librdkafka's error code, never
+    /// its text.
+    #[error("Kafka is unavailable ({})", kafka_code(.0))]
     KafkaUnavailable(#[source] KafkaError),
-    #[error("Kafka error: {0}")]
+    /// Any other Kafka failure: answered with a correlation id, its text logged.
+    #[error("internal Kafka error ({})", kafka_code(.0))]
     Kafka(#[source] KafkaError),
     #[error("the server is shutting down")]
     ShuttingDown,
-    /// A bug: something the service itself produced turned out wrong.
-    #[error("internal error: {0}")]
+    #[error(
+        "this messaging instance serves {limit} Consume streams already (--max-consume-streams, MESSAGING_MAX_CONSUME_STREAMS): retry later or on another instance"
+    )]
+    TooManyConsumeStreams { limit: usize },
+    /// The client's request stream failed: a message that does not decode, or a reset.
+    #[error("the request stream failed: {message}")]
+    RequestStream { message: String },
+    /// A bug: something the service itself produced turned out wrong. Answered with a
+    /// correlation id, the detail logged.
+    #[error("internal error")]
     Internal(String),
 }
 
@@ -69,6 +87,47 @@ fn limit_message(e: &tributary_avro::LimitExceeded, context: &str) -> String {
         e.limit.counts(),
         name.to_ascii_uppercase().replace('-', "_")
     )
+}
+
+/// The most bytes of a status message (longer ones are cut, saying how much was left out).
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 4096;
+
+/// The most bytes of a per-record error message (Produce results, consumed payloads).
+pub const MAX_RECORD_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// librdkafka's name for the code of an error (`MessageTimedOut`, `AllBrokersDown`, ...): stable,
+/// and free of the addresses and details of its message text.
+fn kafka_code(error: &KafkaError) -> String {
+    match error {
+        KafkaError::AdminOp(code) => format!("{code:?}"),
+        other => other
+            .rdkafka_error_code()
+            .map_or_else(|| "no code".to_owned(), |code| format!("{code:?}")),
+    }
+}
+
+/// `message`, cut at a character boundary to at most `max` bytes (plus a note of what was cut).
+pub fn truncate_message(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_owned();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    format!(
+        "{}... ({} more bytes)",
+        &message[..end],
+        message.len().saturating_sub(end)
+    )
+}
+
+/// What a client is told about an error: the message (internal errors: a stable text naming a
+/// correlation id, their detail logged under it), and the correlation id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicError {
+    pub message: String,
+    pub correlation_id: Option<String>,
 }
 
 impl MessagingError {
@@ -98,6 +157,8 @@ impl MessagingError {
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
+            TooManyConsumeStreams { .. } => "TOO_MANY_CONSUME_STREAMS",
+            RequestStream { .. } => "REQUEST_STREAM_FAILED",
             Internal(_) => "INTERNAL",
         }
     }
@@ -109,7 +170,8 @@ impl MessagingError {
             | SchemaMismatch { .. }
             | InvalidSchema { .. }
             | RecordTooLarge { .. }
-            | RecordTooLargeForBroker { .. } => Code::InvalidArgument,
+            | RecordTooLargeForBroker { .. }
+            | RequestStream { .. } => Code::InvalidArgument,
             TopicNotFound { .. } | PartitionNotFound { .. } | GroupNotFound { .. } => {
                 Code::NotFound
             }
@@ -124,16 +186,60 @@ impl MessagingError {
             Registry { code, .. } => *code,
             Forbidden(_) => Code::PermissionDenied,
             KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
+            TooManyConsumeStreams { .. } => Code::ResourceExhausted,
             Kafka(_) | Internal(_) => Code::Internal,
         }
     }
 
-    /// The per-record form, for Produce results and consumed payloads.
+    /// What the client is told, at most `max` bytes of message. Internal errors (Kafka's, the
+    /// service's own, and failures of the registry client that carry no answer of the
+    /// registry) are logged here with their detail and a new correlation id, and answered with
+    /// a stable message naming it.
+    pub fn public(&self, max: usize) -> PublicError {
+        let detail = match self {
+            MessagingError::Kafka(error) => Some(error.to_string()),
+            MessagingError::Internal(detail) => Some(detail.clone()),
+            MessagingError::Registry {
+                message,
+                answered: false,
+                ..
+            } => Some(message.clone()),
+            _ => None,
+        };
+        let Some(detail) = detail else {
+            return PublicError {
+                message: truncate_message(&self.to_string(), max),
+                correlation_id: None,
+            };
+        };
+        let correlation_id = tributary_telemetry::correlation::new_id();
+        let message = match self {
+            MessagingError::Registry { .. } => {
+                tracing::warn!(correlation_id, error = %detail, "registry call failed");
+                format!(
+                    "the registry cannot be reached (correlation id {correlation_id}: the messaging service's log has the details)"
+                )
+            }
+            _ => {
+                tracing::error!(correlation_id, error = %detail, "internal error");
+                format!(
+                    "{self} (correlation id {correlation_id}: the messaging service's log has the details)"
+                )
+            }
+        };
+        PublicError {
+            message: truncate_message(&message, max),
+            correlation_id: Some(correlation_id),
+        }
+    }
+
+    /// The per-record form, for Produce results and consumed payloads (its message at most
+    /// [`MAX_RECORD_ERROR_MESSAGE_BYTES`]).
     pub fn to_record_error(&self) -> pb::RecordError {
         pb::RecordError {
             code: self.grpc_code() as i32,
             reason: self.reason().to_owned(),
-            message: self.to_string(),
+            message: self.public(MAX_RECORD_ERROR_MESSAGE_BYTES).message,
         }
     }
 
@@ -167,6 +273,10 @@ impl MessagingError {
                 | RDKafkaErrorCode::PolicyViolation
                 | RDKafkaErrorCode::InvalidReplicaAssignment),
             ) => MessagingError::invalid("topic", code.to_string()),
+            Some(RDKafkaErrorCode::InvalidTimestamp) => MessagingError::invalid(
+                "timestamp",
+                "the broker refused the record's timestamp (see the topic's message.timestamp.before.max.ms and message.timestamp.after.max.ms)",
+            ),
             Some(
                 RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
@@ -189,13 +299,17 @@ impl MessagingError {
 impl From<MessagingError> for tonic::Status {
     fn from(error: MessagingError) -> Self {
         let code = error.grpc_code();
-        if matches!(error, MessagingError::Kafka(_)) {
-            tracing::error!(error = %error, "Kafka error");
-        }
+        let public = error.public(MAX_STATUS_MESSAGE_BYTES);
         let mut metadata = HashMap::new();
+        if let Some(correlation_id) = public.correlation_id {
+            metadata.insert("correlation_id".to_owned(), correlation_id);
+        }
         match &error {
             MessagingError::SchemaMismatch { path, field, .. } => {
-                metadata.insert("path".to_owned(), path.clone());
+                metadata.insert(
+                    "path".to_owned(),
+                    truncate_message(path, MAX_RECORD_ERROR_MESSAGE_BYTES),
+                );
                 metadata.insert("field".to_owned(), field.clone());
             }
             MessagingError::RecordTooLarge { limit, .. }
@@ -209,7 +323,7 @@ impl From<MessagingError> for tonic::Status {
         }
         let details =
             ErrorDetails::with_error_info(error.reason(), "messaging.tributary.dev", metadata);
-        tonic::Status::with_error_details(code, error.to_string(), details)
+        tonic::Status::with_error_details(code, public.message, details)
     }
 }
 
@@ -244,6 +358,71 @@ mod tests {
             100,
         );
         assert_eq!(exists.grpc_code(), Code::AlreadyExists);
+    }
+
+    #[test]
+    fn internal_errors_reach_clients_as_a_stable_message_with_a_correlation_id() {
+        let error = MessagingError::Kafka(KafkaError::MessageProduction(
+            RDKafkaErrorCode::InvalidRecord,
+        ));
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            status
+                .message()
+                .starts_with("internal Kafka error (InvalidRecord) (correlation id "),
+            "{status:?}"
+        );
+        assert!(
+            !status.message().contains("Message production error"),
+            "{status:?}"
+        );
+        let internal = MessagingError::Internal("encoded record: buffer too small".to_owned());
+        let record = internal.to_record_error();
+        assert!(!record.message.contains("buffer"), "{record:?}");
+        assert!(record.message.contains("correlation id"), "{record:?}");
+        let transport = MessagingError::Registry {
+            code: Code::Unavailable,
+            message: "error trying to connect: tcp connect error: Connection refused".to_owned(),
+            answered: false,
+        };
+        let public = transport.public(MAX_STATUS_MESSAGE_BYTES);
+        assert!(!public.message.contains("tcp connect"), "{public:?}");
+        assert!(public.correlation_id.is_some());
+        let answered = MessagingError::Registry {
+            code: Code::InvalidArgument,
+            message: "invalid schema: unknown type 'strin'".to_owned(),
+            answered: true,
+        };
+        assert_eq!(
+            answered.public(MAX_STATUS_MESSAGE_BYTES).message,
+            "registry: invalid schema: unknown type 'strin'"
+        );
+        let unavailable = MessagingError::KafkaUnavailable(KafkaError::MessageProduction(
+            RDKafkaErrorCode::AllBrokersDown,
+        ));
+        assert_eq!(
+            unavailable.public(MAX_STATUS_MESSAGE_BYTES).message,
+            "Kafka is unavailable (AllBrokersDown)"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(3000);
+        let cut = truncate_message(&long, MAX_RECORD_ERROR_MESSAGE_BYTES);
+        assert!(
+            cut.len() < MAX_RECORD_ERROR_MESSAGE_BYTES + 32,
+            "{}",
+            cut.len()
+        );
+        assert!(cut.ends_with("... (4976 more bytes)"), "{cut}");
+        let status = tonic::Status::from(MessagingError::Registry {
+            code: Code::FailedPrecondition,
+            message: "x".repeat(1 << 20),
+            answered: true,
+        });
+        assert!(status.message().len() < MAX_STATUS_MESSAGE_BYTES + 32);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! caller's permission ([`Access`]), and mapping to the produce, consume and admin code. No
 //! behaviour lives here.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,7 +21,7 @@ use crate::access::Access;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
-use crate::produce::{Producer, Recent, result_to_wire};
+use crate::produce::{Producer, Recent, results_to_wire};
 use crate::schemas::Schemas;
 use crate::{consume, produce};
 
@@ -32,6 +34,9 @@ pub struct MessagingGrpc {
     producer: Producer,
     metrics: MessagingMetrics,
     produce_max_in_flight: usize,
+    /// A place per open Consume stream (each holds a Kafka consumer: threads and descriptors).
+    consume_streams: Arc<Semaphore>,
+    max_consume_streams: usize,
     /// Cancelled at shutdown: ends streams so the server can drain.
     stop: CancellationToken,
 }
@@ -43,8 +48,10 @@ impl MessagingGrpc {
         access: Access,
         metrics: MessagingMetrics,
         produce_max_in_flight: usize,
+        max_consume_streams: usize,
         stop: CancellationToken,
     ) -> Self {
+        let max_consume_streams = max_consume_streams.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             producer: Producer::new(
                 kafka.clone(),
@@ -57,6 +64,8 @@ impl MessagingGrpc {
             schemas,
             access,
             produce_max_in_flight: produce_max_in_flight.max(1),
+            consume_streams: Arc::new(Semaphore::new(max_consume_streams)),
+            max_consume_streams,
             stop,
         }
     }
@@ -101,9 +110,7 @@ impl MessagingService for MessagingGrpc {
             }
         }))
         .await;
-        Ok(Response::new(pb::ProduceResponse {
-            results: results.into_iter().map(result_to_wire).collect(),
-        }))
+        Ok(Response::new(results_to_wire(results)))
     }
 
     type ProduceStreamStream = ResponseStream<pb::ProduceStreamResponse>;
@@ -140,16 +147,22 @@ impl MessagingService for MessagingGrpc {
             return Err(MessagingError::ShuttingDown.into());
         }
         let (caller, request) = split(request);
+        let Ok(place) = Arc::clone(&self.consume_streams).try_acquire_owned() else {
+            return Err(MessagingError::TooManyConsumeStreams {
+                limit: self.max_consume_streams,
+            }
+            .into());
+        };
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(consume::run(
-            self.kafka.clone(),
-            Arc::clone(&self.schemas),
-            (self.access.clone(), caller),
-            self.metrics.clone(),
-            request,
-            tx,
-            self.stop.clone(),
-        ));
+        let context = consume::ConsumeContext {
+            place,
+            kafka: self.kafka.clone(),
+            schemas: Arc::clone(&self.schemas),
+            access: self.access.clone(),
+            caller,
+            metrics: self.metrics.clone(),
+        };
+        tokio::spawn(consume::run(context, request, tx, self.stop.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

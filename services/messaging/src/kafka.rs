@@ -6,6 +6,8 @@
 //! before it is produced, so a missing topic is NOT_FOUND whatever the broker's
 //! `auto.create.topics.enable` says.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,7 +288,9 @@ impl Kafka {
                 return Err(admin_error(code, topic, self.max_message_bytes));
             }
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(tokio::time::Instant::now);
         loop {
             match self.describe_partitions(topic).await {
                 Ok(found) if found.iter().all(|p| p.leader >= 0) => break,
@@ -435,7 +439,7 @@ impl Kafka {
                     partition: element.partition(),
                     offset,
                     high_watermark: high,
-                    lag: (high - offset).max(0),
+                    lag: high.saturating_sub(offset).max(0),
                 });
             }
             offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));

@@ -17,6 +17,8 @@
 //! client gave a `traceparent` header itself, which is kept as it is (the client then owns the
 //! trace across Kafka). Acknowledged records count in `messaging_client_sent_*`.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +52,41 @@ use crate::schemas::{LastSchema, Schemas};
 /// Most records of a stream prepared by one task: the requests that have arrived together, up
 /// to this many, go to one task.
 const PREPARE_CHUNK: usize = 64;
+
+/// The latest record timestamp accepted, 9999-12-31T23:59:59.999Z: the end of the range of
+/// `google.protobuf.Timestamp`.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// A timestamp as Kafka's milliseconds since the epoch, checked: Kafka takes no negative
+/// timestamps (its Java clients refuse them; -1 means "none"), and nothing past
+/// [`MAX_TIMESTAMP_MS`] is a valid protobuf Timestamp. (librdkafka reads 0 as "no timestamp"
+/// and stamps the record with its own clock, as Kafka's Java producer does with null.)
+pub fn kafka_timestamp_ms(
+    field: &str,
+    timestamp: &prost_types::Timestamp,
+) -> Result<i64, MessagingError> {
+    if !(0..1_000_000_000).contains(&timestamp.nanos) {
+        return Err(MessagingError::invalid(
+            field,
+            format!("nanos {} is not between 0 and 999999999", timestamp.nanos),
+        ));
+    }
+    let millis = timestamp
+        .seconds
+        .checked_mul(1000)
+        .and_then(|millis| millis.checked_add(i64::from(timestamp.nanos / 1_000_000)))
+        .filter(|millis| (0..=MAX_TIMESTAMP_MS).contains(millis));
+    millis.ok_or_else(|| {
+        MessagingError::invalid(
+            field,
+            format!(
+                "{} s is outside the range Kafka accepts: 1970-01-01T00:00:00Z (0 s) to 9999-12-31T23:59:59.999Z ({} s)",
+                timestamp.seconds,
+                MAX_TIMESTAMP_MS / 1000
+            ),
+        )
+    })
+}
 
 /// A record ready for Kafka.
 #[derive(Debug)]
@@ -218,19 +255,20 @@ impl Producer {
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect();
-        let size = key.as_ref().map_or(0, Bytes::len)
-            + value.as_ref().map_or(0, Bytes::len)
-            + headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
+        let size = headers.iter().fold(
+            key.as_ref()
+                .map_or(0, Bytes::len)
+                .saturating_add(value.as_ref().map_or(0, Bytes::len)),
+            |size, (k, v)| size.saturating_add(k.len()).saturating_add(v.len()),
+        );
         let limit = self.kafka.max_message_bytes();
         if size > limit {
             return Err(MessagingError::RecordTooLarge { size, limit });
         }
         let timestamp_ms = record
             .timestamp
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+            .map(|t| kafka_timestamp_ms("timestamp", &t))
+            .transpose()?;
         Ok(Prepared {
             topic: record.topic,
             key,
@@ -381,8 +419,11 @@ impl Producer {
             match self.kafka.producer().send_result(record) {
                 Ok(delivery) => {
                     return Ok(InFlight {
-                        bytes: prepared.key.as_ref().map_or(0, Bytes::len)
-                            + prepared.value.as_ref().map_or(0, Bytes::len),
+                        bytes: prepared
+                            .key
+                            .as_ref()
+                            .map_or(0, Bytes::len)
+                            .saturating_add(prepared.value.as_ref().map_or(0, Bytes::len)),
                         topic: prepared.topic,
                         delivery,
                         key_schema_id: prepared.key_schema_id,
@@ -576,7 +617,47 @@ impl Deliveries {
     }
 }
 
-/// The wire form of one outcome.
+/// The most failed records of one Produce response whose errors carry a message; the later
+/// ones carry their code and reason only (and are counted in the response's
+/// `errors_without_message`), so the messages of a response stay under 32 x 1 KiB whatever the
+/// number of records.
+pub const MAX_ERROR_MESSAGES_PER_RESPONSE: usize = 32;
+
+/// The results of a Produce, in order: the first [`MAX_ERROR_MESSAGES_PER_RESPONSE`] errors
+/// with their messages, the rest without (counted).
+pub fn results_to_wire(
+    results: Vec<Result<pb::RecordMetadata, MessagingError>>,
+) -> pb::ProduceResponse {
+    let mut with_message = 0usize;
+    let mut errors_without_message = 0u32;
+    let results = results
+        .into_iter()
+        .map(|result| match result {
+            Err(error) if with_message >= MAX_ERROR_MESSAGES_PER_RESPONSE => {
+                tracing::debug!(%error, "record not produced");
+                errors_without_message = errors_without_message.saturating_add(1);
+                let mut wire = error.to_record_error();
+                wire.message.clear();
+                pb::ProduceResult {
+                    result: Some(pb::produce_result::Result::Error(wire)),
+                }
+            }
+            result => {
+                if result.is_err() {
+                    with_message = with_message.saturating_add(1);
+                }
+                result_to_wire(result)
+            }
+        })
+        .collect();
+    pb::ProduceResponse {
+        results,
+        errors_without_message,
+    }
+}
+
+/// The wire form of one outcome (an error's message at most
+/// [`crate::error::MAX_RECORD_ERROR_MESSAGE_BYTES`]).
 pub fn result_to_wire(result: Result<pb::RecordMetadata, MessagingError>) -> pb::ProduceResult {
     pb::ProduceResult {
         result: Some(match result {
@@ -609,6 +690,15 @@ async fn prepare_chunk(
     prepared
 }
 
+/// The status a stream ends with when the client's request stream failed (a request that does
+/// not decode, a reset): INVALID_ARGUMENT naming what failed.
+pub fn request_stream_failed(status: &Status) -> Status {
+    MessagingError::RequestStream {
+        message: status.message().to_owned(),
+    }
+    .into()
+}
+
 /// Runs one `ProduceStream`: reads records, prepares them in chunks on tasks of their own, hands
 /// them to librdkafka in request order and sends one result per record, in request order, with
 /// at most `max_in_flight` records being prepared or awaiting Kafka's acknowledgement. Ends when
@@ -626,7 +716,7 @@ pub async fn run_stream(
     // hold in all.
     let mut preparing: FuturesOrdered<JoinHandle<Vec<Traced>>> = FuturesOrdered::new();
     let mut chunk_sizes = VecDeque::new();
-    let mut preparing_records = 0;
+    let mut preparing_records: usize = 0;
     // Records handed to librdkafka, in request order.
     let mut in_flight = Deliveries::default();
     // The sequence number of the next record handed over (or failed before that).
@@ -637,7 +727,7 @@ pub async fn run_stream(
         if !reading && preparing.is_empty() && in_flight.is_empty() {
             break;
         }
-        let room = max_in_flight.saturating_sub(preparing_records + in_flight.len());
+        let room = max_in_flight.saturating_sub(preparing_records.saturating_add(in_flight.len()));
         tokio::select! {
             biased;
             Some((sequence, result)) = std::future::poll_fn(|cx| in_flight.poll_next(cx)),
@@ -653,7 +743,7 @@ pub async fn run_stream(
             }
             Some(chunk) = preparing.next(), if !preparing.is_empty() => {
                 let count = chunk_sizes.pop_front().unwrap_or_default();
-                preparing_records -= count;
+                preparing_records = preparing_records.saturating_sub(count);
                 let chunk = match chunk {
                     Ok(chunk) => chunk,
                     Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -667,7 +757,7 @@ pub async fn run_stream(
                 for traced in chunk {
                     let started = producer.send_traced(traced).await;
                     in_flight.push(sequence, started);
-                    sequence += 1;
+                    sequence = sequence.wrapping_add(1);
                 }
             }
             () = stop.cancelled(), if reading => {
@@ -677,7 +767,14 @@ pub async fn run_stream(
             request = inbound.next(), if reading && room > 0 => {
                 let mut records = match request {
                     Some(Ok(request)) => vec![request.record],
-                    Some(Err(_)) | None => {
+                    Some(Err(status)) => {
+                        // The client's stream failed: the results of what was read still go
+                        // out, then the stream ends with an error, never with OK.
+                        reading = false;
+                        end = Some(request_stream_failed(&status));
+                        continue;
+                    }
+                    None => {
                         reading = false;
                         continue;
                     }
@@ -686,14 +783,19 @@ pub async fn run_stream(
                 while records.len() < PREPARE_CHUNK.min(room) {
                     match inbound.next().now_or_never() {
                         Some(Some(Ok(request))) => records.push(request.record),
-                        Some(Some(Err(_)) | None) => {
+                        Some(Some(Err(status))) => {
+                            reading = false;
+                            end = Some(request_stream_failed(&status));
+                            break;
+                        }
+                        Some(None) => {
                             reading = false;
                             break;
                         }
                         None => break,
                     }
                 }
-                preparing_records += records.len();
+                preparing_records = preparing_records.saturating_add(records.len());
                 chunk_sizes.push_back(records.len());
                 let chunk =
                     prepare_chunk(producer.clone(), caller.clone(), records).in_current_span();
@@ -703,5 +805,78 @@ pub async fn run_stream(
     }
     if let Some(status) = end {
         let _ = out.send(Err(status)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timestamp(seconds: i64, nanos: i32) -> prost_types::Timestamp {
+        prost_types::Timestamp { seconds, nanos }
+    }
+
+    #[test]
+    fn timestamps_outside_what_kafka_takes_are_refused() {
+        assert_eq!(
+            kafka_timestamp_ms("timestamp", &timestamp(1_700_000_000, 5_000_000)).ok(),
+            Some(1_700_000_000_005)
+        );
+        assert_eq!(
+            kafka_timestamp_ms("timestamp", &timestamp(0, 0)).ok(),
+            Some(0)
+        );
+        assert_eq!(
+            kafka_timestamp_ms("timestamp", &timestamp(253_402_300_799, 999_999_999)).ok(),
+            Some(MAX_TIMESTAMP_MS)
+        );
+        for (seconds, nanos) in [
+            (i64::MIN, 0),
+            (i64::MAX, 0),
+            (-1, 0),
+            (253_402_300_800, 0),
+            (0, -1),
+            (0, 1_000_000_000),
+        ] {
+            let error = kafka_timestamp_ms("timestamp", &timestamp(seconds, nanos))
+                .expect_err("out of range");
+            assert_eq!(error.grpc_code(), tonic::Code::InvalidArgument, "{error}");
+            assert!(error.to_string().contains("timestamp"), "{error}");
+        }
+    }
+
+    #[test]
+    fn only_the_first_errors_of_a_response_carry_their_message() {
+        let failed = || {
+            Err(MessagingError::Registry {
+                code: tonic::Code::FailedPrecondition,
+                message: "incompatible: ".repeat(10_000),
+                answered: true,
+            })
+        };
+        let mut results: Vec<_> = (0..1000).map(|_| failed()).collect();
+        results.insert(
+            0,
+            Ok(pb::RecordMetadata {
+                topic: "t".to_owned(),
+                ..Default::default()
+            }),
+        );
+        let response = results_to_wire(results);
+        assert_eq!(response.results.len(), 1001);
+        assert_eq!(
+            response.errors_without_message as usize,
+            1000 - MAX_ERROR_MESSAGES_PER_RESPONSE
+        );
+        let bytes = prost::Message::encoded_len(&response);
+        assert!(bytes < 64 * 1024, "{bytes} bytes");
+        let with_message = response
+            .results
+            .iter()
+            .filter(|result| {
+                matches!(&result.result, Some(pb::produce_result::Result::Error(error)) if !error.message.is_empty())
+            })
+            .count();
+        assert_eq!(with_message, MAX_ERROR_MESSAGES_PER_RESPONSE);
     }
 }

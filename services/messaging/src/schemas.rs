@@ -13,6 +13,8 @@
 //! lead to them, at most `Limits::references` of them, nested at most
 //! `Limits::reference_depth` deep.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use tonic::Code;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use tributary_avro::schema::ParseOptions;
 use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
 use tributary_proto::registry::v1 as registry;
@@ -86,10 +89,15 @@ type Referenced = (String, Vec<registry::SchemaReference>);
 pub struct LastSchema(Option<(u32, Arc<Schema>)>);
 
 fn registry_error(status: tonic::Status) -> MessagingError {
-    let (code, message) = match status.code() {
+    // The registry's own answers carry its ErrorInfo; a status without one was made by this
+    // side of the call (a connection that failed, TLS), its message library text.
+    let answered = status
+        .get_details_error_info()
+        .is_some_and(|info| info.domain == REGISTRY_ERROR_DOMAIN);
+    let (code, message, answered) = match status.code() {
         // A transport failure reaches us as UNKNOWN or CANCELLED from a dying connection.
         Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => {
-            (Code::Unavailable, status.message().to_owned())
+            (Code::Unavailable, status.message().to_owned(), answered)
         }
         // The registry refused this service's own credentials: the caller's are not at fault
         // (and must not be told they are), the service's configuration is.
@@ -99,11 +107,19 @@ fn registry_error(status: tonic::Status) -> MessagingError {
                 "the registry refused this service's credentials ({}); check REGISTRY_USERNAME and its password, the bearer token or the client certificate",
                 status.message()
             ),
+            true,
         ),
-        code => (code, status.message().to_owned()),
+        code => (code, status.message().to_owned(), answered),
     };
-    MessagingError::Registry { code, message }
+    MessagingError::Registry {
+        code,
+        message,
+        answered,
+    }
 }
+
+/// The `ErrorInfo.domain` of the registry's errors.
+const REGISTRY_ERROR_DOMAIN: &str = "registry.tributary.dev";
 
 /// Parses a schema within `limits`: a schema over a budget is [`MessagingError::OverLimit`]
 /// (naming the flag), any other error [`MessagingError::InvalidSchema`].
@@ -153,7 +169,9 @@ impl Schemas {
             // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
             registered: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
-                .weigher(|key: &(String, String), _| weight(key.0.len() + key.1.len()))
+                .weigher(|key: &(String, String), _| {
+                    weight(key.0.len().saturating_add(key.1.len()))
+                })
                 .build(),
             readers: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
@@ -300,6 +318,7 @@ impl Schemas {
             .ok_or_else(|| MessagingError::Registry {
                 code: Code::Internal,
                 message: "the registry answered without a subject version".to_owned(),
+                answered: false,
             })?;
         let id = found.id as u32;
         if latest {
@@ -414,7 +433,7 @@ impl Schemas {
             }
             stack.push((reference, depth, true));
             for child in found.1.iter().rev() {
-                stack.push((child.clone(), depth + 1, false));
+                stack.push((child.clone(), depth.saturating_add(1), false));
             }
         }
         Ok(texts)
@@ -444,6 +463,7 @@ impl Schemas {
             .ok_or_else(|| MessagingError::Registry {
                 code: Code::Internal,
                 message: "the registry answered without a subject version".to_owned(),
+                answered: false,
             })?;
         let found = Arc::new((found.schema, found.references));
         // "latest" (0 or -1) moves; a version number does not.

@@ -8,11 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tributary_net::{
+    ConnectionLimit, ConnectionSettings, InFlightLayer, Tracked, activity_of, fds,
+};
 use tributary_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use tributary_security::ServerSecurity;
 use tributary_security::client::ClientTls;
+use tributary_security::conn::ConnectionInfo;
 use tributary_security::conn::tcp_incoming;
 use tributary_security::layer::Protocol;
 use tributary_security::limits::streaming_methods;
@@ -52,7 +57,9 @@ pub struct Application {
     kafka: Kafka,
     schemas: Arc<Schemas>,
     produce_max_in_flight: usize,
+    max_consume_streams: usize,
     security: ServerSecurity,
+    connections: ConnectionSettings,
     shutdown_timeout: Duration,
 }
 
@@ -62,6 +69,7 @@ impl Application {
     /// binds the gRPC port.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let security = ServerSecurity::from_args(&settings.security, "messaging")?;
+        let (connections, max_consume_streams) = fit_connections(settings);
         let kafka = Kafka::new(settings).context("cannot create the Kafka clients")?;
         let schemas = Arc::new(registry_client(settings)?);
         let listener = TcpListener::bind(settings.grpc_addr)
@@ -82,9 +90,21 @@ impl Application {
             kafka,
             schemas,
             produce_max_in_flight: settings.produce_max_in_flight,
+            max_consume_streams,
             security,
+            connections,
             shutdown_timeout: settings.shutdown_timeout(),
         })
+    }
+
+    /// The connection cap of the gRPC listener (after fitting below the open-file limit).
+    pub fn max_connections(&self) -> usize {
+        self.connections.max_connections
+    }
+
+    /// The most Consume streams open at once (after fitting below the open-file limit).
+    pub fn max_consume_streams(&self) -> usize {
+        self.max_consume_streams
     }
 
     /// The address the gRPC API is bound to (useful with port 0).
@@ -140,6 +160,7 @@ impl Application {
             access,
             self.messaging_metrics.clone(),
             self.produce_max_in_flight,
+            self.max_consume_streams,
             stop.clone(),
         ))
         .max_decoding_message_size(64 * 1024 * 1024);
@@ -149,10 +170,43 @@ impl Application {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ];
         let rpc_layer = RpcLayer::new(self.metrics.meter(), &descriptor_sets);
-        // Instrumentation outermost, so that refused calls are counted too.
-        let server = tonic::transport::Server::builder()
+        // Calls in flight per connection outermost (they keep it from being closed as idle),
+        // then instrumentation, so that refused calls are counted too.
+        let connections = &self.connections;
+        let mut builder = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_SIZE)
+            .max_concurrent_streams(connections.max_concurrent_streams)
+            .http2_keepalive_interval(connections.keepalive_interval)
+            .http2_keepalive_timeout(Some(connections.keepalive_timeout));
+        if let Some(timeout) = connections.request_timeout {
+            builder = builder.timeout(timeout);
+        }
+        let limit = ConnectionLimit::new(
+            "grpc",
+            connections.max_connections,
+            Some(connections.header_read_timeout),
+            connections.idle_timeout,
+        );
+        let incoming = tcp_incoming(self.listener).filter_map(move |accepted| {
+            std::future::ready(match accepted {
+                // Over the cap: dropped here, which closes it.
+                Ok((stream, peer)) => limit.admit(stream).map(|admitted| Ok((admitted, peer))),
+                Err(error) => Some(Err(error)),
+            })
+        });
+        let incoming = self
+            .security
+            .acceptor(Protocols::Grpc)
+            .accept_all(incoming)
+            .map(|accepted| {
+                accepted.map(|accepted| {
+                    let activity = activity_of(&accepted);
+                    Tracked::new(accepted, activity)
+                })
+            });
+        let server = builder
+            .layer(InFlightLayer::<ConnectionInfo>::new())
             .layer(rpc_layer)
             .layer(self.security.grpc_layer())
             .layer(
@@ -163,12 +217,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(
-                self.security
-                    .acceptor(Protocols::Grpc)
-                    .accept_all(tcp_incoming(self.listener)),
-                async move { server_stop.cancelled().await },
-            );
+            .serve_with_incoming_shutdown(incoming, async move { server_stop.cancelled().await });
         let mut server = tokio::spawn(server);
         self.security.announce("grpc", self.local_addr, true);
         self.security.announce("metrics", self.metrics_addr, false);
@@ -212,6 +261,30 @@ impl Application {
         tracing::info!("messaging stopped");
         Ok(())
     }
+}
+
+/// The connection settings and the Consume stream cap, fitted below the open-file limit (raised
+/// to the hard limit first): the connections of the gRPC listener, and the streams' Kafka
+/// consumers at [`crate::consume::DESCRIPTORS_PER_STREAM`] descriptors each.
+fn fit_connections(settings: &Settings) -> (ConnectionSettings, usize) {
+    let mut connections = settings.connections();
+    let limit = fds::raise_open_file_limit();
+    let budget = fds::fit(
+        limit.soft,
+        1,
+        connections.max_connections,
+        settings.max_consume_streams,
+        crate::consume::DESCRIPTORS_PER_STREAM,
+        0,
+    );
+    connections.max_connections = budget.max_connections;
+    tracing::info!(
+        open_file_limit = ?limit.soft,
+        max_connections = connections.max_connections,
+        max_consume_streams = budget.max_others,
+        "connections and Consume streams capped"
+    );
+    (connections, budget.max_others.max(1))
 }
 
 /// The registry client: TLS for an https:// URL (with the CA and client certificate given,

@@ -146,6 +146,52 @@ pub struct Settings {
     /// The other budgets of schema work (nesting, fields, symbols, ...).
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Most connections open at once on each API listener (gRPC, HTTP); more are closed as
+    /// they are accepted. Lowered at startup if the two caps do not fit below the process's
+    /// open-file limit (which the registry raises to the hard limit).
+    #[arg(long, env = "REGISTRY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Most concurrent HTTP/2 streams (requests) per connection.
+    #[arg(long, env = "REGISTRY_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+
+    /// A connection with no request in flight for this long after its last one is closed (0:
+    /// never), in milliseconds; a Watch stream is a request in flight. (A connection that has
+    /// not sent a first request is closed after the header-read timeout.)
+    #[arg(long, env = "REGISTRY_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    pub idle_timeout_ms: u64,
+
+    /// Longest a new connection may take, from its accept (its TLS handshake included), to
+    /// send its first request's headers, on both listeners; on HTTP/1.1, also any request's
+    /// headers (and so the longest an idle keep-alive connection stays open), in milliseconds.
+    #[arg(
+        long,
+        env = "REGISTRY_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// How often HTTP/2 connections are pinged to find dead peers (0: never), in milliseconds.
+    #[arg(
+        long,
+        env = "REGISTRY_HTTP2_KEEPALIVE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub http2_keepalive_interval_ms: u64,
+
+    /// How long a ping may go unanswered before the connection is closed, in milliseconds.
+    #[arg(
+        long,
+        env = "REGISTRY_HTTP2_KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 20_000
+    )]
+    pub http2_keepalive_timeout_ms: u64,
+
+    /// Longest a request may take, reading its body included (0: unbounded), in milliseconds.
+    /// Watch streams are not cut.
+    #[arg(long, env = "REGISTRY_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
+    pub request_timeout_ms: u64,
 
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "REGISTRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
@@ -265,6 +311,20 @@ impl Settings {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// How the API listeners treat connections (before fitting the cap below the open-file
+    /// limit).
+    pub fn connections(&self) -> tributary_net::ConnectionSettings {
+        tributary_net::ConnectionSettings {
+            max_connections: self.max_connections,
+            max_concurrent_streams: self.max_concurrent_streams,
+            idle_timeout: tributary_net::millis(self.idle_timeout_ms),
+            keepalive_interval: tributary_net::millis(self.http2_keepalive_interval_ms),
+            keepalive_timeout: Duration::from_millis(self.http2_keepalive_timeout_ms),
+            request_timeout: tributary_net::millis(self.request_timeout_ms),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+        }
     }
 
     /// The database URL, from DATABASE_URL or its file (exactly one of them).

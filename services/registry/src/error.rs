@@ -73,6 +73,18 @@ pub enum RegistryError {
     },
     #[error("schema id {id} is already in use by a different schema")]
     IdConflict { id: i32 },
+    #[error(
+        "schema id {id} is out of range: IMPORT takes ids from 1 to {max} (the ids above are kept for the ones the registry assigns, so that registrations never run out of ids)"
+    )]
+    IdOutOfRange { id: i32, max: i32 },
+    #[error(
+        "version {version} is out of range: IMPORT takes versions from 1 to {max} (the numbers above are kept for the later versions of the subject)"
+    )]
+    VersionOutOfRange { version: i32, max: i32 },
+    #[error(
+        "subject '{subject}' has used every version number up to {max}: no later version can be registered"
+    )]
+    VersionsExhausted { subject: String, max: i32 },
     #[error("invalid subject '{subject}': {reason}")]
     InvalidSubject { subject: String, reason: String },
     #[error(
@@ -84,10 +96,21 @@ pub enum RegistryError {
     /// The policy does not allow it.
     #[error("{0}")]
     Forbidden(tributary_security::authz::Denied),
-    #[error("the database is unavailable: {0}")]
+    /// Postgres cannot be reached (or is going away). The message never holds the database's
+    /// own text; [`RegistryError::public`] logs it under a correlation id.
+    #[error("the database is unavailable")]
     StoreUnavailable(#[source] sqlx::Error),
-    #[error("database error: {0}")]
+    /// A query failed for another reason (a bug, or a constraint the registry did not expect).
+    #[error("internal error: the database could not complete the request")]
     Store(#[source] sqlx::Error),
+}
+
+/// What a client is told about an error: the message, and the correlation id of an internal
+/// error (also in the message, and in the status's `ErrorInfo` as `correlation_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicError {
+    pub message: String,
+    pub correlation_id: Option<String>,
 }
 
 impl RegistryError {
@@ -106,10 +129,10 @@ impl RegistryError {
             SubjectModeNotConfigured { .. } => 40409,
             Incompatible { .. } => 409,
             InvalidSchema { .. } | UnparsableSchema(_) => 42201,
-            InvalidVersion { .. } => 42202,
+            InvalidVersion { .. } | VersionOutOfRange { .. } => 42202,
             InvalidCompatibilityLevel { .. } => 42203,
             InvalidMode { .. } => 42204,
-            OperationNotPermitted { .. } => 42205,
+            OperationNotPermitted { .. } | IdOutOfRange { .. } | VersionsExhausted { .. } => 42205,
             ReferenceExists { .. } => 42206,
             IdConflict { .. } => 42207,
             InvalidSubject { .. } => 42208,
@@ -150,6 +173,9 @@ impl RegistryError {
             OperationNotPermitted { .. } => "OPERATION_NOT_PERMITTED",
             ReferenceExists { .. } => "REFERENCE_EXISTS",
             IdConflict { .. } => "ID_CONFLICT",
+            IdOutOfRange { .. } => "ID_OUT_OF_RANGE",
+            VersionOutOfRange { .. } => "VERSION_OUT_OF_RANGE",
+            VersionsExhausted { .. } => "VERSIONS_EXHAUSTED",
             InvalidSubject { .. } => "INVALID_SUBJECT",
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
             OverLimit { .. } => "LIMIT_EXCEEDED",
@@ -175,7 +201,8 @@ impl RegistryError {
             | VersionNotSoftDeleted { .. }
             | Incompatible { .. }
             | OperationNotPermitted { .. }
-            | ReferenceExists { .. } => Code::FailedPrecondition,
+            | ReferenceExists { .. }
+            | VersionsExhausted { .. } => Code::FailedPrecondition,
             IdConflict { .. } => Code::AlreadyExists,
             InvalidSchema { .. }
             | UnparsableSchema(_)
@@ -184,6 +211,8 @@ impl RegistryError {
             | InvalidMode { .. }
             | InvalidSubject { .. }
             | SchemaTooLarge { .. }
+            | IdOutOfRange { .. }
+            | VersionOutOfRange { .. }
             | InvalidArgument { .. } => Code::InvalidArgument,
             Forbidden(_) => Code::PermissionDenied,
             // A check that would take more work than allowed: the request is not wrong, it
@@ -224,6 +253,35 @@ impl From<tributary_avro::SchemaError> for RegistryError {
                 path: error.path().map(str::to_owned),
             },
             None => RegistryError::UnparsableSchema(error),
+        }
+    }
+}
+
+impl RegistryError {
+    /// What the client is told. An internal error (the database's) is logged here with its
+    /// details and a new correlation id, and answered with a stable message naming that id:
+    /// the database's own text never reaches the client.
+    pub fn public(&self) -> PublicError {
+        let source = match self {
+            RegistryError::Store(source) | RegistryError::StoreUnavailable(source) => source,
+            _ => {
+                return PublicError {
+                    message: self.to_string(),
+                    correlation_id: None,
+                };
+            }
+        };
+        let correlation_id = tributary_telemetry::correlation::new_id();
+        if matches!(self, RegistryError::Store(_)) {
+            tracing::error!(correlation_id, error = %source, "database error");
+        } else {
+            tracing::warn!(correlation_id, error = %source, "database unavailable");
+        }
+        PublicError {
+            message: format!(
+                "{self} (correlation id {correlation_id}: the registry's log has the details)"
+            ),
+            correlation_id: Some(correlation_id),
         }
     }
 }
@@ -269,12 +327,13 @@ impl From<sqlx::Error> for RegistryError {
 impl From<RegistryError> for tonic::Status {
     fn from(error: RegistryError) -> Self {
         let code = error.grpc_code();
-        if matches!(error, RegistryError::Store(_)) {
-            tracing::error!(error = %error, "database error");
-        }
+        let public = error.public();
         let mut metadata =
             HashMap::from([("error_code".to_owned(), error.error_code().to_string())]);
-        let mut message = error.to_string();
+        if let Some(correlation_id) = public.correlation_id {
+            metadata.insert("correlation_id".to_owned(), correlation_id);
+        }
+        let mut message = public.message;
         if let RegistryError::Incompatible {
             subject,
             reasons,
@@ -402,5 +461,36 @@ mod tests {
         );
         let error = RegistryError::from(sqlx::Error::RowNotFound);
         assert!(matches!(error, RegistryError::Store(_)), "{error:?}");
+    }
+
+    #[test]
+    fn database_errors_reach_clients_as_a_stable_message_with_a_correlation_id() {
+        let raw = "duplicate key value violates unique constraint \"schemas_pkey\"";
+        for error in [
+            RegistryError::Store(sqlx::Error::Protocol(raw.into())),
+            RegistryError::StoreUnavailable(sqlx::Error::Protocol(raw.into())),
+        ] {
+            let public = error.public();
+            let id = public.correlation_id.clone().unwrap_or_default();
+            assert_eq!(id.len(), 16, "{public:?}");
+            assert!(public.message.contains(&id), "{public:?}");
+            assert!(!public.message.contains("schemas_pkey"), "{public:?}");
+            let status = tonic::Status::from(error);
+            assert!(!status.message().contains("schemas_pkey"), "{status:?}");
+            let metadata = status
+                .get_details_error_info()
+                .map(|info| info.metadata)
+                .unwrap_or_default();
+            assert_eq!(
+                metadata.get("error_code").map(String::as_str),
+                Some("50001")
+            );
+            let logged = metadata.get("correlation_id").cloned().unwrap_or_default();
+            assert_eq!(logged.len(), 16, "{metadata:?}");
+            assert!(status.message().contains(&logged), "{status:?}");
+        }
+        let not_found = RegistryError::SchemaNotFound { id: 7 }.public();
+        assert_eq!(not_found.correlation_id, None);
+        assert_eq!(not_found.message, "schema 7 not found");
     }
 }

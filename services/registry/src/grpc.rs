@@ -2,6 +2,8 @@
 //! caller's permission ([`Access`]), and mapping between protobuf messages and the registry
 //! core. No behaviour lives here.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -206,7 +208,7 @@ fn decode_page_token(token: &str) -> Result<String, RegistryError> {
         .step_by(2)
         .map(|i| {
             token
-                .get(i..i + 2)
+                .get(i..i.saturating_add(2))
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
         })
         .collect::<Option<Vec<u8>>>()

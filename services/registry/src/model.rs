@@ -1,5 +1,7 @@
 //! Plain data the registry passes between its store, its caches and its APIs.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use serde::{Deserialize, Serialize};
 
 /// A named type a schema takes from a version of another subject.

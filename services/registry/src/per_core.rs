@@ -12,6 +12,10 @@
 //! (the database pool, the change listener, `/metrics`) stays on the process's main runtime.
 //! Resources are shared across runtimes as usual with tokio (the registry core, the pool, the
 //! health reporter, the cancellation tokens).
+//!
+//! The accept loop holds each listener's connection cap ([`ConnectionLimit`]): a connection
+//! over it is closed as it is accepted, before any thread sees it; an admitted one holds its
+//! place until it is closed, and is closed by its thread once idle ([`Admitted`]).
 
 use std::future::Future;
 use std::io;
@@ -25,9 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
+use tributary_net::{Admitted, ConnectionLimit, Permit};
 
-/// The connections one thread is handed (TCP_NODELAY set), registered with its runtime.
-pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<TcpStream>> + Send>>;
+/// The connections one thread is handed (TCP_NODELAY set, admitted under the listener's cap),
+/// registered with its runtime.
+pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<Admitted<TcpStream>>> + Send>>;
 
 /// How many threads to run for a `--grpc-threads` or `--http-threads` value (0 = one per CPU
 /// core).
@@ -44,12 +50,13 @@ pub fn thread_count(configured: usize) -> usize {
 /// token is cancelled and completes once the ones it has are drained), and returns the accept
 /// loop: it hands every connection accepted on `listener` to the next thread until `stop` is
 /// cancelled, then completes once every thread has drained its connections or `force` is
-/// cancelled.
+/// cancelled. At most `limit` connections are open at once.
 pub fn serve<S, F>(
     name: &'static str,
     serve_connections: S,
     listener: TcpListener,
     threads: usize,
+    limit: ConnectionLimit,
     stop: CancellationToken,
     force: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send + 'static>
@@ -76,7 +83,7 @@ where
         finished.push(done_receiver);
     }
     Ok(async move {
-        accept_until_stopped(name, listener, connections, stop).await;
+        accept_until_stopped(name, listener, connections, limit, stop).await;
         for done in finished {
             done.await
                 .with_context(|| format!("a {name} thread ended without reporting"))??;
@@ -88,7 +95,7 @@ where
 /// One thread: a single-threaded runtime serving the connections it is handed.
 fn serve_on_this_thread<S, F>(
     serve_connections: S,
-    connections: mpsc::UnboundedReceiver<StdTcpStream>,
+    connections: mpsc::UnboundedReceiver<(StdTcpStream, Permit)>,
     stop: CancellationToken,
     force: CancellationToken,
 ) -> anyhow::Result<()>
@@ -101,9 +108,10 @@ where
         .build()
         .context("cannot build a server thread's runtime")?;
     runtime.block_on(async move {
-        // Registered with this thread's I/O driver here, where they are served.
-        let incoming: Incoming =
-            Box::pin(UnboundedReceiverStream::new(connections).map(TcpStream::from_std));
+        // Registered with this thread's I/O driver (and timer) here, where they are served.
+        let incoming: Incoming = Box::pin(UnboundedReceiverStream::new(connections).map(
+            |(stream, permit)| TcpStream::from_std(stream).map(|stream| permit.admit(stream)),
+        ));
         tokio::select! {
             served = serve_connections(incoming, stop) => served,
             () = force.cancelled() => Ok(()),
@@ -114,11 +122,13 @@ where
 
 /// Accepts connections (TCP_NODELAY set: without it a response meets Nagle's algorithm and the
 /// client's delayed ACK; tonic's `Server::tcp_nodelay` applies only to listeners it binds itself)
-/// and hands them round-robin to the threads until `stop` is cancelled.
+/// and hands them round-robin to the threads until `stop` is cancelled; a connection over the
+/// cap is closed at once.
 async fn accept_until_stopped(
     name: &'static str,
     listener: TcpListener,
-    threads: Vec<mpsc::UnboundedSender<StdTcpStream>>,
+    threads: Vec<mpsc::UnboundedSender<(StdTcpStream, Permit)>>,
+    limit: ConnectionLimit,
     stop: CancellationToken,
 ) {
     let mut next = 0usize;
@@ -136,6 +146,11 @@ async fn accept_until_stopped(
                 continue;
             }
         };
+        let Some(permit) = limit.try_acquire() else {
+            // Over the cap: closed now (a client sees its connection closed, and retries).
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -144,7 +159,10 @@ async fn accept_until_stopped(
                 continue;
             }
         };
-        if threads[next % threads.len()].send(stream).is_err() {
+        if threads[next % threads.len()]
+            .send((stream, permit))
+            .is_err()
+        {
             // The thread ended early; its outcome (an error) is what the server reports.
             tracing::error!(
                 server = name,

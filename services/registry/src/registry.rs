@@ -11,6 +11,8 @@
 //! cached until a change event for them arrives from any replica (this replica invalidates its
 //! own writes at once); while the event listener is disconnected those caches are bypassed.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +32,17 @@ use crate::store::{self, ConfigField, SubjectFilter};
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+/// The largest schema id an IMPORT may give. Ids are a Postgres `integer` sequence (at most
+/// 2,147,483,647); the 147,483,647 ids above this one are kept for the ids the registry assigns
+/// itself, so no import can move the sequence so near its end that later registrations fail.
+/// (Confluent takes any int: its next id is the largest plus one, which overflows past
+/// 2,147,483,647.)
+pub const MAX_IMPORT_ID: i32 = 2_000_000_000;
+
+/// The largest version an IMPORT may give; the numbers above it are kept for the versions the
+/// subject gets later. (Confluent takes any positive int: its next version is the latest plus
+/// one, which overflows past 2,147,483,647.)
+pub const MAX_IMPORT_VERSION: i32 = 2_000_000_000;
 /// The most subjects one listing page returns.
 pub const MAX_PAGE_SIZE: i32 = 10_000;
 
@@ -233,7 +246,7 @@ impl Issues {
                 location: compat::shorten(&incompatibility.location, MAX_REASON_BYTES),
                 message: compat::shorten(&incompatibility.message, MAX_REASON_BYTES),
             };
-            self.bytes += issue.description().len();
+            self.bytes = self.bytes.saturating_add(issue.description().len());
             self.listed.push(issue);
         }
     }
@@ -246,7 +259,7 @@ fn describe(issues: &[CompatibilityIssue], total: u64) -> Vec<String> {
     if total > listed {
         out.push(format!(
             "... and {} more incompatibilities, not listed (at most --max-incompatibilities, and 12 KiB of text, are)",
-            total - listed
+            total.saturating_sub(listed)
         ));
     }
     out
@@ -468,7 +481,9 @@ impl Registry {
                     reason: format!("stored schema {} no longer parses: {error}", stored.id),
                 }
             })?;
-        let text_bytes = stored.text.len() + texts.iter().map(|t| t.len()).sum::<usize>();
+        let text_bytes = texts.iter().fold(stored.text.len(), |sum, text| {
+            sum.saturating_add(text.len())
+        });
         Ok(self
             .parsed
             .lock()
@@ -545,7 +560,7 @@ impl Registry {
                 }
                 stack.push((reference, depth, true));
                 for child in version.schema.references.iter().rev() {
-                    stack.push((child.clone(), depth + 1, false));
+                    stack.push((child.clone(), depth.saturating_add(1), false));
                 }
             }
         }
@@ -1099,15 +1114,18 @@ impl Registry {
             }
             _ => {}
         }
-        if let Some(id) = explicit_id.filter(|id| *id < 0) {
-            return Err(RegistryError::InvalidArgument {
-                field: "id",
-                reason: format!("{id} is not a positive id"),
+        if let Some(id) = explicit_id.filter(|id| !(1..=MAX_IMPORT_ID).contains(id)) {
+            return Err(RegistryError::IdOutOfRange {
+                id,
+                max: MAX_IMPORT_ID,
             });
         }
-        if let Some(version) = explicit_version.filter(|v| *v < 0) {
-            return Err(RegistryError::InvalidVersion {
-                value: version.to_string(),
+        if let Some(version) =
+            explicit_version.filter(|version| !(1..=MAX_IMPORT_VERSION).contains(version))
+        {
+            return Err(RegistryError::VersionOutOfRange {
+                version,
+                max: MAX_IMPORT_VERSION,
             });
         }
 
@@ -1155,34 +1173,69 @@ impl Registry {
             explicit_id,
             explicit_version,
         };
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
-            match self.register_in_transaction(&write).await {
-                Err(RegistryError::Store(error)) if attempt < 4 && is_retryable(&error) => {
+            attempt = attempt.saturating_add(1);
+            let last_attempt = attempt >= MAX_REGISTRATION_ATTEMPTS;
+            let prechecked = self.precheck(&write).await?;
+            match self
+                .register_in_transaction(&write, prechecked, last_attempt)
+                .await
+            {
+                Err(RegistryError::Store(error)) if !last_attempt && is_retryable(&error) => {
                     tracing::debug!(attempt, error = %error, "retrying registration after a conflict");
                 }
-                outcome => {
+                Ok(None) => {
+                    tracing::debug!(
+                        attempt,
+                        "the subject changed during the compatibility check; checking again"
+                    );
                     self.invalidate_subject(&request.subject);
-                    return outcome;
+                }
+                Ok(Some(registered)) => {
+                    self.invalidate_subject(&request.subject);
+                    return Ok(registered);
+                }
+                Err(error) => {
+                    self.invalidate_subject(&request.subject);
+                    return Err(error);
                 }
             }
         }
     }
 
-    async fn register_in_transaction(&self, write: &NewVersion<'_>) -> Result<Registered> {
-        let subject = write.subject;
-        // What the compatibility check reads through the pool (the level, the schemas it tests
-        // against) is read before this registration holds a connection of its own: were every
-        // pooled connection held by a registration waiting for a second one, the pool would
-        // stall until acquire timeouts.
-        let level = self.effective_level(subject).await?;
-        if write.mode != Mode::Import {
-            for row in versions_to_check(level, &self.versions_of(subject).await?) {
-                self.parsed(&*self.schema_by_id(row.schema_id).await?)
-                    .await?;
-            }
+    /// Checks the candidate's compatibility before any pooled connection is held: parsing the
+    /// schemas it is tested against and the check itself (CPU work bounded by the compatibility
+    /// budget, but not free) never run while a registration holds a connection and its
+    /// subject's row lock. What it was checked against comes back with the outcome, for
+    /// [`Self::register_in_transaction`] to confirm under the lock.
+    async fn precheck(&self, write: &NewVersion<'_>) -> Result<Option<Prechecked>> {
+        if write.mode == Mode::Import {
+            return Ok(None);
         }
+        let level = self.effective_level(write.subject).await?;
+        let against = versions_to_check(level, &self.versions_of(write.subject).await?);
+        let issues = self
+            .compatibility_issues(level, write.parsed, &against)
+            .await?;
+        Ok(Some(Prechecked {
+            level,
+            against,
+            issues,
+        }))
+    }
+
+    /// Writes a registration, under its subject's row lock. `None` when the versions the
+    /// precheck tested against are not the subject's versions any more (another registration
+    /// or deletion came in between; the caller checks again), unless `last_attempt`: then the
+    /// check runs here, under the lock.
+    async fn register_in_transaction(
+        &self,
+        write: &NewVersion<'_>,
+        prechecked: Option<Prechecked>,
+        last_attempt: bool,
+    ) -> Result<Option<Registered>> {
+        let subject = write.subject;
         let mut tx = self.pool.begin().await?;
         store::lock_subject(&mut tx, subject, true).await?;
         let versions = store::versions_of(&mut *tx, subject).await?;
@@ -1199,18 +1252,24 @@ impl Registry {
                 });
             }
             tx.rollback().await?;
-            return Ok(Registered {
+            return Ok(Some(Registered {
                 id,
                 version: row.version,
                 schema: write.text.to_owned(),
-            });
+            }));
         }
 
-        if write.mode != Mode::Import {
-            let against = versions_to_check(level, &versions);
-            let issues = self
-                .compatibility_issues(level, write.parsed, &against)
-                .await?;
+        if let Some(prechecked) = prechecked {
+            let against = versions_to_check(prechecked.level, &versions);
+            let issues = if against == prechecked.against {
+                prechecked.issues
+            } else if last_attempt {
+                self.compatibility_issues(prechecked.level, write.parsed, &against)
+                    .await?
+            } else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
             if issues.total > 0 {
                 return Err(RegistryError::Incompatible {
                     subject: subject.to_owned(),
@@ -1262,7 +1321,17 @@ impl Registry {
                 }
                 wanted
             }
-            None => versions.last().map_or(1, |row| row.version + 1),
+            None => {
+                match versions.last() {
+                    None => 1,
+                    Some(last) => last.version.checked_add(1).ok_or_else(|| {
+                        RegistryError::VersionsExhausted {
+                            subject: subject.to_owned(),
+                            max: last.version,
+                        }
+                    })?,
+                }
+            }
         };
         store::insert_version(&mut tx, subject, version, id).await?;
         let event = Event::SchemaRegistered {
@@ -1273,11 +1342,11 @@ impl Registry {
         store::notify(&mut tx, &event.to_payload()).await?;
         tx.commit().await?;
         tracing::info!(subject, version, id, "schema registered");
-        Ok(Registered {
+        Ok(Some(Registered {
             id,
             version,
             schema: write.text.to_owned(),
-        })
+        }))
     }
 
     /// Soft or permanent delete of one version; returns its number.
@@ -1569,6 +1638,19 @@ fn validate_submission(schema: &str, schema_type: &str, max_schema_bytes: usize)
     Ok(())
 }
 
+/// The outcome of a compatibility check made before a registration's transaction, and what it
+/// tested against.
+struct Prechecked {
+    level: CompatibilityLevel,
+    against: Vec<VersionRow>,
+    issues: Issues,
+}
+
+/// How many times a registration is tried: after a conflict with a concurrent one (a unique
+/// violation, a serialization failure), or after its subject changed between the compatibility
+/// check and the transaction.
+const MAX_REGISTRATION_ATTEMPTS: u32 = 4;
+
 struct Candidate {
     parsed: Arc<Schema>,
     references: Vec<Reference>,
@@ -1643,7 +1725,7 @@ mod tests {
     fn row(version: i32, deleted: bool) -> VersionRow {
         VersionRow {
             version,
-            schema_id: version * 10,
+            schema_id: version.saturating_mul(10),
             deleted,
         }
     }

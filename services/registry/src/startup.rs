@@ -17,8 +17,12 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tributary_net::{
+    ConnectionLimit, ConnectionSettings, InFlightLayer, Tracked, activity_of, fds,
+};
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_security::ServerSecurity;
+use tributary_security::conn::ConnectionInfo;
 use tributary_security::conn::tcp_incoming;
 use tributary_security::layer::Protocol;
 use tributary_security::limits::streaming_methods;
@@ -61,6 +65,7 @@ pub struct Application {
     registry: Arc<Registry>,
     pool: PgPool,
     security: ServerSecurity,
+    connections: ConnectionSettings,
     shutdown_timeout: Duration,
 }
 
@@ -71,6 +76,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let security = ServerSecurity::from_args(&settings.security, "registry")?;
         let limits = settings.limits()?;
+        let connections = fit_connections(settings);
         let (options, database_url) = settings.database_options()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.db_max_connections)
@@ -122,8 +128,14 @@ impl Application {
             registry,
             pool,
             security,
+            connections,
             shutdown_timeout: settings.shutdown_timeout(),
         })
+    }
+
+    /// The connection cap of each API listener (after fitting below the open-file limit).
+    pub fn max_connections(&self) -> usize {
+        self.connections.max_connections
     }
 
     /// The address the gRPC API is bound to (useful with port 0).
@@ -204,9 +216,19 @@ impl Application {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ];
         let rpc_layer = RpcLayer::new(self.metrics.meter(), &descriptor_sets);
-        // Instrumentation outermost, so that refused calls are counted too.
-        let router = tonic::transport::Server::builder()
+        // Requests in flight per connection outermost (they keep it from being closed as idle),
+        // then instrumentation, so that refused calls are counted too.
+        let connections = &self.connections;
+        let mut builder = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .max_concurrent_streams(connections.max_concurrent_streams)
+            .http2_keepalive_interval(connections.keepalive_interval)
+            .http2_keepalive_timeout(Some(connections.keepalive_timeout));
+        if let Some(timeout) = connections.request_timeout {
+            builder = builder.timeout(timeout);
+        }
+        let router = builder
+            .layer(InFlightLayer::<ConnectionInfo>::new())
             .layer(rpc_layer)
             .layer(self.security.grpc_layer())
             .layer(
@@ -225,11 +247,16 @@ impl Application {
             let incoming = grpc_acceptor
                 .accept_all(incoming.map(|stream| {
                     stream.map(|stream| {
-                        let peer = stream.peer_addr().ok();
+                        let peer = stream.get_ref().peer_addr().ok();
                         (stream, peer)
                     })
                 }))
-                .map(|accepted| accepted.map(CoalescingStream::new));
+                .map(|accepted| {
+                    accepted.map(|accepted| {
+                        let activity = activity_of(&accepted);
+                        Tracked::new(CoalescingStream::new(accepted), activity)
+                    })
+                });
             let serving = router
                 .clone()
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned());
@@ -240,6 +267,12 @@ impl Application {
             serve_grpc,
             self.listener,
             self.grpc_threads,
+            ConnectionLimit::new(
+                "grpc",
+                connections.max_connections,
+                Some(connections.header_read_timeout),
+                connections.idle_timeout,
+            ),
             stop.clone(),
             force_stop.clone(),
         )?);
@@ -260,14 +293,27 @@ impl Application {
             },
         );
         let http_acceptor = self.security.acceptor(Protocols::Http);
+        let http_connections = self.connections.clone();
         let serve_http = move |incoming, stop| {
-            http::serve_connections(app.clone(), http_acceptor.clone(), incoming, stop)
+            http::serve_connections(
+                app.clone(),
+                http_acceptor.clone(),
+                http_connections.clone(),
+                incoming,
+                stop,
+            )
         };
         let mut http_server = tokio::spawn(per_core::serve(
             "http",
             serve_http,
             self.http_listener,
             self.http_threads,
+            ConnectionLimit::new(
+                "http",
+                self.connections.max_connections,
+                Some(self.connections.header_read_timeout),
+                self.connections.idle_timeout,
+            ),
             stop.clone(),
             force_stop.clone(),
         )?);
@@ -331,6 +377,28 @@ impl Application {
         tracing::info!("registry stopped");
         Ok(())
     }
+}
+
+/// The connection settings, with the cap of the two API listeners fitted below the open-file
+/// limit (raised to the hard limit first), next to the database pool.
+fn fit_connections(settings: &Settings) -> ConnectionSettings {
+    let mut connections = settings.connections();
+    let limit = fds::raise_open_file_limit();
+    let budget = fds::fit(
+        limit.soft,
+        2,
+        connections.max_connections,
+        0,
+        1,
+        u64::from(settings.db_max_connections),
+    );
+    connections.max_connections = budget.max_connections;
+    tracing::info!(
+        open_file_limit = ?limit.soft,
+        max_connections = connections.max_connections,
+        "connections capped per API listener"
+    );
+    connections
 }
 
 /// Readiness: SERVING while Postgres answers (and once the change listener has connected for

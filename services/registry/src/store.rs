@@ -3,6 +3,8 @@
 //! Functions that take a `&mut PgConnection` run inside the caller's transaction; the registry
 //! composes them so every multi-step write is one transaction. Nothing here caches.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::model::{ConfigRow, Reference, SchemaRow, VersionRow};

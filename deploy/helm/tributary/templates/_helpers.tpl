@@ -469,6 +469,13 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "REGISTRY_MAX_DECIMAL_PRECISION" (toString (int64 $l.maxDecimalPrecision)) }}
 {{- $_ := set $env "REGISTRY_MAX_SCHEMA_WORK" (toString (int64 $l.maxSchemaWork)) }}
 {{- $_ := set $env "REGISTRY_MAX_INCOMPATIBILITIES" (toString (int64 $l.maxIncompatibilities)) }}
+{{- $_ := set $env "REGISTRY_MAX_CONNECTIONS" (toString (int64 $c.connections.maxConnections)) }}
+{{- $_ := set $env "REGISTRY_MAX_CONCURRENT_STREAMS" (toString (int64 $c.connections.maxConcurrentStreams)) }}
+{{- $_ := set $env "REGISTRY_IDLE_TIMEOUT_MS" (toString (int64 $c.connections.idleTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_HEADER_READ_TIMEOUT_MS" (toString (int64 $c.connections.headerReadTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_HTTP2_KEEPALIVE_INTERVAL_MS" (toString (int64 $c.connections.http2KeepaliveIntervalMs)) }}
+{{- $_ := set $env "REGISTRY_HTTP2_KEEPALIVE_TIMEOUT_MS" (toString (int64 $c.connections.http2KeepaliveTimeoutMs)) }}
+{{- $_ := set $env "REGISTRY_REQUEST_TIMEOUT_MS" (toString (int64 $c.connections.requestTimeoutMs)) }}
 {{- $_ := set $env "REGISTRY_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- else }}
 {{- $_ := set $env "MESSAGING_GRPC_ADDR" (printf "0.0.0.0:%v" $c.service.grpcPort) }}
@@ -491,6 +498,14 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "MESSAGING_MAX_DECIMAL_PRECISION" (toString (int64 $l.maxDecimalPrecision)) }}
 {{- $_ := set $env "MESSAGING_MAX_SCHEMA_WORK" (toString (int64 $l.maxSchemaWork)) }}
 {{- $_ := set $env "MESSAGING_MAX_JSON_DEPTH" (toString (int64 $l.maxJsonDepth)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONSUME_STREAMS" (toString (int64 $c.maxConsumeStreams)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONNECTIONS" (toString (int64 $c.connections.maxConnections)) }}
+{{- $_ := set $env "MESSAGING_MAX_CONCURRENT_STREAMS" (toString (int64 $c.connections.maxConcurrentStreams)) }}
+{{- $_ := set $env "MESSAGING_IDLE_TIMEOUT_MS" (toString (int64 $c.connections.idleTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_HEADER_READ_TIMEOUT_MS" (toString (int64 $c.connections.headerReadTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_INTERVAL_MS" (toString (int64 $c.connections.http2KeepaliveIntervalMs)) }}
+{{- $_ := set $env "MESSAGING_HTTP2_KEEPALIVE_TIMEOUT_MS" (toString (int64 $c.connections.http2KeepaliveTimeoutMs)) }}
+{{- $_ := set $env "MESSAGING_REQUEST_TIMEOUT_MS" (toString (int64 $c.connections.requestTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- end }}
 {{- $_ := set $env "LOG_FORMAT" $v.logFormat }}

@@ -45,6 +45,8 @@
 //! on. Only an unreachable registry ends the stream (UNAVAILABLE), since a reconnect then gets
 //! the record decoded.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 mod acks;
 mod records;
 
@@ -64,7 +66,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, Streaming};
 use tracing::Instrument;
@@ -78,7 +80,14 @@ use crate::access::Access;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::{MessagingMetrics, StreamLagHandle};
+use crate::produce::{kafka_timestamp_ms, request_stream_failed};
 use crate::schemas::Schemas;
+
+/// The file descriptors a Consume stream's consumer is budgeted at, for fitting
+/// `--max-consume-streams` below the open-file limit: librdkafka's wake-up pipes and eventfds
+/// and a socket per broker connection (measured: 9 against a one-broker cluster, see the
+/// README), with room for a few brokers more.
+pub const DESCRIPTORS_PER_STREAM: usize = 16;
 
 /// Default most unacknowledged records per stream.
 const DEFAULT_MAX_UNACKED: usize = 1000;
@@ -200,7 +209,7 @@ fn lags(
         let position = tracker
             .resume_position(&w.topic, w.partition)
             .or((w.committed >= 0).then_some(w.committed))?;
-        Some((w.topic, w.partition, w.high - position))
+        Some((w.topic, w.partition, w.high.saturating_sub(position)))
     })
 }
 
@@ -318,6 +327,14 @@ async fn open(
             "START_POSITION_OFFSET and START_POSITION_TIMESTAMP need explicit partitions",
         ));
     }
+    // librdkafka reads negative offsets as logical ones (-1 the end, -2 the beginning, below
+    // -2000 "that many from the end"): a client's offset is a real one or nothing.
+    if start == pb::StartPosition::Offset && subscription.start_offset < 0 {
+        return Err(MessagingError::invalid(
+            "start_offset",
+            format!("{} is negative", subscription.start_offset),
+        ));
+    }
     let reader = if subscription.reader_schema.is_empty() {
         None
     } else {
@@ -383,7 +400,10 @@ async fn open(
                 pb::StartPosition::Timestamp => Offset::Offset(
                     subscription
                         .start_time
-                        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+                        .as_ref()
+                        .map(|t| kafka_timestamp_ms("start_time", t))
+                        .transpose()?
+                        .unwrap_or(0),
                 ),
             };
             tpl.add_partition_offset(&tp.topic, tp.partition, offset)
@@ -508,6 +528,12 @@ fn on_request(
         Some(Ok(pb::ConsumeRequest {
             kind: Some(pb::consume_request::Kind::Seek(seek)),
         })) => {
+            if seek.offset < 0 {
+                return Flow::End(Some(
+                    MessagingError::invalid("seek.offset", format!("{} is negative", seek.offset))
+                        .into(),
+                ));
+            }
             commit_pending(consumer, to_commit);
             tracker.forget(&seek.topic, seek.partition);
             match consumer.seek(
@@ -530,7 +556,8 @@ fn on_request(
             .into(),
         )),
         None => Flow::HalfClosed,
-        Some(Err(_)) => Flow::End(None),
+        // The client's stream failed: end with an error, never with OK.
+        Some(Err(status)) => Flow::End(Some(request_stream_failed(&status))),
     }
 }
 
@@ -550,7 +577,7 @@ async fn take<'c>(
 ) -> (Taken, Option<MessagingError>) {
     let deadline = plan
         .batching
-        .map(|batching| tokio::time::Instant::now() + batching.linger);
+        .and_then(|batching| tokio::time::Instant::now().checked_add(batching.linger));
     let mut taken = Taken::new(&plan.decoding, size_hint);
     let mut received = received;
     loop {
@@ -660,8 +687,8 @@ async fn send_records(
             .find(|(topic, ..)| *topic == record.topic)
         {
             Some((_, count, total)) => {
-                *count += 1;
-                *total += record.kafka_bytes;
+                *count = count.saturating_add(1);
+                *total = total.saturating_add(record.kafka_bytes);
             }
             None => consumed.push((Arc::clone(&record.topic), 1, record.kafka_bytes)),
         }
@@ -742,17 +769,33 @@ fn receive_span(message: &BorrowedMessage<'_>, group: &str) -> tracing::Span {
     span
 }
 
+/// What one Consume stream works with: its place among the capped streams (held until it
+/// ends), the clients, and who is calling.
+pub(crate) struct ConsumeContext {
+    pub(crate) place: OwnedSemaphorePermit,
+    pub(crate) kafka: Kafka,
+    pub(crate) schemas: Arc<Schemas>,
+    pub(crate) access: Access,
+    pub(crate) caller: Caller,
+    pub(crate) metrics: MessagingMetrics,
+}
+
 /// Runs one Consume stream: reads the subscription, then delivers records and takes
 /// acknowledgements and seeks until the client leaves, an error ends it, or `stop` fires.
-pub async fn run(
-    kafka: Kafka,
-    schemas: Arc<Schemas>,
-    (access, caller): (Access, Caller),
-    metrics: MessagingMetrics,
+pub(crate) async fn run(
+    context: ConsumeContext,
     mut inbound: Streaming<pb::ConsumeRequest>,
     out: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
     stop: CancellationToken,
 ) {
+    let ConsumeContext {
+        place: _place,
+        kafka,
+        schemas,
+        access,
+        caller,
+        metrics,
+    } = context;
     let first = tokio::select! {
         () = stop.cancelled() => {
             let _ = out.send(Err(MessagingError::ShuttingDown.into())).await;
@@ -774,7 +817,11 @@ pub async fn run(
                 .await;
             return;
         }
-        Some(Err(_)) | None => return,
+        Some(Err(status)) => {
+            let _ = out.send(Err(request_stream_failed(&status))).await;
+            return;
+        }
+        None => return,
     };
     if let Err(error) = access.require_subscription(&caller, &subscription) {
         let _ = out.send(Err(error.into())).await;
@@ -819,7 +866,7 @@ pub async fn run(
                         break;
                     };
                     flow = on_request(request, &consumer, &mut tracker, &mut to_commit);
-                    taken += 1;
+                    taken = taken.saturating_add(1);
                 }
                 commit_pending(&consumer, &mut to_commit);
                 match flow {

@@ -14,6 +14,11 @@
 //! Avro) is encoded raw with its error; only an unreachable registry is an error, since a
 //! reconnect then gets the record decoded.
 
+// Sizes of buffers in memory and of records fetched from Kafka (bounded by the consumer's fetch
+// sizes), on the hot path: nothing a client sends is computed with here, so the arithmetic lint
+// of the parent module is off.
+#![allow(clippy::arithmetic_side_effects)]
+
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -68,12 +68,14 @@ pub fn error_response(status: u16, code: u32, message: &str) -> Response {
 }
 
 /// The one mapping from a [`RegistryError`] to an HTTP response: Confluent's error code and
-/// HTTP status, and the error's message. Database failures are logged here, as gRPC does.
+/// HTTP status, and the error's public message (database failures are logged with a
+/// correlation id the message names, as over gRPC).
 pub fn registry_error_response(error: &RegistryError) -> Response {
-    if matches!(error, RegistryError::Store(_)) {
-        tracing::error!(error = %error, "database error");
-    }
-    error_response(error.http_status(), error.error_code(), &error.to_string())
+    error_response(
+        error.http_status(),
+        error.error_code(),
+        &error.public().message,
+    )
 }
 
 impl IntoResponse for HttpError {
@@ -86,7 +88,17 @@ impl IntoResponse for HttpError {
             HttpError::BodyTooLarge => (413, 413),
             HttpError::UnsupportedMediaType => (415, 415),
             HttpError::NotAcceptable => (406, 406),
-            HttpError::Internal(_) => (500, 500),
+            HttpError::Internal(detail) => {
+                let correlation_id = tributary_telemetry::correlation::new_id();
+                tracing::error!(correlation_id, error = %detail, "internal error");
+                return error_response(
+                    500,
+                    500,
+                    &format!(
+                        "internal error (correlation id {correlation_id}: the registry's log has the details)"
+                    ),
+                );
+            }
         };
         error_response(status, code, &self.to_string())
     }

@@ -3,6 +3,8 @@
 //! version and id path segments, JSON bodies under the accepted content types, and content
 //! negotiation of the response type.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -2,6 +2,8 @@
 //! [`Access`] whether the caller may, calls the [`Registry`] core and writes Confluent's response
 //! shape; no behaviour lives here.
 
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;

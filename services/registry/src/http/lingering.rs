@@ -13,30 +13,30 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 /// The longest a closed connection is read from before the socket is closed.
 pub const LINGER_FOR: Duration = Duration::from_secs(2);
 
-/// A TCP stream that, when dropped before its client closed its side, is closed in the
-/// background (a task on the current runtime) after a lingering read.
+/// A TCP stream (admitted under its listener's cap, which it holds while it lingers) that, when
+/// dropped before its client closed its side, is closed in the background (a task on the
+/// current runtime) after a lingering read.
 #[derive(Debug)]
-pub struct LingeringClose {
+pub struct LingeringClose<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// `None` once handed to the lingering task.
-    stream: Option<TcpStream>,
+    stream: Option<S>,
     /// Whether the client has closed its side (a read found end of stream).
     client_closed: bool,
 }
 
-impl LingeringClose {
-    pub fn new(stream: TcpStream) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> LingeringClose<S> {
+    pub fn new(stream: S) -> Self {
         Self {
             stream: Some(stream),
             client_closed: false,
         }
     }
 
-    fn stream(&mut self) -> Pin<&mut TcpStream> {
+    fn stream(&mut self) -> Pin<&mut S> {
         Pin::new(
             self.stream
                 .as_mut()
@@ -45,7 +45,7 @@ impl LingeringClose {
     }
 }
 
-impl Drop for LingeringClose {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for LingeringClose<S> {
     fn drop(&mut self) {
         let Some(stream) = self.stream.take() else {
             return;
@@ -62,7 +62,7 @@ impl Drop for LingeringClose {
 
 /// Ends the sending side, then discards what the client sends until it closes its side, an
 /// error, or [`LINGER_FOR`].
-async fn linger(mut stream: TcpStream) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let _ = tokio::time::timeout(LINGER_FOR, async {
         let _ = stream.shutdown().await;
         let mut discarded = [0u8; 8192];
@@ -71,7 +71,7 @@ async fn linger(mut stream: TcpStream) {
     .await;
 }
 
-impl AsyncRead for LingeringClose {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for LingeringClose<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -89,7 +89,7 @@ impl AsyncRead for LingeringClose {
     }
 }
 
-impl AsyncWrite for LingeringClose {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for LingeringClose<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

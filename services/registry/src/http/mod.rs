@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod lingering;
+pub mod timeout;
 pub mod unread;
 pub mod wire;
 
@@ -24,13 +25,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tower_layer::Stack;
+use tributary_net::{ConnectionSettings, WithActivity};
 use tributary_security::conn::{Acceptor, WithConnectionInfo};
 use tributary_security::layer::AuthLayer;
 use tributary_security::limits::LimitLayer;
@@ -199,13 +201,33 @@ pub fn router(
 /// keep-alive connections close at once) and completes once they are all closed. Connections
 /// the server closes linger ([`lingering`]); answers given before a request's body was read say
 /// so ([`unread`]).
+///
+/// Per `settings`: an HTTP/1.1 client has the header-read timeout to send each request's
+/// headers (hyper's timer runs while a keep-alive connection waits for its next request, so it
+/// also closes idle HTTP/1.1 connections); HTTP/2 connections are pinged and hold at most
+/// `max_concurrent_streams` requests; a request that takes longer than the request timeout
+/// (its body read included) is answered 500 with Confluent's 50002; a connection with no
+/// request in flight for the idle timeout is closed ([`tributary_net::Admitted`]).
 pub async fn serve_connections(
     app: Router,
     acceptor: Acceptor,
+    settings: ConnectionSettings,
     mut incoming: Incoming,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .keep_alive_interval(settings.keepalive_interval)
+        .keep_alive_timeout(settings.keepalive_timeout);
+    let builder = Arc::new(builder);
+    let request_timeout = settings.request_timeout;
     let graceful = GracefulShutdown::new();
     loop {
         let next = tokio::select! {
@@ -223,7 +245,8 @@ pub async fn serve_connections(
         let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
         let (app, acceptor) = (app.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let peer = stream.peer_addr().ok();
+            let peer = stream.get_ref().peer_addr().ok();
+            let activity = Arc::clone(stream.activity());
             let accepted = match acceptor.accept(LingeringClose::new(stream), peer).await {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -231,8 +254,13 @@ pub async fn serve_connections(
                     return;
                 }
             };
-            let service =
-                TowerToHyperService::new(WithConnectionInfo::new(app, accepted.info.clone()));
+            let service = TowerToHyperService::new(WithActivity::new(
+                timeout::RequestTimeout::new(
+                    WithConnectionInfo::new(app, accepted.info.clone()),
+                    request_timeout,
+                ),
+                activity,
+            ));
             let connection = builder.serve_connection(TokioIo::new(accepted), service);
             if let Err(error) = watcher.watch(connection).await {
                 // A client that goes away mid-request, a malformed request line and the like.
