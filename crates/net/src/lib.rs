@@ -16,6 +16,10 @@
 //!   body is sent (or dropped), so long streams (Watch, Consume, ProduceStream) keep their
 //!   connection, however quiet.
 //!
+//! - [`listen::bind`]: API listeners with an accept queue deep enough for a burst of
+//!   connections (tokio's default of 128 overflows into SYN cookies and silently lost
+//!   connections).
+//!
 //! The HTTP/2 settings that go with these (keep-alive pings, concurrent streams per
 //! connection), the HTTP/1.1 header-read timeout and the request timeout are set on each
 //! server's builder; [`ConnectionSettings`] carries them all.
@@ -23,6 +27,7 @@
 pub mod fds;
 pub mod inflight;
 mod limit;
+pub mod listen;
 
 use std::time::Duration;
 

@@ -72,8 +72,7 @@ impl Application {
         let (connections, max_consume_streams) = fit_connections(settings);
         let kafka = Kafka::new(settings).context("cannot create the Kafka clients")?;
         let schemas = Arc::new(registry_client(settings)?);
-        let listener = TcpListener::bind(settings.grpc_addr)
-            .await
+        let listener = tributary_net::listen::bind(settings.grpc_addr)
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
         let local_addr = listener.local_addr()?;
         let metrics_listener = metrics::bind(settings.metrics_addr).await?;

@@ -90,12 +90,10 @@ impl Application {
             .await
             .context("cannot apply database migrations")?;
 
-        let listener = TcpListener::bind(settings.grpc_addr)
-            .await
+        let listener = tributary_net::listen::bind(settings.grpc_addr)
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
         let local_addr = listener.local_addr()?;
-        let http_listener = TcpListener::bind(settings.http_addr)
-            .await
+        let http_listener = tributary_net::listen::bind(settings.http_addr)
             .with_context(|| format!("cannot bind the HTTP address {}", settings.http_addr))?;
         let http_addr = http_listener.local_addr()?;
         let metrics_listener = metrics::bind(settings.metrics_addr).await?;
