@@ -34,18 +34,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_larger_than_the_default_queue_is_accepted() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = bind("127.0.0.1:0".parse().expect("an address")).expect("bound");
+        let addr = listener.local_addr().expect("a local address");
         // 300 connections before a single accept: more than a queue of 128 holds.
         let mut clients = Vec::new();
         for _ in 0..300 {
-            clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+            clients.push(
+                tokio::net::TcpStream::connect(addr)
+                    .await
+                    .expect("connected"),
+            );
         }
         for _ in 0..300 {
             tokio::time::timeout(std::time::Duration::from_secs(5), listener.accept())
                 .await
                 .expect("every connection of the burst reaches accept (net.core.somaxconn >= 300)")
-                .unwrap();
+                .expect("accepted");
         }
     }
 }
