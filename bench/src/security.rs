@@ -74,6 +74,10 @@ pub enum Mode {
     /// TLS, basic authentication and an authorization policy of 1,000 rules, every one of
     /// them bound to the bench's user (compared with [`Mode::Basic`], which has none).
     Policy,
+    /// TLS and basic authentication, as [`Mode::Basic`], served by another registry binary
+    /// (`registry-bench --before-bin`): a build of an earlier commit, so that the cost of a change
+    /// is measured in the same run as [`Mode::Basic`] on the current one.
+    Before,
 }
 
 impl Mode {
@@ -84,6 +88,7 @@ impl Mode {
             Mode::Basic => "TLS + basic",
             Mode::Jwt => "TLS + JWT",
             Mode::Policy => "+ 1k rules",
+            Mode::Before => "before",
         }
     }
 
@@ -113,7 +118,7 @@ impl Mode {
         };
         match self {
             Mode::Plaintext => vec![("TLS", "off".to_owned()), ("AUTH", "none".to_owned())],
-            Mode::Basic => {
+            Mode::Basic | Mode::Before => {
                 let mut env = tls();
                 env.push(("AUTH", "basic".to_owned()));
                 env.push(("AUTH_USERS_FILE", path(&pki.users)));
@@ -143,7 +148,7 @@ impl Mode {
     pub fn authorization(self, pki: &Pki) -> Option<String> {
         match self {
             Mode::Plaintext => None,
-            Mode::Basic | Mode::Policy => Some(pki.basic_authorization()),
+            Mode::Basic | Mode::Policy | Mode::Before => Some(pki.basic_authorization()),
             Mode::Jwt => Some(format!("Bearer {}", pki.token)),
         }
     }
@@ -154,7 +159,7 @@ impl Mode {
     pub fn credentials(self, pki: &Pki) -> anyhow::Result<CallCredentials> {
         Ok(match self {
             Mode::Plaintext => CallCredentials::None,
-            Mode::Basic | Mode::Policy => {
+            Mode::Basic | Mode::Policy | Mode::Before => {
                 CallCredentials::basic(USER, &Secret::new(pki.password.clone()))?
             }
             Mode::Jwt => {

@@ -1311,3 +1311,61 @@ async fn a_policy_that_does_not_load_stops_the_service_at_startup() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn registering_a_schema_the_subject_already_has_is_not_audited_as_a_change() {
+    let dir = pki().dir.join(unique_name("idempotent"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("registry.log");
+    let database = TestDatabase::create().await;
+    let registry = RegistryProcess::spawn_logging_to(
+        &database.url,
+        &[],
+        Some(std::fs::File::create(&log).unwrap()),
+    )
+    .await;
+    let mut client = tributary_tests::connect(registry.addr).await;
+    let register = |fields: &str| rpb::RegisterSchemaRequest {
+        subject: "audited-value".to_owned(),
+        schema: format!(r#"{{"type":"record","name":"A","fields":[{fields}]}}"#),
+        ..Default::default()
+    };
+    let first = client
+        .register_schema(register(""))
+        .await
+        .unwrap()
+        .into_inner();
+    // The same schema again, twice: answered with the same id and version, nothing changed.
+    for _ in 0..2 {
+        let again = client
+            .register_schema(register(""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((again.id, again.version), (first.id, first.version));
+    }
+    // A new version is a change again.
+    let second = client
+        .register_schema(register(r#"{"name":"f","type":"string","default":""}"#))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.version, first.version + 1);
+    registry.terminate().await;
+
+    let writes: Vec<_> = audit_lines(&log)
+        .into_iter()
+        .filter(|(_, action, resource, ..)| {
+            action == "write" && resource == "subject:audited-value"
+        })
+        .map(|(principal, _, _, denied, line)| (principal, denied, line["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            ("admin".to_owned(), false, json!("succeeded")),
+            ("admin".to_owned(), false, json!("succeeded")),
+        ],
+        "one line per new version, none for the repeats"
+    );
+}

@@ -46,6 +46,11 @@ struct Args {
     /// The registry binary to start.
     #[arg(long, default_value = "target/release/registry")]
     registry_bin: PathBuf,
+    /// Another registry binary, for the `before` mode (TLS + basic, as `basic`): typically a
+    /// release build of an earlier commit, so that `--security-modes before,basic` measures what
+    /// a change costs in one run, the two alternating scenario by scenario.
+    #[arg(long)]
+    before_bin: Option<PathBuf>,
     /// Admin URL of the stack's Postgres; a fresh database is created on it.
     #[arg(
         long,
@@ -182,7 +187,13 @@ async fn start_registry(
     let addr = format!("127.0.0.1:{port}");
     let http_addr = format!("127.0.0.1:{http_port}");
     let started = Instant::now();
-    let mut command = tokio::process::Command::new(&args.registry_bin);
+    let binary = match mode {
+        Mode::Before => args.before_bin.as_ref().context(
+            "the `before` mode needs --before-bin (the registry binary to compare with)",
+        )?,
+        _ => &args.registry_bin,
+    };
+    let mut command = tokio::process::Command::new(binary);
     for name in SECURITY_ENV {
         command.env_remove(name);
     }
@@ -198,9 +209,17 @@ async fn start_registry(
         // rustls warns about every handshake whose SNI is an IP address, which wrk and h2load
         // (OpenSSL) send for https://127.0.0.1: a line per connection, not the bench's output.
         .env("RUST_LOG", "warn,rustls=error")
+        // Builds from before registering an existing schema stopped being audited write an
+        // audit line per register-existing request (gigabytes in a run): to /dev/null, where
+        // writing them costs what a log shipper's pipe would.
+        .stdout(if mode == Mode::Before {
+            std::process::Stdio::null()
+        } else {
+            std::process::Stdio::inherit()
+        })
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot start {}", args.registry_bin.display()))?;
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     let mut registry = Registry {
         child,
         addr,
@@ -1064,6 +1083,7 @@ async fn security_table(
                 Mode::Basic => "TLS + basic: users file of one argon2id user, --authz none",
                 Mode::Jwt => "TLS + JWT: JWKS file, one ES256 token, --authz none",
                 Mode::Policy => "+ 1k rules: TLS + basic with a policy of 1,000 rules, all bound to the bench's user, no registry read (get-by-id decided through the id's subjects)",
+                Mode::Before => "before: TLS + basic served by the --before-bin registry (when first, the other rows are compared with it; goal >= 0.97)",
             })
             .collect::<Vec<_>>()
             .join("; "),
@@ -1075,7 +1095,7 @@ async fn security_table(
     );
     println!();
     println!(
-        "| operation            | client                                       | mode        |      req/s | p50 (ms) | p99 (ms) | µs CPU | x req/s | x CPU | >= 0.7 | errors |"
+        "| operation            | client                                       | mode        |      req/s | p50 (ms) | p99 (ms) | µs CPU | x req/s | x CPU |  goal  | errors |"
     );
     println!(
         "|----------------------|----------------------------------------------|-------------|-----------:|---------:|---------:|-------:|--------:|------:|:------:|-------:|"
@@ -1087,8 +1107,11 @@ async fn security_table(
             };
             // The policy's row is compared with the same authentication without a policy
             // (goal 0.9); the others with the first mode (goal 0.7).
+            // With `before` first, every row is compared with the earlier build (goal: no more
+            // than 3% lost).
             let (compared_with, goal_ratio) = match mode {
                 Mode::Policy if modes.contains(&Mode::Basic) => (Mode::Basic, 0.9),
+                _ if baseline_mode == Mode::Before => (baseline_mode, 0.97),
                 _ => (baseline_mode, 0.7),
             };
             let base = median(scenario.baseline, compared_with);
@@ -1445,6 +1468,7 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
             Mode::Basic => " (TLS, basic authentication)",
             Mode::Jwt => " (TLS, bearer JWT)",
             Mode::Policy => " (TLS, basic authentication, a policy of 1,000 rules)",
+            Mode::Before => " (TLS, basic authentication, the --before-bin registry)",
         }
     );
     println!();

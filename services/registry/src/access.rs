@@ -124,13 +124,34 @@ impl Access {
     where
         F: Future<Output = Result<T>>,
     {
+        self.change_if(caller, action, subject, change, |_| true)
+            .await
+    }
+
+    /// [`Self::change`] for a request that may turn out to change nothing (registering a
+    /// schema the subject already has): a success is audited only when `changed` says it
+    /// changed something, so the audit log holds changes, not idempotent repeats. Refusals and
+    /// failures are audited as always.
+    pub async fn change_if<T, F>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        subject: &str,
+        change: F,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
         self.require(caller, action, subject)?;
         let outcome = change.await;
         let resource = scope(action, subject);
         match &outcome {
-            Ok(_) => self
-                .authorizer
-                .audit(caller, action, resource, Outcome::Succeeded),
+            Ok(done) if changed(done) => {
+                self.authorizer
+                    .audit(caller, action, resource, Outcome::Succeeded)
+            }
+            Ok(_) => {}
             Err(error) => self.authorizer.audit(
                 caller,
                 action,

@@ -20,7 +20,7 @@ use crate::access::Access;
 use crate::error::RegistryError;
 use crate::events::Event;
 use crate::model::{Mode, Reference, SubjectVersion, VersionSelector};
-use crate::registry::{RegisterRequest, Registry};
+use crate::registry::{RegisterRequest, Registered, Registry};
 use crate::store::SubjectFilter;
 
 /// The gRPC front of a [`Registry`].
@@ -239,7 +239,7 @@ impl RegistryService for RegistryGrpc {
         let subject = request.subject.clone();
         let registered = self
             .access
-            .change(
+            .change_if(
                 &caller,
                 action,
                 &subject,
@@ -252,6 +252,7 @@ impl RegistryService for RegistryGrpc {
                     id: (request.id != 0).then_some(request.id),
                     version: (request.version != 0).then_some(request.version),
                 }),
+                |registered: &Registered| registered.created,
             )
             .await?;
         Ok(Response::new(pb::RegisterSchemaResponse {

@@ -180,6 +180,9 @@ pub struct Registered {
     pub id: i32,
     pub version: i32,
     pub schema: String,
+    /// Whether this registration wrote a new version; `false` when the schema was already
+    /// registered under the subject (the answer is the existing version, nothing changed).
+    pub created: bool,
 }
 
 /// One reason a candidate is incompatible with an existing version.
@@ -1256,6 +1259,7 @@ impl Registry {
                 id,
                 version: row.version,
                 schema: write.text.to_owned(),
+                created: false,
             }));
         }
 
@@ -1346,6 +1350,7 @@ impl Registry {
             id,
             version,
             schema: write.text.to_owned(),
+            created: true,
         }))
     }
 
@@ -1535,6 +1540,7 @@ impl Registry {
             id,
             version: row.version,
             schema: stored.text.clone(),
+            created: false,
         }))
     }
 

@@ -29,7 +29,7 @@ use crate::http::wire::{
     RegisterResponse, SchemaByIdJson, SchemaRequest, SubjectVersionJson, SubjectVersionRefJson,
 };
 use crate::model::Mode;
-use crate::registry::{RegisterRequest, Registry, StoredSchema};
+use crate::registry::{RegisterRequest, Registered, Registry, StoredSchema};
 use crate::store::SubjectFilter;
 
 /// What every handler shares.
@@ -346,7 +346,7 @@ pub async fn register(
     };
     let registered = api
         .access
-        .change(
+        .change_if(
             &caller,
             action,
             &subject.clone(),
@@ -359,6 +359,7 @@ pub async fn register(
                 id: request.id,
                 version: request.version,
             }),
+            |registered: &Registered| registered.created,
         )
         .await?;
     json(&RegisterResponse { id: registered.id })
