@@ -1369,3 +1369,111 @@ async fn registering_a_schema_the_subject_already_has_is_not_audited_as_a_change
         "one line per new version, none for the repeats"
     );
 }
+
+#[tokio::test]
+async fn who_may_read_a_schema_id_follows_its_subjects_at_once() {
+    let dir = pki().dir.join(unique_name("usages"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut users = String::new();
+    let mut passwords = BTreeMap::new();
+    for user in ["admin", "alice"] {
+        let password = format!("{user}-{}", unique_name("pw"));
+        users.push_str(&format!(
+            "{user}:{}\n",
+            tributary_security::users::hash_password(password.as_bytes()).unwrap()
+        ));
+        passwords.insert(user, password);
+    }
+    std::fs::write(dir.join("users"), users).unwrap();
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "roles:\n  admin:\n    rules:\n      - allow: ['*']\n        on: ['*']\n  team-a:\n    rules:\n      - allow: ['*']\n        on: ['subject:team-a-*']\nbindings:\n  - {role: admin, to: ['user:admin']}\n  - {role: team-a, to: ['user:alice']}\n",
+    )
+    .unwrap();
+    let users = dir.join("users").display().to_string();
+    let policy = dir.join("policy.yaml").display().to_string();
+    let database = TestDatabase::create().await;
+    let registry = RegistryProcess::spawn_with(
+        &database.url,
+        &[
+            ("AUTH_USERS_FILE", users.as_str()),
+            ("AUTHZ_POLICY_FILE", policy.as_str()),
+        ],
+    )
+    .await;
+    let client = |user: &'static str| {
+        let mut value =
+            tonic::metadata::MetadataValue::try_from(authorization(user, &passwords[user]))
+                .unwrap();
+        value.set_sensitive(true);
+        let addr = registry.addr;
+        async move {
+            RegistryServiceClient::new(
+                security::channel_with(addr, client_tls(), CallCredentials::Basic(value))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let mut admin = client("admin").await;
+    let mut alice = client("alice").await;
+    let schema = r#"{"type":"record","name":"Shared","fields":[]}"#;
+    let register = |subject: &str| rpb::RegisterSchemaRequest {
+        subject: subject.to_owned(),
+        schema: schema.to_owned(),
+        ..Default::default()
+    };
+    let id = admin
+        .register_schema(register("team-b-value"))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    // Only team B's subject uses it: alice may not read it (and that answer is now cached).
+    let get = rpb::GetSchemaRequest { id };
+    let denied = alice.get_schema(get).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    // Waits (up to 1 s: a change event, not an expiry, makes the cached answer stale) until
+    // alice's GetSchema answers `code`.
+    let answers = |code: tonic::Code| {
+        let mut alice = alice.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            loop {
+                let came = match alice.get_schema(get).await {
+                    Ok(_) => tonic::Code::Ok,
+                    Err(status) => status.code(),
+                };
+                if came == code {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "alice's GetSchema still answers {came:?}, not {code:?}, after 1 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // The same schema under team A's subject: alice may read the id.
+    let again = admin
+        .register_schema(register("team-a-value"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.id, id);
+    answers(tonic::Code::Ok).await;
+    // Team A's subject deleted for good: the id is team B's alone again.
+    for permanent in [false, true] {
+        admin
+            .delete_subject(rpb::DeleteSubjectRequest {
+                subject: "team-a-value".to_owned(),
+                permanent,
+            })
+            .await
+            .unwrap();
+    }
+    answers(tonic::Code::PermissionDenied).await;
+    registry.terminate().await;
+}

@@ -19,7 +19,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tributary_security::authz::{Action, Authorizer, Caller, Outcome, Resource};
 
@@ -28,16 +27,11 @@ use crate::registry::Registry;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-/// How long the subjects of an id are remembered for authorization.
-const USAGES_TTL: Duration = Duration::from_secs(5);
-
 /// The registry's authorization.
 #[derive(Debug, Clone)]
 pub struct Access {
     authorizer: Arc<Authorizer>,
     registry: Arc<Registry>,
-    /// id -> the subjects using it (live or soft deleted).
-    usages: moka::sync::Cache<i32, Arc<[String]>>,
 }
 
 impl Access {
@@ -45,10 +39,6 @@ impl Access {
         Self {
             authorizer,
             registry,
-            usages: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(USAGES_TTL)
-                .build(),
         }
     }
 
@@ -83,21 +73,10 @@ impl Access {
         if grants.allows(Action::Read, Resource::registry()) {
             return Ok(());
         }
-        let subjects = match self.usages.get(&id) {
-            Some(subjects) => subjects,
-            None => {
-                let usages = self.registry.schema_usages(id, true).await?;
-                let mut subjects: Vec<String> =
-                    usages.into_iter().map(|(subject, _)| subject).collect();
-                subjects.dedup();
-                let subjects: Arc<[String]> = subjects.into();
-                self.usages.insert(id, Arc::clone(&subjects));
-                subjects
-            }
-        };
+        let subjects = self.registry.subjects_using(id).await?;
         if subjects
             .iter()
-            .any(|subject| self.can_read(caller, subject))
+            .any(|subject| grants.allows(Action::Read, Resource::subject(subject)))
         {
             return Ok(());
         }

@@ -282,6 +282,9 @@ pub struct Registry {
     /// Canonical forms are a function of the text alone, so entries never go stale.
     submitted: RwLock<HashMap<[u8; 32], Vec<u8>>>,
     subjects: RwLock<HashMap<String, Arc<Vec<VersionRow>>>>,
+    /// The subjects with a version of a schema id (soft-deleted ones included), for deciding
+    /// who may read the id.
+    usages: RwLock<HashMap<i32, Arc<[String]>>>,
     configs: RwLock<Option<Arc<HashMap<String, ConfigRow>>>>,
     /// Bumped by every invalidation, so a load that raced with one is not cached.
     generation: AtomicU64,
@@ -303,6 +306,7 @@ impl Registry {
             ids_by_fingerprint: RwLock::default(),
             submitted: RwLock::default(),
             subjects: RwLock::default(),
+            usages: RwLock::default(),
             configs: RwLock::default(),
             generation: AtomicU64::new(0),
             caches_trusted: AtomicBool::new(false),
@@ -350,6 +354,7 @@ impl Registry {
     pub(crate) fn clear_caches(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.subjects.write().clear();
+        self.usages.write().clear();
         *self.configs.write() = None;
     }
 
@@ -357,8 +362,18 @@ impl Registry {
     pub(crate) fn apply_event(&self, event: &Event) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match event {
-            Event::SchemaRegistered { subject, .. } | Event::VersionDeleted { subject, .. } => {
+            Event::SchemaRegistered { subject, id, .. } => {
                 self.subjects.write().remove(subject);
+                self.usages.write().remove(id);
+            }
+            Event::VersionDeleted {
+                subject, permanent, ..
+            } => {
+                self.subjects.write().remove(subject);
+                // The event does not name the id; permanent deletes are rare.
+                if *permanent {
+                    self.usages.write().clear();
+                }
             }
             Event::CompatibilityChanged { .. } | Event::ModeChanged { .. } => {
                 *self.configs.write() = None
@@ -432,6 +447,32 @@ impl Registry {
             subjects.insert(subject.to_owned(), Arc::clone(&versions));
         }
         Ok(versions)
+    }
+
+    /// The subjects with a version of schema `id`, soft-deleted versions included, each once
+    /// (40403 for an unknown id). Cached like the subjects' versions: a registration of the id
+    /// under a subject, a permanent delete or missed events drop it, on every replica.
+    pub async fn subjects_using(&self, id: i32) -> Result<Arc<[String]>> {
+        if self.trusted()
+            && let Some(subjects) = self.usages.read().get(&id)
+        {
+            return Ok(Arc::clone(subjects));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut subjects: Vec<String> = self
+            .schema_usages(id, true)
+            .await?
+            .into_iter()
+            .map(|(subject, _)| subject)
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let subjects: Arc<[String]> = subjects.into();
+        let mut cached = self.usages.write();
+        if self.trusted() && self.generation.load(Ordering::SeqCst) == generation {
+            cached.insert(id, Arc::clone(&subjects));
+        }
+        Ok(subjects)
     }
 
     async fn config_snapshot(&self) -> Result<Arc<HashMap<String, ConfigRow>>> {
