@@ -202,7 +202,27 @@ def build() -> dict:
             [(f"process_resident_memory_bytes{{{SEL}}}", "{{job}} {{instance}}")],
             "bytes",
         ),
-        w=24,
+        w=12,
+        h=6,
+    )
+    layout.add(
+        timeseries(
+            "Connections per listener",
+            "tributary_connections_open per instance and listener (grpc, http), the listener's cap "
+            "(tributary_connections_limit, fitted below the open-file limit) and the connections refused at the cap "
+            "per second (tributary_connections_refused_total). Open near the cap, or refusals: raise --max-connections "
+            "and the open-file limit, or add replicas.",
+            [
+                (f"tributary_connections_open{{{SEL}}}", "open {{job}} {{instance}} {{listener}}"),
+                (f"tributary_connections_limit{{{SEL}}}", "cap {{job}} {{instance}} {{listener}}"),
+                (
+                    f"rate(tributary_connections_refused_total{{{SEL}}}[{RATE}])",
+                    "refused/s {{job}} {{instance}} {{listener}}",
+                ),
+            ],
+            "short",
+        ),
+        w=12,
         h=6,
     )
 

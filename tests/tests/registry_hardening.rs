@@ -306,6 +306,18 @@ async fn connections_past_the_cap_are_refused_and_idle_or_half_sent_ones_closed(
     .await
     .expect("refused without waiting");
     assert!(refused.is_err(), "{refused:?}");
+    // The refusals are counted per listener, next to the cap and the connections open.
+    let metrics = tributary_tests::scrape(registry.metrics_addr).await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name) && line.contains(r#"listener="http""#))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} for the http listener in:\n{metrics}"))
+    };
+    assert_eq!(value("tributary_connections_limit"), 20.0);
+    assert_eq!(value("tributary_connections_open"), 20.0);
+    assert!(value("tributary_connections_refused_total") >= 10.0);
     // The gRPC listener has its own cap: it answers.
     registry
         .client()

@@ -86,6 +86,33 @@ impl ConnectionLimit {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Registers, labelled with this listener's name, `tributary.connections.open` (connections
+    /// open now), `tributary.connections.limit` (the cap) and `tributary.connections.refused`
+    /// (refused at the cap so far) on `meter`: read when scraped, nothing per connection.
+    pub fn register_metrics(&self, meter: &opentelemetry::metrics::Meter) {
+        let labels = [opentelemetry::KeyValue::new("listener", self.name)];
+        let limit = self.clone();
+        let open_labels = labels.clone();
+        meter
+            .u64_observable_gauge("tributary.connections.open")
+            .with_description("Connections open on the listener")
+            .with_callback(move |observer| observer.observe(limit.open() as u64, &open_labels))
+            .build();
+        let limit = self.clone();
+        let max_labels = labels.clone();
+        meter
+            .u64_observable_gauge("tributary.connections.limit")
+            .with_description("The listener's cap on open connections")
+            .with_callback(move |observer| observer.observe(limit.max() as u64, &max_labels))
+            .build();
+        let limit = self.clone();
+        meter
+            .u64_observable_counter("tributary.connections.refused")
+            .with_description("Connections closed at accept because the listener was at its cap")
+            .with_callback(move |observer| observer.observe(limit.refused(), &labels))
+            .build();
+    }
+
     /// A place for a connection just accepted, or `None` when the listener is at its cap: the
     /// caller then drops the connection, which closes it (logged at most every 10 s).
     pub fn try_acquire(&self) -> Option<Permit> {

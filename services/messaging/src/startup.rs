@@ -187,6 +187,7 @@ impl Application {
             Some(connections.header_read_timeout),
             connections.idle_timeout,
         );
+        limit.register_metrics(self.metrics.meter());
         let incoming = tcp_incoming(self.listener).filter_map(move |accepted| {
             std::future::ready(match accepted {
                 // Over the cap: dropped here, which closes it.

@@ -260,17 +260,26 @@ impl Application {
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned());
             async move { serving.await.context("gRPC server failed") }
         };
+        let grpc_limit = ConnectionLimit::new(
+            "grpc",
+            connections.max_connections,
+            Some(connections.header_read_timeout),
+            connections.idle_timeout,
+        );
+        grpc_limit.register_metrics(self.metrics.meter());
+        let http_limit = ConnectionLimit::new(
+            "http",
+            self.connections.max_connections,
+            Some(self.connections.header_read_timeout),
+            self.connections.idle_timeout,
+        );
+        http_limit.register_metrics(self.metrics.meter());
         let mut server = tokio::spawn(per_core::serve(
             "grpc",
             serve_grpc,
             self.listener,
             self.grpc_threads,
-            ConnectionLimit::new(
-                "grpc",
-                connections.max_connections,
-                Some(connections.header_read_timeout),
-                connections.idle_timeout,
-            ),
+            grpc_limit,
             stop.clone(),
             force_stop.clone(),
         )?);
@@ -306,12 +315,7 @@ impl Application {
             serve_http,
             self.http_listener,
             self.http_threads,
-            ConnectionLimit::new(
-                "http",
-                self.connections.max_connections,
-                Some(self.connections.header_read_timeout),
-                self.connections.idle_timeout,
-            ),
+            http_limit,
             stop.clone(),
             force_stop.clone(),
         )?);
