@@ -266,28 +266,30 @@ impl RegistryProcess {
         log: Option<std::fs::File>,
         open_file_limit: Option<u32>,
     ) -> Self {
-        let (stdout, stderr) = log_to(log);
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = command_with_open_file_limit(registry_binary(), open_file_limit)
-            .env_clear()
-            .envs(inherited_env())
-            .envs(security::server_env())
-            .env("DATABASE_URL", database_url)
-            .env("REGISTRY_GRPC_ADDR", addr.to_string())
-            .env("REGISTRY_HTTP_ADDR", http_addr.to_string())
-            .env("REGISTRY_METRICS_ADDR", metrics_addr.to_string())
-            .env("REGISTRY_DB_MAX_CONNECTIONS", "10")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("registry process starts");
-        wait_for_port(addr).await;
+        let (child, [addr, http_addr, metrics_addr]) =
+            start_listening("the registry", |[addr, http_addr, metrics_addr]| {
+                let (stdout, stderr) = log_to(
+                    log.as_ref()
+                        .map(|file| file.try_clone().expect("the log file")),
+                );
+                command_with_open_file_limit(registry_binary(), open_file_limit)
+                    .env_clear()
+                    .envs(inherited_env())
+                    .envs(security::server_env())
+                    .env("DATABASE_URL", database_url)
+                    .env("REGISTRY_GRPC_ADDR", addr.to_string())
+                    .env("REGISTRY_HTTP_ADDR", http_addr.to_string())
+                    .env("REGISTRY_METRICS_ADDR", metrics_addr.to_string())
+                    .env("REGISTRY_DB_MAX_CONNECTIONS", "10")
+                    .env("RUST_LOG", "warn")
+                    .envs(env.iter().copied())
+                    .stdout(stdout)
+                    .stderr(stderr)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("registry process starts")
+            })
+            .await;
         wait_for_serving(addr).await;
         Self {
             addr,
@@ -315,6 +317,51 @@ impl RegistryProcess {
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
+}
+
+/// Starts a service with `start(addresses)` on ports picked now and waits until it listens on
+/// the first. [`free_port`] only says that a port was free a moment ago: a test running beside
+/// can take it before the service binds it (its connections' ephemeral ports come from the same
+/// range), and the service then exits ("Address already in use"). A service that exits before it
+/// listens is started again on fresh ports, three times at most.
+async fn start_listening<const N: usize>(
+    what: &str,
+    mut start: impl FnMut([SocketAddr; N]) -> tokio::process::Child,
+) -> (tokio::process::Child, [SocketAddr; N]) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let addrs: [SocketAddr; N] = std::array::from_fn(|_| {
+            format!("127.0.0.1:{}", free_port())
+                .parse()
+                .expect("an address")
+        });
+        let mut child = start(addrs);
+        let mut exited = None;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addrs[0]).await.is_ok() {
+                return (child, addrs);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        match exited {
+            Some(status) if attempt < ATTEMPTS => {
+                eprintln!(
+                    "{what} exited with {status} before listening on {}; starting it again on other ports",
+                    addrs[0]
+                );
+            }
+            Some(status) => panic!(
+                "{what} exited with {status} before listening on {}, {ATTEMPTS} times (its log is above)",
+                addrs[0]
+            ),
+            None => panic!("nothing listens on {} after 5 s", addrs[0]),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 /// A command that runs `program` with its open-file limit (soft and hard) set to
@@ -790,27 +837,31 @@ impl MessagingProcess {
         log: Option<std::fs::File>,
         open_file_limit: Option<u32>,
     ) -> Self {
-        let (stdout, stderr) = log_to(log);
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = command_with_open_file_limit(messaging_binary(), open_file_limit)
-            .env_clear()
-            .envs(inherited_env())
-            .envs(security::server_env())
-            .envs(security::messaging_registry_env())
-            .env("MESSAGING_GRPC_ADDR", addr.to_string())
-            .env("MESSAGING_METRICS_ADDR", metrics_addr.to_string())
-            .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
-            .env("KAFKA_PROPERTIES", "linger.ms=1,client.id=tributary-test")
-            .env("REGISTRY_URL", registry_url)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("messaging process starts");
-        wait_for_port(addr).await;
+        let (child, [addr, metrics_addr]) =
+            start_listening("the messaging service", |[addr, metrics_addr]| {
+                let (stdout, stderr) = log_to(
+                    log.as_ref()
+                        .map(|file| file.try_clone().expect("the log file")),
+                );
+                command_with_open_file_limit(messaging_binary(), open_file_limit)
+                    .env_clear()
+                    .envs(inherited_env())
+                    .envs(security::server_env())
+                    .envs(security::messaging_registry_env())
+                    .env("MESSAGING_GRPC_ADDR", addr.to_string())
+                    .env("MESSAGING_METRICS_ADDR", metrics_addr.to_string())
+                    .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
+                    .env("KAFKA_PROPERTIES", "linger.ms=1,client.id=tributary-test")
+                    .env("REGISTRY_URL", registry_url)
+                    .env("RUST_LOG", "warn")
+                    .envs(env.iter().copied())
+                    .stdout(stdout)
+                    .stderr(stderr)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("messaging process starts")
+            })
+            .await;
         wait_for_messaging_serving(addr).await;
         Self {
             addr,
