@@ -69,7 +69,16 @@ pub fn schema_parse(data: &[u8]) -> bool {
     assert_eq!(again.type_name(), schema.type_name());
     assert_eq!(again.full_name(), schema.full_name());
 
-    if let Some(form) = reparse("Parsing Canonical Form", &pcf, &[], true) {
+    // The Parsing Canonical Form and Confluent's normalized text write full names without
+    // namespaces, so they cannot say that a type inside a namespaced one is in the null
+    // namespace (`"name":".E"`): its `"E"` reads back in the enclosing namespace, in Java as
+    // here. For such a schema neither form keeps the names (docs/fuzzing.md, "Findings").
+    let names = schema.defined_names();
+    let null_namespace_inside =
+        names.iter().any(|n| !n.contains('.')) && names.iter().any(|n| n.contains('.'));
+    if let Some(form) = reparse("Parsing Canonical Form", &pcf, &[], true)
+        && !null_namespace_inside
+    {
         assert_eq!(form.parsing_canonical_form(), pcf, "Parsing Canonical Form");
     }
     let resolved = schema.resolved_string();
@@ -84,11 +93,13 @@ pub fn schema_parse(data: &[u8]) -> bool {
     let normalized = schema.normalized_string();
     if let Some(twice) = reparse("normalized string", &normalized, &references, false) {
         assert_eq!(twice.normalized_string(), normalized, "normalized string");
-        assert_eq!(
-            twice.parsing_canonical_form(),
-            pcf,
-            "form of the normalized"
-        );
+        if !null_namespace_inside {
+            assert_eq!(
+                twice.parsing_canonical_form(),
+                pcf,
+                "form of the normalized"
+            );
+        }
     }
     for name in schema.defined_names() {
         let id = schema.lookup(&name).expect("a defined name is known");

@@ -45,6 +45,9 @@ for i, text in enumerate(writers + evolved + extra):
 address = '{"type":"record","name":"com.acme.Address","fields":[{"name":"zip","type":"string"}]}'
 order = '{"type":"record","name":"com.acme.Order","fields":[{"name":"to","type":"com.acme.Address"},{"name":"alt","type":["null","com.acme.Address"],"default":null}]}'
 put("schema_parse", "references", b"\0" + address.encode() + b"\0" + order.encode())
+# Found by fuzzing (docs/fuzzing.md, "Findings"): a null-namespace enum inside a namespaced
+# record, whose Parsing Canonical Form reads back in the record's namespace.
+put("schema_parse", "crash-pcf-null-namespace", b"\0" + '{"type":"record","name":"a.b.R","fields":[{"name":"f","type":{"type":"enum","name":".E","symbols":["X","Y"]}},{"name":"u","type":["null",{"type":"fixed","name":"F","size":1}]}]}'.encode())
 
 pairs = [(writers[0], evolved[0]), (writers[4], evolved[3]), (writers[5], evolved[4]),
          (writers[8], evolved[5]), (writers[3], writers[1]), (extra[0], extra[0])]
