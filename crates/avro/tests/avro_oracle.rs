@@ -12,7 +12,7 @@
 mod oracle;
 
 use arbitrary::Unstructured;
-use oracle::{Change, SchemaGen};
+use oracle::Tally;
 
 /// splitmix64: the seeded byte stream the generator reads.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -26,141 +26,6 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
     out
-}
-
-#[derive(Default)]
-struct Tally {
-    schemas: usize,
-    data: usize,
-    pairs: usize,
-    compatible: usize,
-    resolved: usize,
-    documented: usize,
-    /// Documented differences met, by kind.
-    kinds: std::collections::BTreeMap<&'static str, usize>,
-    failures: Vec<String>,
-}
-
-impl Tally {
-    fn documented(&mut self, kind: &'static str) {
-        self.documented += 1;
-        *self.kinds.entry(kind).or_default() += 1;
-    }
-}
-
-fn run_case(seed: u64, tally: &mut Tally) {
-    let data = bytes(seed, 8192);
-    let mut u = Unstructured::new(&data);
-    let fail = |what: String| tally_fail(seed, what);
-    let Ok(writer) = SchemaGen::new().record(&mut u, 0) else {
-        return;
-    };
-    tally.schemas += 1;
-    if let Err(e) = oracle::check_canonical_form(&writer) {
-        tally.failures.push(fail(e));
-        return;
-    }
-    let mut datums = Vec::new();
-    for _ in 0..3 {
-        let Ok(d) = oracle::datum(&mut u, &writer) else {
-            break;
-        };
-        tally.data += 1;
-        if let Err(e) = oracle::check_datum(&writer, &d) {
-            tally.failures.push(fail(e));
-        }
-        datums.push(d);
-    }
-    for change in Change::ALL {
-        let Ok(Some(reader)) = oracle::evolve(&writer, change, &mut u) else {
-            continue;
-        };
-        if let Err(e) = oracle::check_canonical_form(&reader) {
-            tally.failures.push(fail(e));
-            continue;
-        }
-        let (ours, theirs) = match oracle::verdicts(&reader, &writer) {
-            Ok(v) => v,
-            Err(e) => {
-                tally.failures.push(fail(e));
-                continue;
-            }
-        };
-        tally.pairs += 1;
-        if ours != theirs {
-            // The documented verdicts differ one way only: Java (and tributary-avro) reads.
-            if change.documented_difference() && ours && !theirs {
-                tally.documented(match change {
-                    Change::RenameWithAlias => "verdict: renamed named type with an alias",
-                    _ => "verdict: decimal scale changed",
-                });
-            } else {
-                tally.failures.push(fail(format!(
-                    "{change:?}: tributary-avro says {}, apache-avro {}: reader {} writer {}",
-                    verdict(ours),
-                    verdict(theirs),
-                    reader.json(),
-                    writer.json()
-                )));
-            }
-            continue;
-        }
-        if ours {
-            tally.compatible += 1;
-            if change.resolution_differs() {
-                tally.documented("resolution: reader field alias (apache-avro)");
-                continue;
-            }
-            if oracle::has_convertible_union(&reader) {
-                tally.documented("resolution: union by value shape (apache-avro), not compared");
-                continue;
-            }
-            for d in &datums {
-                tally.resolved += 1;
-                if let Err(e) = oracle::check_resolution(&reader, &writer, d) {
-                    if let Some(kind) = documented_resolution_difference(&e) {
-                        tally.documented(kind);
-                    } else {
-                        tally.failures.push(fail(format!("{change:?}: {e}")));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The resolutions whose difference is documented (docs/avro-oracle.md): bytes that are not
-/// UTF-8 read as a string (tributary-avro refuses the datum: its output is JSON text);
-/// apache-avro refusing to resolve a decimal whose value takes fewer bytes than its precision
-/// could need (its check is the wrong way round) or that is empty, and not promoting values of logical types
-/// (a timestamp-millis to a double branch, say) as it promotes their underlying types.
-fn documented_resolution_difference(error: &str) -> Option<&'static str> {
-    let logical_value = ["Decimal(", "TimestampMillis(", "Date("]
-        .iter()
-        .any(|v| error.contains(v));
-    if error.contains("is not UTF-8") {
-        Some("resolution: bytes that are not UTF-8 read as a string (tributary-avro)")
-    } else if error.contains("too small to hold decimal values")
-        || error.contains("decimal sign extension")
-    {
-        Some("resolution: decimal size check (apache-avro)")
-    } else if error.contains("Could not find matching type in UnionSchema") && logical_value {
-        Some("resolution: logical-type value not promoted (apache-avro)")
-    } else {
-        None
-    }
-}
-
-fn verdict(compatible: bool) -> &'static str {
-    if compatible {
-        "compatible"
-    } else {
-        "incompatible"
-    }
-}
-
-fn tally_fail(seed: u64, what: String) -> String {
-    format!("seed {seed}: {what}")
 }
 
 #[test]
@@ -178,7 +43,12 @@ fn tributary_avro_and_apache_avro_agree_on_generated_schemas_and_data() {
     };
     let mut tally = Tally::default();
     for seed in seeds {
-        run_case(seed, &mut tally);
+        let failed = tally.failures.len();
+        let data = bytes(seed, 8192);
+        oracle::run_case(&mut Unstructured::new(&data), &mut tally);
+        for failure in &mut tally.failures[failed..] {
+            *failure = format!("seed {seed}: {failure}");
+        }
     }
     println!(
         "{} schemas, {} data, {} reader/writer pairs ({} compatible, {} resolutions), {} documented differences",

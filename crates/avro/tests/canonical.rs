@@ -287,3 +287,36 @@ fn canonical_strings_reparse_to_themselves() {
         assert_eq!(twice.as_deref(), Ok(once.as_str()), "{text}");
     }
 }
+
+/// Found by fuzzing (`schema_parse`, docs/fuzzing.md "Findings"): the Parsing Canonical Form
+/// names a null-namespace type nested in a namespaced one by its bare name, as Java's
+/// `SchemaNormalization` does (the spec's [FULLNAMES]: its full name is the bare name). That form
+/// drops namespaces, so read back the bare name lands in the enclosing namespace: for such a
+/// schema the form is not a fixed point. Confluent's normalized text
+/// (`AvroSchemaUtils.toNormalizedString`, adapted from `SchemaNormalization`) writes names the
+/// same way and is then parsed again, so `normalize=true` moves the type into the enclosing
+/// namespace, as Confluent's does; kept for the same stored texts. The canonical string keeps
+/// the null namespace.
+#[test]
+fn parsing_canonical_form_of_a_null_namespace_type_inside_a_namespaced_one() {
+    let text = r#"{"type":"record","name":"a.b.R","fields":[{"name":"f","type":{"type":"enum","name":".E","symbols":["X","Y"]}}]}"#;
+    let schema = Schema::parse(text, &[]).expect("the schema parses");
+    assert_eq!(schema.defined_names(), ["a.b.R", "E"]);
+    let pcf = schema.parsing_canonical_form();
+    assert_eq!(
+        pcf,
+        r#"{"name":"a.b.R","type":"record","fields":[{"name":"f","type":{"name":"E","type":"enum","symbols":["X","Y"]}}]}"#
+    );
+    let again = Schema::parse(&pcf, &[]).expect("the form parses");
+    assert_eq!(again.defined_names(), ["a.b.R", "a.b.E"]);
+    assert_ne!(again.parsing_canonical_form(), pcf);
+
+    let normalized = Schema::parse(&schema.normalized_string(), &[]).expect("it parses");
+    assert_eq!(normalized.defined_names(), ["a.b.R", "a.b.E"]);
+
+    let canonical = schema.canonical_string();
+    let reread = Schema::parse(&canonical, &[]).expect("the canonical string parses");
+    assert_eq!(reread.defined_names(), schema.defined_names());
+    assert_eq!(reread.parsing_canonical_form(), pcf);
+    assert_eq!(reread.canonical_string(), canonical);
+}

@@ -1,10 +1,15 @@
-//! The fuzz targets' bodies (crates/avro/fuzz) over random and mutated inputs, on stable.
+//! The fuzz targets' bodies (crates/avro/fuzz) over random and mutated inputs, on stable:
+//! the codec's (`common/bodies.rs`) and the schema parser's and compatibility's
+//! (`common/schema_bodies.rs`). Every committed seed (`fuzz/seeds/<target>`, which holds the
+//! inputs of the crashes fuzzing found, docs/fuzzing.md) is replayed first.
 //!
 //! Each test runs for a bounded time (`CODEC_FUZZ_SECS`, default 2 seconds) with a fixed seed
 //! per iteration so failures are reproducible from the printed input.
 
 #[path = "../fuzz/common/bodies.rs"]
 mod bodies;
+#[path = "../fuzz/common/schema_bodies.rs"]
+mod schema_bodies;
 
 use std::time::{Duration, Instant};
 
@@ -133,7 +138,29 @@ fn seeds_json() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The committed seed corpus of a target (accepted or not: a crash's input stays there).
+fn committed_seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// Runs `body` over the committed seeds of `name`, then over `seeds` (each must be accepted)
+/// and their mutations for the time budget.
 fn run(name: &str, seeds: &[Vec<u8>], json: bool, body: fn(&[u8]) -> bool) {
+    for s in committed_seeds(name) {
+        body(&s);
+    }
     for s in seeds {
         assert!(body(s), "seed {:?} is rejected", String::from_utf8_lossy(s));
     }
@@ -163,9 +190,10 @@ fn run(name: &str, seeds: &[Vec<u8>], json: bool, body: fn(&[u8]) -> bool) {
         "{name}: {iterations} inputs in {:?}, {accepted} accepted",
         start.elapsed()
     );
-    // the mutations must reach past the first checks often enough to exercise the codec
+    // the mutations must reach past the first checks often enough (1 in 100: both texts of a
+    // compat input must parse) to exercise the code behind them
     assert!(
-        accepted * 50 > iterations,
+        accepted * 100 > iterations,
         "{name}: only {accepted} of {iterations} accepted"
     );
 }
@@ -186,4 +214,66 @@ fn fuzz_frame_decode() {
 #[test]
 fn fuzz_json_to_avro() {
     run("json_to_avro", &seeds_json(), true, bodies::json_to_avro);
+}
+
+/// Avro data of the frame seeds, each with its own writer as reader, then read as each reader.
+fn seeds_avro() -> Vec<Vec<u8>> {
+    let readers = u8::try_from(bodies::readers().len()).unwrap_or(u8::MAX);
+    seeds_frames()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, frame)| {
+            let writer = u8::try_from(i).unwrap_or(0);
+            (0..readers).map(move |reader| {
+                let mut v = vec![writer, reader];
+                v.extend_from_slice(&frame[5..]);
+                v
+            })
+        })
+        .filter(|input| bodies::avro_to_json(input))
+        .collect()
+}
+
+#[test]
+fn fuzz_avro_to_json() {
+    let seeds = seeds_avro();
+    assert!(seeds.len() > bodies::SCHEMAS.len(), "{} seeds", seeds.len());
+    run("avro_to_json", &seeds, false, bodies::avro_to_json);
+}
+
+/// Schema texts (after the flags byte), each alone and then with the next as its pair.
+fn seeds_schemas(pairs: bool) -> Vec<Vec<u8>> {
+    let texts: Vec<&str> = bodies::SCHEMAS
+        .iter()
+        .map(|(text, _, _)| *text)
+        .chain(bodies::READERS.iter().copied())
+        .collect();
+    texts
+        .iter()
+        .zip(texts.iter().cycle().skip(1))
+        .map(|(a, b)| {
+            let mut v = vec![0x12];
+            v.extend_from_slice(a.as_bytes());
+            if pairs {
+                v.push(0);
+                v.extend_from_slice(b.as_bytes());
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn fuzz_schema_parse() {
+    run(
+        "schema_parse",
+        &seeds_schemas(false),
+        true,
+        schema_bodies::schema_parse,
+    );
+}
+
+#[test]
+fn fuzz_compat() {
+    run("compat", &seeds_schemas(true), true, schema_bodies::compat);
 }

@@ -71,12 +71,29 @@ impl MessagingGrpc {
     }
 }
 
-fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, MessagingError> {
+/// A request's string field that must not be empty.
+pub fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, MessagingError> {
     if value.is_empty() {
         Err(MessagingError::invalid(field, "required"))
     } else {
         Ok(value)
     }
+}
+
+/// A CreateTopic request, checked before Kafka is asked: a topic name, and partitions and
+/// replication factor not negative (0: the broker's default).
+pub fn check_create_topic(request: &pb::CreateTopicRequest) -> Result<(), MessagingError> {
+    required("topic", &request.topic)?;
+    if request.partitions < 0 {
+        return Err(MessagingError::invalid("partitions", "must be >= 0"));
+    }
+    if request.replication_factor < 0 {
+        return Err(MessagingError::invalid(
+            "replication_factor",
+            "must be >= 0",
+        ));
+    }
+    Ok(())
 }
 
 /// The caller of a request, and its message.
@@ -201,13 +218,7 @@ impl MessagingService for MessagingGrpc {
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
         let (caller, request) = split(request);
-        required("topic", &request.topic)?;
-        if request.partitions < 0 {
-            return Err(MessagingError::invalid("partitions", "must be >= 0").into());
-        }
-        if request.replication_factor < 0 {
-            return Err(MessagingError::invalid("replication_factor", "must be >= 0").into());
-        }
+        check_create_topic(&request)?;
         let topic = self
             .access
             .change(

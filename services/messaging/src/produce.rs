@@ -164,6 +164,103 @@ pub fn subject_name(
     }
 }
 
+// ----- the checks of a record that need neither Kafka nor the registry ---------------------
+//
+// Pure pieces of `Producer::prepare`; services/fuzz runs them over arbitrary records.
+
+/// A record's partition, when it names one, checked against its topic's partition count.
+pub fn check_partition(
+    topic: &str,
+    partition: Option<i32>,
+    partitions: i32,
+) -> Result<(), MessagingError> {
+    match partition {
+        Some(partition) if !(0..partitions).contains(&partition) => {
+            Err(MessagingError::PartitionNotFound {
+                topic: topic.to_owned(),
+                partition,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A key or value as a request gives it, before encoding.
+#[derive(Debug)]
+pub enum Unencoded {
+    /// Raw bytes, text, or JSON text (checked to be JSON): produced as they are.
+    Bytes(Bytes),
+    /// Avro data as JSON, to be encoded with the schema it names.
+    Avro(pb::AvroPayload),
+}
+
+/// A record's key or value (`field`), `None` when absent; JSON text must be valid JSON.
+pub fn unencoded(
+    field: &str,
+    payload: Option<pb::Payload>,
+) -> Result<Option<Unencoded>, MessagingError> {
+    let Some(kind) = payload.and_then(|p| p.kind) else {
+        return Ok(None);
+    };
+    Ok(Some(match kind {
+        pb::payload::Kind::Raw(bytes) => Unencoded::Bytes(bytes),
+        pb::payload::Kind::Text(text) => Unencoded::Bytes(text.into()),
+        pb::payload::Kind::Json(json) => {
+            serde_json::from_str::<serde_json::Value>(&json).map_err(|error| {
+                MessagingError::invalid(field, format!("not valid JSON: {error}"))
+            })?;
+            Unencoded::Bytes(json.into())
+        }
+        pb::payload::Kind::Avro(avro_payload) => Unencoded::Avro(avro_payload),
+    }))
+}
+
+/// An Avro payload's `schema_id`, checked (> 0).
+pub fn schema_id_from_wire(id: i32) -> Result<u32, MessagingError> {
+    u32::try_from(id)
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| MessagingError::invalid("schema_id", format!("{id} is not > 0")))
+}
+
+/// The subject an Avro payload's `subject_version` names: its subject, or without one the
+/// topic's (`<topic>-key` / `<topic>-value`, TopicNameStrategy only).
+pub fn selected_subject(
+    topic: &str,
+    field: &str,
+    selector: &pb::SubjectVersionSelector,
+) -> Result<String, MessagingError> {
+    if !selector.subject.is_empty() {
+        return Ok(selector.subject.clone());
+    }
+    if selector.strategy != 0 && selector.strategy != pb::SubjectNameStrategy::TopicName as i32 {
+        return Err(MessagingError::invalid(
+            "subject_version",
+            "without a subject, only TopicNameStrategy can name it",
+        ));
+    }
+    Ok(format!("{topic}-{field}"))
+}
+
+/// A record's size as Kafka counts it against `message.max.bytes` (`limit`): key, value and
+/// headers' keys and values.
+pub fn check_record_size(
+    key: Option<&Bytes>,
+    value: Option<&Bytes>,
+    headers: &[(String, Bytes)],
+    limit: usize,
+) -> Result<(), MessagingError> {
+    let size = headers.iter().fold(
+        key.map_or(0, Bytes::len)
+            .saturating_add(value.map_or(0, Bytes::len)),
+        |size, (k, v)| size.saturating_add(k.len()).saturating_add(v.len()),
+    );
+    if size > limit {
+        return Err(MessagingError::RecordTooLarge { size, limit });
+    }
+    Ok(())
+}
+
 /// What the records of one request (or one chunk of a stream) looked up last. A run of
 /// records mostly goes to one topic with one schema, so the shared caches (which hash, lock and
 /// keep statistics) are asked once per run rather than once per record. A schema id's schema
@@ -238,14 +335,7 @@ impl Producer {
                 count
             }
         };
-        if let Some(partition) = record.partition
-            && !(0..partitions).contains(&partition)
-        {
-            return Err(MessagingError::PartitionNotFound {
-                topic: record.topic,
-                partition,
-            });
-        }
+        check_partition(&record.topic, record.partition, partitions)?;
         let (key, key_schema_id) = self.encode(&record.topic, true, record.key, recent).await?;
         let (value, value_schema_id) = self
             .encode(&record.topic, false, record.value, recent)
@@ -255,16 +345,12 @@ impl Producer {
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect();
-        let size = headers.iter().fold(
-            key.as_ref()
-                .map_or(0, Bytes::len)
-                .saturating_add(value.as_ref().map_or(0, Bytes::len)),
-            |size, (k, v)| size.saturating_add(k.len()).saturating_add(v.len()),
-        );
-        let limit = self.kafka.max_message_bytes();
-        if size > limit {
-            return Err(MessagingError::RecordTooLarge { size, limit });
-        }
+        check_record_size(
+            key.as_ref(),
+            value.as_ref(),
+            &headers,
+            self.kafka.max_message_bytes(),
+        )?;
         let timestamp_ms = record
             .timestamp
             .map(|t| kafka_timestamp_ms("timestamp", &t))
@@ -289,19 +375,10 @@ impl Producer {
         recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
-        let Some(kind) = payload.and_then(|p| p.kind) else {
-            return Ok((None, None));
-        };
-        match kind {
-            pb::payload::Kind::Raw(bytes) => Ok((Some(bytes), None)),
-            pb::payload::Kind::Text(text) => Ok((Some(text.into()), None)),
-            pb::payload::Kind::Json(json) => {
-                serde_json::from_str::<serde_json::Value>(&json).map_err(|error| {
-                    MessagingError::invalid(field, format!("not valid JSON: {error}"))
-                })?;
-                Ok((Some(json.into()), None))
-            }
-            pb::payload::Kind::Avro(avro_payload) => {
+        match unencoded(field, payload)? {
+            None => Ok((None, None)),
+            Some(Unencoded::Bytes(bytes)) => Ok((Some(bytes), None)),
+            Some(Unencoded::Avro(avro_payload)) => {
                 self.encode_avro(topic, is_key, avro_payload, recent).await
             }
         }
@@ -324,9 +401,7 @@ impl Producer {
                 ));
             }
             Some(pb::avro_payload::Schema::SchemaId(id)) => {
-                let id = u32::try_from(id).ok().filter(|id| *id > 0).ok_or_else(|| {
-                    MessagingError::invalid("schema_id", format!("{id} is not > 0"))
-                })?;
+                let id = schema_id_from_wire(id)?;
                 self.access
                     .require_schema(&recent.grants, &recent.caller, id)
                     .await?;
@@ -338,19 +413,7 @@ impl Producer {
                 )
             }
             Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
-                let subject = if selector.subject.is_empty() {
-                    if selector.strategy != 0
-                        && selector.strategy != pb::SubjectNameStrategy::TopicName as i32
-                    {
-                        return Err(MessagingError::invalid(
-                            "subject_version",
-                            "without a subject, only TopicNameStrategy can name it",
-                        ));
-                    }
-                    format!("{topic}-{field}")
-                } else {
-                    selector.subject
-                };
+                let subject = selected_subject(topic, field, &selector)?;
                 self.access.require_granted(
                     &recent.grants,
                     &recent.caller,

@@ -147,6 +147,22 @@ fn parse(
     })
 }
 
+/// A schema a client gives (a consumer's reader schema, a producer's inline schema; no
+/// references), parsed within `limits`: its size is checked before anything else.
+pub fn parse_client_schema(text: &str, limits: &Limits) -> Result<Schema, MessagingError> {
+    if text.len() > limits.schema_bytes {
+        return Err(MessagingError::OverLimit {
+            source: LimitExceeded {
+                limit: Limit::SchemaBytes,
+                max: u64::try_from(limits.schema_bytes).unwrap_or(u64::MAX),
+                what: format!("a schema of {} bytes", text.len()),
+            },
+            context: "schema".to_owned(),
+        });
+    }
+    parse(text, &[], limits, ParseOptions::default())
+}
+
 impl Schemas {
     /// A client of the registry over `channel` (connected lazily: the service starts while the
     /// registry is down, and reports NOT_SERVING until it answers), calling with `credentials`.
@@ -367,18 +383,7 @@ impl Schemas {
         if let Some(schema) = self.readers.get(text) {
             return Ok(schema);
         }
-        // Checked before anything else, the text included in the cache keys.
-        if text.len() > self.limits.schema_bytes {
-            return Err(MessagingError::OverLimit {
-                source: LimitExceeded {
-                    limit: Limit::SchemaBytes,
-                    max: u64::try_from(self.limits.schema_bytes).unwrap_or(u64::MAX),
-                    what: format!("a schema of {} bytes", text.len()),
-                },
-                context: "schema".to_owned(),
-            });
-        }
-        let schema = Arc::new(parse(text, &[], &self.limits, ParseOptions::default())?);
+        let schema = Arc::new(parse_client_schema(text, &self.limits)?);
         self.readers.insert(text.to_owned(), Arc::clone(&schema));
         Ok(schema)
     }

@@ -20,7 +20,7 @@ use crate::access::Access;
 use crate::error::RegistryError;
 use crate::events::Event;
 use crate::model::{Mode, Reference, SubjectVersion, VersionSelector};
-use crate::registry::{RegisterRequest, Registered, Registry};
+use crate::registry::{CompatibilityReport, RegisterRequest, Registered, Registry};
 use crate::store::SubjectFilter;
 
 /// The gRPC front of a [`Registry`].
@@ -57,7 +57,7 @@ fn delete_action(permanent: bool) -> Action {
     }
 }
 
-fn references_from_wire(references: Vec<pb::SchemaReference>) -> Vec<Reference> {
+pub fn references_from_wire(references: Vec<pb::SchemaReference>) -> Vec<Reference> {
     references
         .into_iter()
         .map(|r| Reference {
@@ -132,7 +132,7 @@ fn level_name_to_wire(level: Option<&str>) -> i32 {
         .map_or(pb::CompatibilityLevel::Unspecified as i32, level_to_wire)
 }
 
-fn mode_from_wire(mode: i32) -> Result<Mode, RegistryError> {
+pub fn mode_from_wire(mode: i32) -> Result<Mode, RegistryError> {
     match pb::Mode::try_from(mode) {
         Ok(pb::Mode::Readwrite) => Ok(Mode::ReadWrite),
         Ok(pb::Mode::Readonly) => Ok(Mode::ReadOnly),
@@ -146,7 +146,7 @@ fn mode_from_wire(mode: i32) -> Result<Mode, RegistryError> {
     }
 }
 
-fn mode_to_wire(mode: Mode) -> i32 {
+pub fn mode_to_wire(mode: Mode) -> i32 {
     match mode {
         Mode::ReadWrite => pb::Mode::Readwrite as i32,
         Mode::ReadOnly => pb::Mode::Readonly as i32,
@@ -196,7 +196,7 @@ fn event_to_wire(event: Event) -> pb::WatchResponse {
 }
 
 /// Decodes ListSubjects' opaque page token (the hex of the last subject returned).
-fn decode_page_token(token: &str) -> Result<String, RegistryError> {
+pub fn decode_page_token(token: &str) -> Result<String, RegistryError> {
     let invalid = || RegistryError::InvalidArgument {
         field: "page_token",
         reason: "not a token this registry issued".to_owned(),
@@ -216,7 +216,53 @@ fn decode_page_token(token: &str) -> Result<String, RegistryError> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
-fn encode_page_token(subject: &str) -> String {
+/// ListSubjects' request, checked: which subjects, after which one (its page token), how many.
+pub fn list_subjects_from_wire(
+    request: &pb::ListSubjectsRequest,
+) -> Result<(SubjectFilter, String, i32), RegistryError> {
+    if request.page_size < 0 {
+        return Err(RegistryError::InvalidArgument {
+            field: "page_size",
+            reason: "must not be negative".to_owned(),
+        });
+    }
+    let filter = match (request.deleted_only, request.include_deleted) {
+        (true, _) => SubjectFilter::DeletedOnly,
+        (false, true) => SubjectFilter::All,
+        (false, false) => SubjectFilter::Live,
+    };
+    let after = decode_page_token(&request.page_token)?;
+    let page_size = if request.page_size == 0 {
+        crate::registry::MAX_PAGE_SIZE
+    } else {
+        request.page_size
+    };
+    Ok((filter, after, page_size))
+}
+
+/// CheckCompatibility's answer.
+pub fn compatibility_to_wire(report: &CompatibilityReport) -> pb::CheckCompatibilityResponse {
+    pb::CheckCompatibilityResponse {
+        is_compatible: report.is_compatible(),
+        total_incompatibilities: i64::try_from(report.total).unwrap_or(i64::MAX),
+        level: level_to_wire(report.level),
+        incompatibilities: report
+            .issues
+            .iter()
+            .map(|issue| pb::Incompatibility {
+                version: issue.version,
+                direction: issue.direction.to_owned(),
+                kind: issue.kind.clone(),
+                location: issue.location.clone(),
+                message: issue.message.clone(),
+                description: issue.description(),
+            })
+            .collect(),
+    }
+}
+
+/// ListSubjects' page token after `subject` (the hex of its bytes).
+pub fn encode_page_token(subject: &str) -> String {
     subject.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -346,24 +392,7 @@ impl RegistryService for RegistryGrpc {
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
         let (caller, request) = split(request);
-        if request.page_size < 0 {
-            return Err(RegistryError::InvalidArgument {
-                field: "page_size",
-                reason: "must not be negative".to_owned(),
-            }
-            .into());
-        }
-        let filter = match (request.deleted_only, request.include_deleted) {
-            (true, _) => SubjectFilter::DeletedOnly,
-            (false, true) => SubjectFilter::All,
-            (false, false) => SubjectFilter::Live,
-        };
-        let after = decode_page_token(&request.page_token)?;
-        let page_size = if request.page_size == 0 {
-            crate::registry::MAX_PAGE_SIZE
-        } else {
-            request.page_size
-        };
+        let (filter, after, page_size) = list_subjects_from_wire(&request)?;
         let subjects = if self.access.reads_everything(&caller) {
             self.registry
                 .list_subjects(&request.subject_prefix, filter, &after, page_size)
@@ -480,23 +509,7 @@ impl RegistryService for RegistryGrpc {
                 request.normalize,
             )
             .await?;
-        Ok(Response::new(pb::CheckCompatibilityResponse {
-            is_compatible: report.is_compatible(),
-            total_incompatibilities: i64::try_from(report.total).unwrap_or(i64::MAX),
-            level: level_to_wire(report.level),
-            incompatibilities: report
-                .issues
-                .iter()
-                .map(|issue| pb::Incompatibility {
-                    version: issue.version,
-                    direction: issue.direction.to_owned(),
-                    kind: issue.kind.clone(),
-                    location: issue.location.clone(),
-                    message: issue.message.clone(),
-                    description: issue.description(),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(compatibility_to_wire(&report)))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(rpc.method = "GetCompatibilityLevel", subject = %request.get_ref().subject))]

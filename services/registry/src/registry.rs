@@ -229,13 +229,69 @@ impl CompatibilityReport {
 /// [`MAX_REASONS_BYTES`] of text, each message within [`MAX_REASON_BYTES`], and how many there
 /// are in all.
 #[derive(Debug, Default)]
-struct Issues {
+pub struct Issues {
     listed: Vec<CompatibilityIssue>,
     bytes: usize,
     total: u64,
 }
 
 impl Issues {
+    /// Checks `candidate` against one existing version at `level` (both ways for FULL; nothing
+    /// at NONE), spending from `checker`'s budget, and adds what it finds. No store: the
+    /// existing version is already parsed.
+    pub fn check(
+        &mut self,
+        checker: &mut compat::Checker,
+        limits: &Limits,
+        level: CompatibilityLevel,
+        candidate: &Schema,
+        version: i32,
+        existing: &Schema,
+    ) -> Result<()> {
+        let (backward, forward) = match level {
+            CompatibilityLevel::None => return Ok(()),
+            CompatibilityLevel::Backward | CompatibilityLevel::BackwardTransitive => (true, false),
+            CompatibilityLevel::Forward | CompatibilityLevel::ForwardTransitive => (false, true),
+            CompatibilityLevel::Full | CompatibilityLevel::FullTransitive => (true, true),
+        };
+        if backward {
+            let report = checker.can_read(candidate, existing)?;
+            self.add(limits.incompatibilities, version, "BACKWARD", report);
+        }
+        if forward {
+            let report = checker.can_read(existing, candidate)?;
+            self.add(limits.incompatibilities, version, "FORWARD", report);
+        }
+        Ok(())
+    }
+
+    /// How many reasons there are in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The outcome of a compatibility test at `level`.
+    pub fn into_report(self, level: CompatibilityLevel) -> CompatibilityReport {
+        CompatibilityReport {
+            level,
+            issues: self.listed,
+            total: self.total,
+        }
+    }
+
+    /// The error refusing a registration under `subject` for these reasons.
+    pub fn incompatible(&self, subject: &str) -> RegistryError {
+        RegistryError::Incompatible {
+            subject: subject.to_owned(),
+            reasons: self
+                .listed
+                .iter()
+                .map(CompatibilityIssue::description)
+                .collect(),
+            total: self.total,
+        }
+    }
+
     fn add(&mut self, max: usize, version: i32, direction: &'static str, report: compat::Report) {
         self.total = self.total.saturating_add(report.total);
         for incompatibility in report.incompatibilities {
@@ -1088,11 +1144,7 @@ impl Registry {
         let issues = self
             .compatibility_issues(level, &candidate_schema, &against)
             .await?;
-        Ok(CompatibilityReport {
-            level,
-            issues: issues.listed,
-            total: issues.total,
-        })
+        Ok(issues.into_report(level))
     }
 
     /// The reasons `candidate` is incompatible with the versions `against` at `level`: one
@@ -1103,12 +1155,9 @@ impl Registry {
         candidate: &Schema,
         against: &[VersionRow],
     ) -> Result<Issues> {
-        let (backward, forward) = match level {
-            CompatibilityLevel::None => return Ok(Issues::default()),
-            CompatibilityLevel::Backward | CompatibilityLevel::BackwardTransitive => (true, false),
-            CompatibilityLevel::Forward | CompatibilityLevel::ForwardTransitive => (false, true),
-            CompatibilityLevel::Full | CompatibilityLevel::FullTransitive => (true, true),
-        };
+        if level == CompatibilityLevel::None {
+            return Ok(Issues::default());
+        }
         let limits = &self.settings.limits;
         let mut checker = compat::Checker::new(limits);
         let mut issues = Issues::default();
@@ -1116,14 +1165,14 @@ impl Registry {
             let existing = self
                 .parsed(&*self.schema_by_id(row.schema_id).await?)
                 .await?;
-            if backward {
-                let report = checker.can_read(candidate, &existing)?;
-                issues.add(limits.incompatibilities, row.version, "BACKWARD", report);
-            }
-            if forward {
-                let report = checker.can_read(&existing, candidate)?;
-                issues.add(limits.incompatibilities, row.version, "FORWARD", report);
-            }
+            issues.check(
+                &mut checker,
+                limits,
+                level,
+                candidate,
+                row.version,
+                &existing,
+            )?;
         }
         Ok(issues)
     }
@@ -1135,43 +1184,7 @@ impl Registry {
     pub async fn register(&self, request: RegisterRequest) -> Result<Registered> {
         validate_subject(&request.subject)?;
         let mode = self.effective_mode(&request.subject).await?;
-        let explicit_id = request.id.filter(|id| *id != 0);
-        let explicit_version = request.version.filter(|v| *v != 0 && *v != -1);
-        match mode {
-            Mode::ReadOnly => {
-                return Err(RegistryError::OperationNotPermitted {
-                    reason: format!("subject '{}' is in READONLY mode", request.subject),
-                });
-            }
-            Mode::Import if explicit_id.is_none() => {
-                return Err(RegistryError::OperationNotPermitted {
-                    reason: format!(
-                        "subject '{}' is in IMPORT mode: a registration must give the schema id",
-                        request.subject
-                    ),
-                });
-            }
-            Mode::ReadWrite if explicit_id.is_some() || explicit_version.is_some() => {
-                return Err(RegistryError::OperationNotPermitted {
-                    reason: "a schema id or version can only be given in IMPORT mode".to_owned(),
-                });
-            }
-            _ => {}
-        }
-        if let Some(id) = explicit_id.filter(|id| !(1..=MAX_IMPORT_ID).contains(id)) {
-            return Err(RegistryError::IdOutOfRange {
-                id,
-                max: MAX_IMPORT_ID,
-            });
-        }
-        if let Some(version) =
-            explicit_version.filter(|version| !(1..=MAX_IMPORT_VERSION).contains(version))
-        {
-            return Err(RegistryError::VersionOutOfRange {
-                version,
-                max: MAX_IMPORT_VERSION,
-            });
-        }
+        let (explicit_id, explicit_version) = explicit_ids(&request, mode)?;
 
         // Already a live version of the subject: answer without writing anything.
         let (fingerprint, parsed) = self
@@ -1201,11 +1214,7 @@ impl Registry {
                     .await?
             }
         };
-        let text = if request.normalize {
-            candidate.parsed.normalized_string()
-        } else {
-            candidate.parsed.canonical_string()
-        };
+        let text = stored_text(&candidate.parsed, request.normalize);
 
         let write = NewVersion {
             subject: &request.subject,
@@ -1316,15 +1325,7 @@ impl Registry {
                 return Ok(None);
             };
             if issues.total > 0 {
-                return Err(RegistryError::Incompatible {
-                    subject: subject.to_owned(),
-                    reasons: issues
-                        .listed
-                        .iter()
-                        .map(CompatibilityIssue::description)
-                        .collect(),
-                    total: issues.total,
-                });
+                return Err(issues.incompatible(subject));
             }
         }
 
@@ -1605,11 +1606,7 @@ impl Registry {
             return Ok((known, None));
         }
         let candidate = self.prepare(schema, schema_type, references).await?;
-        let text = if normalized {
-            candidate.parsed.normalized_string()
-        } else {
-            candidate.parsed.canonical_string()
-        };
+        let text = stored_text(&candidate.parsed, normalized);
         let found = fingerprint(&text, &candidate.references);
         if let Some(key) = key {
             let mut submitted = self.submitted.write();
@@ -1631,12 +1628,7 @@ impl Registry {
         validate_submission(schema, schema_type, self.settings.max_schema_bytes)?;
         let mut resolved = Vec::with_capacity(references.len());
         for (index, reference) in references.iter().enumerate() {
-            if reference.name.is_empty() {
-                return Err(RegistryError::InvalidSchema {
-                    reason: format!("references[{index}].name is empty"),
-                });
-            }
-            let selector = VersionSelector::from_wire(reference.version)?;
+            let selector = reference_selector(index, reference)?;
             let found = self.find_version(&reference.subject, selector, true).await.map_err(|_| RegistryError::InvalidSchema {
                 reason: format!(
                     "references[{index}] ('{}') names version {} of subject '{}', which does not exist",
@@ -1652,8 +1644,7 @@ impl Registry {
         let limits = &self.settings.limits;
         let texts = self.reference_texts(&resolved, limits).await?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let parsed = Schema::parse_with_limits(schema, &texts, ParseOptions::default(), limits)
-            .map_err(RegistryError::from)?;
+        let parsed = parse_candidate(schema, &texts, limits)?;
         Ok(Candidate {
             parsed: Arc::new(parsed),
             references: resolved,
@@ -1661,9 +1652,86 @@ impl Registry {
     }
 }
 
+// ----- the checks of a request that need no store -------------------------------------------
+//
+// Pure functions the handlers' paths run before (or without) the database; the fuzz targets of
+// services/fuzz run them over arbitrary requests.
+
+/// The id and version a registration gives (IMPORT mode), checked against the subject's `mode`:
+/// refused in READONLY mode, required (the id) in IMPORT mode, refused in READWRITE mode, and
+/// within [`MAX_IMPORT_ID`] and [`MAX_IMPORT_VERSION`]. 0 (and -1 for the version) mean none.
+pub fn explicit_ids(request: &RegisterRequest, mode: Mode) -> Result<(Option<i32>, Option<i32>)> {
+    let explicit_id = request.id.filter(|id| *id != 0);
+    let explicit_version = request.version.filter(|v| *v != 0 && *v != -1);
+    match mode {
+        Mode::ReadOnly => {
+            return Err(RegistryError::OperationNotPermitted {
+                reason: format!("subject '{}' is in READONLY mode", request.subject),
+            });
+        }
+        Mode::Import if explicit_id.is_none() => {
+            return Err(RegistryError::OperationNotPermitted {
+                reason: format!(
+                    "subject '{}' is in IMPORT mode: a registration must give the schema id",
+                    request.subject
+                ),
+            });
+        }
+        Mode::ReadWrite if explicit_id.is_some() || explicit_version.is_some() => {
+            return Err(RegistryError::OperationNotPermitted {
+                reason: "a schema id or version can only be given in IMPORT mode".to_owned(),
+            });
+        }
+        _ => {}
+    }
+    if let Some(id) = explicit_id.filter(|id| !(1..=MAX_IMPORT_ID).contains(id)) {
+        return Err(RegistryError::IdOutOfRange {
+            id,
+            max: MAX_IMPORT_ID,
+        });
+    }
+    if let Some(version) =
+        explicit_version.filter(|version| !(1..=MAX_IMPORT_VERSION).contains(version))
+    {
+        return Err(RegistryError::VersionOutOfRange {
+            version,
+            max: MAX_IMPORT_VERSION,
+        });
+    }
+    Ok((explicit_id, explicit_version))
+}
+
+/// The version a submitted schema's reference number `index` names, checked (a name, and a
+/// version that is a number or "latest") before it is looked up.
+pub fn reference_selector(index: usize, reference: &Reference) -> Result<VersionSelector> {
+    if reference.name.is_empty() {
+        return Err(RegistryError::InvalidSchema {
+            reason: format!("references[{index}].name is empty"),
+        });
+    }
+    VersionSelector::from_wire(reference.version)
+}
+
+/// A submitted schema parsed within the budgets, with the texts of its references (resolved
+/// from the store, dependencies first).
+pub fn parse_candidate(schema: &str, reference_texts: &[&str], limits: &Limits) -> Result<Schema> {
+    Schema::parse_with_limits(schema, reference_texts, ParseOptions::default(), limits)
+        .map_err(RegistryError::from)
+}
+
+/// The text a registration stores (and fingerprints): the canonical string, or the normalized
+/// one with `normalize`.
+pub fn stored_text(parsed: &Schema, normalize: bool) -> String {
+    if normalize {
+        parsed.normalized_string()
+    } else {
+        parsed.canonical_string()
+    }
+}
+
 /// What every submitted schema must be before it is parsed: AVRO, within the size limit, not
 /// empty.
-fn validate_submission(schema: &str, schema_type: &str, max_schema_bytes: usize) -> Result<()> {
+pub fn validate_submission(schema: &str, schema_type: &str, max_schema_bytes: usize) -> Result<()> {
     if !(schema_type.is_empty() || schema_type.eq_ignore_ascii_case("AVRO")) {
         return Err(RegistryError::InvalidSchema {
             reason: format!(
@@ -1725,7 +1793,7 @@ fn versions_to_check(level: CompatibilityLevel, versions: &[VersionRow]) -> Vec<
 }
 
 /// What makes two schemas "the same": type, stored text and references.
-fn fingerprint(text: &str, references: &[Reference]) -> Vec<u8> {
+pub fn fingerprint(text: &str, references: &[Reference]) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(b"AVRO\0");
     hasher.update(text.as_bytes());

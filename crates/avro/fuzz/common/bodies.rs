@@ -5,9 +5,9 @@
 
 use std::sync::OnceLock;
 
-use tributary_avro::Schema;
 use tributary_avro::codec::{self, UnionStyle};
 use tributary_avro::wire;
+use tributary_avro::{Limits, Schema};
 
 /// (schema text, whether decoded values re-encode to identical bytes, a valid datum)
 ///
@@ -150,4 +150,92 @@ pub fn json_to_avro(data: &[u8]) -> bool {
         assert_eq!(again, bytes, "{text} -> {v} re-encodes differently");
     }
     true
+}
+
+/// Reader schemas the writers of [`SCHEMAS`] evolve into: promotions, added fields with
+/// defaults, dropped fields, more enum symbols, unions around a writer's type.
+pub const READERS: &[&str] = &[
+    r#""double""#,
+    r#"["null","long"]"#,
+    r#"["bytes","double","string"]"#,
+    r#"{"type":"record","name":"Rec","namespace":"f","fields":[
+        {"name":"i","type":"long"},
+        {"name":"f","type":"double"},
+        {"name":"s","type":["null","string","bytes"],"default":null},
+        {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B","C","D"],"default":"A"}},
+        {"name":"x","type":{"type":"fixed","name":"X","size":3}},
+        {"name":"a","type":{"type":"array","items":["null","long","string","double"]}},
+        {"name":"added","type":{"type":"map","values":"int"},"default":{"k":1}},
+        {"name":"t","type":["boolean","null"]}]}"#,
+    r#"{"type":"record","name":"Node","fields":[
+        {"name":"v","type":"double"},
+        {"name":"next","type":["null","Node"]},
+        {"name":"label","type":"string","default":"none"}]}"#,
+    r#"{"type":"map","values":["null",{"type":"array","items":["null","int"]}]}"#,
+];
+
+/// The parsed [`SCHEMAS`] followed by the parsed [`READERS`]: what a reader selector picks from.
+pub fn readers() -> &'static [Schema] {
+    static PARSED: OnceLock<Vec<Schema>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        let writers = schemas().iter().map(|(s, _)| s.clone());
+        let readers = READERS
+            .iter()
+            .map(|text| Schema::parse(text, &[]).expect("fuzz reader schema parses"));
+        writers.chain(readers).collect()
+    })
+}
+
+/// Avro binary after two selector bytes (a writer among [`SCHEMAS`], a reader among
+/// [`readers`]): decoding to JSON text within [`Limits::default`] must not panic; what decodes
+/// is valid JSON, the same as the value decoder gives, and (for exact readers) encodes with
+/// the reader; what fails leaves the output as it was. A reader the writer cannot be read as
+/// is refused by the check, and the data is then read with the writer alone. Returns whether
+/// the data decoded.
+pub fn avro_to_json(data: &[u8]) -> bool {
+    let [w, r, payload @ ..] = data else {
+        return false;
+    };
+    let limits = Limits::default();
+    let (writer, _) = pick(u32::from(*w));
+    let all = readers();
+    let index = usize::from(*r) % all.len();
+    let mut reader = &all[index];
+    // The readers past SCHEMAS have neither decimal nor uuid: exact.
+    let mut exact = schemas().get(index).is_none_or(|(_, exact)| *exact);
+    if codec::check_readable_with(writer, reader, &limits).is_err() {
+        reader = writer;
+        exact = pick(u32::from(*w)).1;
+    }
+    let resolving = !std::ptr::eq(reader, writer);
+    let mut decoded = false;
+    for style in [UnionStyle::Tagged, UnionStyle::Plain] {
+        let mut out = b"[".to_vec();
+        let result = codec::avro_to_json_into_checked_with(
+            writer, reader, payload, style, &mut out, &limits,
+        );
+        let value = codec::avro_to_value(writer, resolving.then_some(reader), payload, style);
+        match result {
+            Err(e) => {
+                assert_eq!(out, b"[", "output left behind by {e}");
+                assert!(
+                    value.is_err(),
+                    "the value decoder accepts what the text one refuses"
+                );
+            }
+            Ok(()) => {
+                decoded = true;
+                let text: serde_json::Value = serde_json::from_slice(&out[1..])
+                    .unwrap_or_else(|e| panic!("output is not JSON ({e}): {out:02x?}"));
+                let value = value.expect("the value decoder accepts what the text one does");
+                assert_eq!(text, value, "text and value decoders differ");
+                if style == UnionStyle::Tagged && exact {
+                    codec::value_to_avro(reader, &value).unwrap_or_else(|e| {
+                        panic!("decoded value {value} does not encode with the reader: {e}")
+                    });
+                }
+            }
+        }
+    }
+    decoded
 }

@@ -1038,3 +1038,138 @@ pub fn check_resolution(reader: &S, writer: &S, d: &D) -> Result<(), String> {
     }
     Ok(())
 }
+
+// ----- a whole case ------------------------------------------------------------------------
+
+/// What [`run_case`] met, over every case it ran.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub schemas: usize,
+    pub data: usize,
+    pub pairs: usize,
+    pub compatible: usize,
+    pub resolved: usize,
+    pub documented: usize,
+    /// Documented differences met, by kind.
+    pub kinds: std::collections::BTreeMap<&'static str, usize>,
+    pub failures: Vec<String>,
+}
+
+impl Tally {
+    fn documented(&mut self, kind: &'static str) {
+        self.documented += 1;
+        *self.kinds.entry(kind).or_default() += 1;
+    }
+}
+
+/// One case: a writer record generated from `u`, checked against apache-avro (its canonical
+/// form, up to three data, and a reader evolved by each [`Change`]: canonical form, verdicts,
+/// resolution of the data). Disagreements go to `tally.failures`, the documented differences
+/// (docs/avro-oracle.md) are counted by kind.
+pub fn run_case(u: &mut Unstructured<'_>, tally: &mut Tally) {
+    let Ok(writer) = SchemaGen::new().record(u, 0) else {
+        return;
+    };
+    tally.schemas += 1;
+    if let Err(e) = check_canonical_form(&writer) {
+        tally.failures.push(e);
+        return;
+    }
+    let mut datums = Vec::new();
+    for _ in 0..3 {
+        let Ok(d) = datum(u, &writer) else {
+            break;
+        };
+        tally.data += 1;
+        if let Err(e) = check_datum(&writer, &d) {
+            tally.failures.push(e);
+        }
+        datums.push(d);
+    }
+    for change in Change::ALL {
+        let Ok(Some(reader)) = evolve(&writer, change, u) else {
+            continue;
+        };
+        if let Err(e) = check_canonical_form(&reader) {
+            tally.failures.push(e);
+            continue;
+        }
+        let (ours, theirs) = match verdicts(&reader, &writer) {
+            Ok(v) => v,
+            Err(e) => {
+                tally.failures.push(e);
+                continue;
+            }
+        };
+        tally.pairs += 1;
+        if ours != theirs {
+            // The documented verdicts differ one way only: Java (and tributary-avro) reads.
+            if change.documented_difference() && ours && !theirs {
+                tally.documented(match change {
+                    Change::RenameWithAlias => "verdict: renamed named type with an alias",
+                    _ => "verdict: decimal scale changed",
+                });
+            } else {
+                tally.failures.push(format!(
+                    "{change:?}: tributary-avro says {}, apache-avro {}: reader {} writer {}",
+                    verdict(ours),
+                    verdict(theirs),
+                    reader.json(),
+                    writer.json()
+                ));
+            }
+            continue;
+        }
+        if ours {
+            tally.compatible += 1;
+            if change.resolution_differs() {
+                tally.documented("resolution: reader field alias (apache-avro)");
+                continue;
+            }
+            if has_convertible_union(&reader) {
+                tally.documented("resolution: union by value shape (apache-avro), not compared");
+                continue;
+            }
+            for d in &datums {
+                tally.resolved += 1;
+                if let Err(e) = check_resolution(&reader, &writer, d) {
+                    if let Some(kind) = documented_resolution_difference(&e) {
+                        tally.documented(kind);
+                    } else {
+                        tally.failures.push(format!("{change:?}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The resolutions whose difference is documented (docs/avro-oracle.md): bytes that are not
+/// UTF-8 read as a string (tributary-avro refuses the datum: its output is JSON text);
+/// apache-avro refusing to resolve a decimal whose value takes fewer bytes than its precision
+/// could need (its check is the wrong way round) or that is empty, and not promoting values of logical types
+/// (a timestamp-millis to a double branch, say) as it promotes their underlying types.
+fn documented_resolution_difference(error: &str) -> Option<&'static str> {
+    let logical_value = ["Decimal(", "TimestampMillis(", "Date("]
+        .iter()
+        .any(|v| error.contains(v));
+    if error.contains("is not UTF-8") {
+        Some("resolution: bytes that are not UTF-8 read as a string (tributary-avro)")
+    } else if error.contains("too small to hold decimal values")
+        || error.contains("decimal sign extension")
+    {
+        Some("resolution: decimal size check (apache-avro)")
+    } else if error.contains("Could not find matching type in UnionSchema") && logical_value {
+        Some("resolution: logical-type value not promoted (apache-avro)")
+    } else {
+        None
+    }
+}
+
+fn verdict(compatible: bool) -> &'static str {
+    if compatible {
+        "compatible"
+    } else {
+        "incompatible"
+    }
+}

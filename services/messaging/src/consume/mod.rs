@@ -47,7 +47,7 @@
 
 #![warn(clippy::arithmetic_side_effects)]
 
-mod acks;
+pub mod acks;
 mod records;
 
 use std::collections::{BTreeSet, HashMap};
@@ -231,7 +231,7 @@ type KafkaConsumer = StreamConsumer<StreamContext>;
 
 /// How records are grouped into responses, when the subscription asks for batches.
 #[derive(Debug, Clone, Copy)]
-struct Batching {
+pub struct Batching {
     max_records: usize,
     max_bytes: usize,
     linger: Duration,
@@ -299,12 +299,12 @@ fn format_of(value: i32, field: &str) -> Result<pb::PayloadFormat, MessagingErro
     }
 }
 
-/// Creates the consumer of a subscription and subscribes or assigns it.
-async fn open(
-    kafka: &Kafka,
-    schemas: &Schemas,
+/// The checks of a subscription that come first and need neither Kafka nor the registry: a
+/// group, topics or partitions (one of them), a known start position that fits them, and no
+/// negative start offset. Returns the start position.
+pub fn check_subscription(
     subscription: &pb::Subscription,
-) -> Result<(KafkaConsumer, Plan, mpsc::UnboundedReceiver<RebalanceEvent>), MessagingError> {
+) -> Result<pb::StartPosition, MessagingError> {
     if subscription.group_id.is_empty() {
         return Err(MessagingError::invalid("group_id", "required"));
     }
@@ -335,11 +335,45 @@ async fn open(
             format!("{} is negative", subscription.start_offset),
         ));
     }
+    Ok(start)
+}
+
+/// A subscription's payload formats and batching options, checked (after its reader schema):
+/// `(value format, key format, batching)`; `None` for one record per response.
+pub fn subscription_options(
+    subscription: &pb::Subscription,
+) -> Result<(pb::PayloadFormat, pb::PayloadFormat, Option<Batching>), MessagingError> {
+    Ok((
+        format_of(subscription.value_format, "value_format")?,
+        format_of(subscription.key_format, "key_format")?,
+        Batching::of(subscription)?,
+    ))
+}
+
+/// A seek's offset, checked: a real offset, not one of librdkafka's logical (negative) ones.
+pub fn check_seek(seek: &pb::Seek) -> Result<(), MessagingError> {
+    if seek.offset < 0 {
+        return Err(MessagingError::invalid(
+            "seek.offset",
+            format!("{} is negative", seek.offset),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the consumer of a subscription and subscribes or assigns it.
+async fn open(
+    kafka: &Kafka,
+    schemas: &Schemas,
+    subscription: &pb::Subscription,
+) -> Result<(KafkaConsumer, Plan, mpsc::UnboundedReceiver<RebalanceEvent>), MessagingError> {
+    let start = check_subscription(subscription)?;
     let reader = if subscription.reader_schema.is_empty() {
         None
     } else {
         Some(schemas.reader(&subscription.reader_schema)?)
     };
+    let (value_format, key_format, batching) = subscription_options(subscription)?;
     let plan = Plan {
         max_unacked: usize::try_from(subscription.max_unacked)
             .ok()
@@ -347,11 +381,11 @@ async fn open(
             .unwrap_or(DEFAULT_MAX_UNACKED),
         auto_ack: subscription.auto_ack,
         decoding: Arc::new(PayloadDecoding {
-            value_format: format_of(subscription.value_format, "value_format")?,
-            key_format: format_of(subscription.key_format, "key_format")?,
+            value_format,
+            key_format,
             reader,
         }),
-        batching: Batching::of(subscription)?,
+        batching,
     };
     for topic in &subscription.topics {
         kafka.partition_count(topic).await?;
@@ -528,11 +562,8 @@ fn on_request(
         Some(Ok(pb::ConsumeRequest {
             kind: Some(pb::consume_request::Kind::Seek(seek)),
         })) => {
-            if seek.offset < 0 {
-                return Flow::End(Some(
-                    MessagingError::invalid("seek.offset", format!("{} is negative", seek.offset))
-                        .into(),
-                ));
+            if let Err(error) = check_seek(&seek) {
+                return Flow::End(Some(error.into()));
             }
             commit_pending(consumer, to_commit);
             tracker.forget(&seek.topic, seek.partition);

@@ -125,20 +125,7 @@ where
     type Rejection = HttpError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
-            let essence = content_type
-                .to_str()
-                .ok()
-                .and_then(|value| value.split(';').next())
-                .map(str::trim);
-            if !essence.is_some_and(|essence| {
-                REQUEST_TYPES
-                    .iter()
-                    .any(|accepted| accepted.eq_ignore_ascii_case(essence))
-            }) {
-                return Err(HttpError::UnsupportedMediaType);
-            }
-        }
+        check_content_type(request.headers().get(CONTENT_TYPE))?;
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -148,10 +135,32 @@ where
                     HttpError::MalformedBody(rejection.body_text())
                 }
             })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|error| HttpError::MalformedBody(error.to_string()))
+        parse_json_body(&bytes).map(JsonBody)
     }
+}
+
+/// A request body's Content-Type: one of the accepted types (parameters aside), or none.
+pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), HttpError> {
+    if let Some(content_type) = content_type {
+        let essence = content_type
+            .to_str()
+            .ok()
+            .and_then(|value| value.split(';').next())
+            .map(str::trim);
+        if !essence.is_some_and(|essence| {
+            REQUEST_TYPES
+                .iter()
+                .any(|accepted| accepted.eq_ignore_ascii_case(essence))
+        }) {
+            return Err(HttpError::UnsupportedMediaType);
+        }
+    }
+    Ok(())
+}
+
+/// A request body read as JSON of type `T` (a malformed one is Confluent's 400).
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+    serde_json::from_slice(bytes).map_err(|error| HttpError::MalformedBody(error.to_string()))
 }
 
 /// A response media type, in Confluent's order of preference.

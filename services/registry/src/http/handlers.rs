@@ -149,7 +149,7 @@ fn limit(params: &Params) -> Result<Option<i64>, HttpError> {
     Ok(params.int("limit")?.filter(|limit| *limit > 0))
 }
 
-fn parse_level(value: Option<&str>) -> Result<CompatibilityLevel, HttpError> {
+pub fn parse_level(value: Option<&str>) -> Result<CompatibilityLevel, HttpError> {
     let value = value.unwrap_or_default();
     CompatibilityLevel::parse(value.trim()).ok_or_else(|| {
         RegistryError::InvalidCompatibilityLevel {
@@ -168,7 +168,7 @@ fn delete_action(permanent: bool) -> Action {
     }
 }
 
-fn parse_mode(value: Option<&str>) -> Result<Mode, HttpError> {
+pub fn parse_mode(value: Option<&str>) -> Result<Mode, HttpError> {
     let value = value.unwrap_or_default();
     Mode::parse(value.trim()).ok_or_else(|| {
         RegistryError::InvalidMode {
@@ -629,11 +629,7 @@ async fn compatibility(
             params.flag("normalize"),
         )
         .await?;
-    let messages = params.flag("verbose").then(|| report.descriptions());
-    json(&CompatibilityJson {
-        is_compatible: report.is_compatible(),
-        messages,
-    })
+    json(&CompatibilityJson::new(&report, params.flag("verbose")))
 }
 
 /// `POST /compatibility/subjects/{subject}/versions/{version}`: against that one version.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Reference, SubjectVersion};
+use crate::registry::CompatibilityReport;
 
 /// A schema reference as Confluent writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +131,16 @@ pub struct CompatibilityJson {
     pub is_compatible: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<String>>,
+}
+
+impl CompatibilityJson {
+    /// The answer of a test: the reasons' descriptions only when `verbose`.
+    pub fn new(report: &CompatibilityReport, verbose: bool) -> Self {
+        CompatibilityJson {
+            is_compatible: report.is_compatible(),
+            messages: verbose.then(|| report.descriptions()),
+        }
+    }
 }
 
 /// `GET` and `DELETE /config` answer the level as `compatibilityLevel`.

@@ -1,0 +1,24 @@
+//! Fuzz target `messaging_grpc_requests`: see `common/messaging_grpc.rs` (the body) and docs/fuzzing.md.
+#![cfg_attr(fuzzing, no_main)]
+
+#[path = "../common/messaging_grpc.rs"]
+mod messaging_grpc;
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    messaging_grpc::body(data);
+});
+
+/// Without libFuzzer: run the body over the files named on the command line.
+#[cfg(not(fuzzing))]
+fn main() {
+    for path in std::env::args().skip(1) {
+        match std::fs::read(&path) {
+            Ok(data) => {
+                let ok = messaging_grpc::body(&data);
+                println!("{path}: {}", if ok { "accepted" } else { "rejected" });
+            }
+            Err(e) => eprintln!("{path}: {e}"),
+        }
+    }
+}
