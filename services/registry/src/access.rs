@@ -15,7 +15,8 @@
 //! - Lists (subjects, schemas, the subjects and versions of an id, Watch events) hold only what
 //!   the caller may read; they never fail as a whole.
 //! - Every change allowed (register, delete, config, mode) writes one audit line with its
-//!   outcome; every denial writes one audit line. Reads allowed write none.
+//!   outcome; every denial writes one audit line. Reads allowed write none, and neither does a
+//!   registration that finds the schema already registered under the subject (nothing changed).
 
 use std::future::Future;
 use std::sync::Arc;
