@@ -348,6 +348,40 @@ async fn connections_past_the_cap_are_refused_and_idle_or_half_sent_ones_closed(
 }
 
 #[tokio::test]
+async fn the_metrics_listener_caps_its_connections_and_closes_silent_ones() {
+    let registry = TestRegistry::start_with(TestDatabase::create().await, |settings| {
+        settings.header_read_timeout_ms = 3_000;
+    })
+    .await;
+    let cap = tributary_telemetry::metrics::MAX_CONNECTIONS;
+
+    // Connections that send nothing: the cap admits `cap`, the rest are closed at once.
+    let mut held = flood::open_tcp(registry.metrics_addr, cap + 40).await;
+    assert_eq!(held.len(), cap + 40);
+    let closed_at_once = flood::count_closed(&mut held, Duration::from_millis(1_000)).await;
+    assert_eq!(closed_at_once, 40, "closed at accept past the cap of {cap}");
+    // The API listeners have their own caps: the registry answers meanwhile.
+    answers_normally(&registry, "during-metrics-flood").await;
+    // The admitted ones are closed by the header-read timeout.
+    assert_eq!(
+        flood::count_closed(&mut held, CLOSED_WITHIN).await,
+        cap + 40
+    );
+
+    let metrics = tributary_tests::scrape(registry.metrics_addr).await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name) && line.contains(r#"listener="metrics""#))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} for the metrics listener in:\n{metrics}"))
+    };
+    assert_eq!(value("tributary_connections_limit"), cap as f64);
+    assert_eq!(value("tributary_connections_refused_total"), 40.0);
+    registry.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_connection_flood_leaves_the_registry_descriptors_under_a_low_open_file_limit() {
     // The test holds hundreds of sockets itself.
     tributary_net::fds::raise_open_file_limit();

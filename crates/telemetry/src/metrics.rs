@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -27,8 +27,10 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tributary_net::{ConnectionLimit, WithActivity, activity_of};
+use tributary_security::conn::{Acceptor, tcp_incoming};
 
 use crate::health::Health;
 use crate::setup::{EXPORT_TIMEOUT, OtlpConfig, resource};
@@ -165,17 +167,54 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
         .with_state((metrics, health))
 }
 
-/// Serves `router` on every connection of `incoming` (accepted, and TLS-wrapped when the
-/// metrics listener speaks TLS) until `stop` is cancelled; then ends every connection
-/// gracefully.
-pub async fn serve<IO, S>(incoming: S, router: Router, stop: CancellationToken)
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: Stream<Item = std::io::Result<IO>> + Send,
-{
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+/// Most connections the metrics listener holds at once: Prometheus, the kubelet's probes and
+/// a few people with curl need a handful. They come out of the descriptors every service keeps
+/// aside for what is not an API connection ([`tributary_net::fds::RESERVED`]), so the API
+/// listeners' caps stay fitted below the open-file limit.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The metrics listener's connection cap ([`MAX_CONNECTIONS`]) and timeouts, the service's
+/// own: a connection whose first request's headers have not arrived `header_read_timeout`
+/// after its accept (TLS handshake included) is closed, and so is one with no request in
+/// flight for `idle_timeout`. Its open, cap and refused figures are metrics like the API
+/// listeners' (`listener="metrics"`).
+pub fn connection_limit(
+    header_read_timeout: Duration,
+    idle_timeout: Option<Duration>,
+) -> ConnectionLimit {
+    ConnectionLimit::new(
+        "metrics",
+        MAX_CONNECTIONS,
+        Some(header_read_timeout),
+        idle_timeout,
+    )
+}
+
+/// Serves `router` on the connections `listener` accepts, at most `limit`'s cap of them (the
+/// others are closed as they are accepted), through `acceptor` (TLS when the metrics listener
+/// speaks it), with `header_read_timeout` on every HTTP/1.1 request's headers, until `stop` is
+/// cancelled; then ends every connection gracefully.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: Acceptor,
+    limit: ConnectionLimit,
+    header_read_timeout: Duration,
+    router: Router,
+    stop: CancellationToken,
+) {
+    let admitted = tcp_incoming(listener).filter_map(move |accepted| match accepted {
+        // Over the cap: dropped here, which closes it.
+        Ok((stream, peer)) => limit.admit(stream).map(|admitted| Ok((admitted, peer))),
+        Err(error) => Some(Err(error)),
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let mut incoming = std::pin::pin!(incoming);
+    let mut incoming = std::pin::pin!(acceptor.accept_all(admitted));
     loop {
         let next = tokio::select! {
             () = stop.cancelled() => break,
@@ -190,7 +229,9 @@ where
             None => break,
         };
         let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
-        let service = TowerToHyperService::new(router.clone());
+        // Requests in flight keep the connection from being closed as idle.
+        let service =
+            TowerToHyperService::new(WithActivity::new(router.clone(), activity_of(&stream)));
         tokio::spawn(async move {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection).await {
@@ -198,5 +239,5 @@ where
             }
         });
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }

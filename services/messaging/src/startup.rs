@@ -130,10 +130,16 @@ impl Application {
         self.security
             .authorizer()
             .register_metrics(self.metrics.meter());
+        let metrics_limit = metrics::connection_limit(
+            self.connections.header_read_timeout,
+            self.connections.idle_timeout,
+        );
+        metrics_limit.register_metrics(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
-            self.security
-                .metrics_acceptor()
-                .accept_all(tcp_incoming(self.metrics_listener)),
+            self.metrics_listener,
+            self.security.metrics_acceptor(),
+            metrics_limit,
+            self.connections.header_read_timeout,
             metrics::router(Arc::clone(&self.metrics), Arc::clone(&health)),
             metrics_stop.clone(),
         ));

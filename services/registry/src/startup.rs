@@ -23,7 +23,6 @@ use tributary_net::{
 use tributary_proto::registry::v1::registry_service_server::RegistryServiceServer;
 use tributary_security::ServerSecurity;
 use tributary_security::conn::ConnectionInfo;
-use tributary_security::conn::tcp_incoming;
 use tributary_security::layer::Protocol;
 use tributary_security::limits::streaming_methods;
 use tributary_security::tls::Protocols;
@@ -169,10 +168,16 @@ impl Application {
         self.security
             .authorizer()
             .register_metrics(self.metrics.meter());
+        let metrics_limit = metrics::connection_limit(
+            self.connections.header_read_timeout,
+            self.connections.idle_timeout,
+        );
+        metrics_limit.register_metrics(self.metrics.meter());
         let metrics_task = tokio::spawn(metrics::serve(
-            self.security
-                .metrics_acceptor()
-                .accept_all(tcp_incoming(self.metrics_listener)),
+            self.metrics_listener,
+            self.security.metrics_acceptor(),
+            metrics_limit,
+            self.connections.header_read_timeout,
             metrics::router(Arc::clone(&self.metrics), Arc::clone(&health)),
             metrics_stop.clone(),
         ));
