@@ -320,3 +320,32 @@ fn parsing_canonical_form_of_a_null_namespace_type_inside_a_namespaced_one() {
     assert_eq!(reread.parsing_canonical_form(), pcf);
     assert_eq!(reread.canonical_string(), canonical);
 }
+
+/// Found by fuzzing (`schema_parse`, docs/fuzzing.md "Findings" 2), the same root as the test
+/// above: a null-namespace enum `".E"` beside a fixed `E` of the enclosing namespace `a.b`. The
+/// Parsing Canonical Form names them `"E"` and `"a.b.E"`; read back both are `a.b.E`, so the form
+/// does not parse at all. Java 1.11.4 prints the same form, the same fingerprint
+/// (6315812841830510066) and fails the same way ("Can't redefine: a.b.E"). The form is only
+/// fingerprinted, never parsed, by the services. Confluent's normalized text is built the same way
+/// and fails to parse again; the normalized string then falls back to the canonical string, which
+/// keeps both names.
+#[test]
+fn parsing_canonical_form_that_redefines_a_name_when_read_back() {
+    let text = r#"{"type":"record","name":"a.b.Ru","fields":[{"name":"f","type":{"type":"enum","name":".E","symbols":["X","Y"]}},{"name":"u","type":["null",{"type":"fixed","name":"E","size":1}]}]}"#;
+    let schema = Schema::parse(text, &[]).expect("the schema parses");
+    assert_eq!(schema.defined_names(), ["a.b.Ru", "E", "a.b.E"]);
+    let pcf = schema.parsing_canonical_form();
+    assert_eq!(
+        pcf,
+        r#"{"name":"a.b.Ru","type":"record","fields":[{"name":"f","type":{"name":"E","type":"enum","symbols":["X","Y"]}},{"name":"u","type":["null",{"name":"a.b.E","type":"fixed","size":1}]}]}"#
+    );
+    assert_eq!(schema.parsing_fingerprint64(), 6315812841830510066);
+    let error = Schema::parse(&pcf, &[]).expect_err("the form redefines a.b.E");
+    assert!(error.to_string().contains("redefine 'a.b.E'"), "{error}");
+
+    let canonical = schema.canonical_string();
+    assert_eq!(schema.normalized_string(), canonical);
+    let reread = Schema::parse(&canonical, &[]).expect("the canonical string parses");
+    assert_eq!(reread.defined_names(), schema.defined_names());
+    assert_eq!(reread.parsing_canonical_form(), pcf);
+}
