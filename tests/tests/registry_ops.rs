@@ -9,6 +9,7 @@ use std::time::Duration;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 use tributary_proto::registry::v1 as pb;
 use tributary_tests::{CuttableProxy, RegistryProcess, TestDatabase, TestRegistry};
 
@@ -87,11 +88,12 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
         ServingStatus::Serving
     );
 
+    // The outage is noticed within a second.
     proxy.cut();
     wait_for_status(
         registry.addr,
         ServingStatus::NotServing,
-        Duration::from_secs(5),
+        Duration::from_secs(1),
     )
     .await;
     assert_eq!(
@@ -127,6 +129,30 @@ async fn health_is_not_serving_while_postgres_is_unreachable() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["error_code"], "50003", "{status:?}");
+    assert_eq!(
+        status.get_details_retry_info().and_then(|r| r.retry_delay),
+        Some(Duration::from_secs(1)),
+        "{status:?}"
+    );
+    // Over HTTP: Confluent's retriable 50003 with a 503 and Retry-After, as its clients retry.
+    let response = tributary_tests::security::admin_http_client()
+        .get(format!("{}/subjects", registry.http_url()))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert_eq!(body["error_code"], 50003, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the database is unavailable"),
+        "{message}"
+    );
 
     proxy.restore();
     wait_for_status(

@@ -9,6 +9,10 @@ use std::collections::HashMap;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// How long a client is asked to wait before retrying while the database is unreachable: the
+/// health check notices its return within a second.
+const STORE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What can go wrong in the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -139,13 +143,23 @@ impl RegistryError {
             SchemaTooLarge { .. } | OverLimit { .. } => 42209,
             InvalidArgument { .. } => 422,
             Forbidden(_) => 40301,
-            StoreUnavailable(_) | Store(_) => 50001,
+            // Retriable, as Confluent's 50003 says: the client should try again shortly.
+            StoreUnavailable(_) => 50003,
+            Store(_) => 50001,
         }
+    }
+
+    /// When a retry may succeed, how long to wait first (HTTP `Retry-After`, gRPC `RetryInfo`):
+    /// only while the database is unreachable.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        matches!(self, RegistryError::StoreUnavailable(_)).then_some(STORE_RETRY_AFTER)
     }
 
     /// The HTTP status Confluent answers this error with.
     pub fn http_status(&self) -> u16 {
         match self.error_code() {
+            // Retriable (Confluent's clients retry 50003): Service Unavailable, with Retry-After.
+            50003 => 503,
             // Three-digit codes (409, 422) are the status itself; five-digit ones start with it.
             code if code < 1000 => code as u16,
             code => (code / 100) as u16,
@@ -352,8 +366,11 @@ impl From<RegistryError> for tonic::Status {
                 reasons_text(reasons, *total, shown)
             );
         }
-        let details =
+        let mut details =
             ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
+        if let Some(after) = error.retry_after() {
+            details.set_retry_info(Some(after));
+        }
         tonic::Status::with_error_details(code, message, details)
     }
 }
@@ -466,9 +483,15 @@ mod tests {
     #[test]
     fn database_errors_reach_clients_as_a_stable_message_with_a_correlation_id() {
         let raw = "duplicate key value violates unique constraint \"schemas_pkey\"";
-        for error in [
-            RegistryError::Store(sqlx::Error::Protocol(raw.into())),
-            RegistryError::StoreUnavailable(sqlx::Error::Protocol(raw.into())),
+        for (error, code) in [
+            (
+                RegistryError::Store(sqlx::Error::Protocol(raw.into())),
+                "50001",
+            ),
+            (
+                RegistryError::StoreUnavailable(sqlx::Error::Protocol(raw.into())),
+                "50003",
+            ),
         ] {
             let public = error.public();
             let id = public.correlation_id.clone().unwrap_or_default();
@@ -481,10 +504,7 @@ mod tests {
                 .get_details_error_info()
                 .map(|info| info.metadata)
                 .unwrap_or_default();
-            assert_eq!(
-                metadata.get("error_code").map(String::as_str),
-                Some("50001")
-            );
+            assert_eq!(metadata.get("error_code").map(String::as_str), Some(code));
             let logged = metadata.get("correlation_id").cloned().unwrap_or_default();
             assert_eq!(logged.len(), 16, "{metadata:?}");
             assert!(status.message().contains(&logged), "{status:?}");

@@ -39,7 +39,10 @@ use crate::registry::{Registry, RegistrySettings};
 use crate::{events, http, per_core, store};
 
 /// How often readiness re-checks Postgres.
-const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
+const HEALTH_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a readiness check may take before Postgres counts as unreachable (a paused or
+/// partitioned server answers nothing at all).
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(600);
 
 /// How often the schema and subject gauges are re-counted in Postgres.
 const COUNT_INTERVAL: Duration = Duration::from_secs(30);
@@ -410,32 +413,48 @@ fn fit_connections(settings: &Settings) -> ConnectionSettings {
 
 /// Readiness: SERVING while Postgres answers (and once the change listener has connected for
 /// the first time, so no change committed after SERVING can be missed), NOT_SERVING otherwise.
+///
+/// The check runs on its own connection, not the pool's: a pool busy with requests is not an
+/// outage, and a dropped connection is noticed on the next check. Checks run every
+/// [`HEALTH_INTERVAL`] and give up after [`HEALTH_TIMEOUT`], so an outage (a killed or a paused
+/// Postgres) is noticed within their sum, under a second.
 async fn watch_database_health(
     pool: PgPool,
     registry: Arc<Registry>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
+    let options = pool.connect_options();
+    let mut connection: Option<sqlx::PgConnection> = None;
     let mut serving = None;
     let mut listener_started = false;
     loop {
         listener_started |= registry.is_listening();
-        let reachable = matches!(
-            tokio::time::timeout(HEALTH_INTERVAL, store::ping(&pool)).await,
-            Ok(Ok(()))
-        );
+        let reachable = tokio::time::timeout(HEALTH_TIMEOUT, async {
+            let open = match connection.as_mut() {
+                Some(open) => open,
+                None => connection.insert(
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&*options).await?,
+                ),
+            };
+            store::ping(open).await
+        })
+        .await;
+        let reachable = matches!(reachable, Ok(Ok(())));
+        if !reachable {
+            // Closed, broken or stuck: the next check opens a new one.
+            connection = None;
+        }
         let healthy = reachable && listener_started;
         health.set_dependency("postgres", reachable).await;
         if serving != Some(healthy) {
             health.set_ready(healthy).await;
             if healthy {
                 tracing::info!("Postgres reachable and change listener connected: SERVING");
+            } else if reachable {
+                tracing::info!("waiting for the change listener to connect: NOT_SERVING");
             } else {
-                if reachable {
-                    tracing::info!("waiting for the change listener to connect: NOT_SERVING");
-                } else {
-                    tracing::warn!("Postgres unreachable: NOT_SERVING");
-                }
+                tracing::warn!("Postgres unreachable: NOT_SERVING");
             }
             serving = Some(healthy);
         }

@@ -492,8 +492,11 @@ pub async fn counts(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 }
 
 /// A cheap round trip, for health checks.
-pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(pool).await?;
+pub async fn ping<'e, E>(executor: E) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query("SELECT 1").execute(executor).await?;
     Ok(())
 }
 

@@ -71,11 +71,18 @@ pub fn error_response(status: u16, code: u32, message: &str) -> Response {
 /// HTTP status, and the error's public message (database failures are logged with a
 /// correlation id the message names, as over gRPC).
 pub fn registry_error_response(error: &RegistryError) -> Response {
-    error_response(
+    let mut response = error_response(
         error.http_status(),
         error.error_code(),
         &error.public().message,
-    )
+    );
+    if let Some(after) = error.retry_after() {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(after.as_secs().max(1)),
+        );
+    }
+    response
 }
 
 impl IntoResponse for HttpError {
