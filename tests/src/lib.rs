@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod chaos;
 pub mod flood;
 pub mod records;
 pub mod security;
@@ -525,6 +526,8 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
             ..Default::default()
         },
         latest_schema_ttl_ms: 5000,
+        latest_schema_max_stale_ms: 3_600_000,
+        delivery_timeout_ms: 30_000,
         kafka_timeout_ms: 10_000,
         produce_max_in_flight: 100,
         limits: Default::default(),

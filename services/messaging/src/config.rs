@@ -256,9 +256,31 @@ pub struct Settings {
     #[arg(long, env = "MESSAGING_LATEST_SCHEMA_TTL_MS", default_value_t = 5000)]
     pub latest_schema_ttl_ms: u64,
 
+    /// While the registry cannot be reached, a subject's last known latest version keeps
+    /// being used for up to this long after it was fetched, in milliseconds (0: never past
+    /// the TTL). Counted in `messaging.schema.stale_latest_lookups`.
+    #[arg(
+        long,
+        env = "MESSAGING_LATEST_SCHEMA_MAX_STALE_MS",
+        default_value_t = 3_600_000
+    )]
+    pub latest_schema_max_stale_ms: u64,
+
     /// Timeout of Kafka admin and metadata requests, in milliseconds.
     #[arg(long, env = "MESSAGING_KAFKA_TIMEOUT_MS", default_value_t = 10_000)]
     pub kafka_timeout_ms: u64,
+
+    /// How long a record may wait for Kafka's acknowledgement (retries included) before it
+    /// fails with OUTCOME_UNKNOWN, in milliseconds: librdkafka's `message.timeout.ms`, unless
+    /// KAFKA_PROPERTIES sets that. librdkafka's default, 300 s, would leave clients without an
+    /// answer for five minutes of a Kafka outage.
+    #[arg(
+        long,
+        env = "MESSAGING_DELIVERY_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..=2_147_483_647)
+    )]
+    pub delivery_timeout_ms: u64,
 
     /// Most records of one ProduceStream waiting for their acknowledgement from Kafka.
     #[arg(long, env = "MESSAGING_PRODUCE_MAX_IN_FLIGHT", default_value_t = 1000)]
@@ -317,8 +339,8 @@ pub struct Settings {
     pub http2_keepalive_timeout_ms: u64,
 
     /// Longest a unary call may take, reading its request included (0: unbounded), in
-    /// milliseconds. Above librdkafka's default message.timeout.ms (300 s), so a Produce waiting
-    /// for Kafka's acknowledgements is not cut short; streams are not limited.
+    /// milliseconds; streams are not limited. A Produce is answered before it (records not yet
+    /// acknowledged then fail with OUTCOME_UNKNOWN), so keep it above the delivery timeout.
     #[arg(long, env = "MESSAGING_REQUEST_TIMEOUT_MS", default_value_t = 330_000)]
     pub request_timeout_ms: u64,
 

@@ -62,6 +62,13 @@ pub enum MessagingError {
     /// Any other Kafka failure: answered with a correlation id, its text logged.
     #[error("internal Kafka error ({})", kafka_code(.0))]
     Kafka(#[source] KafkaError),
+    /// Kafka had not acknowledged the record when it had to be answered (the delivery timeout,
+    /// or the call's deadline): it may or may not be written, and may still be. A client that
+    /// retries it may write it twice.
+    #[error(
+        "outcome unknown: {why}; the record to topic '{topic}' may or may not be written (a retry may duplicate it)"
+    )]
+    OutcomeUnknown { topic: String, why: &'static str },
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(
@@ -155,12 +162,25 @@ impl MessagingError {
             Registry { .. } => "REGISTRY_ERROR",
             Forbidden(_) => "FORBIDDEN",
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
+            OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
             TooManyConsumeStreams { .. } => "TOO_MANY_CONSUME_STREAMS",
             RequestStream { .. } => "REQUEST_STREAM_FAILED",
             Internal(_) => "INTERNAL",
         }
+    }
+
+    /// Whether this is the registry being unreachable or unavailable (down, its database
+    /// down, a connection that failed), rather than an answer about the request.
+    pub fn is_registry_unreachable(&self) -> bool {
+        matches!(
+            self,
+            MessagingError::Registry {
+                code: Code::Unavailable,
+                ..
+            }
+        )
     }
 
     pub fn grpc_code(&self) -> Code {
@@ -186,6 +206,8 @@ impl MessagingError {
             Registry { code, .. } => *code,
             Forbidden(_) => Code::PermissionDenied,
             KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
+            // gRPC's code for "the deadline passed, the operation may have completed".
+            OutcomeUnknown { .. } => Code::DeadlineExceeded,
             TooManyConsumeStreams { .. } => Code::ResourceExhausted,
             Kafka(_) | Internal(_) => Code::Internal,
         }
@@ -277,10 +299,15 @@ impl MessagingError {
                 "timestamp",
                 "the broker refused the record's timestamp (see the topic's message.timestamp.before.max.ms and message.timestamp.after.max.ms)",
             ),
+            // A record's delivery timeout (message.timeout.ms): it may have reached a broker
+            // that did not answer in time.
+            Some(RDKafkaErrorCode::MessageTimedOut) => MessagingError::OutcomeUnknown {
+                topic: topic.to_owned(),
+                why: "Kafka did not acknowledge it within the delivery timeout (MESSAGING_DELIVERY_TIMEOUT_MS)",
+            },
             Some(
                 RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::MessageTimedOut
                 | RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut
                 | RDKafkaErrorCode::NetworkException
@@ -358,6 +385,18 @@ mod tests {
             100,
         );
         assert_eq!(exists.grpc_code(), Code::AlreadyExists);
+        // A delivery timeout: the record may have been written, and the client is told so.
+        let timed_out = MessagingError::from_kafka(
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            "t",
+            100,
+        );
+        assert_eq!(timed_out.grpc_code(), Code::DeadlineExceeded);
+        assert_eq!(timed_out.reason(), "OUTCOME_UNKNOWN");
+        assert!(
+            timed_out.to_string().contains("may or may not be written"),
+            "{timed_out}"
+        );
     }
 
     #[test]

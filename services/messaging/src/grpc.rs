@@ -39,6 +39,8 @@ pub struct MessagingGrpc {
     max_consume_streams: usize,
     /// Cancelled at shutdown: ends streams so the server can drain.
     stop: CancellationToken,
+    /// The server's limit on a unary call (`--request-timeout-ms`), if any.
+    request_timeout: Option<std::time::Duration>,
 }
 
 impl MessagingGrpc {
@@ -67,7 +69,14 @@ impl MessagingGrpc {
             consume_streams: Arc::new(Semaphore::new(max_consume_streams)),
             max_consume_streams,
             stop,
+            request_timeout: None,
         }
+    }
+
+    /// Unary calls are answered before the server's own limit on them, `timeout`.
+    pub fn with_request_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 }
 
@@ -114,15 +123,22 @@ impl MessagingService for MessagingGrpc {
         if self.stop.is_cancelled() {
             return Err(MessagingError::ShuttingDown.into());
         }
+        let answer_by = produce::answer_deadline(
+            tokio::time::Instant::now(),
+            produce::grpc_timeout(request.metadata()),
+            self.request_timeout,
+        );
         let (caller, request) = split(request);
         let mut in_flight = Vec::new();
         let mut recent = Recent::new(&self.access, caller);
         for record in request.records {
             in_flight.push(self.producer.start(record, &mut recent).await);
         }
+        // Records Kafka has not acknowledged by the time the call must be answered are said to
+        // be of unknown outcome, never left to a bare DEADLINE_EXCEEDED of the whole call.
         let results = futures::future::join_all(in_flight.into_iter().map(|started| async {
             match started {
-                Ok(in_flight) => in_flight.delivered().await,
+                Ok(in_flight) => in_flight.delivered_by(answer_by).await,
                 Err(error) => Err(error),
             }
         }))

@@ -82,7 +82,11 @@ impl Kafka {
         producer_config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("partitioner", "murmur2_random");
+            .set("partitioner", "murmur2_random")
+            .set(
+                "message.timeout.ms",
+                settings.delivery_timeout_ms.to_string(),
+            );
         common(&mut producer_config);
         let producer: FutureProducer = producer_config.create()?;
         let admin: AdminClient<DefaultClientContext> = base.create()?;

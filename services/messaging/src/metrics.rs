@@ -59,6 +59,18 @@ pub struct MessagingMetrics {
 }
 
 impl MessagingMetrics {
+    /// Counts lookups of a subject's latest version answered from a stale cache entry while
+    /// the registry was unreachable (`served` is the schema cache's counter).
+    pub fn count_stale_latest(&self, meter: &Meter, served: Arc<AtomicU64>) {
+        meter
+            .u64_observable_counter("messaging.schema.stale_latest_lookups")
+            .with_description(
+                "Lookups of a subject's latest version answered from the last known one because the registry was unreachable",
+            )
+            .with_callback(move |observer| observer.observe(served.load(Ordering::Relaxed), &[]))
+            .build();
+    }
+
     /// Creates the instruments on `meter`; the queue gauge reads `kafka`'s producer.
     pub fn new(meter: &Meter, kafka: &Kafka) -> Self {
         let instruments = Arc::new(Instruments {

@@ -8,7 +8,8 @@
 //! A `ProduceStream` is a pipeline, so that one stream uses more than one core: records are
 //! prepared (checked, JSON encoded to Avro) in chunks on tasks of their own while the stream's
 //! task reads the next requests, hands prepared records to librdkafka in request order and
-//! answers acknowledgements in request order. Records being prepared and records awaiting
+//! answers acknowledgements in request order (unless the oldest record stalls: see
+//! [`Deliveries`]). Records being prepared and records awaiting
 //! Kafka's acknowledgement count together against the stream's in-flight bound.
 //!
 //! Observability: each record gets a PRODUCER span (`publish <topic>`, from preparation to
@@ -24,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -603,6 +604,24 @@ impl InFlight {
         self.settle(outcome)
     }
 
+    /// Waits for Kafka's acknowledgement until `deadline`; past it the record's outcome is
+    /// unknown (librdkafka may still write it), and said so.
+    pub async fn delivered_by(
+        mut self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<pb::RecordMetadata, MessagingError> {
+        let Some(deadline) = deadline else {
+            return self.delivered().await;
+        };
+        match tokio::time::timeout_at(deadline, &mut self.delivery).await {
+            Ok(outcome) => self.settle(outcome),
+            Err(_) => Err(MessagingError::OutcomeUnknown {
+                topic: self.topic,
+                why: "Kafka had not acknowledged it when the call had to be answered, before its deadline",
+            }),
+        }
+    }
+
     /// The result of a record, from librdkafka's delivery report.
     fn settle(
         self,
@@ -636,18 +655,30 @@ impl InFlight {
     }
 }
 
+/// How long the oldest record of a stream may wait for Kafka's answer before the known results
+/// of later records are sent ahead of it.
+const STALL_AFTER: Duration = Duration::from_millis(500);
+
 /// The records of a stream handed to librdkafka (or failed before), by sequence number: their
-/// results come out in that order. Only the oldest record's delivery is polled, so only it
-/// wakes the stream; those behind it are looked at once it is done (most are done by then).
-/// A record costs a queue slot, not a task and a waker of its own.
+/// results come out in that order while Kafka answers. Only the oldest record's delivery is
+/// polled, so only it wakes the stream; those behind it are looked at once it is done (most are
+/// done by then). A record costs a queue slot, not a task and a waker of its own.
+///
+/// When the oldest record has waited [`STALL_AFTER`] (its partition has no leader, a broker is
+/// paused), the stream does not wait behind it: the results known for later records go out as
+/// they come, out of order (clients match them by `sequence`), and the stalled one follows when
+/// Kafka answers or its delivery timeout fails it.
 #[derive(Debug, Default)]
 struct Deliveries {
-    queue: VecDeque<(u64, Result<InFlight, MessagingError>)>,
+    /// (sequence, when it was handed over, the record or why it failed before).
+    queue: VecDeque<(u64, Instant, Result<InFlight, MessagingError>)>,
+    /// Wakes the stream when the oldest record becomes stalled.
+    stall_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Deliveries {
     fn push(&mut self, sequence: u64, started: Result<InFlight, MessagingError>) {
-        self.queue.push_back((sequence, started));
+        self.queue.push_back((sequence, Instant::now(), started));
     }
 
     fn len(&self) -> usize {
@@ -658,26 +689,113 @@ impl Deliveries {
         self.queue.is_empty()
     }
 
-    /// The oldest record's result, once it has one.
+    /// The oldest record's result, once it has one; or, while it is stalled, any later
+    /// record's.
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(u64, Result<pb::RecordMetadata, MessagingError>)>> {
-        let Some((sequence, started)) = self.queue.pop_front() else {
+        let Some((sequence, since, started)) = self.queue.front_mut() else {
             return Poll::Ready(None);
         };
-        let result = match started {
-            Err(error) => Err(error),
-            Ok(mut in_flight) => match Pin::new(&mut in_flight.delivery).poll(cx) {
-                Poll::Ready(outcome) => in_flight.settle(outcome),
-                Poll::Pending => {
-                    self.queue.push_front((sequence, Ok(in_flight)));
-                    return Poll::Pending;
-                }
+        let (sequence, since) = (*sequence, *since);
+        if let Some(result) = poll_delivery(started, cx) {
+            self.queue.pop_front();
+            return Poll::Ready(Some((sequence, result)));
+        }
+        let stalled_at = since.checked_add(STALL_AFTER).unwrap_or(since);
+        if Instant::now() < stalled_at {
+            let timer = self
+                .stall_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(stalled_at.into())));
+            if timer.deadline() != stalled_at.into() {
+                timer.as_mut().reset(stalled_at.into());
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        // Stalled: the first later record with a result goes out now. Each delivery polled
+        // keeps the stream's waker, so the next one to finish wakes it.
+        let ready = self.queue.iter_mut().enumerate().skip(1).find_map(
+            |(index, (sequence, _, started))| {
+                poll_delivery(started, cx).map(|result| (index, *sequence, result))
             },
-        };
-        Poll::Ready(Some((sequence, result)))
+        );
+        match ready {
+            Some((index, sequence, result)) => {
+                self.queue.remove(index);
+                Poll::Ready(Some((sequence, result)))
+            }
+            None => Poll::Pending,
+        }
     }
+}
+
+/// A record's result if it has one: a failure before it was handed over, or Kafka's answer.
+/// (Its delivery is left in place, answered, when it has none yet.)
+fn poll_delivery(
+    started: &mut Result<InFlight, MessagingError>,
+    cx: &mut Context<'_>,
+) -> Option<Result<pb::RecordMetadata, MessagingError>> {
+    let outcome = match started {
+        Err(_) => None,
+        Ok(in_flight) => match Pin::new(&mut in_flight.delivery).poll(cx) {
+            Poll::Ready(outcome) => Some(outcome),
+            Poll::Pending => return None,
+        },
+    };
+    // Take the record out of its slot (the slot is removed by the caller right after).
+    let taken = std::mem::replace(started, Err(MessagingError::ShuttingDown));
+    Some(match (taken, outcome) {
+        (Err(error), _) => Err(error),
+        (Ok(in_flight), Some(outcome)) => in_flight.settle(outcome),
+        (Ok(_), None) => Err(MessagingError::Internal(
+            "a delivery without an outcome".to_owned(),
+        )),
+    })
+}
+
+/// The `grpc-timeout` a client sent (its deadline, relative to when the call was sent), if
+/// it is well formed: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if !(2..=9).contains(&value.len()) {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len().saturating_sub(1));
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// When a unary call started at `start` must be answered: a little before the earlier of the
+/// client's deadline and the server's own limit (a tenth of it, at most a second, is left for
+/// the answer to travel). `None` when neither is set.
+pub fn answer_deadline(
+    start: tokio::time::Instant,
+    client: Option<Duration>,
+    server: Option<Duration>,
+) -> Option<tokio::time::Instant> {
+    let limit = match (client, server) {
+        (Some(client), Some(server)) => client.min(server),
+        (client, server) => client.or(server)?,
+    };
+    let margin = limit
+        .checked_div(10)
+        .unwrap_or_default()
+        .min(Duration::from_secs(1));
+    start.checked_add(limit.saturating_sub(margin))
 }
 
 /// The most failed records of one Produce response whose errors carry a message; the later
@@ -877,6 +995,49 @@ mod tests {
 
     fn timestamp(seconds: i64, nanos: i32) -> prost_types::Timestamp {
         prost_types::Timestamp { seconds, nanos }
+    }
+
+    #[test]
+    fn grpc_timeouts_are_read_as_the_protocol_writes_them() {
+        let timeout = |value: &str| {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert("grpc-timeout", value.parse().expect("ascii"));
+            grpc_timeout(&metadata)
+        };
+        assert_eq!(timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        assert_eq!(timeout("7n"), Some(Duration::from_nanos(7)));
+        for bad in ["", "S", "3", "3s", "+3S", "-3S", "123456789S", "3 S"] {
+            assert_eq!(timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn a_unary_call_is_answered_a_little_before_the_earlier_deadline() {
+        let start = tokio::time::Instant::now();
+        let at = |client, server| answer_deadline(start, client, server).map(|at| at - start);
+        assert_eq!(at(None, None), None);
+        assert_eq!(
+            at(Some(Duration::from_secs(3)), None),
+            Some(Duration::from_millis(2700))
+        );
+        assert_eq!(
+            at(Some(Duration::from_secs(60)), Some(Duration::from_secs(20))),
+            Some(Duration::from_secs(19))
+        );
+        assert_eq!(
+            at(None, Some(Duration::from_secs(330))),
+            Some(Duration::from_secs(329))
+        );
+        assert_eq!(at(Some(Duration::ZERO), None), Some(Duration::ZERO));
+        // A deadline past what an Instant holds: no answer deadline, and no panic.
+        assert_eq!(at(Some(Duration::MAX), None), None);
     }
 
     #[test]

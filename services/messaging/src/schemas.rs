@@ -17,7 +17,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use tonic::Code;
@@ -59,12 +60,41 @@ pub struct Schemas {
     channel: RegistryChannel,
     by_id: Cache<u32, Arc<Schema>>,
     versions: Cache<(String, i32), u32>,
-    latest: Cache<String, u32>,
+    /// Subject -> its latest version's id, when the registry said so, and until when it is
+    /// used without asking again (`latest_ttl` after it was fetched, or after a failed attempt
+    /// to refresh it). Kept up to `latest_max_stale` to answer while the registry is
+    /// unreachable.
+    latest: Cache<String, LatestEntry>,
+    latest_ttl: Duration,
+    latest_max_stale: Duration,
+    /// Lookups of a latest version answered from a stale entry because the registry was
+    /// unreachable (a metric).
+    stale_latest_served: Arc<AtomicU64>,
     registered: Cache<(String, String), u32>,
     readers: Cache<String, Arc<Schema>>,
     /// Referenced schemas: (subject, version) -> (text, its references).
     referenced: Cache<(String, i32), Arc<Referenced>>,
     limits: Limits,
+}
+
+/// The longest a latest version is kept (a longer TTL or staleness is cut to it), so that
+/// times computed from it never overflow.
+const MAX_CACHE_TIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `at` plus `ttl` (at most [`MAX_CACHE_TIME`], so it does not overflow; if it still did, `at`:
+/// asking again is the safe side).
+fn fresh_for(at: Instant, ttl: Duration) -> Instant {
+    at.checked_add(ttl.min(MAX_CACHE_TIME)).unwrap_or(at)
+}
+
+/// A subject's latest version as last fetched.
+#[derive(Debug, Clone, Copy)]
+struct LatestEntry {
+    id: u32,
+    /// When the registry gave it.
+    fetched: Instant,
+    /// Until when it is used without asking the registry.
+    fresh_until: Instant,
 }
 
 /// The most schema text the caches of client schemas (reader and inline schemas, parsed, and
@@ -167,6 +197,7 @@ impl Schemas {
     /// A client of the registry over `channel` (connected lazily: the service starts while the
     /// registry is down, and reports NOT_SERVING until it answers), calling with `credentials`.
     pub fn new(channel: Channel, credentials: CallCredentials, latest_ttl: Duration) -> Self {
+        let latest_ttl = latest_ttl.min(MAX_CACHE_TIME);
         let channel = InterceptedService::new(channel, RegistryCall { credentials });
         Self {
             client: RegistryServiceClient::new(channel.clone()),
@@ -182,6 +213,9 @@ impl Schemas {
                 .max_capacity(10_000)
                 .time_to_live(latest_ttl)
                 .build(),
+            latest_ttl,
+            latest_max_stale: Duration::ZERO,
+            stale_latest_served: Arc::default(),
             // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
             registered: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
@@ -199,6 +233,24 @@ impl Schemas {
                 .build(),
             limits: Limits::default(),
         }
+    }
+
+    /// Keeps serving a subject's last known latest version for up to `max_stale` after it
+    /// was fetched while the registry cannot be reached (0: never past the TTL).
+    pub fn with_latest_max_stale(mut self, max_stale: Duration) -> Self {
+        let max_stale = max_stale.min(MAX_CACHE_TIME);
+        self.latest_max_stale = max_stale;
+        self.latest = Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(self.latest_ttl.max(max_stale))
+            .build();
+        self
+    }
+
+    /// How many lookups of a latest version were answered from a stale entry because the
+    /// registry was unreachable.
+    pub fn stale_latest_served(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.stale_latest_served)
     }
 
     /// These caches with the budgets `limits`.
@@ -294,23 +346,55 @@ impl Schemas {
         Ok(subjects)
     }
 
-    /// A version of a subject (0 or -1: the latest, cached for the TTL).
+    /// A version of a subject (0 or -1: the latest, cached for the TTL; past it, and up to
+    /// the most staleness allowed, still answered while the registry cannot be reached).
     pub async fn by_subject_version(
         &self,
         subject: &str,
         version: i32,
     ) -> Result<(u32, Arc<Schema>), MessagingError> {
         let latest = version == 0 || version == -1;
-        let cached = if latest {
-            self.latest.get(subject)
+        let id = if latest {
+            match self.latest.get(subject) {
+                Some(entry) if Instant::now() < entry.fresh_until => entry.id,
+                stale => Box::pin(self.refresh_latest(subject, stale)).await?,
+            }
         } else {
-            self.versions.get(&(subject.to_owned(), version))
-        };
-        let id = match cached {
-            Some(id) => id,
-            None => Box::pin(self.fetch_subject_version(subject, version, latest)).await?,
+            match self.versions.get(&(subject.to_owned(), version)) {
+                Some(id) => id,
+                None => Box::pin(self.fetch_subject_version(subject, version, false)).await?,
+            }
         };
         Ok((id, self.by_id(id).await?))
+    }
+
+    /// Asks the registry for a subject's latest version; when it cannot be reached, answers
+    /// with `stale` (the last one it gave) if that is within the staleness allowed, and does
+    /// not ask again for `latest_ttl` (so an outage costs one attempt per subject per TTL, not
+    /// one per record).
+    async fn refresh_latest(
+        &self,
+        subject: &str,
+        stale: Option<LatestEntry>,
+    ) -> Result<u32, MessagingError> {
+        match self.fetch_subject_version(subject, -1, true).await {
+            Err(error) if error.is_registry_unreachable() => match stale {
+                Some(entry) if entry.fetched.elapsed() < self.latest_max_stale => {
+                    self.stale_latest_served.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(subject, id = entry.id, %error, "registry unreachable: serving the last known latest version");
+                    self.latest.insert(
+                        subject.to_owned(),
+                        LatestEntry {
+                            fresh_until: fresh_for(Instant::now(), self.latest_ttl),
+                            ..entry
+                        },
+                    );
+                    Ok(entry.id)
+                }
+                _ => Err(error),
+            },
+            answer => answer,
+        }
     }
 
     async fn fetch_subject_version(
@@ -338,7 +422,15 @@ impl Schemas {
             })?;
         let id = found.id as u32;
         if latest {
-            self.latest.insert(subject.to_owned(), id);
+            let fetched = Instant::now();
+            self.latest.insert(
+                subject.to_owned(),
+                LatestEntry {
+                    id,
+                    fetched,
+                    fresh_until: fresh_for(fetched, self.latest_ttl),
+                },
+            );
         }
         self.versions
             .insert((subject.to_owned(), found.version), id);
@@ -503,6 +595,45 @@ mod tests {
         let channel = tributary_security::client::channel("http://127.0.0.1:9", None, |e| e)
             .expect("a lazy channel");
         Schemas::new(channel, Default::default(), Duration::from_secs(1)).with_limits(limits)
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_is_answered_from_the_last_known_latest_within_the_staleness() {
+        // Port 9 (discard) refuses connections: the registry is unreachable.
+        let schemas = schemas(Limits::default()).with_latest_max_stale(Duration::from_secs(60));
+        let parsed = Arc::new(Schema::parse(r#""string""#, &[]).expect("a schema"));
+        schemas.by_id.insert(7, parsed);
+        let now = Instant::now();
+        let entry = |age: u64| LatestEntry {
+            id: 7,
+            fetched: now - Duration::from_secs(age),
+            fresh_until: now - Duration::from_secs(1),
+        };
+        schemas.latest.insert("recent".to_owned(), entry(10));
+        schemas.latest.insert("too-old".to_owned(), entry(120));
+
+        let (id, _) = schemas
+            .by_subject_version("recent", -1)
+            .await
+            .expect("served stale");
+        assert_eq!(id, 7);
+        assert_eq!(schemas.stale_latest_served().load(Ordering::Relaxed), 1);
+        // Not asked again for the TTL: the next lookup is fresh from the cache.
+        let refreshed = schemas.latest.get("recent").expect("kept");
+        assert!(refreshed.fresh_until > Instant::now());
+        assert_eq!(refreshed.fetched, now - Duration::from_secs(10));
+
+        let error = schemas
+            .by_subject_version("too-old", -1)
+            .await
+            .expect_err("past the staleness allowed");
+        assert!(error.is_registry_unreachable(), "{error:?}");
+        let error = schemas
+            .by_subject_version("never-seen", 0)
+            .await
+            .expect_err("nothing known");
+        assert!(error.is_registry_unreachable(), "{error:?}");
+        assert_eq!(schemas.stale_latest_served().load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]

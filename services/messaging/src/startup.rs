@@ -38,6 +38,8 @@ use crate::schemas::Schemas;
 /// frames; what the service sends is bounded by the client's own setting.
 const MAX_FRAME_SIZE: u32 = 1 << 20;
 
+/// How long Kafka may go without answering a metadata request before readiness flips.
+const KAFKA_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// How often readiness re-checks Kafka and the registry.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -79,6 +81,7 @@ impl Application {
         let metrics_addr = metrics_listener.local_addr()?;
         let metrics = Arc::new(Metrics::new("tributary-messaging")?);
         let messaging_metrics = MessagingMetrics::new(metrics.meter(), &kafka);
+        messaging_metrics.count_stale_latest(metrics.meter(), schemas.stale_latest_served());
         Ok(Self {
             listener,
             local_addr,
@@ -159,15 +162,18 @@ impl Application {
             Arc::clone(self.security.authorizer()),
             Arc::clone(&self.schemas),
         );
-        let service = MessagingServiceServer::new(MessagingGrpc::new(
-            self.kafka.clone(),
-            Arc::clone(&self.schemas),
-            access,
-            self.messaging_metrics.clone(),
-            self.produce_max_in_flight,
-            self.max_consume_streams,
-            stop.clone(),
-        ))
+        let service = MessagingServiceServer::new(
+            MessagingGrpc::new(
+                self.kafka.clone(),
+                Arc::clone(&self.schemas),
+                access,
+                self.messaging_metrics.clone(),
+                self.produce_max_in_flight,
+                self.max_consume_streams,
+                stop.clone(),
+            )
+            .with_request_timeout(self.connections.request_timeout),
+        )
         .max_decoding_message_size(64 * 1024 * 1024);
         let server_stop = stop.clone();
         let descriptor_sets = [
@@ -325,6 +331,7 @@ fn registry_client(settings: &Settings) -> anyhow::Result<Schemas> {
         credentials,
         Duration::from_millis(settings.latest_schema_ttl_ms),
     )
+    .with_latest_max_stale(Duration::from_millis(settings.latest_schema_max_stale_ms))
     .with_limits(settings.limits.limits()?))
 }
 
@@ -355,7 +362,16 @@ async fn registry_serving(schemas: &Schemas) -> bool {
         .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
 }
 
-/// Readiness: SERVING while a Kafka broker and the registry answer, NOT_SERVING otherwise.
+/// Readiness: SERVING while a Kafka broker answers, NOT_SERVING otherwise.
+///
+/// The registry is a dependency of Avro records only: while it is unreachable, records in other
+/// formats and records whose schemas are cached keep flowing (the others fail one by one with
+/// UNAVAILABLE), so its state is `dependency.registry` and a metric, not readiness: a
+/// registry outage must not take every messaging pod out of its Service.
+///
+/// Kafka counts as unreachable once no broker has answered a metadata request for
+/// [`KAFKA_DOWN_AFTER`]: a request that went to a broker just killed (one of three) fails
+/// while the others still serve, and readiness must not flip for it.
 async fn watch_health(
     kafka: Kafka,
     schemas: Arc<Schemas>,
@@ -363,26 +379,35 @@ async fn watch_health(
     stop: CancellationToken,
 ) {
     let mut serving = None;
+    let mut kafka_answered: Option<tokio::time::Instant> = None;
     loop {
-        let (kafka_up, registry_up) = tokio::join!(
+        let (kafka_answers, registry_up) = tokio::join!(
             kafka.ping(HEALTH_INTERVAL),
             tokio::time::timeout(HEALTH_INTERVAL, registry_serving(&schemas)),
         );
+        let now = tokio::time::Instant::now();
+        if kafka_answers {
+            kafka_answered = Some(now);
+        }
+        let kafka_up = kafka_answered.is_some_and(|at| now.duration_since(at) < KAFKA_DOWN_AFTER);
         let registry_up = matches!(registry_up, Ok(true));
-        let healthy = kafka_up && registry_up;
         health.set_dependency("kafka", kafka_up).await;
         health.set_dependency("registry", registry_up).await;
-        if serving != Some(healthy) {
-            health.set_ready(healthy).await;
-            if healthy {
-                tracing::info!("Kafka and the registry reachable: SERVING");
+        if serving != Some(kafka_up) {
+            health.set_ready(kafka_up).await;
+            if kafka_up {
+                tracing::info!(registry_up, "Kafka reachable: SERVING");
             } else {
-                tracing::warn!(kafka_up, registry_up, "NOT_SERVING");
+                tracing::warn!(registry_up, "no Kafka broker answers: NOT_SERVING");
             }
-            serving = Some(healthy);
+            serving = Some(kafka_up);
         }
-        let pause = if healthy {
+        // Every second while Kafka answers; at once after a failed request (librdkafka sends
+        // the next one to another broker), a little slower once it is down.
+        let pause = if kafka_answers {
             HEALTH_INTERVAL
+        } else if kafka_up {
+            Duration::from_millis(50)
         } else {
             Duration::from_millis(100)
         };

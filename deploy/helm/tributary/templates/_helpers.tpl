@@ -483,6 +483,8 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "KAFKA_BOOTSTRAP_SERVERS" $c.kafka.bootstrapServers }}
 {{- $_ := set $env "REGISTRY_URL" (include "tributary.registryUrl" .root) }}
 {{- $_ := set $env "MESSAGING_LATEST_SCHEMA_TTL_MS" (toString (int64 $c.latestSchemaTtlMs)) }}
+{{- $_ := set $env "MESSAGING_LATEST_SCHEMA_MAX_STALE_MS" (toString (int64 $c.latestSchemaMaxStaleMs)) }}
+{{- $_ := set $env "MESSAGING_DELIVERY_TIMEOUT_MS" (toString (int64 $c.deliveryTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_KAFKA_TIMEOUT_MS" (toString (int64 $c.kafkaTimeoutMs)) }}
 {{- $_ := set $env "MESSAGING_PRODUCE_MAX_IN_FLIGHT" (toString (int64 $c.produceMaxInFlight)) }}
 {{- $l := $c.schemaLimits }}

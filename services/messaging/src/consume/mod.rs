@@ -109,12 +109,24 @@ pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
 /// measures (2026-11-26: 1.13M/1.16M records/s on 100 B records, 519k/515k on 1 KiB).
 pub const QUEUED_MAX_MESSAGES_KBYTES: &str = "16384";
 
+/// How long the group coordinator waits for a heartbeat before it gives a member's partitions
+/// to the others, unless `session.timeout.ms` says otherwise. librdkafka's default, 45 s, is
+/// how long a group stood still after a messaging pod was killed (measured 42-45 s before
+/// redelivery); 6 s is the brokers' lowest allowed (`group.min.session.timeout.ms`), and with
+/// heartbeats every 1.5 s a live member misses four before it is dropped. Heartbeats come from
+/// librdkafka's own thread, so a busy stream does not miss them.
+pub const SESSION_TIMEOUT_MS: &str = "6000";
+/// See [`SESSION_TIMEOUT_MS`].
+pub const HEARTBEAT_INTERVAL_MS: &str = "1500";
+
 /// The librdkafka settings a Consume stream's consumer gets unless `KAFKA_PROPERTIES` sets them
 /// (the bench gives its raw consumer the same ones).
-pub const CONSUMER_DEFAULTS: [(&str, &str); 3] = [
+pub const CONSUMER_DEFAULTS: [(&str, &str); 5] = [
     ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
     ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
     ("queued.max.messages.kbytes", QUEUED_MAX_MESSAGES_KBYTES),
+    ("session.timeout.ms", SESSION_TIMEOUT_MS),
+    ("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS),
 ];
 
 /// How often the lag of a stream held by flow control is refreshed from the brokers' watermarks.
