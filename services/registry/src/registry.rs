@@ -349,6 +349,10 @@ pub struct Registry {
     cache_stats: CacheStats,
     /// Schema ids and live subjects, as last counted in Postgres.
     counts: parking_lot::Mutex<Option<(u64, u64)>>,
+    /// Whether the health check last reached Postgres. While it does not, requests that need
+    /// the database fail at once with 503/UNAVAILABLE instead of each waiting for a pooled
+    /// connection (`--db-acquire-timeout-ms`) that cannot come.
+    store_reachable: AtomicBool,
 }
 
 impl Registry {
@@ -369,11 +373,31 @@ impl Registry {
             events,
             cache_stats: CacheStats::default(),
             counts: parking_lot::Mutex::default(),
+            store_reachable: AtomicBool::new(true),
         }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Notes what the health check found (see [`Registry::db`]).
+    pub fn set_store_reachable(&self, reachable: bool) {
+        self.store_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// The pool, unless the health check found Postgres unreachable: then the request fails
+    /// now with [`RegistryError::StoreUnavailable`] (503 with Retry-After, UNAVAILABLE).
+    fn db(&self) -> Result<&PgPool, RegistryError> {
+        if self.store_reachable.load(Ordering::Relaxed) {
+            Ok(&self.pool)
+        } else {
+            Err(RegistryError::StoreUnavailable(sqlx::Error::Io(
+                std::io::Error::other(
+                    "Postgres is unreachable (the health check fails): not waiting for a connection",
+                ),
+            )))
+        }
     }
 
     /// The number of schema ids and of live subjects, as last counted (see `set_counts`).
@@ -460,7 +484,7 @@ impl Registry {
         if id <= 0 {
             return Err(RegistryError::SchemaNotFound { id });
         }
-        let row = store::schema_by_id(&self.pool, id)
+        let row = store::schema_by_id(self.db()?, id)
             .await?
             .ok_or(RegistryError::SchemaNotFound { id })?;
         let schema = Arc::new(StoredSchema {
@@ -478,7 +502,7 @@ impl Registry {
             return Ok(Some(*id));
         }
         self.cache_stats.lookup.miss();
-        let id = store::schema_id_by_fingerprint(&self.pool, fingerprint).await?;
+        let id = store::schema_id_by_fingerprint(self.db()?, fingerprint).await?;
         if let Some(id) = id {
             self.ids_by_fingerprint
                 .write()
@@ -497,7 +521,7 @@ impl Registry {
         }
         self.cache_stats.subject_version.miss();
         let generation = self.generation.load(Ordering::SeqCst);
-        let versions = Arc::new(store::versions_of(&self.pool, subject).await?);
+        let versions = Arc::new(store::versions_of(self.db()?, subject).await?);
         let mut subjects = self.subjects.write();
         if self.trusted() && self.generation.load(Ordering::SeqCst) == generation {
             subjects.insert(subject.to_owned(), Arc::clone(&versions));
@@ -541,7 +565,7 @@ impl Registry {
         self.cache_stats.config.miss();
         let generation = self.generation.load(Ordering::SeqCst);
         let configs: Arc<HashMap<_, _>> =
-            Arc::new(store::configs(&self.pool).await?.into_iter().collect());
+            Arc::new(store::configs(self.db()?).await?.into_iter().collect());
         let mut cached = self.configs.write();
         if self.trusted() && self.generation.load(Ordering::SeqCst) == generation {
             *cached = Some(Arc::clone(&configs));
@@ -723,7 +747,7 @@ impl Registry {
         if !subject.is_empty() {
             validate_subject(subject)?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         store::lock_config(&mut tx, subject).await?;
         store::set_config(
             &mut tx,
@@ -748,7 +772,7 @@ impl Registry {
         if !subject.is_empty() {
             validate_subject(subject)?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         let row = store::lock_config(&mut tx, subject).await?;
         let previous = match row
             .compatibility
@@ -796,7 +820,7 @@ impl Registry {
         if !subject.is_empty() {
             validate_subject(subject)?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         store::lock_config(&mut tx, subject).await?;
         if mode == Mode::Import && !force {
             let scope = (!subject.is_empty()).then_some(subject);
@@ -830,7 +854,7 @@ impl Registry {
         if !subject.is_empty() {
             validate_subject(subject)?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         let row = store::lock_config(&mut tx, subject).await?;
         let previous = match row.mode.as_deref().and_then(Mode::parse) {
             Some(mode) => mode,
@@ -938,7 +962,7 @@ impl Registry {
         } else {
             limit.min(MAX_PAGE_SIZE)
         };
-        Ok(store::list_subjects(&self.pool, prefix, filter, after, i64::from(limit)).await?)
+        Ok(store::list_subjects(self.db()?, prefix, filter, after, i64::from(limit)).await?)
     }
 
     /// Subjects in lexicographic order, skipping `offset` and returning at most `limit` (all when
@@ -956,7 +980,7 @@ impl Registry {
             return Ok(Vec::new());
         }
         Ok(store::list_subjects_at(
-            &self.pool,
+            self.db()?,
             prefix,
             filter,
             offset.max(0),
@@ -982,7 +1006,7 @@ impl Registry {
             return Ok(Vec::new());
         }
         let rows = store::list_subject_versions(
-            &self.pool,
+            self.db()?,
             prefix,
             include_deleted,
             latest_only,
@@ -1007,7 +1031,7 @@ impl Registry {
     /// The largest schema id in use (0 when none), as Confluent's `fetchMaxId` reports it.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn max_schema_id(&self) -> Result<i32> {
-        Ok(store::max_schema_id(&self.pool).await?)
+        Ok(store::max_schema_id(self.db()?).await?)
     }
 
     /// A stored schema with the types it takes from references inlined (Confluent's
@@ -1027,7 +1051,7 @@ impl Registry {
         include_deleted: bool,
     ) -> Result<Vec<(String, i32)>> {
         self.schema_by_id(id).await?;
-        Ok(store::usages_of(&self.pool, id, include_deleted).await?)
+        Ok(store::usages_of(self.db()?, id, include_deleted).await?)
     }
 
     /// Ids of the schemas, in live versions, that reference a subject version.
@@ -1038,7 +1062,7 @@ impl Registry {
         selector: VersionSelector,
     ) -> Result<Vec<i32>> {
         let version = self.find_version(subject, selector, false).await?;
-        Ok(store::referenced_by(&self.pool, subject, version.version, true).await?)
+        Ok(store::referenced_by(self.db()?, subject, version.version, true).await?)
     }
 
     /// Whether a schema is registered under a subject, and as which version (the latest match).
@@ -1289,7 +1313,7 @@ impl Registry {
         last_attempt: bool,
     ) -> Result<Option<Registered>> {
         let subject = write.subject;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         store::lock_subject(&mut tx, subject, true).await?;
         let versions = store::versions_of(&mut *tx, subject).await?;
         let existing_id = store::schema_id_by_fingerprint(&mut *tx, write.fingerprint).await?;
@@ -1406,7 +1430,7 @@ impl Registry {
     ) -> Result<i32> {
         validate_subject(subject)?;
         self.ensure_writable(subject).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         if !store::lock_subject(&mut tx, subject, false).await? {
             return Err(RegistryError::SubjectNotFound {
                 subject: subject.to_owned(),
@@ -1476,7 +1500,7 @@ impl Registry {
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
         validate_subject(subject)?;
         self.ensure_writable(subject).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db()?.begin().await?;
         if !store::lock_subject(&mut tx, subject, false).await? {
             return Err(RegistryError::SubjectNotFound {
                 subject: subject.to_owned(),

@@ -417,7 +417,8 @@ fn fit_connections(settings: &Settings) -> ConnectionSettings {
 /// The check runs on its own connection, not the pool's: a pool busy with requests is not an
 /// outage, and a dropped connection is noticed on the next check. Checks run every
 /// [`HEALTH_INTERVAL`] and give up after [`HEALTH_TIMEOUT`], so an outage (a killed or a paused
-/// Postgres) is noticed within their sum, under a second.
+/// Postgres) is noticed within their sum, under a second; from then on requests that need the
+/// database fail at once with 503 instead of waiting for a connection.
 async fn watch_database_health(
     pool: PgPool,
     registry: Arc<Registry>,
@@ -446,6 +447,7 @@ async fn watch_database_health(
             connection = None;
         }
         let healthy = reachable && listener_started;
+        registry.set_store_reachable(reachable);
         health.set_dependency("postgres", reachable).await;
         if serving != Some(healthy) {
             health.set_ready(healthy).await;
