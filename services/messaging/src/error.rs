@@ -69,6 +69,12 @@ pub enum MessagingError {
         "outcome unknown: {why}; the record to topic '{topic}' may or may not be written (a retry may duplicate it)"
     )]
     OutcomeUnknown { topic: String, why: &'static str },
+    /// The call's deadline came before the record could be handed to Kafka (no metadata for
+    /// its topic, the producer's queue full): it was not written, and a retry is safe.
+    #[error(
+        "the record to topic '{topic}' could not be handed to Kafka before the call's deadline; it was not written (a retry is safe)"
+    )]
+    NotSent { topic: String },
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(
@@ -163,6 +169,7 @@ impl MessagingError {
             Forbidden(_) => "FORBIDDEN",
             KafkaUnavailable(_) => "KAFKA_UNAVAILABLE",
             OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
+            NotSent { .. } => "NOT_SENT",
             Kafka(_) => "KAFKA_ERROR",
             ShuttingDown => "SHUTTING_DOWN",
             TooManyConsumeStreams { .. } => "TOO_MANY_CONSUME_STREAMS",
@@ -205,7 +212,7 @@ impl MessagingError {
             Undecodable { .. } => Code::DataLoss,
             Registry { code, .. } => *code,
             Forbidden(_) => Code::PermissionDenied,
-            KafkaUnavailable(_) | ShuttingDown => Code::Unavailable,
+            KafkaUnavailable(_) | ShuttingDown | NotSent { .. } => Code::Unavailable,
             // gRPC's code for "the deadline passed, the operation may have completed".
             OutcomeUnknown { .. } => Code::DeadlineExceeded,
             TooManyConsumeStreams { .. } => Code::ResourceExhausted,

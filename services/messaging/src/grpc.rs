@@ -132,7 +132,18 @@ impl MessagingService for MessagingGrpc {
         let mut in_flight = Vec::new();
         let mut recent = Recent::new(&self.access, caller);
         for record in request.records {
-            in_flight.push(self.producer.start(record, &mut recent).await);
+            let started = match answer_by {
+                // Handing a record over stops at the deadline: a record not handed over by
+                // then was never given to Kafka (it is not written; a retry is safe).
+                Some(deadline) => {
+                    let topic = record.topic.clone();
+                    tokio::time::timeout_at(deadline, self.producer.start(record, &mut recent))
+                        .await
+                        .unwrap_or_else(|_| Err(MessagingError::NotSent { topic }))
+                }
+                None => self.producer.start(record, &mut recent).await,
+            };
+            in_flight.push(started);
         }
         // Records Kafka has not acknowledged by the time the call must be answered are said to
         // be of unknown outcome, never left to a bare DEADLINE_EXCEEDED of the whole call.

@@ -183,6 +183,21 @@ impl MessagingMetrics {
         });
     }
 
+    /// Records acknowledged by Kafka plus records consumed from it, over every topic counted:
+    /// when it grows, the brokers are serving.
+    pub fn records_through_kafka(&self) -> u64 {
+        self.instruments
+            .topics
+            .read()
+            .values()
+            .map(|c| {
+                c.sent_messages
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(c.consumed_messages.load(Ordering::Relaxed))
+            })
+            .fold(0u64, u64::wrapping_add)
+    }
+
     /// `records` records of `bytes` key and value bytes in all were delivered to a consume
     /// stream.
     pub fn consumed(&self, topic: &str, records: usize, bytes: usize) {

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -70,6 +70,8 @@ pub struct Schemas {
     /// Lookups of a latest version answered from a stale entry because the registry was
     /// unreachable (a metric).
     stale_latest_served: Arc<AtomicU64>,
+    /// Whether the health check last reached the registry (see [`Schemas::registry`]).
+    registry_reachable: Arc<AtomicBool>,
     registered: Cache<(String, String), u32>,
     readers: Cache<String, Arc<Schema>>,
     /// Referenced schemas: (subject, version) -> (text, its references).
@@ -216,6 +218,7 @@ impl Schemas {
             latest_ttl,
             latest_max_stale: Duration::ZERO,
             stale_latest_served: Arc::default(),
+            registry_reachable: Arc::new(AtomicBool::new(true)),
             // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
             registered: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
@@ -264,6 +267,27 @@ impl Schemas {
         &self.limits
     }
 
+    /// Notes what the health check found: while the registry is unreachable, lookups that
+    /// need it fail at once with UNAVAILABLE (a paused registry would otherwise hold each for
+    /// the call timeout, 10 s), and cached schemas keep serving.
+    pub fn set_registry_reachable(&self, reachable: bool) {
+        self.registry_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// A client of the registry, unless the health check found it unreachable.
+    fn registry(&self) -> Result<RegistryServiceClient<RegistryChannel>, MessagingError> {
+        if self.registry_reachable.load(Ordering::Relaxed) {
+            Ok(self.client.clone())
+        } else {
+            Err(MessagingError::Registry {
+                code: Code::Unavailable,
+                message: "the registry is unreachable (its health check fails); retry later"
+                    .to_owned(),
+                answered: true,
+            })
+        }
+    }
+
     /// The channel to the registry, with credentials (for health checks).
     pub fn channel(&self) -> RegistryChannel {
         self.channel.clone()
@@ -304,8 +328,7 @@ impl Schemas {
         let wire_id = i32::try_from(id)
             .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
         let found = self
-            .client
-            .clone()
+            .registry()?
             .get_schema(registry::GetSchemaRequest { id: wire_id })
             .await
             .map_err(registry_error)?
@@ -331,8 +354,7 @@ impl Schemas {
         let wire_id = i32::try_from(id)
             .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
         let usages = self
-            .client
-            .clone()
+            .registry()?
             .list_schema_usages(registry::ListSchemaUsagesRequest {
                 id: wire_id,
                 include_deleted: true,
@@ -404,8 +426,7 @@ impl Schemas {
         latest: bool,
     ) -> Result<u32, MessagingError> {
         let found = self
-            .client
-            .clone()
+            .registry()?
             .get_subject_version(registry::GetSubjectVersionRequest {
                 subject: subject.to_owned(),
                 version: if latest { -1 } else { version },
@@ -454,8 +475,7 @@ impl Schemas {
 
     async fn register_new(&self, key: (String, String)) -> Result<u32, MessagingError> {
         let registered = self
-            .client
-            .clone()
+            .registry()?
             .register_schema(registry::RegisterSchemaRequest {
                 subject: key.0.clone(),
                 schema: key.1.clone(),
@@ -546,8 +566,7 @@ impl Schemas {
             return Ok(found);
         }
         let found = self
-            .client
-            .clone()
+            .registry()?
             .get_subject_version(registry::GetSubjectVersionRequest {
                 subject: reference.subject.clone(),
                 version: reference.version,

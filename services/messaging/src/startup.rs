@@ -38,6 +38,16 @@ use crate::schemas::Schemas;
 /// frames; what the service sends is bounded by the client's own setting.
 const MAX_FRAME_SIZE: u32 = 1 << 20;
 
+/// The HTTP/2 connection window (how much a client may send that the service has not read
+/// yet, over all its streams). h2 (0.4.20) closes a connection with ENHANCE_YOUR_CALM once the
+/// small DATA frames it holds unread cost more than half this window (each frame under 256
+/// bytes counts as 256 minus its size): with the protocol's default of 64 KiB, a ProduceStream
+/// of small records whose server stops reading while Kafka is slow (its in-flight bound) was cut
+/// after some 150 records (found by the fault suite, a broker killed under load). 2 MiB lets
+/// one stream fill its own 64 KiB window with records of 20 bytes; it also bounds what one
+/// connection can make the service buffer.
+const CONNECTION_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+
 /// How long Kafka may go without answering a metadata request before readiness flips.
 const KAFKA_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// How often readiness re-checks Kafka and the registry.
@@ -153,6 +163,7 @@ impl Application {
 
         let health_task = tokio::spawn(watch_health(
             self.kafka.clone(),
+            self.messaging_metrics.clone(),
             Arc::clone(&self.schemas),
             Arc::clone(&health),
             stop.clone(),
@@ -188,6 +199,7 @@ impl Application {
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_SIZE)
             .max_concurrent_streams(connections.max_concurrent_streams)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .http2_keepalive_interval(connections.keepalive_interval)
             .http2_keepalive_timeout(Some(connections.keepalive_timeout));
         if let Some(timeout) = connections.request_timeout {
@@ -369,28 +381,35 @@ async fn registry_serving(schemas: &Schemas) -> bool {
 /// UNAVAILABLE), so its state is `dependency.registry` and a metric, not readiness: a
 /// registry outage must not take every messaging pod out of its Service.
 ///
-/// Kafka counts as unreachable once no broker has answered a metadata request for
-/// [`KAFKA_DOWN_AFTER`]: a request that went to a broker just killed (one of three) fails
-/// while the others still serve, and readiness must not flip for it.
+/// Kafka counts as unreachable once, for [`KAFKA_DOWN_AFTER`], no broker has answered a
+/// metadata request and no record has been acknowledged or consumed: a request that went to a
+/// broker just killed or paused (one of three) times out while the others still serve, and
+/// readiness must not flip for it.
 async fn watch_health(
     kafka: Kafka,
+    metrics: MessagingMetrics,
     schemas: Arc<Schemas>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
     let mut serving = None;
     let mut kafka_answered: Option<tokio::time::Instant> = None;
+    let mut records_seen = metrics.records_through_kafka();
     loop {
         let (kafka_answers, registry_up) = tokio::join!(
             kafka.ping(HEALTH_INTERVAL),
             tokio::time::timeout(HEALTH_INTERVAL, registry_serving(&schemas)),
         );
         let now = tokio::time::Instant::now();
-        if kafka_answers {
+        let records = metrics.records_through_kafka();
+        let records_flowed = records != records_seen;
+        records_seen = records;
+        if kafka_answers || records_flowed {
             kafka_answered = Some(now);
         }
         let kafka_up = kafka_answered.is_some_and(|at| now.duration_since(at) < KAFKA_DOWN_AFTER);
         let registry_up = matches!(registry_up, Ok(true));
+        schemas.set_registry_reachable(registry_up);
         health.set_dependency("kafka", kafka_up).await;
         health.set_dependency("registry", registry_up).await;
         if serving != Some(kafka_up) {

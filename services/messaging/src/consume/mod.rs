@@ -226,6 +226,16 @@ fn lags(
 }
 
 impl ConsumerContext for StreamContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::warn!(
+                %error,
+                partitions = offsets.count(),
+                "offset commit failed; the acknowledged records past the group's committed offset will be delivered again"
+            );
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let event = match rebalance {
             Rebalance::Assign(tpl) => RebalanceEvent::Assigned(partitions_of(tpl)),
