@@ -38,14 +38,18 @@ use crate::schemas::Schemas;
 /// frames; what the service sends is bounded by the client's own setting.
 const MAX_FRAME_SIZE: u32 = 1 << 20;
 
-/// The HTTP/2 connection window (how much a client may send that the service has not read
-/// yet, over all its streams). h2 (0.4.20) closes a connection with ENHANCE_YOUR_CALM once the
-/// small DATA frames it holds unread cost more than half this window (each frame under 256
-/// bytes counts as 256 minus its size): with the protocol's default of 64 KiB, a ProduceStream
-/// of small records whose server stops reading while Kafka is slow (its in-flight bound) was cut
-/// after some 150 records (found by the fault suite, a broker killed under load). 2 MiB lets
-/// one stream fill its own 64 KiB window with records of 20 bytes; it also bounds what one
-/// connection can make the service buffer.
+/// HTTP/2 flow-control windows: how much a client may send that the service has not read yet,
+/// on one stream and over the connection. h2 (0.4.20) closes a connection with
+/// ENHANCE_YOUR_CALM ("too_many_data_frames") once the small DATA frames it holds unread cost
+/// more than half the connection window (a frame under 256 bytes counts as 256 minus its size).
+/// With hyper's defaults (1 MiB for both) one ProduceStream of small records whose server
+/// stops reading at its in-flight bound, while Kafka is slow, was cut after a few thousand
+/// records (found by the fault suite: a broker killed, a leader paused). A 64 KiB stream window
+/// holds at most 3,300 frames of 20 bytes (770 KB of that budget), under the 1 MiB budget of
+/// a 2 MiB connection window; the connection window also bounds what one connection can make
+/// the service buffer.
+const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
+/// See [`STREAM_WINDOW_BYTES`].
 const CONNECTION_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
 
 /// How long Kafka may go without answering a metadata request before readiness flips.
@@ -199,6 +203,7 @@ impl Application {
             .tcp_nodelay(true)
             .max_frame_size(MAX_FRAME_SIZE)
             .max_concurrent_streams(connections.max_concurrent_streams)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .http2_keepalive_interval(connections.keepalive_interval)
             .http2_keepalive_timeout(Some(connections.keepalive_timeout));
