@@ -338,6 +338,13 @@ pub struct Policy {
 impl Policy {
     /// The policy in a YAML document. Errors name the role, rule or binding at fault.
     pub fn parse(yaml: &str) -> anyhow::Result<Self> {
+        // An empty file is what a reload sees in the middle of a non-atomic rewrite (truncate,
+        // then write): taking it for a policy that allows nothing would deny every caller for
+        // a moment. A policy that binds nobody says so: `bindings: []`.
+        anyhow::ensure!(
+            !yaml.trim().is_empty(),
+            "the policy file is empty (a policy that allows nothing is written `bindings: []`)"
+        );
         let file: PolicyFile =
             serde_yaml_ng::from_str(yaml).context("the policy is not valid policy YAML")?;
         let mut groups = Vec::new();
@@ -624,6 +631,15 @@ impl Grants {
 mod tests {
     use super::*;
     use crate::principal::AuthMethod;
+
+    #[test]
+    fn an_empty_file_is_not_a_policy_but_an_explicit_empty_one_is() {
+        for empty in ["", "  \n\n", "\t"] {
+            let error = Policy::parse(empty).expect_err("empty");
+            assert!(error.to_string().contains("empty"), "{error:#}");
+        }
+        Policy::parse("bindings: []").expect("a policy that binds nobody");
+    }
 
     const POLICY: &str = r#"
 groups:
