@@ -400,6 +400,7 @@ async fn watch_health(
     let mut serving = None;
     let mut kafka_answered: Option<tokio::time::Instant> = None;
     let mut records_seen = metrics.records_through_kafka();
+    let mut registry_answered_once = false;
     loop {
         let (kafka_answers, registry_up) = tokio::join!(
             kafka.ping(HEALTH_INTERVAL),
@@ -414,7 +415,10 @@ async fn watch_health(
         }
         let kafka_up = kafka_answered.is_some_and(|at| now.duration_since(at) < KAFKA_DOWN_AFTER);
         let registry_up = matches!(registry_up, Ok(true));
-        schemas.set_registry_reachable(registry_up);
+        // Lookups fail fast only once the registry has answered before: until then (a
+        // service starting beside its registry) they try it.
+        registry_answered_once |= registry_up;
+        schemas.set_registry_reachable(registry_up || !registry_answered_once);
         health.set_dependency("kafka", kafka_up).await;
         health.set_dependency("registry", registry_up).await;
         if serving != Some(kafka_up) {
