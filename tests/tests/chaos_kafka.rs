@@ -463,6 +463,10 @@ async fn partition_leader_paused_and_resumed_under_streaming_produce() {
 struct PacedConsumer {
     delivered: Arc<Mutex<Vec<(i32, i64, Instant)>>>,
     assigned: Arc<Mutex<HashSet<i32>>>,
+    /// Each partition given to it, and when.
+    assignments: Arc<Mutex<Vec<(i32, Instant)>>>,
+    /// Whether it still waits `pace` before acknowledging (cleared: it acknowledges at once).
+    paced: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -471,6 +475,10 @@ fn paced_consumer(client: Client, topic: &str, group: &str, pace: Duration) -> P
     let noted = Arc::clone(&delivered);
     let assigned: Arc<Mutex<HashSet<i32>>> = Arc::default();
     let assignment = Arc::clone(&assigned);
+    let assignments: Arc<Mutex<Vec<(i32, Instant)>>> = Arc::default();
+    let given = Arc::clone(&assignments);
+    let paced = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pacing = Arc::clone(&paced);
     let subscription = pb::Subscription {
         group_id: group.to_owned(),
         topics: vec![topic.to_owned()],
@@ -493,7 +501,9 @@ fn paced_consumer(client: Client, topic: &str, group: &str, pace: Duration) -> P
                     noted
                         .lock()
                         .push((record.partition, record.offset, Instant::now()));
-                    tokio::time::sleep(pace).await;
+                    if pacing.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(pace).await;
+                    }
                     consumer.ack(&record).await;
                 }
                 Some(pb::consume_response::Kind::Rebalance(rebalance)) => {
@@ -502,6 +512,10 @@ fn paced_consumer(client: Client, topic: &str, group: &str, pace: Duration) -> P
                         assignment.remove(&tp.partition);
                     }
                     assignment.extend(rebalance.assigned.iter().map(|tp| tp.partition));
+                    let now = Instant::now();
+                    given
+                        .lock()
+                        .extend(rebalance.assigned.iter().map(|tp| (tp.partition, now)));
                 }
                 _ => {}
             }
@@ -510,6 +524,8 @@ fn paced_consumer(client: Client, topic: &str, group: &str, pace: Duration) -> P
     PacedConsumer {
         delivered,
         assigned,
+        assignments,
+        paced,
         task,
     }
 }
@@ -553,14 +569,30 @@ async fn messaging_replica_killed_mid_consume() {
     // The second member joins once the first has started reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let b = paced_consumer(client.clone(), &topic, &group, pace);
-    // Both read for a while; then the first dies with records in flight.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Once the group has given both members partitions, both read for a while; then the
+    // first dies with records in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (on_a, on_b) = (a.assigned.lock().clone(), b.assigned.lock().clone());
+        if !on_a.is_empty() && !on_b.is_empty() && on_a.union(&on_b).count() == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not settle on two members: {on_a:?} {on_b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // The partitions the first member holds when it dies.
     let a_partitions: HashSet<i32> = a.assigned.lock().clone();
     assert!(!a_partitions.is_empty(), "the first member was reading");
     chaos::signal(first.pid(), "KILL");
     let killed = Instant::now();
     a.task.abort();
+    // The survivor now reads as fast as it can, so that the time to its first record of the
+    // dead member's partitions is the group's recovery, not its backlog at 4 ms a record.
+    b.paced.store(false, std::sync::atomic::Ordering::Relaxed);
 
     // The survivor takes everything over and reaches the end.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -590,6 +622,14 @@ async fn messaging_replica_killed_mid_consume() {
         .map(|(_, _, at)| at.duration_since(killed))
         .min()
         .expect("the survivor got the dead member's partitions");
+    let reassigned_after = b
+        .assignments
+        .lock()
+        .iter()
+        .filter(|(p, at)| *at > killed && a_partitions.contains(p))
+        .map(|(_, at)| at.duration_since(killed))
+        .min()
+        .expect("the group gave the dead member's partitions to the survivor");
     // The group commits past the last record once the survivor acknowledged it.
     let deadline = Instant::now() + Duration::from_secs(30);
     let lag = loop {
@@ -671,12 +711,17 @@ async fn messaging_replica_killed_mid_consume() {
                 format!("{resumed_at:?}").replace(' ', ""),
             ),
             ("lost", (total - seen.len() as u64).to_string()),
+            ("reassigned_after_ms", ms(reassigned_after)),
             ("redelivery_after_ms", ms(redelivered_after)),
             ("lag_at_end", lag.to_string()),
         ],
     );
     assert_eq!(seen.len() as u64, total, "every record delivered");
     assert_eq!(lag, 0, "the group committed past every record");
+    assert!(
+        reassigned_after < Duration::from_secs(10),
+        "the group took {reassigned_after:?} to give the dead member's partitions away"
+    );
     assert!(
         redelivered_after < Duration::from_secs(10),
         "the group took {redelivered_after:?} to redeliver"
