@@ -772,6 +772,41 @@ async fn verify(client: &reqwest::Client, replicas: &[String], acked: &[Acked]) 
 }
 
 /// Registrations acknowledged per second of load.
+/// Prints the examples the load and the checks kept, then asserts what both scenarios promise:
+/// every registration acknowledged in the end, none lost, none under two ids, no version gap.
+fn assert_registrations_kept(
+    writes: &Tally,
+    reads: &Tally,
+    verdict: &Verdict,
+    unfinished: &[&String],
+) {
+    for example in writes
+        .examples
+        .iter()
+        .chain(&reads.examples)
+        .chain(&verdict.examples)
+    {
+        println!("  {example}");
+    }
+
+    assert!(
+        unfinished.is_empty(),
+        "registrations never acknowledged: {unfinished:?}"
+    );
+    assert_eq!(
+        verdict.check_errors, 0,
+        "the checks failed: {:?}",
+        verdict.examples
+    );
+    assert_eq!(
+        verdict.lost, 0,
+        "acknowledged registrations lost: {:?}",
+        verdict.examples
+    );
+    assert_eq!(verdict.duplicated, 0, "duplicates: {:?}", verdict.examples);
+    assert_eq!(verdict.gaps, 0, "version gaps: {:?}", verdict.examples);
+}
+
 fn rate(acknowledged: usize, load_time: Duration) -> String {
     format!("{:.0}", acknowledged as f64 / load_time.as_secs_f64())
 }
@@ -1036,31 +1071,7 @@ async fn postgres_killed_and_restarted_under_registration_load() {
             timeline(changes, killed_at)
         );
     }
-    for example in writes
-        .examples
-        .iter()
-        .chain(&reads.examples)
-        .chain(&verdict.examples)
-    {
-        println!("  {example}");
-    }
-
-    assert!(
-        unfinished.is_empty(),
-        "registrations never acknowledged: {unfinished:?}"
-    );
-    assert_eq!(
-        verdict.check_errors, 0,
-        "the checks failed: {:?}",
-        verdict.examples
-    );
-    assert_eq!(
-        verdict.lost, 0,
-        "acknowledged registrations lost: {:?}",
-        verdict.examples
-    );
-    assert_eq!(verdict.duplicated, 0, "duplicates: {:?}", verdict.examples);
-    assert_eq!(verdict.gaps, 0, "version gaps: {:?}", verdict.examples);
+    assert_registrations_kept(&writes, &reads, &verdict, &unfinished);
     assert_eq!(
         writes.server_errors() + reads.server_errors(),
         0,
@@ -1212,31 +1223,7 @@ async fn registry_replica_killed_behind_a_retrying_client() {
             ("slowest_failed_write_ms", ms(writes.slowest_failure)),
         ],
     );
-    for example in writes
-        .examples
-        .iter()
-        .chain(&reads.examples)
-        .chain(&verdict.examples)
-    {
-        println!("  {example}");
-    }
-
-    assert!(
-        unfinished.is_empty(),
-        "registrations never acknowledged: {unfinished:?}"
-    );
-    assert_eq!(
-        verdict.check_errors, 0,
-        "the checks failed: {:?}",
-        verdict.examples
-    );
-    assert_eq!(
-        verdict.lost, 0,
-        "acknowledged registrations lost: {:?}",
-        verdict.examples
-    );
-    assert_eq!(verdict.duplicated, 0, "duplicates: {:?}", verdict.examples);
-    assert_eq!(verdict.gaps, 0, "version gaps: {:?}", verdict.examples);
+    assert_registrations_kept(&writes, &reads, &verdict, &unfinished);
     assert_eq!(
         writes.other_statuses() + reads.other_statuses(),
         0,
