@@ -12,6 +12,7 @@
 pub mod chaos;
 pub mod flood;
 pub mod records;
+pub mod registry_http;
 pub mod security;
 
 pub use security::AuthChannel;

@@ -543,6 +543,7 @@ async fn registry_call(fixture: &Fixture, principal: &str, method: &str, scope: 
             client
                 .get_schema(rpb::GetSchemaRequest {
                     id: fixture.ids[scope.subject()],
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -1430,18 +1431,22 @@ async fn who_may_read_a_schema_id_follows_its_subjects_at_once() {
         .into_inner()
         .id;
     // Only team B's subject uses it: alice may not read it (and that answer is now cached).
-    let get = rpb::GetSchemaRequest { id };
-    let denied = alice.get_schema(get).await.unwrap_err();
+    let get = rpb::GetSchemaRequest {
+        id,
+        ..Default::default()
+    };
+    let denied = alice.get_schema(get.clone()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
     // Waits (up to 1 s: a change event, not an expiry, makes the cached answer stale) until
     // alice's GetSchema answers `code`.
     let answers = |code: tonic::Code| {
         let mut alice = alice.clone();
+        let get = get.clone();
         async move {
             let deadline = std::time::Instant::now() + Duration::from_secs(1);
             loop {
-                let came = match alice.get_schema(get).await {
+                let came = match alice.get_schema(get.clone()).await {
                     Ok(_) => tonic::Code::Ok,
                     Err(status) => status.code(),
                 };

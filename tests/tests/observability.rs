@@ -421,12 +421,18 @@ async fn metrics_after_traffic_show_red_series_cache_use_and_consumer_lag() {
     let mut registry = messaging.registry.client().await;
     for _ in 0..2 {
         registry
-            .get_schema(registry_pb::GetSchemaRequest { id: schema_id })
+            .get_schema(registry_pb::GetSchemaRequest {
+                id: schema_id,
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     registry
-        .get_schema(registry_pb::GetSchemaRequest { id: 999_999 })
+        .get_schema(registry_pb::GetSchemaRequest {
+            id: 999_999,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     let http = tributary_tests::security::admin_http_client()

@@ -96,7 +96,10 @@ async fn register_dedups_on_the_canonical_form_and_shares_ids_across_subjects() 
     assert_ne!(third.id, second.id);
 
     let by_id = client
-        .get_schema(pb::GetSchemaRequest { id: first.id })
+        .get_schema(pb::GetSchemaRequest {
+            id: first.id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -855,7 +858,10 @@ async fn import_mode_preserves_caller_chosen_ids_and_versions() {
         fresh.id
     );
     let by_id = client
-        .get_schema(pb::GetSchemaRequest { id: 1000 })
+        .get_schema(pb::GetSchemaRequest {
+            id: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -909,7 +915,10 @@ async fn references_resolve_named_types_from_other_subjects_and_block_deletes() 
     );
 
     let by_id = client
-        .get_schema(pb::GetSchemaRequest { id: registered.id })
+        .get_schema(pb::GetSchemaRequest {
+            id: registered.id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -1049,7 +1058,10 @@ async fn bad_input_gets_the_right_code_and_a_message_naming_what_is_wrong() {
     }
 
     let status = client
-        .get_schema(pb::GetSchemaRequest { id: 424_242 })
+        .get_schema(pb::GetSchemaRequest {
+            id: 424_242,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(

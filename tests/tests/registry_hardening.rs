@@ -74,7 +74,10 @@ async fn answers_normally(registry: &TestRegistry, subject: &str) {
     let found = registry
         .client()
         .await
-        .get_schema(pb::GetSchemaRequest { id: id as i32 })
+        .get_schema(pb::GetSchemaRequest {
+            id: id as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

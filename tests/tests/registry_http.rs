@@ -12,8 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tributary_proto::registry::v1 as pb;
 use tributary_tests::TestRegistry;
-
-const V1: &str = "application/vnd.schemaregistry.v1+json";
+use tributary_tests::registry_http::{Api, V1, assert_error};
 
 fn user_v1() -> &'static str {
     r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"string"}]}"#
@@ -28,91 +27,6 @@ fn user_breaking() -> &'static str {
     r#"{"type":"record","name":"User","namespace":"com.example","fields":[{"name":"name","type":"long"},{"name":"email","type":"string"}]}"#
 }
 
-/// A small client for the HTTP API, answering (status, JSON body).
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(registry: &TestRegistry) -> Self {
-        Self {
-            client: tributary_tests::security::admin_http_client(),
-            base: registry.http_url(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.client.get(self.url(path))).await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.client.delete(self.url(path))).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            self.client
-                .post(self.url(path))
-                .header(CONTENT_TYPE, V1)
-                .body(body.to_string()),
-        )
-        .await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            self.client
-                .put(self.url(path))
-                .header(CONTENT_TYPE, V1)
-                .body(body.to_string()),
-        )
-        .await
-    }
-
-    async fn register(&self, subject: &str, schema: &str) -> i32 {
-        let (status, body) = self
-            .post(
-                &format!("/subjects/{subject}/versions"),
-                json!({ "schema": schema }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["id"].as_i64().unwrap() as i32
-    }
-}
-
-/// Asserts a Confluent error: the HTTP status and `{"error_code": code, "message": ...}`.
-fn assert_error(response: &(StatusCode, Value), status: u16, code: u64) {
-    assert_eq!(response.0.as_u16(), status, "status of {}", response.1);
-    assert_eq!(
-        response.1["error_code"].as_u64(),
-        Some(code),
-        "error_code of {}",
-        response.1
-    );
-    assert!(
-        response.1["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "a message in {}",
-        response.1
-    );
-}
-
 #[tokio::test]
 async fn server_routes_and_the_openapi_document() {
     let registry = TestRegistry::start().await;
@@ -125,7 +39,7 @@ async fn server_routes_and_the_openapi_document() {
 
     assert_eq!(
         api.get("/schemas/types").await,
-        (StatusCode::OK, json!(["AVRO"]))
+        (StatusCode::OK, json!(["AVRO", "PROTOBUF"]))
     );
     let (status, metadata) = api.get("/v1/metadata/id").await;
     assert_eq!(status, StatusCode::OK);

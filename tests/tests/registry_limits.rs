@@ -53,7 +53,10 @@ async fn still_answers(registry: &TestRegistry, round: usize) {
         .into_inner()
         .id;
     let got = client
-        .get_schema(pb::GetSchemaRequest { id })
+        .get_schema(pb::GetSchemaRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

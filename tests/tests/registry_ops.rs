@@ -315,7 +315,10 @@ async fn the_registry_reaches_postgres_over_tls_when_the_url_asks_for_it() {
         .unwrap()
         .into_inner();
     let fetched = client
-        .get_schema(pb::GetSchemaRequest { id: registered.id })
+        .get_schema(pb::GetSchemaRequest {
+            id: registered.id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

@@ -801,7 +801,13 @@ fn grpc_scenarios(
 fn grpc_call(args: &Args, scenario: &str, id: i32) -> GrpcCall {
     let (subject, version) = (args.subjects / 2, args.versions - 1);
     match scenario {
-        "get-by-id" => GrpcCall::new("GetSchema", pb::GetSchemaRequest { id }),
+        "get-by-id" => GrpcCall::new(
+            "GetSchema",
+            pb::GetSchemaRequest {
+                id,
+                ..Default::default()
+            },
+        ),
         "get-latest" => GrpcCall::new(
             "GetSubjectVersion",
             pb::GetSubjectVersionRequest {
@@ -1159,7 +1165,10 @@ async fn warm_up(
     let mode = registry.mode;
     let mut client = pool[0].clone();
     client
-        .get_schema(pb::GetSchemaRequest { id: 1 })
+        .get_schema(pb::GetSchemaRequest {
+            id: 1,
+            ..Default::default()
+        })
         .await
         .map_err(|status| {
             anyhow::anyhow!(
@@ -1181,6 +1190,7 @@ async fn warm_up(
             client
                 .get_schema(pb::GetSchemaRequest {
                     id: 1 + (n % ids) as i32,
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ())
@@ -1242,7 +1252,10 @@ async fn measure_secured(
                     move |mut client, n| async move {
                         let id = 1 + (n.wrapping_mul(7919) % ids) as i32;
                         client
-                            .get_schema(pb::GetSchemaRequest { id })
+                            .get_schema(pb::GetSchemaRequest {
+                                id,
+                                ..Default::default()
+                            })
                             .await
                             .map(|_| ())
                     },
@@ -1359,7 +1372,10 @@ async fn new_connections(
                             credentials.clone(),
                         ));
                         client
-                            .get_schema(pb::GetSchemaRequest { id })
+                            .get_schema(pb::GetSchemaRequest {
+                                id,
+                                ..Default::default()
+                            })
                             .await
                             .map(|_| ())
                             .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
@@ -1528,7 +1544,10 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
             move |mut client, n| async move {
                 let id = 1 + (n.wrapping_mul(7919) % max_id as usize) as i32;
                 client
-                    .get_schema(pb::GetSchemaRequest { id })
+                    .get_schema(pb::GetSchemaRequest {
+                        id,
+                        ..Default::default()
+                    })
                     .await
                     .map(|_| ())
             },

@@ -5,14 +5,16 @@
 
 use std::sync::OnceLock;
 
-use tributary_avro::compat::{self, CompatibilityLevel};
-use tributary_avro::{Limits, Schema};
+use tributary_avro::Limits;
+use tributary_avro::compat::CompatibilityLevel;
 use tributary_registry::RegistryError;
+use tributary_registry::compatibility::Checkers;
 use tributary_registry::model::{Mode, Reference, VersionSelector};
 use tributary_registry::registry::{
     CompatibilityReport, Issues, RegisterRequest, explicit_ids, fingerprint, parse_candidate,
     reference_selector, stored_text, validate_subject, validate_submission,
 };
+use tributary_registry::schema_type::{NamedText, Origin, ParsedSchema, SchemaType};
 
 /// The subject the stand-in store holds versions of.
 pub const SUBJECT: &str = "fuzz-value";
@@ -30,7 +32,7 @@ pub struct Store {
     pub limits: Limits,
     pub max_schema_bytes: usize,
     /// (canonical text, parsed, fingerprint) of each version.
-    versions: Vec<(String, Schema, Vec<u8>)>,
+    versions: Vec<(String, ParsedSchema, Vec<u8>)>,
 }
 
 /// The stand-in store, made once.
@@ -41,9 +43,10 @@ pub fn store() -> &'static Store {
         let versions = VERSIONS
             .iter()
             .map(|text| {
-                let parsed = parse_candidate(text, &[], &limits).expect("a fixture schema parses");
+                let parsed = parse_candidate(SchemaType::Avro, text, &[], &limits)
+                    .expect("a fixture schema parses");
                 let canonical = stored_text(&parsed, false);
-                let print = fingerprint(&canonical, &[]);
+                let print = fingerprint(SchemaType::Avro, &canonical, &[]);
                 (canonical, parsed, print)
             })
             .collect();
@@ -106,9 +109,9 @@ fn prepare(
     schema: &str,
     schema_type: &str,
     references: &[Reference],
-) -> Result<(Schema, Vec<&'static str>), RegistryError> {
-    validate_submission(schema, schema_type, store.max_schema_bytes)?;
-    let mut texts: Vec<&'static str> = Vec::new();
+) -> Result<(ParsedSchema, Vec<NamedText>), RegistryError> {
+    let schema_type = validate_submission(schema, schema_type, store.max_schema_bytes)?;
+    let mut texts: Vec<NamedText> = Vec::new();
     for (index, reference) in references.iter().enumerate() {
         let selector = reference_selector(index, reference)?;
         let Some(found) = store.find(&reference.subject, selector) else {
@@ -117,18 +120,27 @@ fn prepare(
             });
         };
         let text = store.versions[found].0.as_str();
-        if !texts.contains(&text) {
-            texts.push(text);
+        if !texts.iter().any(|named| named.text == text) {
+            texts.push(NamedText {
+                name: reference.name.clone(),
+                text: text.to_owned(),
+            });
         }
     }
-    let parsed = parse_candidate(schema, &texts, &store.limits)?;
+    let parsed = parse_candidate(schema_type, schema, &texts, &store.limits)?;
     // What the registry stores it reads back with the stored-schema budgets: an accepted schema
     // must read back as itself, in both printed forms.
     let stored_limits = store.limits.for_stored();
     for normalize in [false, true] {
         let text = stored_text(&parsed, normalize);
-        let again = Schema::parse_with_limits(&text, &texts, Default::default(), &stored_limits)
-            .unwrap_or_else(|e| panic!("stored text (normalize {normalize}) does not parse: {e}"));
+        let again = ParsedSchema::parse(
+            schema_type,
+            &text,
+            &texts,
+            &stored_limits,
+            Origin::Submitted,
+        )
+        .unwrap_or_else(|e| panic!("stored text (normalize {normalize}) does not parse: {e}"));
         assert_eq!(
             stored_text(&again, normalize),
             text,
@@ -150,10 +162,10 @@ pub enum Outcome {
 fn issues(
     store: &Store,
     level: CompatibilityLevel,
-    candidate: &Schema,
+    candidate: &ParsedSchema,
     against: &[usize],
 ) -> Result<Issues, RegistryError> {
-    let mut checker = compat::Checker::new(&store.limits);
+    let mut checkers = Checkers::new(&store.limits);
     let mut issues = Issues::default();
     if level == CompatibilityLevel::None {
         return Ok(issues);
@@ -161,8 +173,7 @@ fn issues(
     for &index in against {
         let version = i32::try_from(index + 1).expect("few versions");
         issues.check(
-            &mut checker,
-            &store.limits,
+            &mut checkers,
             level,
             candidate,
             version,
@@ -188,7 +199,7 @@ pub fn register(
         &request.references,
     )?;
     let text = stored_text(&parsed.0, request.normalize);
-    let print = fingerprint(&text, &request.references);
+    let print = fingerprint(parsed.0.schema_type(), &text, &request.references);
     if request.references.is_empty()
         && request.subject == SUBJECT
         && store.versions.iter().any(|v| v.2 == print)
@@ -226,7 +237,11 @@ pub fn lookup(
         .take(if normalize { 2 } else { 1 })
     {
         let parsed = prepare(store, schema, schema_type, references)?;
-        let print = fingerprint(&stored_text(&parsed.0, normalized), references);
+        let print = fingerprint(
+            parsed.0.schema_type(),
+            &stored_text(&parsed.0, normalized),
+            references,
+        );
         if let Some(version) = store.versions.iter().rposition(|v| v.2 == print) {
             return Ok(Outcome::Found {
                 version: version + 1,
@@ -266,13 +281,13 @@ pub fn check_compatibility(
     };
     let candidate = if normalize {
         let limits = store.limits.for_stored();
-        Schema::parse_with_limits(
-            &candidate.normalized_string(),
+        ParsedSchema::parse(
+            candidate.schema_type(),
+            &candidate.stored_text(true),
             &texts,
-            Default::default(),
             &limits,
-        )
-        .map_err(RegistryError::from)?
+            Origin::Submitted,
+        )?
     } else {
         candidate
     };

@@ -85,7 +85,7 @@ fn subject_version_to_wire(found: SubjectVersion) -> pb::SubjectVersion {
         version: found.version,
         id: found.id,
         schema: found.schema.text.clone(),
-        schema_type: "AVRO".to_owned(),
+        schema_type: found.schema.schema_type.as_str().to_owned(),
         references: references_to_wire(&found.schema.references),
         deleted: found.deleted,
     }
@@ -341,10 +341,27 @@ impl RegistryService for RegistryGrpc {
         let (caller, request) = split(request);
         self.access.require_schema(&caller, request.id).await?;
         let schema = self.registry.schema_by_id(request.id).await?;
+        let format = request.format.trim();
+        let text = if format.is_empty() || format.eq_ignore_ascii_case("default") {
+            schema.text.clone()
+        } else {
+            self.registry
+                .formatted_text(&schema, format)
+                .await?
+                .ok_or_else(|| RegistryError::InvalidArgument {
+                    field: "format",
+                    reason: format!(
+                        "'{}' is not a format of {} schemas (use {})",
+                        format.chars().take(64).collect::<String>().escape_debug(),
+                        schema.schema_type,
+                        schema.schema_type.formats()
+                    ),
+                })?
+        };
         Ok(Response::new(pb::GetSchemaResponse {
             id: schema.id,
-            schema: schema.text.clone(),
-            schema_type: "AVRO".to_owned(),
+            schema: text,
+            schema_type: schema.schema_type.as_str().to_owned(),
             references: references_to_wire(&schema.references),
         }))
     }

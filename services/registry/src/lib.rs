@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod coalesce;
+pub mod compatibility;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod model;
 pub mod per_core;
 pub mod registry;
+pub mod schema_type;
 pub mod startup;
 pub mod store;
 

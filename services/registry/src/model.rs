@@ -17,6 +17,7 @@ pub struct Reference {
 pub struct SchemaRow {
     pub id: i32,
     pub fingerprint: Vec<u8>,
+    pub schema_type: String,
     pub text: String,
     pub references: Vec<Reference>,
 }

@@ -9,20 +9,31 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::model::{ConfigRow, Reference, SchemaRow, VersionRow};
 
+/// A `schemas` row to insert, with its references.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSchema<'a> {
+    pub fingerprint: &'a [u8],
+    pub schema_type: &'a str,
+    pub text: &'a str,
+    pub references: &'a [Reference],
+}
+
 /// The NOTIFY channel on which every committed change is announced to all replicas.
 pub const EVENTS_CHANNEL: &str = "tributary_registry_events";
 
 #[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_by_id"))]
 pub async fn schema_by_id(pool: &PgPool, id: i32) -> Result<Option<SchemaRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, fingerprint, schema_text FROM schemas WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT id, fingerprint, schema_type, schema_text FROM schemas WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let references = references_of(pool, id).await?;
     Ok(Some(SchemaRow {
         id: row.get("id"),
         fingerprint: row.get("fingerprint"),
+        schema_type: row.get("schema_type"),
         text: row.get("schema_text"),
         references,
     }))
@@ -93,18 +104,24 @@ pub async fn lock_subject(
 /// Inserts a schema unless one with the same fingerprint exists, and returns the id either way.
 /// Concurrent inserts of the same schema on several replicas all get the one id: the unique
 /// fingerprint makes the later ones wait for the first and then find its row.
-#[tracing::instrument(level = "debug", skip(conn, fingerprint, text, references), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema"))]
+#[tracing::instrument(level = "debug", skip(conn, schema), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema"))]
 pub async fn insert_schema(
     conn: &mut PgConnection,
-    fingerprint: &[u8],
-    text: &str,
-    references: &[Reference],
+    schema: &NewSchema<'_>,
 ) -> Result<(i32, bool), sqlx::Error> {
+    let NewSchema {
+        fingerprint,
+        schema_type,
+        text,
+        references,
+    } = *schema;
     let inserted: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO schemas (id, fingerprint, schema_text) VALUES (nextval('schema_ids'), $1, $2) \
+        "INSERT INTO schemas (id, fingerprint, schema_type, schema_text) \
+         VALUES (nextval('schema_ids'), $1, $2, $3) \
          ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
     )
     .bind(fingerprint)
+    .bind(schema_type)
     .bind(text)
     .fetch_optional(&mut *conn)
     .await?;
@@ -121,20 +138,27 @@ pub async fn insert_schema(
 
 /// IMPORT mode: inserts a schema under a caller-chosen id, and moves the id sequence past it so
 /// later registry-assigned ids never collide with it.
-#[tracing::instrument(level = "debug", skip(conn, fingerprint, text, references), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema_with_id"))]
+#[tracing::instrument(level = "debug", skip(conn, schema), err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schema_with_id"))]
 pub async fn insert_schema_with_id(
     conn: &mut PgConnection,
     id: i32,
-    fingerprint: &[u8],
-    text: &str,
-    references: &[Reference],
+    schema: &NewSchema<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO schemas (id, fingerprint, schema_text) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(fingerprint)
-        .bind(text)
-        .execute(&mut *conn)
-        .await?;
+    let NewSchema {
+        fingerprint,
+        schema_type,
+        text,
+        references,
+    } = *schema;
+    sqlx::query(
+        "INSERT INTO schemas (id, fingerprint, schema_type, schema_text) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(fingerprint)
+    .bind(schema_type)
+    .bind(text)
+    .execute(&mut *conn)
+    .await?;
     insert_references(conn, id, references).await?;
     sqlx::query(
         "SELECT setval('schema_ids', $1) WHERE $1 > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM schema_ids)",

@@ -30,6 +30,7 @@ use crate::http::wire::{
 };
 use crate::model::Mode;
 use crate::registry::{RegisterRequest, Registered, Registry, StoredSchema};
+use crate::schema_type::SchemaType;
 use crate::store::SubjectFilter;
 
 /// What every handler shares.
@@ -100,8 +101,8 @@ fn path<T>(path: PathOf<T>) -> Result<T, HttpError> {
     })
 }
 
-/// A schema's text in a Confluent `format`: as stored (`default`) or with references inlined
-/// (`resolved`).
+/// A schema's text in a Confluent `format`: as stored (`default`), or one of its type's formats
+/// (`resolved` for AVRO, `serialized` and `ignore_extensions` for PROTOBUF).
 async fn formatted<'a>(
     registry: &Registry,
     stored: &'a StoredSchema,
@@ -112,17 +113,19 @@ async fn formatted<'a>(
         Some(format) if format.eq_ignore_ascii_case("default") => {
             Ok(Cow::Borrowed(stored.text.as_str()))
         }
-        Some(format) if format.eq_ignore_ascii_case("resolved") => {
-            Ok(Cow::Owned(registry.resolved_text(stored).await?))
-        }
-        Some(other) => Err(RegistryError::InvalidArgument {
-            field: "format",
-            reason: format!(
-                "'{}' is not a format of AVRO schemas (use 'default' or 'resolved')",
-                truncated(other)
-            ),
-        }
-        .into()),
+        Some(format) => match registry.formatted_text(stored, format).await? {
+            Some(text) => Ok(Cow::Owned(text)),
+            None => Err(RegistryError::InvalidArgument {
+                field: "format",
+                reason: format!(
+                    "'{}' is not a format of {} schemas (use {})",
+                    truncated(format),
+                    stored.schema_type,
+                    stored.schema_type.formats()
+                ),
+            }
+            .into()),
+        },
     }
 }
 
@@ -211,10 +214,10 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
-/// `GET /schemas/types`: this registry stores AVRO only.
+/// `GET /schemas/types`: the schema types this registry stores.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn schema_types() -> Reply {
-    json(&["AVRO"])
+    json(&SchemaType::SERVED.map(SchemaType::as_str))
 }
 
 // ----- subjects ----------------------------------------------------------------------------
@@ -523,7 +526,7 @@ pub async fn schema_by_id(
         None
     };
     let body = SchemaByIdJson {
-        schema_type: "AVRO",
+        schema_type: stored.schema_type.as_str(),
         references: stored.references.iter().map(Into::into).collect(),
         schema: &text,
         max_id,

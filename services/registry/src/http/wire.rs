@@ -93,7 +93,7 @@ impl<'a> SubjectVersionJson<'a> {
             subject: &found.subject,
             version: found.version,
             id: found.id,
-            schema_type: "AVRO",
+            schema_type: found.schema.schema_type.as_str(),
             references: found
                 .schema
                 .references
