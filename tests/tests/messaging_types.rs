@@ -5,6 +5,10 @@
 //! strings), with unions tagged or plain as the consumer asks. Values a type cannot hold fail
 //! their own record only.
 //!
+//! Protobuf records too: every scalar kind, nested messages, maps, oneofs and well-known types
+//! come back as Protobuf's canonical JSON; records that do not match their message fail alone,
+//! naming the field path.
+//!
 //! Produce errors and undecodable records in the middle of a batch in general are covered by
 //! `messaging_api.rs` (`one_bad_record_fails_only_itself`,
 //! `an_undecodable_record_is_delivered_with_an_error_and_the_stream_goes_on`).
@@ -529,6 +533,203 @@ async fn values_a_type_cannot_hold_fail_only_their_own_record() {
     assert_eq!(
         payload_json(consumed[1].value.as_ref(), "last")["n"],
         Value::from(2)
+    );
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+/// A Protobuf schema of every scalar kind, nested messages, a enum, a map, a oneof and
+/// well-known types; `Event` is not the file's first message.
+const EVENTS_PROTO: &str = r#"syntax = "proto3";
+package types.v1;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/struct.proto";
+message Envelope { string source = 1; }
+message Event {
+  double d = 1; float f = 2; int32 i32 = 3; int64 i64 = 4; uint32 u32 = 5; uint64 u64 = 6;
+  sint32 s32 = 7; sint64 s64 = 8; fixed32 x32 = 9; fixed64 x64 = 10; sfixed32 sx32 = 11;
+  sfixed64 sx64 = 12; bool b = 13; string s = 14; bytes raw = 15;
+  Kind kind = 16;
+  map<string, Point> points = 17;
+  repeated string tags = 18;
+  oneof target { string user = 19; Point at = 20; }
+  google.protobuf.Timestamp when = 21;
+  google.protobuf.Struct extra = 22;
+  optional int32 maybe = 23;
+  message Point { int32 x = 1; int32 y = 2; }
+  enum Kind { KIND_UNSPECIFIED = 0; KIND_CLICK = 1; }
+}
+"#;
+
+fn protobuf_inline(message_name: &str, json: &str) -> Option<pb::Payload> {
+    Some(pb::Payload {
+        kind: Some(pb::payload::Kind::Protobuf(pb::ProtobufPayload {
+            data: Some(pb::protobuf_payload::Data::Json(json.to_owned())),
+            schema: Some(pb::protobuf_payload::Schema::Inline(pb::InlineSchema {
+                schema: EVENTS_PROTO.to_owned(),
+                strategy: pb::SubjectNameStrategy::RecordName as i32,
+            })),
+            message_name: message_name.to_owned(),
+        })),
+    })
+}
+
+#[tokio::test]
+async fn protobuf_records_round_trip_as_canonical_json_and_bad_ones_fail_alone() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("types-proto");
+    messaging.create_topic(&topic, 1).await;
+
+    // (input, canonical JSON back): names in lowerCamelCase, 64-bit integers as strings, enums
+    // by name, defaults left out, well-known types in their JSON forms.
+    let records = [
+        (
+            r#"{"d":1.5,"f":-2,"i32":-7,"i64":"-9223372036854775808","u32":4294967295,"u64":18446744073709551615,"s32":-1,"s64":"5","x32":3,"x64":"4","sx32":-3,"sx64":"-4","b":true,"s":"héllo ✓","raw":"AP+A","kind":"KIND_CLICK","points":{"a":{"x":1,"y":-1}},"tags":["t1","t2"],"user":"ann","when":"2024-01-02T03:04:05.678Z","extra":{"k":[1,"two",null]},"maybe":0}"#,
+            r#"{"d":1.5,"f":-2.0,"i32":-7,"i64":"-9223372036854775808","u32":4294967295,"u64":"18446744073709551615","s32":-1,"s64":"5","x32":3,"x64":"4","sx32":-3,"sx64":"-4","b":true,"s":"héllo ✓","raw":"AP+A","kind":"KIND_CLICK","points":{"a":{"x":1,"y":-1}},"tags":["t1","t2"],"user":"ann","when":"2024-01-02T03:04:05.678Z","extra":{"k":[1.0,"two",null]},"maybe":0}"#,
+        ),
+        // proto field names are accepted too; the oneof's other branch; defaults dropped.
+        (
+            r#"{"i32":0,"at":{"x":2},"kind":1,"s":""}"#,
+            r#"{"kind":"KIND_CLICK","at":{"x":2}}"#,
+        ),
+        (r#"{}"#, r#"{}"#),
+    ];
+    let mut produced = Vec::new();
+    for (input, _) in &records {
+        produced.push(pb::ProducerRecord {
+            topic: topic.clone(),
+            value: protobuf_inline("types.v1.Event", input),
+            ..Default::default()
+        });
+    }
+    // Bad records fail alone, naming the field (and the message).
+    let bad = [
+        (r#"{"i32":2147483648}"#, "$.i32"),
+        (r#"{"points":{"a":{"z":1}}}"#, "$.points.a"),
+        (r#"{"kind":"KIND_NOPE"}"#, "$.kind"),
+        (r#"{"unknown":1}"#, "unknown"),
+        (r#"[1]"#, "$"),
+    ];
+    for (input, _) in &bad {
+        produced.push(pb::ProducerRecord {
+            topic: topic.clone(),
+            value: protobuf_inline("types.v1.Event", input),
+            ..Default::default()
+        });
+    }
+    // A message the schema does not have.
+    produced.push(pb::ProducerRecord {
+        topic: topic.clone(),
+        value: protobuf_inline("types.v1.Nope", "{}"),
+        ..Default::default()
+    });
+    let results = produce(&messaging, produced).await;
+    let mut id = None;
+    for (result, (input, _)) in results.iter().zip(&records) {
+        match &result.result {
+            Some(pb::produce_result::Result::Metadata(metadata)) => {
+                id = metadata.value_schema_id;
+            }
+            other => panic!("{input} was not produced: {other:?}"),
+        }
+    }
+    for (result, (input, path)) in results[records.len()..].iter().zip(&bad) {
+        match &result.result {
+            Some(pb::produce_result::Result::Error(error)) => {
+                assert_eq!(error.reason, "SCHEMA_MISMATCH", "{input}: {error:?}");
+                assert!(error.message.contains(path), "{input}: {}", error.message);
+                assert!(
+                    error.message.contains("types.v1.Event"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("{input} was produced: {other:?}"),
+        }
+    }
+    match &results.last().unwrap().result {
+        Some(pb::produce_result::Result::Error(error)) => {
+            assert!(error.message.contains("types.v1.Nope"), "{}", error.message);
+        }
+        other => panic!("an unknown message was produced: {other:?}"),
+    }
+    // RecordNameStrategy: the subject is the message's full name.
+    let registry = messaging.registry.client().await;
+    let mut registry = registry;
+    let version = registry
+        .get_subject_version(registry_pb::GetSubjectVersionRequest {
+            subject: "types.v1.Event".to_owned(),
+            version: -1,
+            include_deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject_version
+        .unwrap();
+    assert_eq!(Some(version.id), id);
+    assert_eq!(version.schema_type, "PROTOBUF");
+
+    // By id, as binary (checked, then written as it is); an Avro schema's id is refused.
+    let avro_id = register(&messaging, &format!("{topic}-avro"), r#""string""#).await;
+    let by_id = |schema_id: i32, data: pb::protobuf_payload::Data| pb::ProducerRecord {
+        topic: topic.clone(),
+        value: Some(pb::Payload {
+            kind: Some(pb::payload::Kind::Protobuf(pb::ProtobufPayload {
+                data: Some(data),
+                schema: Some(pb::protobuf_payload::Schema::SchemaId(schema_id)),
+                message_name: "types.v1.Event.Point".to_owned(),
+            })),
+        }),
+        ..Default::default()
+    };
+    let results = produce(
+        &messaging,
+        vec![
+            by_id(
+                id.unwrap(),
+                pb::protobuf_payload::Data::Binary(vec![0x08, 0x05].into()),
+            ),
+            by_id(
+                id.unwrap(),
+                pb::protobuf_payload::Data::Binary(vec![0x0a, 0x05].into()),
+            ),
+            by_id(avro_id, pb::protobuf_payload::Data::Json("{}".to_owned())),
+        ],
+    )
+    .await;
+    assert!(matches!(
+        results[0].result,
+        Some(pb::produce_result::Result::Metadata(_))
+    ));
+    for (result, names) in results[1..].iter().zip(["types.v1.Event.Point", "AVRO"]) {
+        match &result.result {
+            Some(pb::produce_result::Result::Error(error)) => {
+                assert!(error.message.contains(names), "{}", error.message);
+            }
+            other => panic!("produced: {other:?}"),
+        }
+    }
+
+    let mut consumer = messaging
+        .consume(partition_subscription(
+            &topic,
+            pb::PayloadFormat::Unspecified,
+        ))
+        .await;
+    let consumed = consumer.records(records.len() + 1, WAIT).await;
+    for (record, (input, expected)) in consumed.iter().zip(&records) {
+        let value = record.value.as_ref().unwrap();
+        assert_eq!(value.schema_id, id, "{input}");
+        assert_eq!(
+            payload_json(Some(value), input),
+            parse(expected, input),
+            "{input}"
+        );
+    }
+    assert_eq!(
+        payload_json(consumed.last().unwrap().value.as_ref(), "binary"),
+        serde_json::json!({"x": 5})
     );
     drop(consumer);
     messaging.stop().await.unwrap();

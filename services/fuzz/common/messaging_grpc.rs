@@ -20,10 +20,12 @@ use tributary_messaging::consume::acks::AckTracker;
 use tributary_messaging::consume::{check_seek, check_subscription, subscription_options};
 use tributary_messaging::grpc::{check_create_topic, required};
 use tributary_messaging::produce::{
-    MAX_TIMESTAMP_MS, Unencoded, check_partition, check_record_size, kafka_timestamp_ms,
-    results_to_wire, schema_id_from_wire, selected_subject, subject_name, unencoded,
+    MAX_TIMESTAMP_MS, Unencoded, avro_record_name, check_partition, check_record_size,
+    kafka_timestamp_ms, results_to_wire, schema_id_from_wire, selected_subject, subject_name,
+    unencoded,
 };
-use tributary_messaging::schemas::parse_client_schema;
+use tributary_messaging::protobuf;
+use tributary_messaging::schemas::{parse_client_proto, parse_client_schema};
 use tributary_proto::messaging::v1 as pb;
 
 /// The partitions of every topic (the stand-in for Kafka's metadata).
@@ -83,6 +85,9 @@ fn encode(
         None => return Ok(None),
         Some(Unencoded::Bytes(bytes)) => return Ok(Some(bytes)),
         Some(Unencoded::Avro(avro_payload)) => avro_payload,
+        Some(Unencoded::Protobuf(proto_payload)) => {
+            return encode_protobuf(topic, is_key, proto_payload);
+        }
     };
     let limits = &fixture().limits;
     let inline;
@@ -106,7 +111,12 @@ fn encode(
         }
         Some(pb::avro_payload::Schema::Inline(given)) => {
             inline = parse_client_schema(&given.schema, limits)?;
-            let subject = subject_name(given.strategy, topic, is_key, &inline)?;
+            let subject = subject_name(
+                given.strategy,
+                topic,
+                is_key,
+                avro_record_name(&inline).as_deref(),
+            )?;
             assert!(!subject.is_empty());
             (1000, &inline)
         }
@@ -118,6 +128,67 @@ fn encode(
     let mut json = Vec::new();
     avro::decode_into(schema, None, datum, true, &mut json, limits)
         .unwrap_or_else(|e| panic!("an encoded datum does not decode: {e}"));
+    Ok(Some(framed.into()))
+}
+
+/// The registry's PROTOBUF schema in the stand-in (every id and subject version names it).
+const PROTOBUF_SCHEMA: &str = "syntax = \"proto3\";\npackage fuzz;\nimport \"google/protobuf/timestamp.proto\";\nmessage Order {\n  int64 id = 1;\n  string note = 2;\n  enum Kind { KIND_UNSPECIFIED = 0; KIND_A = 1; }\n  Kind kind = 3;\n  map<string, string> tags = 4;\n  message Line { string sku = 1; uint32 count = 2; }\n  repeated Line lines = 5;\n  oneof pay { string card = 6; bytes token = 7; }\n  google.protobuf.Timestamp at = 8;\n}\n";
+
+/// `Producer::encode_protobuf`: a Protobuf key or value, encoded; what was produced reads back.
+fn encode_protobuf(
+    topic: &str,
+    is_key: bool,
+    payload: pb::ProtobufPayload,
+) -> Result<Option<Bytes>, MessagingError> {
+    let field = if is_key { "key" } else { "value" };
+    let limits = &fixture().limits;
+    let (id, schema) = match &payload.schema {
+        None => {
+            return Err(MessagingError::invalid(
+                field,
+                "a Protobuf payload needs a schema",
+            ));
+        }
+        Some(pb::protobuf_payload::Schema::Inline(given)) => {
+            let schema = parse_client_proto(&given.schema, limits)?;
+            let message = protobuf::message(&schema, 1000, &payload.message_name)?;
+            let subject = subject_name(given.strategy, topic, is_key, Some(message.full_name()))?;
+            assert!(!subject.is_empty());
+            (1000, schema)
+        }
+        Some(pb::protobuf_payload::Schema::SchemaId(id)) => {
+            let id = schema_id_from_wire(*id)?;
+            (
+                id,
+                parse_client_proto(PROTOBUF_SCHEMA, limits).expect("the fixture compiles"),
+            )
+        }
+        Some(pb::protobuf_payload::Schema::SubjectVersion(selector)) => {
+            let subject = selected_subject(topic, field, selector)?;
+            assert!(!subject.is_empty());
+            (
+                3,
+                parse_client_proto(PROTOBUF_SCHEMA, limits).expect("the fixture compiles"),
+            )
+        }
+    };
+    let message = protobuf::message(&schema, id, &payload.message_name)?;
+    let record = match &payload.data {
+        Some(pb::protobuf_payload::Data::Json(json)) => protobuf::Record::Json(json),
+        Some(pb::protobuf_payload::Data::Binary(bytes)) => protobuf::Record::Binary(bytes),
+        None => {
+            return Err(MessagingError::invalid(
+                field,
+                "a Protobuf payload needs its record",
+            ));
+        }
+    };
+    let framed = protobuf::encode(field, &schema, id, &message, record)?;
+    let (framed_id, body) = avro::unframe(&framed).expect("our own frame decodes");
+    assert_eq!(framed_id, id);
+    let mut json = Vec::new();
+    protobuf::decode_into(&schema, id, body, &mut json)
+        .unwrap_or_else(|e| panic!("an encoded message does not decode: {e}"));
     Ok(Some(framed.into()))
 }
 

@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod kafka;
 pub mod metrics;
 pub mod produce;
+pub mod protobuf;
 pub mod schemas;
 pub mod startup;
 

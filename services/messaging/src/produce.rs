@@ -48,7 +48,7 @@ use crate::avro;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
-use crate::schemas::{LastSchema, Schemas};
+use crate::schemas::{LastSchema, Schemas, WriterSchema};
 
 /// Most records of a stream prepared by one task: the requests that have arrived together, up
 /// to this many, go to one task.
@@ -124,6 +124,12 @@ impl std::fmt::Debug for InFlight {
     }
 }
 
+/// How a payload names its writer schema, besides giving it inline.
+enum NamedSchema {
+    Id(i32),
+    SubjectVersion(pb::SubjectVersionSelector),
+}
+
 /// Prepares and produces records.
 #[derive(Debug, Clone)]
 pub struct Producer {
@@ -133,30 +139,36 @@ pub struct Producer {
     metrics: MessagingMetrics,
 }
 
-/// The subject a naming strategy gives.
+/// The record name of an Avro schema for the subject name strategies: its full name, when it
+/// is a record.
+pub fn avro_record_name(schema: &Schema) -> Option<String> {
+    schema
+        .full_name()
+        .filter(|_| schema.type_name() == "record")
+}
+
+/// The subject a naming strategy gives; `record_name` is the Avro record's or the Protobuf
+/// message's full name.
 pub fn subject_name(
     strategy: i32,
     topic: &str,
     is_key: bool,
-    schema: &Schema,
+    record_name: Option<&str>,
 ) -> Result<String, MessagingError> {
     let suffix = if is_key { "key" } else { "value" };
     let record_name = || {
-        schema
-            .full_name()
-            .filter(|_| schema.type_name() == "record")
-            .ok_or_else(|| {
-                MessagingError::invalid(
-                    "strategy",
-                    "RecordNameStrategy and TopicRecordNameStrategy need a record schema",
-                )
-            })
+        record_name.ok_or_else(|| {
+            MessagingError::invalid(
+                "strategy",
+                "RecordNameStrategy and TopicRecordNameStrategy need a record schema",
+            )
+        })
     };
     match pb::SubjectNameStrategy::try_from(strategy) {
         Ok(pb::SubjectNameStrategy::Unspecified | pb::SubjectNameStrategy::TopicName) => {
             Ok(format!("{topic}-{suffix}"))
         }
-        Ok(pb::SubjectNameStrategy::RecordName) => record_name(),
+        Ok(pb::SubjectNameStrategy::RecordName) => record_name().map(str::to_owned),
         Ok(pb::SubjectNameStrategy::TopicRecordName) => Ok(format!("{topic}-{}", record_name()?)),
         Err(_) => Err(MessagingError::invalid(
             "strategy",
@@ -193,6 +205,8 @@ pub enum Unencoded {
     Bytes(Bytes),
     /// Avro data as JSON, to be encoded with the schema it names.
     Avro(pb::AvroPayload),
+    /// A Protobuf message as JSON or binary, to be encoded with the schema it names.
+    Protobuf(pb::ProtobufPayload),
 }
 
 /// A record's key or value (`field`), `None` when absent; JSON text must be valid JSON.
@@ -213,6 +227,7 @@ pub fn unencoded(
             Unencoded::Bytes(json.into())
         }
         pb::payload::Kind::Avro(avro_payload) => Unencoded::Avro(avro_payload),
+        pb::payload::Kind::Protobuf(proto_payload) => Unencoded::Protobuf(proto_payload),
     }))
 }
 
@@ -382,7 +397,126 @@ impl Producer {
             Some(Unencoded::Avro(avro_payload)) => {
                 self.encode_avro(topic, is_key, avro_payload, recent).await
             }
+            Some(Unencoded::Protobuf(proto_payload)) => {
+                self.encode_protobuf(topic, is_key, proto_payload, recent)
+                    .await
+            }
         }
+    }
+
+    /// The writer schema a payload names by id or subject version, authorized for the caller.
+    async fn named_schema(
+        &self,
+        topic: &str,
+        field: &str,
+        by: NamedSchema,
+        recent: &mut Recent,
+    ) -> Result<(u32, WriterSchema), MessagingError> {
+        match by {
+            NamedSchema::Id(id) => {
+                let id = schema_id_from_wire(id)?;
+                self.access
+                    .require_schema(&recent.grants, &recent.caller, id)
+                    .await?;
+                Ok((
+                    id,
+                    self.schemas
+                        .by_id_remembered(id, &mut recent.schema)
+                        .await?,
+                ))
+            }
+            NamedSchema::SubjectVersion(selector) => {
+                let subject = selected_subject(topic, field, &selector)?;
+                self.access.require_granted(
+                    &recent.grants,
+                    &recent.caller,
+                    Action::Read,
+                    Resource::subject(&subject),
+                )?;
+                self.schemas
+                    .by_subject_version(&subject, selector.version)
+                    .await
+            }
+        }
+    }
+
+    /// Registers a producer's inline schema under the subject its strategy gives, authorized
+    /// for the caller.
+    async fn register_inline(
+        &self,
+        subject: &str,
+        schema_type: &'static str,
+        text: &str,
+        recent: &Recent,
+    ) -> Result<(u32, WriterSchema), MessagingError> {
+        self.access.require_granted(
+            &recent.grants,
+            &recent.caller,
+            Action::Write,
+            Resource::subject(subject),
+        )?;
+        self.schemas.register(subject, schema_type, text).await
+    }
+
+    /// Encodes a Protobuf payload with the schema and message it names (registering an inline
+    /// schema).
+    async fn encode_protobuf(
+        &self,
+        topic: &str,
+        is_key: bool,
+        payload: pb::ProtobufPayload,
+        recent: &mut Recent,
+    ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
+        let field = if is_key { "key" } else { "value" };
+        let (id, schema) = match payload.schema {
+            None => {
+                return Err(MessagingError::invalid(
+                    field,
+                    "a Protobuf payload needs a schema (schema_id, subject_version or inline)",
+                ));
+            }
+            Some(pb::protobuf_payload::Schema::SchemaId(id)) => {
+                self.named_schema(topic, field, NamedSchema::Id(id), recent)
+                    .await?
+            }
+            Some(pb::protobuf_payload::Schema::SubjectVersion(selector)) => {
+                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
+                    .await?
+            }
+            Some(pb::protobuf_payload::Schema::Inline(inline)) => {
+                let parsed = self.schemas.proto_reader(&inline.schema)?;
+                let message =
+                    crate::protobuf::message(&parsed, 0, &payload.message_name).map_err(|_| {
+                        MessagingError::invalid(
+                            "message_name",
+                            format!(
+                                "'{}' is not a message of the inline schema",
+                                payload.message_name.chars().take(256).collect::<String>()
+                            ),
+                        )
+                    })?;
+                let subject =
+                    subject_name(inline.strategy, topic, is_key, Some(message.full_name()))?;
+                self.register_inline(&subject, "PROTOBUF", &inline.schema, recent)
+                    .await?
+            }
+        };
+        let schema = schema.protobuf(id)?;
+        let message = crate::protobuf::message(&schema, id, &payload.message_name)?;
+        let record = match &payload.data {
+            Some(pb::protobuf_payload::Data::Json(json)) => crate::protobuf::Record::Json(json),
+            Some(pb::protobuf_payload::Data::Binary(bytes)) => {
+                crate::protobuf::Record::Binary(bytes)
+            }
+            None => {
+                return Err(MessagingError::invalid(
+                    field,
+                    "a Protobuf payload needs its record (json or binary)",
+                ));
+            }
+        };
+        let framed = crate::protobuf::encode(field, &schema, id, &message, record)?;
+        Ok((Some(framed.into()), Some(id)))
     }
 
     /// Encodes an Avro payload with the schema it names (registering an inline one).
@@ -402,41 +536,26 @@ impl Producer {
                 ));
             }
             Some(pb::avro_payload::Schema::SchemaId(id)) => {
-                let id = schema_id_from_wire(id)?;
-                self.access
-                    .require_schema(&recent.grants, &recent.caller, id)
-                    .await?;
-                (
-                    id,
-                    self.schemas
-                        .by_id_remembered(id, &mut recent.schema)
-                        .await?,
-                )
+                self.named_schema(topic, field, NamedSchema::Id(id), recent)
+                    .await?
             }
             Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
-                let subject = selected_subject(topic, field, &selector)?;
-                self.access.require_granted(
-                    &recent.grants,
-                    &recent.caller,
-                    Action::Read,
-                    Resource::subject(&subject),
-                )?;
-                self.schemas
-                    .by_subject_version(&subject, selector.version)
+                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
                     .await?
             }
             Some(pb::avro_payload::Schema::Inline(inline)) => {
                 let parsed = self.schemas.reader(&inline.schema)?;
-                let subject = subject_name(inline.strategy, topic, is_key, &parsed)?;
-                self.access.require_granted(
-                    &recent.grants,
-                    &recent.caller,
-                    Action::Write,
-                    Resource::subject(&subject),
+                let subject = subject_name(
+                    inline.strategy,
+                    topic,
+                    is_key,
+                    avro_record_name(&parsed).as_deref(),
                 )?;
-                self.schemas.register(&subject, &inline.schema).await?
+                self.register_inline(&subject, "AVRO", &inline.schema, recent)
+                    .await?
             }
         };
+        let schema = schema.avro(id)?;
         let framed = avro::encode(
             field,
             &schema,

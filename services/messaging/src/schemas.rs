@@ -1,10 +1,12 @@
 //! Schemas, resolved through the registry's gRPC API and cached:
 //!
-//! - id -> parsed schema, forever (a registry's ids are immutable);
+//! - id -> parsed schema (Avro or Protobuf, [`WriterSchema`]), forever (a registry's ids are
+//!   immutable);
 //! - subject + version -> id, forever (versions are immutable);
 //! - subject -> latest version, for a short TTL (`--latest-schema-ttl-ms`);
 //! - (subject, schema text) -> id for producers' inline schemas, forever;
-//! - reader schema text -> parsed schema, forever;
+//! - reader schema text -> parsed schema, forever (Avro readers and inline schemas, and inline
+//!   .proto texts);
 //! - subject + version -> text and references of referenced schemas, forever.
 //!
 //! Schemas a client gives (reader and inline schemas) are held to the service's [`Limits`];
@@ -30,6 +32,7 @@ use tributary_avro::schema::ParseOptions;
 use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use tributary_protobuf::{Budgets, Dependency, ProtoError, ProtoSchema};
 use tributary_security::client::CallCredentials;
 use tributary_telemetry::propagation::InjectTraceContext;
 
@@ -58,7 +61,7 @@ pub type RegistryChannel = InterceptedService<Channel, RegistryCall>;
 pub struct Schemas {
     client: RegistryServiceClient<RegistryChannel>,
     channel: RegistryChannel,
-    by_id: Cache<u32, Arc<Schema>>,
+    by_id: Cache<u32, WriterSchema>,
     versions: Cache<(String, i32), u32>,
     /// Subject -> its latest version's id, when the registry said so, and until when it is
     /// used without asking again (`latest_ttl` after it was fetched, or after a failed attempt
@@ -72,8 +75,10 @@ pub struct Schemas {
     stale_latest_served: Arc<AtomicU64>,
     /// Whether the health check last reached the registry (see [`Schemas::registry`]).
     registry_reachable: Arc<AtomicBool>,
-    registered: Cache<(String, String), u32>,
+    /// (subject, schema type, text) -> the id it was registered as.
+    registered: Cache<(String, &'static str, String), u32>,
     readers: Cache<String, Arc<Schema>>,
+    proto_readers: Cache<String, Arc<ProtoSchema>>,
     /// Referenced schemas: (subject, version) -> (text, its references).
     referenced: Cache<(String, i32), Arc<Referenced>>,
     limits: Limits,
@@ -116,9 +121,48 @@ fn weight(text_bytes: usize) -> u32 {
 /// A referenced schema version: its text and its own references.
 type Referenced = (String, Vec<registry::SchemaReference>);
 
+/// A registry schema, of either type.
+#[derive(Debug, Clone)]
+pub enum WriterSchema {
+    Avro(Arc<Schema>),
+    Protobuf(Arc<ProtoSchema>),
+}
+
+impl WriterSchema {
+    /// The Avro schema; schema `id` being another type is an error naming it.
+    pub fn avro(self, id: u32) -> Result<Arc<Schema>, MessagingError> {
+        match self {
+            WriterSchema::Avro(schema) => Ok(schema),
+            WriterSchema::Protobuf(_) => Err(MessagingError::invalid(
+                "schema",
+                format!("schema {id} is a PROTOBUF schema: produce with a `protobuf` payload"),
+            )),
+        }
+    }
+
+    /// The Protobuf schema; schema `id` being another type is an error naming it.
+    pub fn protobuf(self, id: u32) -> Result<Arc<ProtoSchema>, MessagingError> {
+        match self {
+            WriterSchema::Protobuf(schema) => Ok(schema),
+            WriterSchema::Avro(_) => Err(MessagingError::invalid(
+                "schema",
+                format!("schema {id} is an AVRO schema: produce with an `avro` payload"),
+            )),
+        }
+    }
+
+    /// What it weighs in the cache: its text's size, about.
+    fn weight(&self) -> u32 {
+        weight(match self {
+            WriterSchema::Avro(schema) => schema.canonical_string().len(),
+            WriterSchema::Protobuf(schema) => schema.file().encode_to_vec().len(),
+        })
+    }
+}
+
 /// The schema of the id a run of records looked up last ([`Schemas::by_id_remembered`]).
 #[derive(Debug, Default)]
-pub struct LastSchema(Option<(u32, Arc<Schema>)>);
+pub struct LastSchema(Option<(u32, WriterSchema)>);
 
 fn registry_error(status: tonic::Status) -> MessagingError {
     // The registry's own answers carry its ErrorInfo; a status without one was made by this
@@ -195,6 +239,36 @@ pub fn parse_client_schema(text: &str, limits: &Limits) -> Result<Schema, Messag
     parse(text, &[], limits, ParseOptions::default())
 }
 
+/// A .proto text a client gives (a producer's inline schema: no references), compiled within
+/// `limits`.
+pub fn parse_client_proto(text: &str, limits: &Limits) -> Result<ProtoSchema, MessagingError> {
+    ProtoSchema::parse(text, &[], &Budgets::from_limits(limits)).map_err(proto_error)
+}
+
+/// A Protobuf compile error as the service's: over a budget names its flag.
+fn proto_error(error: ProtoError) -> MessagingError {
+    match error {
+        ProtoError::OverBudget { budget, what, max } => MessagingError::OverLimit {
+            source: LimitExceeded {
+                limit: match budget {
+                    tributary_protobuf::Budget::SchemaBytes => Limit::SchemaBytes,
+                    tributary_protobuf::Budget::Depth => Limit::SchemaDepth,
+                    tributary_protobuf::Budget::Fields => Limit::RecordFields,
+                    tributary_protobuf::Budget::EnumValues => Limit::EnumSymbols,
+                    tributary_protobuf::Budget::Types => Limit::NamedTypes,
+                    tributary_protobuf::Budget::NameBytes => Limit::NameBytes,
+                },
+                max,
+                what,
+            },
+            context: "schema".to_owned(),
+        },
+        other => MessagingError::InvalidSchema {
+            reason: other.to_string(),
+        },
+    }
+}
+
 impl Schemas {
     /// A client of the registry over `channel` (connected lazily: the service starts while the
     /// registry is down, and reports NOT_SERVING until it answers), calling with `credentials`.
@@ -208,7 +282,7 @@ impl Schemas {
             // times its text; 10,000 mebibyte schemas would not fit anywhere).
             by_id: Cache::builder()
                 .max_capacity(REGISTRY_SCHEMA_CACHE_BYTES)
-                .weigher(|_, schema: &Arc<Schema>| weight(schema.canonical_string().len()))
+                .weigher(|_, schema: &WriterSchema| schema.weight())
                 .build(),
             versions: Cache::builder().max_capacity(10_000).build(),
             latest: Cache::builder()
@@ -222,11 +296,15 @@ impl Schemas {
             // Keyed by schema texts (up to --max-schema-bytes each): bounded by their size.
             registered: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
-                .weigher(|key: &(String, String), _| {
-                    weight(key.0.len().saturating_add(key.1.len()))
+                .weigher(|key: &(String, &'static str, String), _| {
+                    weight(key.0.len().saturating_add(key.2.len()))
                 })
                 .build(),
             readers: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &String, _| weight(key.len()))
+                .build(),
+            proto_readers: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
                 .weigher(|key: &String, _| weight(key.len()))
                 .build(),
@@ -298,7 +376,7 @@ impl Schemas {
     // produced or decoded, stays small instead of carrying a gRPC call's kilobytes.
 
     /// The schema with a global id.
-    pub async fn by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {
+    pub async fn by_id(&self, id: u32) -> Result<WriterSchema, MessagingError> {
         match self.by_id.get(&id) {
             Some(schema) => Ok(schema),
             None => Box::pin(self.fetch_by_id(id)).await,
@@ -313,38 +391,59 @@ impl Schemas {
         &self,
         id: u32,
         last: &mut LastSchema,
-    ) -> Result<Arc<Schema>, MessagingError> {
+    ) -> Result<WriterSchema, MessagingError> {
         if let Some((last_id, schema)) = &last.0
             && *last_id == id
         {
-            return Ok(Arc::clone(schema));
+            return Ok(schema.clone());
         }
         let schema = self.by_id(id).await?;
-        last.0 = Some((id, Arc::clone(&schema)));
+        last.0 = Some((id, schema.clone()));
         Ok(schema)
     }
 
-    async fn fetch_by_id(&self, id: u32) -> Result<Arc<Schema>, MessagingError> {
+    async fn fetch_by_id(&self, id: u32) -> Result<WriterSchema, MessagingError> {
         let wire_id = i32::try_from(id)
             .map_err(|_| MessagingError::invalid("schema_id", format!("{id} is out of range")))?;
         let found = self
             .registry()?
-            .get_schema(registry::GetSchemaRequest { id: wire_id })
+            .get_schema(registry::GetSchemaRequest {
+                id: wire_id,
+                format: String::new(),
+            })
             .await
             .map_err(registry_error)?
             .into_inner();
         let references = self.reference_texts(found.references).await?;
-        // The registry accepted it, defaults and all (as it reads what it stores).
-        let options = ParseOptions {
-            validate_defaults: false,
+        let schema = if found.schema_type.eq_ignore_ascii_case("PROTOBUF") {
+            let dependencies: Vec<Dependency<'_>> = references
+                .iter()
+                .map(|(name, text)| Dependency { name, schema: text })
+                .collect();
+            let budgets = Budgets::from_limits(&self.limits).for_stored();
+            WriterSchema::Protobuf(Arc::new(
+                ProtoSchema::parse(&found.schema, &dependencies, &budgets).map_err(proto_error)?,
+            ))
+        } else {
+            // The registry accepted it, defaults and all (as it reads what it stores).
+            let options = ParseOptions {
+                validate_defaults: false,
+            };
+            // Each text once (an Avro schema defines its named types once).
+            let mut seen = HashSet::new();
+            let texts: Vec<String> = references
+                .into_iter()
+                .map(|(_, text)| text)
+                .filter(|text| seen.insert(text.clone()))
+                .collect();
+            WriterSchema::Avro(Arc::new(parse(
+                &found.schema,
+                &texts,
+                &self.limits.for_stored(),
+                options,
+            )?))
         };
-        let schema = Arc::new(parse(
-            &found.schema,
-            &references,
-            &self.limits.for_stored(),
-            options,
-        )?);
-        self.by_id.insert(id, Arc::clone(&schema));
+        self.by_id.insert(id, schema.clone());
         Ok(schema)
     }
 
@@ -374,7 +473,7 @@ impl Schemas {
         &self,
         subject: &str,
         version: i32,
-    ) -> Result<(u32, Arc<Schema>), MessagingError> {
+    ) -> Result<(u32, WriterSchema), MessagingError> {
         let latest = version == 0 || version == -1;
         let id = if latest {
             match self.latest.get(subject) {
@@ -458,14 +557,15 @@ impl Schemas {
         Ok(id)
     }
 
-    /// Registers a schema under a subject (a lookup when it is registered already) and returns
-    /// its id.
+    /// Registers a schema of `schema_type` ("AVRO", "PROTOBUF") under a subject (a lookup when
+    /// it is registered already) and returns its id.
     pub async fn register(
         &self,
         subject: &str,
+        schema_type: &'static str,
         text: &str,
-    ) -> Result<(u32, Arc<Schema>), MessagingError> {
-        let key = (subject.to_owned(), text.to_owned());
+    ) -> Result<(u32, WriterSchema), MessagingError> {
+        let key = (subject.to_owned(), schema_type, text.to_owned());
         let id = match self.registered.get(&key) {
             Some(id) => id,
             None => Box::pin(self.register_new(key)).await?,
@@ -473,12 +573,16 @@ impl Schemas {
         Ok((id, self.by_id(id).await?))
     }
 
-    async fn register_new(&self, key: (String, String)) -> Result<u32, MessagingError> {
+    async fn register_new(
+        &self,
+        key: (String, &'static str, String),
+    ) -> Result<u32, MessagingError> {
         let registered = self
             .registry()?
             .register_schema(registry::RegisterSchemaRequest {
                 subject: key.0.clone(),
-                schema: key.1.clone(),
+                schema_type: key.1.to_owned(),
+                schema: key.2.clone(),
                 ..Default::default()
             })
             .await
@@ -500,18 +604,29 @@ impl Schemas {
         Ok(schema)
     }
 
-    /// The texts of the schemas a schema references, transitively, dependencies first, each
-    /// once: a depth-first walk of the reference graph that fetches a referenced version the
+    /// A .proto text given by a producer (no references), within the budgets.
+    pub fn proto_reader(&self, text: &str) -> Result<Arc<ProtoSchema>, MessagingError> {
+        if let Some(schema) = self.proto_readers.get(text) {
+            return Ok(schema);
+        }
+        let schema = Arc::new(parse_client_proto(text, &self.limits)?);
+        self.proto_readers
+            .insert(text.to_owned(), Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    /// The names and texts of the schemas a schema references, transitively, dependencies
+    /// first, each once: a depth-first walk of the reference graph that fetches a referenced version the
     /// first time it is met (a diamond of references costs its edges, not its paths: 2^(D+1)
     /// registry calls before, for depth D). At most `Limits::references` schemas, nested at
     /// most `Limits::reference_depth` deep.
     async fn reference_texts(
         &self,
         references: Vec<registry::SchemaReference>,
-    ) -> Result<Vec<String>, MessagingError> {
+    ) -> Result<Vec<(String, String)>, MessagingError> {
         let limits = &self.limits;
-        let mut texts: Vec<String> = Vec::new();
-        let mut seen_texts: HashSet<String> = HashSet::new();
+        let mut texts: Vec<(String, String)> = Vec::new();
+        let mut seen_texts: HashSet<(String, String)> = HashSet::new();
         let mut done: HashSet<(String, i32)> = HashSet::new();
         let mut met: HashSet<(String, i32)> = HashSet::new();
         // (reference, depth, its references already pushed)
@@ -535,8 +650,9 @@ impl Schemas {
             let found = self.referenced_version(&reference).await?;
             if expanded {
                 done.insert(key);
-                if seen_texts.insert(found.0.clone()) {
-                    texts.push(found.0.clone());
+                let named = (reference.name.clone(), found.0.clone());
+                if seen_texts.insert(named.clone()) {
+                    texts.push(named);
                 }
                 continue;
             }
@@ -621,7 +737,7 @@ mod tests {
         // Port 9 (discard) refuses connections: the registry is unreachable.
         let schemas = schemas(Limits::default()).with_latest_max_stale(Duration::from_secs(60));
         let parsed = Arc::new(Schema::parse(r#""string""#, &[]).expect("a schema"));
-        schemas.by_id.insert(7, parsed);
+        schemas.by_id.insert(7, WriterSchema::Avro(parsed));
         let now = Instant::now();
         let entry = |age: u64| LatestEntry {
             id: 7,

@@ -33,7 +33,8 @@ use tributary_proto::record_batch::RECORDS_FIELD;
 
 use crate::avro;
 use crate::error::MessagingError;
-use crate::schemas::{LastSchema, Schemas};
+use crate::protobuf;
+use crate::schemas::{LastSchema, Schemas, WriterSchema};
 
 /// How keys and values are decoded.
 #[derive(Debug)]
@@ -779,6 +780,20 @@ async fn decode_payload(
             },
         ) => return Err(error),
         Err(error) => return Ok(Decoded::undecodable(&error, Some(id))),
+    };
+    let writer = match writer {
+        WriterSchema::Avro(writer) => writer,
+        WriterSchema::Protobuf(writer) => {
+            // Protobuf: decoded with the writer schema (an Avro reader schema does not apply).
+            let start = json.len();
+            return Ok(match protobuf::decode_into(&writer, id, body, json) {
+                Ok(()) => Decoded::Json {
+                    text: start..json.len(),
+                    schema_id: id,
+                },
+                Err(error) => Decoded::undecodable(&error, Some(id)),
+            });
+        }
     };
     if let Some(reader) = reader
         && recent.readable != Some(id)
