@@ -395,9 +395,25 @@ fn load(name: &str, text: &str, budgets: &Budgets) -> Result<File, ProtoError> {
         Ok(file) => Ok(file),
         Err(error) => match decode_descriptor(name, text) {
             Some(file) => Ok(file),
+            None if declares_edition(text) => Err(ProtoError::Invalid(format!(
+                "{}: editions (`edition = ...`) are not supported yet: write the schema as proto2 or proto3",
+                if name == ROOT_FILE_NAME {
+                    "schema"
+                } else {
+                    name
+                }
+            ))),
             None => Err(ProtoError::Invalid(located(&error, name, text))),
         },
     }
+}
+
+/// Whether the first statement of a text (after blank lines and `//` comments) is `edition`.
+fn declares_edition(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with("//"))
+        .is_some_and(|line| line.starts_with("edition"))
 }
 
 /// A base64 `FileDescriptorProto`, renamed to `name` (a name field appended last wins, and
@@ -691,6 +707,13 @@ mod tests {
         let error = parse("syntax = \"proto3\";\nmessage A {\n  string name = ;\n}\n").unwrap_err();
         let text = error.to_string();
         assert!(text.starts_with("schema:3:"), "{text}");
+    }
+
+    #[test]
+    fn editions_are_refused_naming_them() {
+        let error =
+            parse("// a file\nedition = \"2023\";\nmessage M { string a = 1; }\n").unwrap_err();
+        assert!(error.to_string().contains("editions"), "{error}");
     }
 
     #[test]

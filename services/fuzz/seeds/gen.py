@@ -58,6 +58,22 @@ PERSON = {"type": "record", "name": "Person", "fields": [
 SCHEMAS = [ORDER_V1, ORDER_V2, ORDER_BAD, PERSON, "string",
            {"type": "array", "items": {"type": "map", "values": "double"}}]
 
+# Protobuf schemas (.proto text): proto3 with WKTs, maps, oneofs, nesting; proto2 with groups,
+# defaults, extensions and custom options.
+PROTOS = [
+    'syntax = "proto3";\npackage fuzz;\nimport "google/protobuf/timestamp.proto";\n'
+    'message Order {\n  int64 id = 1;\n  string note = 2;\n  enum Kind { KIND_UNSPECIFIED = 0; KIND_A = 1; }\n'
+    '  Kind kind = 3;\n  map<string, string> tags = 4;\n  message Line { string sku = 1; uint32 count = 2; }\n'
+    '  repeated Line lines = 5;\n  oneof pay { string card = 6; bytes token = 7; }\n'
+    '  google.protobuf.Timestamp at = 8;\n  optional sint64 delta = 9;\n}\n',
+    'syntax = "proto2";\npackage fuzz.v2;\nimport "google/protobuf/descriptor.proto";\n'
+    'extend google.protobuf.FieldOptions { optional string tag = 50001; }\n'
+    'message Legacy {\n  required int32 id = 1 [default = -7, (tag) = "x"];\n'
+    '  optional string name = 2 [default = "a\\"b"];\n  repeated group Item = 3 { optional double w = 1 [default = inf]; }\n'
+    '  extensions 100 to 199;\n  reserved 10 to 12, 15;\n  reserved "old";\n}\n'
+    'service S { rpc Get(Legacy) returns (stream Legacy); }\n',
+]
+
 # ----- registry_http_bodies: [route, setting] + body -----------------------------------------
 # route % 6: 0 register, 1 lookup, 2 compatibility (level's versions), 3 compatibility (one
 # version), 4 PUT config, 5 PUT mode; route / 6: bit 0 normalize, bit 1 verbose, bits 2-3 the
@@ -75,6 +91,10 @@ put(t, "register-reference", bytes([0, 0]) + json.dumps({
     "schema": json.dumps({"type": "record", "name": "Wrap", "fields": [{"name": "o", "type": "fuzz.Order"}]}),
     "references": [{"name": "fuzz.Order", "subject": "fuzz-value", "version": 1}]}).encode())
 put(t, "register-protobuf", bytes([0, 0]) + json.dumps({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"}).encode())
+for i, text in enumerate(PROTOS):
+    put(t, f"register-protobuf-{i}", bytes([0, 0]) + json.dumps({"schema": text, "schemaType": "PROTOBUF"}).encode())
+    put(t, f"register-protobuf-normalize-{i}", bytes([6, 3 * 4]) + json.dumps({"schema": text, "schemaType": "PROTOBUF"}).encode())
+    put(t, f"compat-protobuf-{i}", bytes([2 + 6 * 2, 3 * 1]) + json.dumps({"schema": text, "schemaType": "PROTOBUF"}).encode())
 put(t, "config", bytes([4, 0]) + b'{"compatibility":"FULL_TRANSITIVE"}')
 put(t, "config-bad", bytes([4, 0]) + b'{"compatibility":"SIDEWAYS"}')
 put(t, "mode", bytes([5, 0]) + b'{"mode":"IMPORT"}')
@@ -98,6 +118,8 @@ put(t, "register-import", bytes([0, 2]) + f_bytes(1, "fuzz-value") + f_bytes(2, 
 put(t, "register-reference", bytes([0, 0]) + f_bytes(1, "other") + f_bytes(2, json.dumps(
     {"type": "record", "name": "Wrap", "fields": [{"name": "o", "type": "fuzz.Order"}]}))
     + f_bytes(4, reference("fuzz.Order", "fuzz-value", -1)))
+for i, text in enumerate(PROTOS):
+    put(t, f"register-protobuf-{i}", bytes([0, 0]) + f_bytes(1, "proto-value") + f_bytes(2, text) + f_bytes(3, "PROTOBUF"))
 put(t, "compat-version", bytes([10, 3]) + f_bytes(1, "fuzz-value") + f_bytes(2, json.dumps(ORDER_BAD)) + f_varint(5, 2))
 put(t, "get-schema", bytes([2, 0]) + f_varint(1, 1))
 put(t, "usages", bytes([3, 0]) + f_varint(1, 1) + f_varint(2, 1))
@@ -156,6 +178,30 @@ records = [
     record("people", value=avro('{"name": "Ann", "age": {"int": 3}, "email": "123e4567-e89b-12d3-a456-426614174000"}', inline=json.dumps(PERSON), strategy=2)),
     record("raw", key=f_bytes(2, b"\x00\x01"), value=f_bytes(3, '{"a": [1, 2]}')),
     record("raw", value=f_bytes(3, '{"a": ')),
+]
+def protobuf(data=None, binary=None, schema_id=None, subject=None, inline=None, strategy=0, message=""):
+    out = b""
+    if data is not None:
+        out += f_bytes(1, data)
+    if binary is not None:
+        out += f_bytes(5, binary)
+    if schema_id is not None:
+        out += f_varint(2, schema_id)
+    if subject is not None:
+        out += f_bytes(3, f_bytes(1, subject) + f_varint(3, strategy))
+    if inline is not None:
+        out += f_bytes(4, f_bytes(1, inline) + f_varint(2, strategy))
+    if message:
+        out += f_bytes(6, message)
+    return f_bytes(5, out)  # Payload.protobuf
+
+
+records += [
+    record("proto", value=protobuf('{"id": "7", "note": "n", "kind": "KIND_A", "tags": {"a": "b"}, "lines": [{"sku": "s", "count": 2}], "card": "c", "at": "2024-01-02T03:04:05Z", "delta": "-3"}', schema_id=9, message="fuzz.Order")),
+    record("proto", value=protobuf('{"sku": "x"}', subject="", message="fuzz.Order.Line")),
+    record("proto", value=protobuf(binary=b"\x08\x07\x12\x01n", schema_id=9)),
+    record("proto", key=protobuf('{"id": 1}', inline=PROTOS[0], strategy=2, message="fuzz.Order"),
+           value=protobuf('{"id": 2, "token": "AAE="}', inline=PROTOS[0], message="fuzz.Order")),
 ]
 for i, r in enumerate(records):
     put(t, f"produce-{i}", bytes([0]) + f_bytes(1, r))
