@@ -5,9 +5,13 @@
 // ProduceStream (one acknowledgement per record, matched by sequence number), consumes them back
 // through a consumer group with acknowledgements, lists and describes the topic, checks a schema
 // change for compatibility, reads a missing schema id to show the error details, and reads the
-// health of both services. First it shows the services' refusal: a call without credentials is
-// UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. It exits non-zero when anything is
-// not as expected.
+// health of both services. Then Protobuf: it registers a walkthrough.v1.Click .proto as a
+// PROTOBUF schema, reads it back as a serialized FileDescriptorProto to build the message type
+// (dynamicpb), produces two clicks from JSON and one in Protobuf's binary encoding with Produce,
+// naming the schema by the latest version of the topic's subject, and consumes them back as
+// canonical JSON, equal to what was sent. First it shows the services' refusal: a call without
+// credentials is UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. It exits non-zero when
+// anything is not as expected.
 //
 // The services serve TLS and authenticate every call (but health) by default. The example
 // connects over TLS, verifying the services' certificate against --ca (default: the system's
@@ -51,6 +55,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -65,6 +70,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 const (
@@ -77,6 +88,28 @@ const (
 )
 
 var names = []string{"tester1", "tester2", "tester3", "tester4"}
+
+// The Protobuf part: a .proto registered as a PROTOBUF schema, its message named in every record.
+const (
+	clickProto = `syntax = "proto3";
+package walkthrough.v1;
+
+message Click {
+  string user = 1;
+  int64 at_ms = 2;
+  map<string, string> tags = 3;
+}
+`
+	clickMessage = "walkthrough.v1.Click"
+)
+
+// The clicks, in Protobuf's JSON mapping (proto field names, or lowerCamelCase with a 64-bit
+// integer as a string). The first two are produced as JSON, the last in the binary encoding.
+var clicks = []string{
+	`{"user":"tester1","at_ms":1767225600000,"tags":{"page":"/home"}}`,
+	`{"user":"tester2","atMs":"1767225601500","tags":{"page":"/cart","variant":"b"}}`,
+	`{"user":"tester3","at_ms":1767225603000}`,
+}
 
 func main() {
 	plaintext := flag.Bool("plaintext", os.Getenv("TRIBUTARY_TLS") == "0", "no TLS and no credentials (services started with --tls off --auth none)")
@@ -376,11 +409,168 @@ func walkthrough(ctx context.Context, registryConn, messagingConn *grpc.ClientCo
 	if err := listAndDescribe(ctx, messaging, topic); err != nil {
 		return err
 	}
-	if err := consume(ctx, messaging, topic, group); err != nil {
+	records, err := consume(ctx, messaging, topic, group, len(names))
+	if err != nil {
 		return err
+	}
+	var consumed []string
+	for _, record := range records {
+		var user struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal([]byte(record.GetValue().GetJson()), &user); err != nil {
+			return fmt.Errorf("consumed value %q: %w", record.GetValue().GetJson(), err)
+		}
+		consumed = append(consumed, user.Name)
+	}
+	sort.Strings(consumed)
+	if !slices.Equal(consumed, names) {
+		return fmt.Errorf("consumed %v, expected %v", consumed, names)
 	}
 	if err := checkCompatibility(ctx, registry, subject); err != nil {
 		return err
+	}
+
+	if _, err := messaging.DeleteTopic(ctx, &messagingv1.DeleteTopicRequest{Topic: topic}); err != nil {
+		return err
+	}
+	fmt.Printf("topic      deleted %s\n", topic)
+
+	return protobufWalkthrough(ctx, registry, messaging, topic+"-clicks")
+}
+
+// protobufWalkthrough writes Protobuf records to a topic of their own: it registers the .proto,
+// builds the message type from the serialized descriptor the registry serves, produces JSON and
+// binary records naming the message, and consumes them back as canonical JSON.
+func protobufWalkthrough(ctx context.Context, registry registryv1.RegistryServiceClient, messaging messagingv1.MessagingServiceClient, topic string) error {
+	group, subject := topic, topic+"-value"
+	registered, err := registry.RegisterSchema(ctx, &registryv1.RegisterSchemaRequest{Subject: subject, Schema: clickProto, SchemaType: "PROTOBUF"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("register   %s (PROTOBUF): id %d, version %d\n", subject, registered.GetId(), registered.GetVersion())
+	if registered.GetVersion() != 1 {
+		return fmt.Errorf("first version of a new subject is %d, not 1", registered.GetVersion())
+	}
+
+	// Format "serialized": the schema as a base64 FileDescriptorProto, from which protodesc
+	// builds the descriptors and dynamicpb the messages (no generated code for Click).
+	serialized, err := registry.GetSchema(ctx, &registryv1.GetSchemaRequest{Id: registered.GetId(), Format: "serialized"})
+	if err != nil {
+		return err
+	}
+	if serialized.GetSchemaType() != "PROTOBUF" {
+		return fmt.Errorf("schema %d is %s, not PROTOBUF", registered.GetId(), serialized.GetSchemaType())
+	}
+	descriptorBytes, err := base64.StdEncoding.DecodeString(serialized.GetSchema())
+	if err != nil {
+		return fmt.Errorf("serialized schema %d: %w", registered.GetId(), err)
+	}
+	fileProto := &descriptorpb.FileDescriptorProto{}
+	if err := proto.Unmarshal(descriptorBytes, fileProto); err != nil {
+		return fmt.Errorf("serialized schema %d: %w", registered.GetId(), err)
+	}
+	file, err := protodesc.NewFile(fileProto, nil) // no imports to resolve
+	if err != nil {
+		return fmt.Errorf("serialized schema %d: %w", registered.GetId(), err)
+	}
+	click := file.Messages().ByName(protoreflect.FullName(clickMessage).Name())
+	if click == nil || click.FullName() != clickMessage {
+		return fmt.Errorf("schema %d has no message %s", registered.GetId(), clickMessage)
+	}
+	fmt.Printf("schema     %d serialized: FileDescriptorProto package %s, message %s\n", registered.GetId(), fileProto.GetPackage(), click.FullName())
+
+	created, err := messaging.CreateTopic(ctx, &messagingv1.CreateTopicRequest{Topic: topic, Partitions: 1, ReplicationFactor: 1})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("topic      created %s with %d partition\n", created.GetTopic().GetTopic(), len(created.GetTopic().GetPartitions()))
+
+	// What each record should read back as: the message, parsed here from what is sent.
+	sent := make([]*dynamicpb.Message, len(clicks))
+	for i, text := range clicks {
+		sent[i] = dynamicpb.NewMessage(click)
+		if err := protojson.Unmarshal([]byte(text), sent[i]); err != nil {
+			return fmt.Errorf("click %s: %w", text, err)
+		}
+	}
+	binary, err := proto.Marshal(sent[len(sent)-1])
+	if err != nil {
+		return err
+	}
+	// The schema by subject version: the latest version of <topic>-value (TopicNameStrategy).
+	latest := &messagingv1.ProtobufPayload_SubjectVersion{SubjectVersion: &messagingv1.SubjectVersionSelector{
+		Version:  -1,
+		Strategy: messagingv1.SubjectNameStrategy_SUBJECT_NAME_STRATEGY_TOPIC_NAME,
+	}}
+	request := &messagingv1.ProduceRequest{}
+	described := make([]string, len(clicks))
+	for i, text := range clicks {
+		payload := &messagingv1.ProtobufPayload{Schema: latest, MessageName: clickMessage}
+		if i < len(clicks)-1 {
+			payload.Data = &messagingv1.ProtobufPayload_Json{Json: text}
+			described[i] = "json " + text
+		} else {
+			payload.Data = &messagingv1.ProtobufPayload_Binary{Binary: binary}
+			described[i] = "binary " + hex.EncodeToString(binary)
+		}
+		request.Records = append(request.Records, &messagingv1.ProducerRecord{
+			Topic: topic,
+			Value: &messagingv1.Payload{Kind: &messagingv1.Payload_Protobuf{Protobuf: payload}},
+		})
+	}
+	fmt.Printf("produce    %d records of %s, schema: the latest version of %s (TopicNameStrategy)\n", len(clicks), clickMessage, subject)
+	produced, err := messaging.Produce(ctx, request)
+	if err != nil {
+		return err
+	}
+	if len(produced.GetResults()) != len(clicks) {
+		return fmt.Errorf("%d results for %d records", len(produced.GetResults()), len(clicks))
+	}
+	for i, result := range produced.GetResults() {
+		metadata := result.GetMetadata()
+		if metadata == nil {
+			return fmt.Errorf("%s was not written: %v", described[i], result.GetError())
+		}
+		fmt.Printf("produce    %s %s -> partition %d offset %d\n", clickMessage, described[i], metadata.GetPartition(), metadata.GetOffset())
+		if metadata.GetValueSchemaId() != registered.GetId() {
+			return fmt.Errorf("%s framed with schema id %d, not %d", described[i], metadata.GetValueSchemaId(), registered.GetId())
+		}
+	}
+
+	records, err := consume(ctx, messaging, topic, group, len(clicks))
+	if err != nil {
+		return err
+	}
+	for i, record := range records {
+		got := record.GetValue().GetJson()
+		if record.GetValue().GetSchemaId() != registered.GetId() {
+			return fmt.Errorf("offset %d has schema id %d, not %d", record.GetOffset(), record.GetValue().GetSchemaId(), registered.GetId())
+		}
+		// The very message that was sent, ...
+		message := dynamicpb.NewMessage(click)
+		if err := protojson.Unmarshal([]byte(got), message); err != nil {
+			return fmt.Errorf("offset %d: %s is not a %s: %w", record.GetOffset(), got, clickMessage, err)
+		}
+		if !proto.Equal(message, sent[i]) {
+			return fmt.Errorf("offset %d reads %s, expected %s", record.GetOffset(), got, clicks[i])
+		}
+		// ... in the canonical JSON mapping: lowerCamelCase names, 64-bit integers as strings,
+		// default values left out (as protojson.Marshal writes it).
+		canonical, err := protojson.Marshal(sent[i])
+		if err != nil {
+			return err
+		}
+		var gotValue, canonicalValue any
+		if err := json.Unmarshal([]byte(got), &gotValue); err != nil {
+			return fmt.Errorf("offset %d: %w", record.GetOffset(), err)
+		}
+		if err := json.Unmarshal(canonical, &canonicalValue); err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(gotValue, canonicalValue) {
+			return fmt.Errorf("offset %d reads %s, not the canonical %s", record.GetOffset(), got, canonical)
+		}
 	}
 
 	if _, err := messaging.DeleteTopic(ctx, &messagingv1.DeleteTopicRequest{Topic: topic}); err != nil {
@@ -475,15 +665,16 @@ func listAndDescribe(ctx context.Context, messaging messagingv1.MessagingService
 	return nil
 }
 
-// consume reads the four records through the consumer group, acknowledging each, and keeps the
-// stream open until the group's committed offsets cover them (commits are asynchronous; closing
-// the stream earlier could drop acknowledgements still in flight).
-func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, topic, group string) error {
+// consume reads expected records of topic through the consumer group, acknowledging each, and
+// keeps the stream open until the group's committed offsets cover them (commits are
+// asynchronous; closing the stream earlier could drop acknowledgements still in flight). A record
+// that could not be decoded is an error.
+func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, topic, group string, expected int) ([]*messagingv1.ConsumedRecord, error) {
 	streamCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stream, err := messaging.Consume(streamCtx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = stream.Send(&messagingv1.ConsumeRequest{Kind: &messagingv1.ConsumeRequest_Subscription{Subscription: &messagingv1.Subscription{
 		GroupId:     group,
@@ -492,13 +683,13 @@ func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, 
 		ValueFormat: messagingv1.PayloadFormat_PAYLOAD_FORMAT_AVRO_PLAIN,
 	}}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var consumed []string
-	for len(consumed) < len(names) {
+	var records []*messagingv1.ConsumedRecord
+	for len(records) < expected {
 		response, err := stream.Recv()
 		if err != nil {
-			return fmt.Errorf("consumed %d of %d records: %w", len(consumed), len(names), err)
+			return nil, fmt.Errorf("consumed %d of %d records: %w", len(records), expected, err)
 		}
 		if rebalance := response.GetRebalance(); rebalance != nil {
 			fmt.Printf("consume    group %s: %d partitions assigned, %d revoked\n", group, len(rebalance.GetAssigned()), len(rebalance.GetRevoked()))
@@ -507,34 +698,24 @@ func consume(ctx context.Context, messaging messagingv1.MessagingServiceClient, 
 		record := response.GetRecord()
 		value := record.GetValue()
 		if value.GetError() != nil {
-			return fmt.Errorf("record at %d/%d not decoded: %s", record.GetPartition(), record.GetOffset(), value.GetError().GetMessage())
-		}
-		var user struct {
-			Name string `json:"name"`
-		}
-		if err := json.Unmarshal([]byte(value.GetJson()), &user); err != nil {
-			return fmt.Errorf("consumed value %q: %w", value.GetJson(), err)
+			return nil, fmt.Errorf("record at %d/%d not decoded: %s", record.GetPartition(), record.GetOffset(), value.GetError().GetMessage())
 		}
 		fmt.Printf("consume    partition %d offset %d: %s (schema id %d)\n", record.GetPartition(), record.GetOffset(), value.GetJson(), value.GetSchemaId())
-		consumed = append(consumed, user.Name)
+		records = append(records, record)
 		ack := &messagingv1.Ack{Topic: record.GetTopic(), Partition: record.GetPartition(), Offset: record.GetOffset()}
 		if err := stream.Send(&messagingv1.ConsumeRequest{Kind: &messagingv1.ConsumeRequest_Ack{Ack: ack}}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	sort.Strings(consumed)
-	if !slices.Equal(consumed, names) {
-		return fmt.Errorf("consumed %v, expected %v", consumed, names)
-	}
-	committed, err := waitForCommits(streamCtx, messaging, group, topic, int64(len(names)))
+	committed, err := waitForCommits(streamCtx, messaging, group, topic, int64(expected))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("consume    group %s committed %d records (all acknowledged)\n", group, committed)
-	if committed != int64(len(names)) {
-		return fmt.Errorf("group committed %d records, expected %d", committed, len(names))
+	if committed != int64(expected) {
+		return nil, fmt.Errorf("group committed %d records, expected %d", committed, expected)
 	}
-	return stream.CloseSend()
+	return records, stream.CloseSend()
 }
 
 // waitForCommits returns the group's committed offsets summed over the partitions of topic,

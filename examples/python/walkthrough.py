@@ -5,8 +5,12 @@ record that is not Confluent-framed, between the good ones), consumes them back 
 consumer group with acknowledgements (the bad record arrives with a per-record error and its
 raw bytes, and the stream goes on), lists and describes the topic, checks a schema change for
 compatibility, reads a missing schema id to show the error details, and reads the health of both
-services. First it shows the services' refusal: a call without credentials is UNAUTHENTICATED,
-with Confluent's 40101 in its ErrorInfo. Exits non-zero when anything is not as expected.
+services. Then Protobuf: registers a `walkthrough.v1.Click` .proto as a PROTOBUF schema, reads it
+back as a serialized FileDescriptorProto to build the message class, produces two clicks from
+JSON and one already in Protobuf's binary encoding (plus one that does not match and fails
+alone), and consumes them back as canonical JSON, equal to what was sent. First it shows the
+services' refusal: a call without credentials is UNAUTHENTICATED, with Confluent's 40101 in its
+ErrorInfo. Exits non-zero when anything is not as expected.
 
 The services serve TLS and authenticate every call (but health) by default. The example
 connects over TLS, verifying the services' certificate against --ca (default: the system's
@@ -49,6 +53,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
 
 import grpc  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
 from google.rpc import error_details_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
@@ -82,6 +87,26 @@ USER_WITH_OPTIONAL_AGE = json.dumps(
     }
 )
 NAMES = ["tester1", "tester2", "tester3", "tester4"]
+# The Protobuf part: a .proto registered as a PROTOBUF schema, its message named in every record.
+CLICK_PROTO = """syntax = "proto3";
+package walkthrough.v1;
+
+message Click {
+  string user = 1;
+  int64 at_ms = 2;
+  map<string, string> tags = 3;
+}
+"""
+CLICK = "walkthrough.v1.Click"
+# Produced as JSON: proto field names, or lowerCamelCase with a 64-bit integer as a string.
+CLICKS_JSON = [
+    {"user": "tester1", "at_ms": 1767225600000, "tags": {"page": "/home"}},
+    {"user": "tester2", "atMs": "1767225601500", "tags": {"page": "/cart", "variant": "b"}},
+]
+# Produced in Protobuf's binary encoding (the message class built from the registry's descriptor).
+CLICK_BINARY = {"user": "tester3", "at_ms": 1767225603000}
+# Not a Click: fails alone (SCHEMA_MISMATCH, naming the field), the other records are written.
+CLICK_MISMATCH = {"user": "tester4", "clicks": 3}
 BAD_BYTES = b"plain bytes, not Confluent-framed Avro"
 TIMEOUT_S = 30
 
@@ -392,6 +417,76 @@ def walkthrough(registry_chan: grpc.Channel, messaging_chan: grpc.Channel) -> No
     )
     print(f"compatible adding 'age' with default null: {accepted.is_compatible}")
     expect(accepted.is_compatible, f"an optional field was refused: {list(accepted.incompatibilities)}")
+
+    messaging.DeleteTopic(msg.DeleteTopicRequest(topic=topic), timeout=TIMEOUT_S)
+    print(f"topic      deleted {topic}")
+
+    protobuf_walkthrough(registry, messaging, f"{topic}-clicks")
+
+
+def protobuf_walkthrough(registry, messaging, topic: str) -> None:
+    """Protobuf records on their own topic: register the .proto, build the message class from the
+    serialized descriptor the registry serves, produce JSON and binary records naming the message,
+    and consume them back as canonical JSON."""
+    subject, group = f"{topic}-value", topic
+
+    registered = registry.RegisterSchema(
+        reg.RegisterSchemaRequest(subject=subject, schema=CLICK_PROTO, schema_type="PROTOBUF"), timeout=TIMEOUT_S
+    )
+    print(f"register   {subject} (PROTOBUF): id {registered.id}, version {registered.version}")
+    expect(registered.version == 1, f"first version of a new subject is {registered.version}, not 1")
+
+    # format "serialized": the schema as a base64 FileDescriptorProto, ready for a descriptor pool
+    serialized = registry.GetSchema(reg.GetSchemaRequest(id=registered.id, format="serialized"), timeout=TIMEOUT_S)
+    expect(serialized.schema_type == "PROTOBUF", f"schema {registered.id} is {serialized.schema_type}, not PROTOBUF")
+    file_proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized.schema))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file_proto)
+    Click = message_factory.GetMessageClass(pool.FindMessageTypeByName(CLICK))
+    print(
+        f"schema     {registered.id} serialized: FileDescriptorProto package {file_proto.package}, "
+        f"messages {[m.name for m in file_proto.message_type]}"
+    )
+
+    created = messaging.CreateTopic(
+        msg.CreateTopicRequest(topic=topic, partitions=1, replication_factor=1), timeout=TIMEOUT_S
+    )
+    print(f"topic      created {created.topic.topic} with {len(created.topic.partitions)} partition")
+
+    def protobuf(**data) -> msg.Payload:
+        return msg.Payload(protobuf=msg.ProtobufPayload(schema_id=registered.id, message_name=CLICK, **data))
+
+    # What each record should read back as: the message, parsed here from what is sent.
+    sent = [json_format.ParseDict(click, Click()) for click in CLICKS_JSON + [CLICK_BINARY]]
+    values = [protobuf(json=json.dumps(click)) for click in CLICKS_JSON] + [protobuf(binary=sent[-1].SerializeToString())]
+    mismatch = protobuf(json=json.dumps(CLICK_MISMATCH))
+    produced = messaging.Produce(
+        msg.ProduceRequest(records=[msg.ProducerRecord(topic=topic, value=value) for value in values + [mismatch]]),
+        timeout=TIMEOUT_S,
+    )
+    expect(len(produced.results) == len(values) + 1, f"{len(produced.results)} results for {len(values) + 1} records")
+    *written, refused = produced.results
+    for value, result in zip(values, written):
+        expect(result.HasField("metadata"), f"produce failed: {result.error}")
+        payload = value.protobuf
+        what = f"json {payload.json}" if payload.HasField("json") else f"binary {payload.binary.hex()}"
+        print(f"produce    {CLICK} {what} -> partition {result.metadata.partition} offset {result.metadata.offset}")
+        expect(result.metadata.value_schema_id == registered.id, "record framed with another schema id")
+    print(f"produce    {CLICK} json {mismatch.protobuf.json} -> {refused.error.reason} ({refused.error.message})")
+    expect(refused.error.reason == "SCHEMA_MISMATCH", f"a record with an unknown field was not refused: {refused}")
+
+    records, committed = consume(messaging, topic, group, expected=len(sent))
+    for record, expected in zip(records, sent):
+        value = record.value
+        expect(not value.HasField("error"), f"offset {record.offset} not decoded: {value.error.message}")
+        print(f"consume    offset {record.offset}: {value.json} (schema id {value.schema_id})")
+        expect(value.schema_id == registered.id, f"offset {record.offset} has schema id {value.schema_id}")
+        # canonical JSON: lowerCamelCase names, 64-bit integers as strings, defaults left out
+        canonical = json_format.MessageToDict(expected)
+        expect(json.loads(value.json) == canonical, f"offset {record.offset} reads {value.json}, expected {canonical}")
+        expect(json_format.Parse(value.json, Click()) == expected, f"offset {record.offset} parses to another Click")
+    print(f"consume    group {group} committed {committed} records (all acknowledged)")
+    expect(committed == len(sent), f"group committed {committed} records, expected {len(sent)}")
 
     messaging.DeleteTopic(msg.DeleteTopicRequest(topic=topic), timeout=TIMEOUT_S)
     print(f"topic      deleted {topic}")

@@ -1033,12 +1033,22 @@ async fn bad_input_gets_the_right_code_and_a_message_naming_what_is_wrong() {
         ),
         (
             pb::RegisterSchemaRequest {
+                schema_type: "JSON".into(),
+                ..register_request("s", r#""string""#)
+            },
+            Code::InvalidArgument,
+            42201,
+            "'JSON'",
+        ),
+        (
+            // Avro text as a Protobuf schema: the compiler's error, located.
+            pb::RegisterSchemaRequest {
                 schema_type: "PROTOBUF".into(),
                 ..register_request("s", r#""string""#)
             },
             Code::InvalidArgument,
             42201,
-            "PROTOBUF",
+            "schema:1:1",
         ),
     ];
     for (request, code, confluent, needle) in cases {

@@ -5,9 +5,13 @@
  * Registers the User record schema, produces tester1..tester4 as Avro from JSON, consumes them
  * back through a consumer group with acknowledgements, lists and describes the topic, checks a
  * schema change for compatibility, reads a missing schema id to show the error details, and
- * reads the health of both services. First it shows the services' refusal: a call without
- * credentials is UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. Exits non-zero when
- * anything is not as expected.
+ * reads the health of both services. Then Protobuf: it produces a walkthrough.v1.Click from JSON
+ * with the .proto inline (registered on first use under the topic's subject as a PROTOBUF
+ * schema), reads the schema back as a serialized FileDescriptorProto to build the message type
+ * (@bufbuild/protobuf), produces a second click from JSON and a third in Protobuf's binary
+ * encoding by schema id, and consumes them back as canonical JSON, equal to what was sent. First
+ * it shows the services' refusal: a call without credentials is UNAUTHENTICATED, with Confluent's
+ * 40101 in its ErrorInfo. Exits non-zero when anything is not as expected.
  *
  * The services serve TLS and authenticate every call (but health) by default. The example
  * connects over TLS, verifying the services' certificate against --ca (default: Node's roots),
@@ -40,6 +44,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 
 import {
   type CallOptions,
@@ -50,6 +55,8 @@ import {
   type ServiceError,
   status as grpcStatus,
 } from "@grpc/grpc-js";
+import { createFileRegistry, equals, fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { parseArgs } from "node:util";
 
 import { ErrorInfo } from "./gen/google/rpc/error_details";
@@ -68,11 +75,15 @@ import {
   MessagingServiceClient as MessagingClient,
   PayloadFormat,
   ProduceRequest,
+  type ProtobufPayload,
   StartPosition,
+  SubjectNameStrategy,
 } from "./gen/tributary/messaging/v1/messaging";
 import {
   CheckCompatibilityRequest,
   compatibilityLevelToJSON,
+  GetSchemaRequest,
+  GetSubjectVersionRequest,
   ListSubjectsRequest,
   RegisterSchemaRequest,
   type RegistryServiceClient,
@@ -99,6 +110,25 @@ const USER_WITH_OPTIONAL_AGE = JSON.stringify({
   ],
 });
 const NAMES = ["tester1", "tester2", "tester3", "tester4"];
+// The Protobuf part: a .proto given inline (registered on first use), its message named in every
+// record.
+const CLICK_PROTO = `syntax = "proto3";
+package walkthrough.v1;
+
+message Click {
+  string user = 1;
+  int64 at_ms = 2;
+  map<string, string> tags = 3;
+}
+`;
+const CLICK = "walkthrough.v1.Click";
+// The clicks, in Protobuf's JSON mapping (proto field names, or lowerCamelCase with a 64-bit
+// integer as a string). The first two are produced as JSON, the last in the binary encoding.
+const CLICKS: JsonValue[] = [
+  { user: "tester1", at_ms: 1767225600000, tags: { page: "/home" } },
+  { user: "tester2", atMs: "1767225601500", tags: { page: "/cart", variant: "b" } },
+  { user: "tester3", at_ms: 1767225603000 },
+];
 const TIMEOUT_MS = 30_000;
 
 class WalkthroughFailed extends Error {}
@@ -287,11 +317,16 @@ async function checkHealth(name: string, address: string, creds: ChannelCredenti
 }
 
 /**
- * Reads `NAMES.length` records of `topic` through consumer group `group`, acknowledging each,
- * and keeps the stream open until the group's committed offsets cover them (commits are
+ * Reads `expected` records of `topic` through consumer group `group`, acknowledging each, and
+ * keeps the stream open until the group's committed offsets cover them (commits are
  * asynchronous; closing the stream earlier could drop acknowledgements still in flight).
  */
-async function consume(messaging: MessagingServiceClient, topic: string, group: string): Promise<ConsumedRecord[]> {
+async function consume(
+  messaging: MessagingServiceClient,
+  topic: string,
+  group: string,
+  expected: number,
+): Promise<ConsumedRecord[]> {
   const stream = messaging.consume(options());
   stream.write(
     ConsumeRequest.fromPartial({
@@ -319,11 +354,11 @@ async function consume(messaging: MessagingServiceClient, topic: string, group: 
       console.log(`consume    partition ${record.partition} offset ${record.offset}: ${value?.json} (schema id ${value?.schemaId})`);
       records.push(record);
       stream.write(ConsumeRequest.fromPartial({ ack: { topic, partition: record.partition, offset: record.offset } }));
-      if (records.length === NAMES.length) {
+      if (records.length === expected) {
         // Still inside the loop: leaving it closes the stream.
-        const committed = await waitForCommits(messaging, group, topic, NAMES.length);
+        const committed = await waitForCommits(messaging, group, topic, expected);
         console.log(`consume    group ${group} committed ${committed} records (all acknowledged)`);
-        expect(committed === NAMES.length, `group committed ${committed} records, expected ${NAMES.length}`);
+        expect(committed === expected, `group committed ${committed} records, expected ${expected}`);
         return records;
       }
     }
@@ -372,7 +407,7 @@ async function walkthrough(registryAddr: string, messagingAddr: string, creds: C
 
     // A schema id nobody registered: NOT_FOUND, with Confluent's 40403 in the ErrorInfo detail.
     try {
-      await call(registry.getSchema, registry, { id: 2_000_000_000 });
+      await call(registry.getSchema, registry, GetSchemaRequest.fromPartial({ id: 2_000_000_000 }));
       throw new WalkthroughFailed("GetSchema of an unknown id succeeded");
     } catch (error) {
       if (!isServiceError(error)) throw error;
@@ -421,7 +456,7 @@ async function walkthrough(registryAddr: string, messagingAddr: string, creds: C
     console.log(`describe   cleanup.policy=${configs.get("cleanup.policy")} retention.ms=${configs.get("retention.ms")}`);
     expect(described.partitions.length === 2 && configs.has("cleanup.policy"), "DescribeTopic is missing partitions or configs");
 
-    const records = await consume(messaging, topic, group);
+    const records = await consume(messaging, topic, group, NAMES.length);
     const consumed = records.map((record) => JSON.parse(record.value?.json ?? "{}").name as string).sort();
     expect(JSON.stringify(consumed) === JSON.stringify(NAMES), `consumed ${consumed}, expected ${NAMES}`);
 
@@ -443,10 +478,102 @@ async function walkthrough(registryAddr: string, messagingAddr: string, creds: C
 
     await call(messaging.deleteTopic, messaging, { topic });
     console.log(`topic      deleted ${topic}`);
+
+    await protobufWalkthrough(registry, messaging, `${topic}-clicks`);
   } finally {
     registry.close();
     messaging.close();
   }
+}
+
+/**
+ * Protobuf records on a topic of their own: the first click carries its .proto inline (registered
+ * on use under `<topic>-value`), the message type is built from the serialized descriptor the
+ * registry serves, the other clicks name the schema by id (one of them in the binary encoding),
+ * and all come back as canonical JSON.
+ */
+async function protobufWalkthrough(
+  registry: RegistryServiceClient,
+  messaging: MessagingServiceClient,
+  topic: string,
+): Promise<void> {
+  const group = topic;
+  const subject = `${topic}-value`;
+  const created = await call(messaging.createTopic, messaging, {
+    topic,
+    partitions: 1,
+    replicationFactor: 1,
+    configs: {},
+  });
+  console.log(`topic      created ${created.topic?.topic} with ${created.topic?.partitions.length} partition`);
+
+  async function produce(payload: Partial<ProtobufPayload>, what: string): Promise<number> {
+    const produced = await call(
+      messaging.produce,
+      messaging,
+      ProduceRequest.fromPartial({ records: [{ topic, value: { protobuf: { ...payload, messageName: CLICK } } }] }),
+    );
+    const [result] = produced.results;
+    expect(result?.metadata !== undefined, `${what} was not written: ${result?.error?.message}`);
+    const { partition, offset, valueSchemaId } = result!.metadata!;
+    console.log(`produce    ${CLICK} ${what} -> partition ${partition} offset ${offset}, schema id ${valueSchemaId}`);
+    expect(valueSchemaId !== undefined, `${what} has no schema id`);
+    return valueSchemaId!;
+  }
+
+  // The schema inline: registered as a PROTOBUF schema under <topic>-value (TopicNameStrategy).
+  const first = JSON.stringify(CLICKS[0]);
+  const id = await produce(
+    { json: first, inline: { schema: CLICK_PROTO, strategy: SubjectNameStrategy.SUBJECT_NAME_STRATEGY_TOPIC_NAME } },
+    `json ${first} (.proto inline)`,
+  );
+  const latest = await call(registry.getSubjectVersion, registry, GetSubjectVersionRequest.fromPartial({ subject }));
+  const version = latest.subjectVersion;
+  console.log(
+    `register   ${subject} (${version?.schemaType}): id ${version?.id}, version ${version?.version}, registered on use`,
+  );
+  expect(
+    version?.id === id && version.version === 1 && version.schemaType === "PROTOBUF",
+    `${subject} does not hold the inline schema as its version 1`,
+  );
+
+  // Format "serialized": the schema as a base64 FileDescriptorProto, from which @bufbuild/protobuf
+  // makes the message type (no generated code for Click).
+  const serialized = await call(
+    registry.getSchema,
+    registry,
+    GetSchemaRequest.fromPartial({ id, format: "serialized" }),
+  );
+  const fileProto = fromBinary(FileDescriptorProtoSchema, Buffer.from(serialized.schema, "base64"));
+  const click = createFileRegistry(fileProto, () => undefined).getMessage(CLICK);
+  if (!click) throw new WalkthroughFailed(`schema ${id} has no message ${CLICK}`);
+  console.log(`schema     ${id} serialized: FileDescriptorProto package ${fileProto.package}, message ${click.typeName}`);
+
+  // What each record should read back as: the message, parsed here from what is sent.
+  const sent = CLICKS.map((json) => fromJson(click, json));
+  const second = JSON.stringify(CLICKS[1]);
+  await produce({ json: second, schemaId: id }, `json ${second}`);
+  const binary = toBinary(click, sent[2]!);
+  await produce({ binary, schemaId: id }, `binary ${Buffer.from(binary).toString("hex")}`);
+
+  const records = await consume(messaging, topic, group, CLICKS.length);
+  records.forEach((record, i) => {
+    const json = record.value?.json ?? "";
+    expect(record.value?.schemaId === id, `offset ${record.offset} has schema id ${record.value?.schemaId}, not ${id}`);
+    // The very message that was sent, ...
+    const message = fromJson(click, JSON.parse(json) as JsonValue);
+    expect(equals(click, message, sent[i]!), `offset ${record.offset} reads ${json}, expected ${JSON.stringify(CLICKS[i])}`);
+    // ... in the canonical JSON mapping: lowerCamelCase names, 64-bit integers as strings,
+    // default values left out (as toJson writes it).
+    const canonical = toJson(click, sent[i]!);
+    expect(
+      isDeepStrictEqual(JSON.parse(json), canonical),
+      `offset ${record.offset} reads ${json}, not the canonical ${JSON.stringify(canonical)}`,
+    );
+  });
+
+  await call(messaging.deleteTopic, messaging, { topic });
+  console.log(`topic      deleted ${topic}`);
 }
 
 async function main(): Promise<number> {
