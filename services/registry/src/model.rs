@@ -4,12 +4,23 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema_type::SchemaType;
+
 /// A named type a schema takes from a version of another subject.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reference {
     pub name: String,
     pub subject: String,
     pub version: i32,
+}
+
+/// A schema as stored. Its parsed form lives in the registry's bounded parsed-schema cache.
+#[derive(Debug)]
+pub struct StoredSchema {
+    pub id: i32,
+    pub schema_type: SchemaType,
+    pub text: String,
+    pub references: Vec<Reference>,
 }
 
 /// A `schemas` row with its references.
@@ -72,7 +83,7 @@ pub struct SubjectVersion {
     pub subject: String,
     pub version: i32,
     pub id: i32,
-    pub schema: std::sync::Arc<crate::registry::StoredSchema>,
+    pub schema: std::sync::Arc<StoredSchema>,
     pub deleted: bool,
 }
 

@@ -28,6 +28,7 @@ use crate::compatibility::Checkers;
 pub use crate::compatibility::{CompatibilityIssue, CompatibilityReport, Issues};
 use crate::error::{RegistryError, is_sqlstate};
 use crate::events::Event;
+pub use crate::model::StoredSchema;
 use crate::model::{ConfigRow, Mode, Reference, SubjectVersion, VersionRow, VersionSelector};
 use crate::schema_type::{NamedText, Origin, ParsedSchema, SchemaType};
 use crate::store::{self, ConfigField, SubjectFilter};
@@ -47,15 +48,6 @@ pub const MAX_IMPORT_ID: i32 = 2_000_000_000;
 pub const MAX_IMPORT_VERSION: i32 = 2_000_000_000;
 /// The most subjects one listing page returns.
 pub const MAX_PAGE_SIZE: i32 = 10_000;
-
-/// A schema as stored. Its parsed form lives in the registry's bounded parsed-schema cache.
-#[derive(Debug)]
-pub struct StoredSchema {
-    pub id: i32,
-    pub schema_type: SchemaType,
-    pub text: String,
-    pub references: Vec<Reference>,
-}
 
 /// How many parsed schemas stay in memory. Parsed models are several times larger than their
 /// text and are needed only for compatibility checks, so they are bounded; a 1,000-version
