@@ -12,7 +12,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tributary_proto::registry::v1 as pb;
-use tributary_tests::registry_http::{Api, assert_error};
+use tributary_tests::registry_http::{Api, assert_error, check_at_every_level, compat_cases};
 use tributary_tests::{TestDatabase, TestRegistry};
 
 const ORDER_V1: &str = r#"syntax = "proto3";
@@ -72,7 +72,7 @@ async fn protobuf_schemas_register_dedup_and_are_served_in_every_format() {
 
     assert_eq!(
         api.get("/schemas/types").await,
-        (StatusCode::OK, json!(["AVRO", "PROTOBUF"]))
+        (StatusCode::OK, json!(["AVRO", "PROTOBUF", "JSON"]))
     );
 
     let id = register_id(&api, "orders-value", proto(ORDER_V1)).await;
@@ -296,113 +296,15 @@ async fn compatibility_of_protobuf_schemas_at_every_level() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(avro["is_compatible"], false);
 
-    // Every level over the data-file cases (reader = new, writer = old): BACKWARD and
-    // BACKWARD_TRANSITIVE test the reader against the registered writer; FORWARD and
-    // FORWARD_TRANSITIVE, with the reader registered, test the writer against it (the same
-    // question); FULL includes the BACKWARD test; NONE accepts anything.
-    let cases = compat_cases();
+    // Every level over the data-file cases.
+    let cases = compat_cases(&format!(
+        "{}/../crates/protobuf/tests/data/compat",
+        env!("CARGO_MANIFEST_DIR")
+    ));
     assert!(cases.len() >= 40, "{} cases", cases.len());
-    for (index, case) in cases.iter().enumerate() {
-        let checks: [(&str, &str, &str); 2] = [
-            ("old", &case.writer, &case.reader),
-            ("new", &case.reader, &case.writer),
-        ];
-        for (side, registered, candidate) in checks {
-            let subject = format!("case-{index}-{side}");
-            let (status, _) = api
-                .put(
-                    &format!("/config/{subject}"),
-                    json!({"compatibility": "NONE"}),
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK);
-            register_id(&api, &subject, proto(registered)).await;
-            let levels: &[(&str, Option<bool>)] = if side == "old" {
-                &[
-                    ("BACKWARD", Some(case.compatible)),
-                    ("BACKWARD_TRANSITIVE", Some(case.compatible)),
-                    ("FULL", (!case.compatible).then_some(false)),
-                    ("NONE", Some(true)),
-                ]
-            } else {
-                &[
-                    ("FORWARD", Some(case.compatible)),
-                    ("FORWARD_TRANSITIVE", Some(case.compatible)),
-                    ("FULL_TRANSITIVE", (!case.compatible).then_some(false)),
-                ]
-            };
-            for (level, expected) in levels {
-                let Some(expected) = expected else { continue };
-                let (status, _) = api
-                    .put(
-                        &format!("/config/{subject}"),
-                        json!({"compatibility": level}),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK);
-                let (status, answer) = api
-                    .post(
-                        &format!("/compatibility/subjects/{subject}/versions?verbose=true"),
-                        proto(candidate),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK, "{}: {answer}", case.name);
-                assert_eq!(
-                    answer["is_compatible"],
-                    json!(expected),
-                    "case '{}' at {level}: {answer}",
-                    case.name
-                );
-            }
-        }
-    }
+    check_at_every_level(&api, "PROTOBUF", &cases).await;
 
     registry.stop().await.unwrap();
-}
-
-/// A compatibility case: can `reader` read what `writer` wrote.
-struct CompatCase {
-    name: String,
-    writer: String,
-    reader: String,
-    compatible: bool,
-}
-
-fn compat_cases() -> Vec<CompatCase> {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crates/protobuf/tests/data/compat"
-    );
-    let mut cases = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let value: Value = serde_json::from_str(&text).unwrap();
-        let list = match value {
-            Value::Array(list) => list,
-            one => vec![one],
-        };
-        for case in list {
-            // Cases with imports need their files registered as references: the crate's own
-            // tests run those.
-            let has = |key: &str| case[key].as_array().is_some_and(|list| !list.is_empty());
-            if has("writer_dependencies") || has("reader_dependencies") {
-                continue;
-            }
-            cases.push(CompatCase {
-                name: case["name"].as_str().unwrap_or("?").to_owned(),
-                writer: case["writer"].as_str().unwrap().to_owned(),
-                reader: case["reader"].as_str().unwrap().to_owned(),
-                compatible: case["compatible"].as_bool().unwrap(),
-            });
-        }
-    }
-    cases
 }
 
 #[tokio::test]

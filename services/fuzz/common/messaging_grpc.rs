@@ -24,8 +24,10 @@ use tributary_messaging::produce::{
     kafka_timestamp_ms, results_to_wire, schema_id_from_wire, selected_subject, subject_name,
     unencoded,
 };
-use tributary_messaging::protobuf;
-use tributary_messaging::schemas::{parse_client_proto, parse_client_schema};
+use tributary_messaging::schemas::{
+    parse_client_json_schema, parse_client_proto, parse_client_schema,
+};
+use tributary_messaging::{json_schema, protobuf};
 use tributary_proto::messaging::v1 as pb;
 
 /// The partitions of every topic (the stand-in for Kafka's metadata).
@@ -87,6 +89,9 @@ fn encode(
         Some(Unencoded::Avro(avro_payload)) => avro_payload,
         Some(Unencoded::Protobuf(proto_payload)) => {
             return encode_protobuf(topic, is_key, proto_payload);
+        }
+        Some(Unencoded::JsonSchema(json_payload)) => {
+            return encode_json_schema(topic, is_key, json_payload);
         }
     };
     let limits = &fixture().limits;
@@ -189,6 +194,55 @@ fn encode_protobuf(
     let mut json = Vec::new();
     protobuf::decode_into(&schema, id, body, &mut json)
         .unwrap_or_else(|e| panic!("an encoded message does not decode: {e}"));
+    Ok(Some(framed.into()))
+}
+
+/// The registry's JSON schema in the stand-in (every id and subject version names it).
+const JSON_SCHEMA: &str = r##"{"$schema":"http://json-schema.org/draft-07/schema#","title":"Order","type":"object","properties":{"id":{"type":"integer","minimum":1},"note":{"type":["string","null"],"maxLength":100},"lines":{"type":"array","items":{"$ref":"#/definitions/line"}}},"required":["id"],"additionalProperties":false,"definitions":{"line":{"type":"object","properties":{"sku":{"type":"string","pattern":"^[a-z]+$"},"count":{"type":"integer"}}}}}"##;
+
+/// `Producer::encode_json_schema`: a JSON Schema key or value, validated and framed; what was
+/// produced reads back.
+fn encode_json_schema(
+    topic: &str,
+    is_key: bool,
+    payload: pb::JsonSchemaPayload,
+) -> Result<Option<Bytes>, MessagingError> {
+    let field = if is_key { "key" } else { "value" };
+    let limits = &fixture().limits;
+    let (id, schema) = match &payload.schema {
+        None => {
+            return Err(MessagingError::invalid(
+                field,
+                "a JSON Schema payload needs a schema",
+            ));
+        }
+        Some(pb::json_schema_payload::Schema::Inline(given)) => {
+            let schema = parse_client_json_schema(&given.schema, limits)?;
+            let name = json_schema::record_name(&schema);
+            let subject = subject_name(given.strategy, topic, is_key, name.as_deref())?;
+            assert!(!subject.is_empty());
+            (1000, schema)
+        }
+        Some(pb::json_schema_payload::Schema::SchemaId(id)) => (
+            schema_id_from_wire(*id)?,
+            parse_client_json_schema(JSON_SCHEMA, limits).expect("the fixture parses"),
+        ),
+        Some(pb::json_schema_payload::Schema::SubjectVersion(selector)) => {
+            let subject = selected_subject(topic, field, selector)?;
+            assert!(!subject.is_empty());
+            (
+                5,
+                parse_client_json_schema(JSON_SCHEMA, limits).expect("the fixture parses"),
+            )
+        }
+    };
+    let framed = json_schema::encode(field, &schema, id, &payload.json)?;
+    let (framed_id, body) = avro::unframe(&framed).expect("our own frame decodes");
+    assert_eq!(framed_id, id);
+    let mut json = Vec::new();
+    json_schema::decode_into(body, &mut json)
+        .unwrap_or_else(|e| panic!("a validated record does not read back: {e}"));
+    assert_eq!(json, payload.json.as_bytes());
     Ok(Some(framed.into()))
 }
 

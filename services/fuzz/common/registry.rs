@@ -270,9 +270,16 @@ pub fn check_compatibility(
         Some(VersionSelector::Latest) if subject != SUBJECT => Vec::new(),
         Some(selector) => match store.find(subject, selector) {
             Some(index) => vec![index],
+            // As Confluent: a missing version is 40402, the subject known or not.
             None => {
-                return Err(RegistryError::SubjectNotFound {
-                    subject: subject.to_owned(),
+                return Err(match selector {
+                    VersionSelector::Number(version) => RegistryError::VersionNotFound {
+                        subject: subject.to_owned(),
+                        version,
+                    },
+                    VersionSelector::Latest => RegistryError::SubjectNotFound {
+                        subject: subject.to_owned(),
+                    },
                 });
             }
         },

@@ -74,6 +74,19 @@ PROTOS = [
     'service S { rpc Get(Legacy) returns (stream Legacy); }\n',
 ]
 
+# JSON schemas: draft-07 with local $refs, a 2020-12 one, and a refused remote $ref.
+JSON_SCHEMAS = [
+    {"$schema": "http://json-schema.org/draft-07/schema#", "title": "Order", "type": "object",
+     "properties": {"id": {"type": "integer", "minimum": 1}, "note": {"type": ["string", "null"], "maxLength": 100},
+                    "lines": {"type": "array", "items": {"$ref": "#/definitions/line"}}},
+     "required": ["id"], "additionalProperties": False,
+     "definitions": {"line": {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^[a-z]+$"}}}}},
+    {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array",
+     "prefixItems": [{"type": "string"}, {"enum": [1, 2]}], "items": False,
+     "$defs": {"n": {"oneOf": [{"type": "null"}, {"$ref": "#"}]}}},
+    {"$ref": "https://example.com/remote.json"},
+]
+
 # ----- registry_http_bodies: [route, setting] + body -----------------------------------------
 # route % 6: 0 register, 1 lookup, 2 compatibility (level's versions), 3 compatibility (one
 # version), 4 PUT config, 5 PUT mode; route / 6: bit 0 normalize, bit 1 verbose, bits 2-3 the
@@ -91,6 +104,11 @@ put(t, "register-reference", bytes([0, 0]) + json.dumps({
     "schema": json.dumps({"type": "record", "name": "Wrap", "fields": [{"name": "o", "type": "fuzz.Order"}]}),
     "references": [{"name": "fuzz.Order", "subject": "fuzz-value", "version": 1}]}).encode())
 put(t, "register-protobuf", bytes([0, 0]) + json.dumps({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"}).encode())
+for i, schema in enumerate(JSON_SCHEMAS):
+    body = json.dumps({"schema": json.dumps(schema), "schemaType": "JSON"}).encode()
+    put(t, f"register-json-{i}", bytes([0, 0]) + body)
+    put(t, f"register-json-normalize-{i}", bytes([6, 3 * 4]) + body)
+    put(t, f"compat-json-{i}", bytes([2 + 6 * 2, 3 * 1]) + body)
 for i, text in enumerate(PROTOS):
     put(t, f"register-protobuf-{i}", bytes([0, 0]) + json.dumps({"schema": text, "schemaType": "PROTOBUF"}).encode())
     put(t, f"register-protobuf-normalize-{i}", bytes([6, 3 * 4]) + json.dumps({"schema": text, "schemaType": "PROTOBUF"}).encode())
@@ -196,7 +214,22 @@ def protobuf(data=None, binary=None, schema_id=None, subject=None, inline=None, 
     return f_bytes(5, out)  # Payload.protobuf
 
 
+def json_schema(data, schema_id=None, subject=None, inline=None, strategy=0):
+    out = f_bytes(1, data)
+    if schema_id is not None:
+        out += f_varint(2, schema_id)
+    if subject is not None:
+        out += f_bytes(3, f_bytes(1, subject) + f_varint(3, strategy))
+    if inline is not None:
+        out += f_bytes(4, f_bytes(1, inline) + f_varint(2, strategy))
+    return f_bytes(6, out)  # Payload.json_schema
+
+
 records += [
+    record("json", value=json_schema('{"id": 3, "note": null, "lines": [{"sku": "ab"}]}', schema_id=5)),
+    record("json", value=json_schema('{"id": 0, "extra": true}', subject="")),
+    record("json", key=json_schema('["a", 2]', inline=json.dumps(JSON_SCHEMAS[1])),
+           value=json_schema('{"id": 1}', inline=json.dumps(JSON_SCHEMAS[0]), strategy=2)),
     record("proto", value=protobuf('{"id": "7", "note": "n", "kind": "KIND_A", "tags": {"a": "b"}, "lines": [{"sku": "s", "count": 2}], "card": "c", "at": "2024-01-02T03:04:05Z", "delta": "-3"}', schema_id=9, message="fuzz.Order")),
     record("proto", value=protobuf('{"sku": "x"}', subject="", message="fuzz.Order.Line")),
     record("proto", value=protobuf(binary=b"\x08\x07\x12\x01n", schema_id=9)),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod consume;
 pub mod error;
 pub mod grpc;
+pub mod json_schema;
 pub mod kafka;
 pub mod metrics;
 pub mod produce;

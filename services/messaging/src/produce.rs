@@ -207,6 +207,8 @@ pub enum Unencoded {
     Avro(pb::AvroPayload),
     /// A Protobuf message as JSON or binary, to be encoded with the schema it names.
     Protobuf(pb::ProtobufPayload),
+    /// JSON to be validated against the JSON schema it names.
+    JsonSchema(pb::JsonSchemaPayload),
 }
 
 /// A record's key or value (`field`), `None` when absent; JSON text must be valid JSON.
@@ -228,6 +230,7 @@ pub fn unencoded(
         }
         pb::payload::Kind::Avro(avro_payload) => Unencoded::Avro(avro_payload),
         pb::payload::Kind::Protobuf(proto_payload) => Unencoded::Protobuf(proto_payload),
+        pb::payload::Kind::JsonSchema(json_payload) => Unencoded::JsonSchema(json_payload),
     }))
 }
 
@@ -401,7 +404,49 @@ impl Producer {
                 self.encode_protobuf(topic, is_key, proto_payload, recent)
                     .await
             }
+            Some(Unencoded::JsonSchema(json_payload)) => {
+                self.encode_json_schema(topic, is_key, json_payload, recent)
+                    .await
+            }
         }
+    }
+
+    /// Validates a JSON Schema payload against the schema it names (registering an inline one)
+    /// and frames it.
+    async fn encode_json_schema(
+        &self,
+        topic: &str,
+        is_key: bool,
+        payload: pb::JsonSchemaPayload,
+        recent: &mut Recent,
+    ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
+        let field = if is_key { "key" } else { "value" };
+        let (id, schema) = match payload.schema {
+            None => {
+                return Err(MessagingError::invalid(
+                    field,
+                    "a JSON Schema payload needs a schema (schema_id, subject_version or inline)",
+                ));
+            }
+            Some(pb::json_schema_payload::Schema::SchemaId(id)) => {
+                self.named_schema(topic, field, NamedSchema::Id(id), recent)
+                    .await?
+            }
+            Some(pb::json_schema_payload::Schema::SubjectVersion(selector)) => {
+                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
+                    .await?
+            }
+            Some(pb::json_schema_payload::Schema::Inline(inline)) => {
+                let parsed = self.schemas.json_reader(&inline.schema)?;
+                let record_name = crate::json_schema::record_name(&parsed);
+                let subject = subject_name(inline.strategy, topic, is_key, record_name.as_deref())?;
+                self.register_inline(&subject, "JSON", &inline.schema, recent)
+                    .await?
+            }
+        };
+        let schema = schema.json(id)?;
+        let framed = crate::json_schema::encode(field, &schema, id, &payload.json)?;
+        Ok((Some(framed.into()), Some(id)))
     }
 
     /// The writer schema a payload names by id or subject version, authorized for the caller.

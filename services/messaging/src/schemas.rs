@@ -30,6 +30,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use tributary_avro::schema::ParseOptions;
 use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
+use tributary_json_schema::JsonSchema;
 use tributary_proto::registry::v1 as registry;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use tributary_protobuf::{Budgets, Dependency, ProtoError, ProtoSchema};
@@ -79,6 +80,7 @@ pub struct Schemas {
     registered: Cache<(String, &'static str, String), u32>,
     readers: Cache<String, Arc<Schema>>,
     proto_readers: Cache<String, Arc<ProtoSchema>>,
+    json_readers: Cache<String, Arc<JsonSchema>>,
     /// Referenced schemas: (subject, version) -> (text, its references).
     referenced: Cache<(String, i32), Arc<Referenced>>,
     limits: Limits,
@@ -126,17 +128,33 @@ type Referenced = (String, Vec<registry::SchemaReference>);
 pub enum WriterSchema {
     Avro(Arc<Schema>),
     Protobuf(Arc<ProtoSchema>),
+    Json(Arc<JsonSchema>),
 }
 
 impl WriterSchema {
+    /// The schema's type and the payload that produces with it.
+    fn describe(&self) -> (&'static str, &'static str) {
+        match self {
+            WriterSchema::Avro(_) => ("an AVRO", "avro"),
+            WriterSchema::Protobuf(_) => ("a PROTOBUF", "protobuf"),
+            WriterSchema::Json(_) => ("a JSON", "json_schema"),
+        }
+    }
+
+    /// Schema `id` being another type than a payload needs: an error naming both.
+    fn wrong_type(&self, id: u32) -> MessagingError {
+        let (what, payload) = self.describe();
+        MessagingError::invalid(
+            "schema",
+            format!("schema {id} is {what} schema: produce with a `{payload}` payload"),
+        )
+    }
+
     /// The Avro schema; schema `id` being another type is an error naming it.
     pub fn avro(self, id: u32) -> Result<Arc<Schema>, MessagingError> {
         match self {
             WriterSchema::Avro(schema) => Ok(schema),
-            WriterSchema::Protobuf(_) => Err(MessagingError::invalid(
-                "schema",
-                format!("schema {id} is a PROTOBUF schema: produce with a `protobuf` payload"),
-            )),
+            other => Err(other.wrong_type(id)),
         }
     }
 
@@ -144,10 +162,15 @@ impl WriterSchema {
     pub fn protobuf(self, id: u32) -> Result<Arc<ProtoSchema>, MessagingError> {
         match self {
             WriterSchema::Protobuf(schema) => Ok(schema),
-            WriterSchema::Avro(_) => Err(MessagingError::invalid(
-                "schema",
-                format!("schema {id} is an AVRO schema: produce with an `avro` payload"),
-            )),
+            other => Err(other.wrong_type(id)),
+        }
+    }
+
+    /// The JSON schema; schema `id` being another type is an error naming it.
+    pub fn json(self, id: u32) -> Result<Arc<JsonSchema>, MessagingError> {
+        match self {
+            WriterSchema::Json(schema) => Ok(schema),
+            other => Err(other.wrong_type(id)),
         }
     }
 
@@ -156,6 +179,7 @@ impl WriterSchema {
         weight(match self {
             WriterSchema::Avro(schema) => schema.canonical_string().len(),
             WriterSchema::Protobuf(schema) => schema.file().encode_to_vec().len(),
+            WriterSchema::Json(schema) => schema.canonical_string().len(),
         })
     }
 }
@@ -245,6 +269,44 @@ pub fn parse_client_proto(text: &str, limits: &Limits) -> Result<ProtoSchema, Me
     ProtoSchema::parse(text, &[], &Budgets::from_limits(limits)).map_err(proto_error)
 }
 
+/// A JSON Schema text a client gives (a producer's inline schema: no references), within
+/// `limits`.
+pub fn parse_client_json_schema(text: &str, limits: &Limits) -> Result<JsonSchema, MessagingError> {
+    JsonSchema::parse(
+        text,
+        &[],
+        &tributary_json_schema::Budgets::from_limits(limits),
+    )
+    .map_err(json_schema_error)
+}
+
+/// A JSON Schema error as the service's: over a budget names its flag.
+fn json_schema_error(error: tributary_json_schema::SchemaError) -> MessagingError {
+    use tributary_json_schema::Budget as JsonBudget;
+    match error {
+        tributary_json_schema::SchemaError::OverBudget { budget, what, max } => {
+            MessagingError::OverLimit {
+                source: LimitExceeded {
+                    limit: match budget {
+                        JsonBudget::SchemaBytes => Limit::SchemaBytes,
+                        JsonBudget::Depth => Limit::SchemaDepth,
+                        JsonBudget::Properties => Limit::RecordFields,
+                        JsonBudget::EnumValues => Limit::EnumSymbols,
+                        JsonBudget::Nodes => Limit::NamedTypes,
+                        JsonBudget::NameBytes => Limit::NameBytes,
+                    },
+                    max,
+                    what,
+                },
+                context: "schema".to_owned(),
+            }
+        }
+        other => MessagingError::InvalidSchema {
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// A Protobuf compile error as the service's: over a budget names its flag.
 fn proto_error(error: ProtoError) -> MessagingError {
     match error {
@@ -305,6 +367,10 @@ impl Schemas {
                 .weigher(|key: &String, _| weight(key.len()))
                 .build(),
             proto_readers: Cache::builder()
+                .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
+                .weigher(|key: &String, _| weight(key.len()))
+                .build(),
+            json_readers: Cache::builder()
                 .max_capacity(CLIENT_SCHEMA_CACHE_BYTES)
                 .weigher(|key: &String, _| weight(key.len()))
                 .build(),
@@ -415,7 +481,17 @@ impl Schemas {
             .map_err(registry_error)?
             .into_inner();
         let references = self.reference_texts(found.references).await?;
-        let schema = if found.schema_type.eq_ignore_ascii_case("PROTOBUF") {
+        let schema = if found.schema_type.eq_ignore_ascii_case("JSON") {
+            let dependencies: Vec<tributary_json_schema::Dependency<'_>> = references
+                .iter()
+                .map(|(name, text)| tributary_json_schema::Dependency { name, schema: text })
+                .collect();
+            let budgets = tributary_json_schema::Budgets::from_limits(&self.limits).for_stored();
+            WriterSchema::Json(Arc::new(
+                JsonSchema::parse(&found.schema, &dependencies, &budgets)
+                    .map_err(json_schema_error)?,
+            ))
+        } else if found.schema_type.eq_ignore_ascii_case("PROTOBUF") {
             let dependencies: Vec<Dependency<'_>> = references
                 .iter()
                 .map(|(name, text)| Dependency { name, schema: text })
@@ -601,6 +677,17 @@ impl Schemas {
         }
         let schema = Arc::new(parse_client_schema(text, &self.limits)?);
         self.readers.insert(text.to_owned(), Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    /// A JSON Schema given by a producer (no references), within the budgets.
+    pub fn json_reader(&self, text: &str) -> Result<Arc<JsonSchema>, MessagingError> {
+        if let Some(schema) = self.json_readers.get(text) {
+            return Ok(schema);
+        }
+        let schema = Arc::new(parse_client_json_schema(text, &self.limits)?);
+        self.json_readers
+            .insert(text.to_owned(), Arc::clone(&schema));
         Ok(schema)
     }
 

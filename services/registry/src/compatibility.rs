@@ -2,7 +2,7 @@
 //! type, and the bounded list of reasons they report.
 //!
 //! One [`Checkers`] serves a whole check (every version a level names): its work budget
-//! (`--max-work`) covers all of it, for Avro and Protobuf alike. Schemas of different types are
+//! (`--max-schema-work`) covers all of it, for Avro and Protobuf alike. Schemas of different types are
 //! never compatible (as in Confluent). At most `--max-incompatibilities` reasons, and
 //! [`MAX_REASONS_BYTES`] of their text, are listed; the total is always counted.
 
@@ -21,6 +21,7 @@ type Result<T, E = RegistryError> = std::result::Result<T, E>;
 pub struct Checkers {
     avro: compat::Checker,
     protobuf: tributary_protobuf::compat::Checker,
+    json: tributary_json_schema::compat::Checker,
     limits: Limits,
 }
 
@@ -29,6 +30,10 @@ impl Checkers {
         Checkers {
             avro: compat::Checker::new(limits),
             protobuf: tributary_protobuf::compat::Checker::new(
+                limits.work,
+                limits.incompatibilities,
+            ),
+            json: tributary_json_schema::compat::Checker::new(
                 limits.work,
                 limits.incompatibilities,
             ),
@@ -51,16 +56,24 @@ impl Checkers {
                 })
             }
             (ParsedSchema::Protobuf(reader), ParsedSchema::Protobuf(writer)) => {
-                let report = self.protobuf.can_read(reader, writer).map_err(|over| {
-                    RegistryError::OverLimit {
-                        source: LimitExceeded {
-                            limit: Limit::Work,
-                            max: over.max,
-                            what: "the compatibility check".to_owned(),
-                        },
-                        path: None,
-                    }
-                })?;
+                let report = self
+                    .protobuf
+                    .can_read(reader, writer)
+                    .map_err(|over| work_exceeded(over.max))?;
+                Ok(Found {
+                    total: report.total,
+                    listed: report
+                        .incompatibilities
+                        .into_iter()
+                        .map(|found| (found.kind.as_str(), found.location, found.message))
+                        .collect(),
+                })
+            }
+            (ParsedSchema::Json(reader), ParsedSchema::Json(writer)) => {
+                let report = self
+                    .json
+                    .can_read(reader, writer)
+                    .map_err(|over| work_exceeded(over.max))?;
                 Ok(Found {
                     total: report.total,
                     listed: report
@@ -83,6 +96,18 @@ impl Checkers {
                 )],
             }),
         }
+    }
+}
+
+/// A check over the work budget (`--max-schema-work`).
+fn work_exceeded(max: u64) -> RegistryError {
+    RegistryError::OverLimit {
+        source: LimitExceeded {
+            limit: Limit::Work,
+            max,
+            what: "the compatibility check".to_owned(),
+        },
+        path: None,
     }
 }
 

@@ -1,9 +1,10 @@
-//! The schema types the registry stores (AVRO, PROTOBUF) and everything that differs between
-//! them: parsing a text with the texts of its references, the text stored and fingerprinted
+//! The schema types the registry stores (AVRO, PROTOBUF, JSON) and everything that differs
+//! between them: parsing a text with the texts of its references, the text stored and fingerprinted
 //! (canonical, or normalised with `normalize=true`), the formats a schema is served in, and the
 //! budgets a submitted schema is held to. Each type's rules live in its own crate
-//! (`tributary-avro`, `tributary-protobuf`); this module is the one place that chooses between
-//! them, so a new type (JSON Schema) is a new arm here, not a change to every handler.
+//! (`tributary-avro`, `tributary-protobuf`, `tributary-json-schema`); this module is the one
+//! place that chooses between them, so a new type is a new arm here, not a change to every
+//! handler.
 
 #![warn(clippy::arithmetic_side_effects)]
 
@@ -11,6 +12,7 @@ use std::fmt;
 
 use tributary_avro::schema::ParseOptions;
 use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
+use tributary_json_schema::JsonSchema;
 use tributary_protobuf::{Budget, Budgets, Dependency, ProtoError, ProtoSchema};
 
 use crate::error::RegistryError;
@@ -20,17 +22,19 @@ use crate::error::RegistryError;
 pub enum SchemaType {
     Avro,
     Protobuf,
+    Json,
 }
 
 impl SchemaType {
     /// Every type served, as `GET /schemas/types` lists them.
-    pub const SERVED: [SchemaType; 2] = [SchemaType::Avro, SchemaType::Protobuf];
+    pub const SERVED: [SchemaType; 3] = [SchemaType::Avro, SchemaType::Protobuf, SchemaType::Json];
 
     /// The name on the wire (`schemaType`) and in the store.
     pub fn as_str(self) -> &'static str {
         match self {
             SchemaType::Avro => "AVRO",
             SchemaType::Protobuf => "PROTOBUF",
+            SchemaType::Json => "JSON",
         }
     }
 
@@ -41,11 +45,13 @@ impl SchemaType {
             Ok(SchemaType::Avro)
         } else if value.eq_ignore_ascii_case("PROTOBUF") {
             Ok(SchemaType::Protobuf)
+        } else if value.eq_ignore_ascii_case("JSON") {
+            Ok(SchemaType::Json)
         } else {
             let shown: String = value.chars().take(64).collect();
             Err(RegistryError::InvalidSchema {
                 reason: format!(
-                    "unsupported schema type '{}': this registry stores AVRO and PROTOBUF schemas",
+                    "unsupported schema type '{}': this registry stores AVRO, PROTOBUF and JSON schemas",
                     shown.escape_debug()
                 ),
             })
@@ -62,6 +68,7 @@ impl SchemaType {
         match self {
             SchemaType::Avro => "'default' or 'resolved'",
             SchemaType::Protobuf => "'default', 'serialized' or 'ignore_extensions'",
+            SchemaType::Json => "'default'",
         }
     }
 }
@@ -85,6 +92,7 @@ pub struct NamedText {
 pub enum ParsedSchema {
     Avro(Schema),
     Protobuf(ProtoSchema),
+    Json(JsonSchema),
 }
 
 /// Whether a text is a new submission (every budget and check applies) or was accepted before
@@ -135,6 +143,24 @@ impl ParsedSchema {
                     .map(ParsedSchema::Protobuf)
                     .map_err(protobuf_error)
             }
+            SchemaType::Json => {
+                let dependencies: Vec<tributary_json_schema::Dependency<'_>> = references
+                    .iter()
+                    .map(|r| tributary_json_schema::Dependency {
+                        name: &r.name,
+                        schema: &r.text,
+                    })
+                    .collect();
+                let budgets = match origin {
+                    Origin::Submitted => tributary_json_schema::Budgets::from_limits(limits),
+                    Origin::Stored => {
+                        tributary_json_schema::Budgets::from_limits(limits).for_stored()
+                    }
+                };
+                JsonSchema::parse(text, &dependencies, &budgets)
+                    .map(ParsedSchema::Json)
+                    .map_err(json_schema_error)
+            }
         }
     }
 
@@ -143,6 +169,7 @@ impl ParsedSchema {
         match self {
             ParsedSchema::Avro(_) => SchemaType::Avro,
             ParsedSchema::Protobuf(_) => SchemaType::Protobuf,
+            ParsedSchema::Json(_) => SchemaType::Json,
         }
     }
 
@@ -154,6 +181,8 @@ impl ParsedSchema {
             (ParsedSchema::Avro(schema), true) => schema.normalized_string(),
             (ParsedSchema::Protobuf(schema), false) => schema.canonical_string(),
             (ParsedSchema::Protobuf(schema), true) => schema.normalized_string(),
+            (ParsedSchema::Json(schema), false) => schema.canonical_string(),
+            (ParsedSchema::Json(schema), true) => schema.normalized_string(),
         }
     }
 
@@ -172,6 +201,31 @@ impl ParsedSchema {
             }
             _ => None,
         }
+    }
+}
+
+/// A JSON Schema error as the registry's: a budget is [`RegistryError::OverLimit`] naming its
+/// flag (42209); anything else is an invalid schema (42201).
+fn json_schema_error(error: tributary_json_schema::SchemaError) -> RegistryError {
+    use tributary_json_schema::Budget as JsonBudget;
+    match error {
+        tributary_json_schema::SchemaError::OverBudget { budget, what, max } => {
+            let limit = match budget {
+                JsonBudget::SchemaBytes => Limit::SchemaBytes,
+                JsonBudget::Depth => Limit::SchemaDepth,
+                JsonBudget::Properties => Limit::RecordFields,
+                JsonBudget::EnumValues => Limit::EnumSymbols,
+                JsonBudget::Nodes => Limit::NamedTypes,
+                JsonBudget::NameBytes => Limit::NameBytes,
+            };
+            RegistryError::OverLimit {
+                source: LimitExceeded { limit, max, what },
+                path: None,
+            }
+        }
+        other => RegistryError::InvalidSchema {
+            reason: other.to_string(),
+        },
     }
 }
 

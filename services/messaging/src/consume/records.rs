@@ -33,8 +33,8 @@ use tributary_proto::record_batch::RECORDS_FIELD;
 
 use crate::avro;
 use crate::error::MessagingError;
-use crate::protobuf;
 use crate::schemas::{LastSchema, Schemas, WriterSchema};
+use crate::{json_schema, protobuf};
 
 /// How keys and values are decoded.
 #[derive(Debug)]
@@ -783,6 +783,17 @@ async fn decode_payload(
     };
     let writer = match writer {
         WriterSchema::Avro(writer) => writer,
+        WriterSchema::Json(_) => {
+            // JSON Schema: the JSON text as it was written.
+            let start = json.len();
+            return Ok(match json_schema::decode_into(body, json) {
+                Ok(()) => Decoded::Json {
+                    text: start..json.len(),
+                    schema_id: id,
+                },
+                Err(error) => Decoded::undecodable(&error, Some(id)),
+            });
+        }
         WriterSchema::Protobuf(writer) => {
             // Protobuf: decoded with the writer schema (an Avro reader schema does not apply).
             let start = json.len();
