@@ -60,7 +60,7 @@ def test_register_get_by_id_versions_and_lookup(client):
 
     assert sorted(client.get_subjects_by_schema_id(first)) == ["audit-value", "users-value"]
     assert sorted((v.subject, v.version) for v in client.get_schema_versions(first)) == [("audit-value", 1), ("users-value", 1)]
-    assert client.get_schema_types() == ["AVRO"]
+    assert client.get_schema_types() == ["AVRO", "PROTOBUF", "JSON"]
 
     with pytest.raises(SchemaRegistryError) as unknown:
         client.get_schema(98765)

@@ -180,7 +180,9 @@ fn requirement(method: &str, path: &str) -> Option<Need> {
     use Need::*;
     Some(match (method, path) {
         // Registry HTTP
-        ("GET", "/" | "/v1/metadata/id" | "/openapi.json" | "/schemas/types") => Nothing,
+        ("GET", "/" | "/v1/metadata/id" | "/openapi.json" | "/schemas/types" | "/contexts") => {
+            Nothing
+        }
         ("GET", "/config" | "/mode") => Nothing,
         ("PUT" | "DELETE", "/config" | "/mode") => RegistryConfig,
         ("GET", "/subjects" | "/schemas") => SubjectList,

@@ -1005,7 +1005,7 @@ async fn bad_input_gets_the_right_code_and_a_message_naming_what_is_wrong() {
             register_request("s", ""),
             Code::InvalidArgument,
             42201,
-            "empty",
+            "Empty schema",
         ),
         (
             register_request("", r#""string""#),
@@ -1033,12 +1033,12 @@ async fn bad_input_gets_the_right_code_and_a_message_naming_what_is_wrong() {
         ),
         (
             pb::RegisterSchemaRequest {
-                schema_type: "JSON".into(),
+                schema_type: "XML".into(),
                 ..register_request("s", r#""string""#)
             },
             Code::InvalidArgument,
             42201,
-            "'JSON'",
+            "'XML'",
         ),
         (
             // Avro text as a Protobuf schema: the compiler's error, located.

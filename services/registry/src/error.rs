@@ -13,44 +13,59 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// health check notices its return within a second.
 const STORE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Confluent's message for an invalid compatibility level (its `RestInvalidCompatibilityException`).
+pub const INVALID_COMPATIBILITY_MESSAGE: &str = "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive";
+
+/// Confluent's message for an invalid mode (its `RestInvalidModeException`).
+pub const INVALID_MODE_MESSAGE: &str =
+    "Invalid mode. Valid values are READWRITE, READONLY, and IMPORT.";
+
 /// What can go wrong in the registry.
+///
+/// Where Confluent Schema Registry answers an error code with a fixed text (its `Errors` class
+/// and `RestXxxException`s), the message starts with exactly that text, typos included, so that
+/// clients and tools matching Confluent's messages keep working; this registry's own detail
+/// (reasons, locations) may follow it.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("subject '{subject}' not found")]
+    #[error("Subject '{subject}' not found.")]
     SubjectNotFound { subject: String },
-    #[error("version {version} of subject '{subject}' not found")]
+    #[error("Version {version} not found.")]
     VersionNotFound { subject: String, version: i32 },
-    #[error("schema {id} not found")]
+    #[error("Schema {id} not found")]
     SchemaNotFound { id: i32 },
-    #[error("schema not found under subject '{subject}'")]
+    #[error("Schema not found under subject '{subject}'")]
     SchemaNotRegistered { subject: String },
-    #[error("subject '{subject}' was soft deleted; set permanent=true to delete it permanently")]
+    #[error("Subject '{subject}' was soft deleted.Set permanent=true to delete permanently")]
     SubjectSoftDeleted { subject: String },
-    #[error("subject '{subject}' must be soft deleted before it is permanently deleted")]
+    #[error("Subject '{subject}' was not deleted first before being permanently deleted")]
     SubjectNotSoftDeleted { subject: String },
     #[error(
-        "version {version} of subject '{subject}' was soft deleted; set permanent=true to delete it permanently"
+        "Subject '{subject}' Version {version} was soft deleted.Set permanent=true to delete permanently"
     )]
     VersionSoftDeleted { subject: String, version: i32 },
     #[error(
-        "version {version} of subject '{subject}' must be soft deleted before it is permanently deleted"
+        "Subject '{subject}' Version {version} was not deleted first before being permanently deleted"
     )]
     VersionNotSoftDeleted { subject: String, version: i32 },
-    #[error("subject '{subject}' has no subject-level compatibility level configured")]
+    #[error("Subject '{subject}' does not have subject-level compatibility configured")]
     SubjectCompatibilityNotConfigured { subject: String },
-    #[error("subject '{subject}' has no subject-level mode configured")]
+    #[error("Subject '{subject}' does not have subject-level mode configured")]
     SubjectModeNotConfigured { subject: String },
     /// `reasons` are the first ones found (their descriptions), `total` counts them all.
-    #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", reasons_text(reasons, *total, usize::MAX))]
+    #[error("{}", incompatible_message(subject, reasons, *total, usize::MAX))]
     Incompatible {
         subject: String,
         reasons: Vec<String>,
         total: u64,
     },
-    #[error("invalid schema: {reason}")]
+    #[error("{}", invalid_schema_message(reason))]
     InvalidSchema { reason: String },
+    /// No schema text (absent, empty or blank).
+    #[error("Empty schema")]
+    EmptySchema,
     /// The schema text does not parse; the parse error names the JSON path.
-    #[error(transparent)]
+    #[error("{}", invalid_schema_message(&.0.to_string()))]
     UnparsableSchema(tributary_avro::SchemaError),
     /// Over a budget of `tributary_avro::Limits`: a schema (at `path`) or a compatibility
     /// check asked for more than the flag named in the message allows.
@@ -59,24 +74,30 @@ pub enum RegistryError {
         source: tributary_avro::LimitExceeded,
         path: Option<String>,
     },
-    #[error("invalid version '{value}': must be a positive integer, or -1/'latest'")]
+    #[error(
+        "The specified version '{value}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+    )]
     InvalidVersion { value: String },
-    #[error("invalid compatibility level '{value}'")]
+    #[error("{INVALID_COMPATIBILITY_MESSAGE} (not '{value}')")]
     InvalidCompatibilityLevel { value: String },
-    #[error("invalid mode '{value}'")]
+    #[error("{INVALID_MODE_MESSAGE} (not '{value}')")]
     InvalidMode { value: String },
-    #[error("operation not permitted: {reason}")]
+    /// `reason` is the whole message: Confluent's text for the case first (e.g. "Subject 's' is
+    /// in read-only mode", "Cannot import since found existing subjects").
+    #[error("{reason}")]
     OperationNotPermitted { reason: String },
     #[error(
-        "version {version} of subject '{subject}' is referenced by schemas {referenced_by:?} and cannot be deleted"
+        "One or more references exist to the schema {{magic=1,keytype=SCHEMA,subject={subject},version={version}}}. Schemas {referenced_by:?} reference it: it cannot be deleted"
     )]
     ReferenceExists {
         subject: String,
         version: i32,
         referenced_by: Vec<i32>,
     },
-    #[error("schema id {id} is already in use by a different schema")]
-    IdConflict { id: i32 },
+    /// An IMPORT asks for id `id`: the schema is `registered` under another id, or (`None`) the
+    /// id belongs to another schema.
+    #[error("{}", id_conflict_message(*id, *registered))]
+    IdConflict { id: i32, registered: Option<i32> },
     #[error(
         "schema id {id} is out of range: IMPORT takes ids from 1 to {max} (the ids above are kept for the ones the registry assigns, so that registrations never run out of ids)"
     )]
@@ -89,7 +110,7 @@ pub enum RegistryError {
         "subject '{subject}' has used every version number up to {max}: no later version can be registered"
     )]
     VersionsExhausted { subject: String, max: i32 },
-    #[error("invalid subject '{subject}': {reason}")]
+    #[error("The specified subject '{subject}' is not a valid. ({reason})")]
     InvalidSubject { subject: String, reason: String },
     #[error(
         "schema is {size} bytes, over the limit of {limit} bytes; raise it with --max-schema-bytes (REGISTRY_MAX_SCHEMA_BYTES)"
@@ -97,6 +118,18 @@ pub enum RegistryError {
     SchemaTooLarge { size: usize, limit: usize },
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// A field of a schema request (register, lookup, compatibility) that asks for Confluent's
+    /// data contracts, which this registry does not implement: refused rather than dropped.
+    #[error(
+        "{field} is not supported: this registry does not implement Confluent data contracts (schema metadata and rule sets); send the request without {field}, or with {field}: null"
+    )]
+    UnsupportedSchemaField { field: &'static str },
+    /// A field of a config update other than `compatibility`, which this registry does not
+    /// implement: refused rather than dropped.
+    #[error(
+        "{field} is not supported: this registry's config holds the compatibility level only; send the update without {field}, or with {field}: null"
+    )]
+    UnsupportedConfigField { field: &'static str },
     /// The policy does not allow it.
     #[error("{0}")]
     Forbidden(tributary_security::authz::Denied),
@@ -107,6 +140,43 @@ pub enum RegistryError {
     /// A query failed for another reason (a bug, or a constraint the registry did not expect).
     #[error("internal error: the database could not complete the request")]
     Store(#[source] sqlx::Error),
+}
+
+/// Confluent's 409 message: `Schema being registered is incompatible with an earlier schema for
+/// subject "s", details: ` and then the first `shown` reasons.
+fn incompatible_message(subject: &str, reasons: &[String], total: u64, shown: usize) -> String {
+    format!(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {}",
+        reasons_text(reasons, total, shown)
+    )
+}
+
+/// An invalid schema's message, starting as Confluent's do ("Invalid schema ...", "Empty
+/// schema"): a reason that already does is kept, one starting "invalid schema" is capitalized,
+/// any other follows "Invalid schema, details: ".
+fn invalid_schema_message(reason: &str) -> String {
+    const LOWER: &str = "invalid schema";
+    if reason.starts_with("Invalid schema") || reason.starts_with("Empty schema") {
+        reason.to_owned()
+    } else if let Some(rest) = reason.strip_prefix(LOWER) {
+        format!("Invalid schema{rest}")
+    } else {
+        format!("Invalid schema, details: {reason}")
+    }
+}
+
+/// Confluent's messages for an IMPORT's id: its `IdDoesNotMatchException` when the schema has
+/// another id, its "Overwrite new schema with id N is not permitted." when the id is another
+/// schema's.
+fn id_conflict_message(id: i32, registered: Option<i32>) -> String {
+    match registered {
+        Some(registered) => {
+            format!("Schema already registered with id {registered} instead of input id {id}")
+        }
+        None => format!(
+            "Overwrite new schema with id {id} is not permitted. (the id belongs to another schema)"
+        ),
+    }
 }
 
 /// What a client is told about an error: the message, and the correlation id of an internal
@@ -132,7 +202,10 @@ impl RegistryError {
             SubjectCompatibilityNotConfigured { .. } => 40408,
             SubjectModeNotConfigured { .. } => 40409,
             Incompatible { .. } => 409,
-            InvalidSchema { .. } | UnparsableSchema(_) => 42201,
+            InvalidSchema { .. }
+            | EmptySchema
+            | UnparsableSchema(_)
+            | UnsupportedSchemaField { .. } => 42201,
             InvalidVersion { .. } | VersionOutOfRange { .. } => 42202,
             InvalidCompatibilityLevel { .. } => 42203,
             InvalidMode { .. } => 42204,
@@ -141,7 +214,7 @@ impl RegistryError {
             IdConflict { .. } => 42207,
             InvalidSubject { .. } => 42208,
             SchemaTooLarge { .. } | OverLimit { .. } => 42209,
-            InvalidArgument { .. } => 422,
+            InvalidArgument { .. } | UnsupportedConfigField { .. } => 422,
             Forbidden(_) => 40301,
             // Retriable, as Confluent's 50003 says: the client should try again shortly.
             StoreUnavailable(_) => 50003,
@@ -180,7 +253,7 @@ impl RegistryError {
             SubjectCompatibilityNotConfigured { .. } => "SUBJECT_COMPATIBILITY_NOT_CONFIGURED",
             SubjectModeNotConfigured { .. } => "SUBJECT_MODE_NOT_CONFIGURED",
             Incompatible { .. } => "INCOMPATIBLE_SCHEMA",
-            InvalidSchema { .. } | UnparsableSchema(_) => "INVALID_SCHEMA",
+            InvalidSchema { .. } | EmptySchema | UnparsableSchema(_) => "INVALID_SCHEMA",
             InvalidVersion { .. } => "INVALID_VERSION",
             InvalidCompatibilityLevel { .. } => "INVALID_COMPATIBILITY_LEVEL",
             InvalidMode { .. } => "INVALID_MODE",
@@ -194,6 +267,7 @@ impl RegistryError {
             SchemaTooLarge { .. } => "SCHEMA_TOO_LARGE",
             OverLimit { .. } => "LIMIT_EXCEEDED",
             InvalidArgument { .. } => "INVALID_ARGUMENT",
+            UnsupportedSchemaField { .. } | UnsupportedConfigField { .. } => "UNSUPPORTED_FIELD",
             Forbidden(_) => "FORBIDDEN",
             StoreUnavailable(_) => "STORE_UNAVAILABLE",
             Store(_) => "STORE_ERROR",
@@ -219,7 +293,10 @@ impl RegistryError {
             | VersionsExhausted { .. } => Code::FailedPrecondition,
             IdConflict { .. } => Code::AlreadyExists,
             InvalidSchema { .. }
+            | EmptySchema
             | UnparsableSchema(_)
+            | UnsupportedSchemaField { .. }
+            | UnsupportedConfigField { .. }
             | InvalidVersion { .. }
             | InvalidCompatibilityLevel { .. }
             | InvalidMode { .. }
@@ -361,10 +438,7 @@ impl From<RegistryError> for tonic::Status {
                 metadata.insert(format!("reason_{index}"), reason.clone());
             }
             metadata.insert("reasons_total".to_owned(), total.to_string());
-            message = format!(
-                "schema being registered is incompatible with an earlier schema for subject '{subject}': {}",
-                reasons_text(reasons, *total, shown)
-            );
+            message = incompatible_message(subject, reasons, *total, shown);
         }
         let mut details =
             ErrorDetails::with_error_info(error.reason(), "registry.tributary.dev", metadata);
@@ -468,6 +542,129 @@ mod tests {
     }
 
     #[test]
+    fn messages_start_with_confluents_text() {
+        let subject = || "s".to_owned();
+        let cases: Vec<(RegistryError, &str)> = vec![
+            (
+                RegistryError::SubjectNotFound { subject: subject() },
+                "Subject 's' not found.",
+            ),
+            (
+                RegistryError::VersionNotFound {
+                    subject: subject(),
+                    version: 2,
+                },
+                "Version 2 not found.",
+            ),
+            (
+                RegistryError::SchemaNotFound { id: 7 },
+                "Schema 7 not found",
+            ),
+            (
+                RegistryError::SchemaNotRegistered { subject: subject() },
+                "Schema not found",
+            ),
+            (
+                RegistryError::SubjectSoftDeleted { subject: subject() },
+                "Subject 's' was soft deleted.Set permanent=true to delete permanently",
+            ),
+            (
+                RegistryError::SubjectNotSoftDeleted { subject: subject() },
+                "Subject 's' was not deleted first before being permanently deleted",
+            ),
+            (
+                RegistryError::VersionSoftDeleted {
+                    subject: subject(),
+                    version: 1,
+                },
+                "Subject 's' Version 1 was soft deleted.Set permanent=true to delete permanently",
+            ),
+            (
+                RegistryError::VersionNotSoftDeleted {
+                    subject: subject(),
+                    version: 1,
+                },
+                "Subject 's' Version 1 was not deleted first before being permanently deleted",
+            ),
+            (
+                RegistryError::SubjectCompatibilityNotConfigured { subject: subject() },
+                "Subject 's' does not have subject-level compatibility configured",
+            ),
+            (
+                RegistryError::SubjectModeNotConfigured { subject: subject() },
+                "Subject 's' does not have subject-level mode configured",
+            ),
+            (
+                RegistryError::Incompatible {
+                    subject: subject(),
+                    reasons: vec!["r".into()],
+                    total: 1,
+                },
+                "Schema being registered is incompatible with an earlier schema for subject \"s\", details: r",
+            ),
+            (RegistryError::EmptySchema, "Empty schema"),
+            (
+                RegistryError::InvalidSchema {
+                    reason: "unsupported schema type 'JSON'".into(),
+                },
+                "Invalid schema",
+            ),
+            (
+                RegistryError::from(tributary_avro::Schema::parse("{", &[]).expect_err("not JSON")),
+                "Invalid schema",
+            ),
+            (
+                RegistryError::InvalidVersion { value: "x".into() },
+                "The specified version 'x' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"",
+            ),
+            (
+                RegistryError::InvalidCompatibilityLevel { value: "x".into() },
+                INVALID_COMPATIBILITY_MESSAGE,
+            ),
+            (
+                RegistryError::InvalidMode { value: "x".into() },
+                INVALID_MODE_MESSAGE,
+            ),
+            (
+                RegistryError::ReferenceExists {
+                    subject: subject(),
+                    version: 1,
+                    referenced_by: vec![3],
+                },
+                "One or more references exist to the schema {magic=1,keytype=SCHEMA,subject=s,version=1}.",
+            ),
+            (
+                RegistryError::IdConflict {
+                    id: 5,
+                    registered: Some(4),
+                },
+                "Schema already registered with id 4 instead of input id 5",
+            ),
+            (
+                RegistryError::IdConflict {
+                    id: 5,
+                    registered: None,
+                },
+                "Overwrite new schema with id 5 is not permitted.",
+            ),
+            (
+                RegistryError::InvalidSubject {
+                    subject: ":.c:s".into(),
+                    reason: "contexts".into(),
+                },
+                "The specified subject ':.c:s' is not a valid.",
+            ),
+        ];
+        for (error, prefix) in cases {
+            let message = error.to_string();
+            assert!(message.starts_with(prefix), "{message:?} for {prefix:?}");
+            // gRPC callers read the same text.
+            let status = tonic::Status::from(error);
+            assert!(status.message().starts_with(prefix), "{status:?}");
+        }
+    }
+
+    #[test]
     fn a_connection_that_does_not_speak_postgres_is_unavailable_not_internal() {
         let error = RegistryError::from(sqlx::Error::Protocol(
             "unexpected response from SSLRequest: 0x00".into(),
@@ -511,6 +708,6 @@ mod tests {
         }
         let not_found = RegistryError::SchemaNotFound { id: 7 }.public();
         assert_eq!(not_found.correlation_id, None);
-        assert_eq!(not_found.message, "schema 7 not found");
+        assert_eq!(not_found.message, "Schema 7 not found");
     }
 }

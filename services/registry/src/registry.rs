@@ -684,7 +684,7 @@ impl Registry {
             if store::has_versions(&mut tx, scope).await? {
                 return Err(RegistryError::OperationNotPermitted {
                     reason: format!(
-                        "cannot switch {} to IMPORT mode while it holds schemas; set force=true to do it anyway",
+                        "Cannot import since found existing subjects: {} holds schemas; set force=true to switch to IMPORT mode anyway",
                         if subject.is_empty() {
                             "the registry".to_owned()
                         } else {
@@ -927,7 +927,8 @@ impl Registry {
         subject: &str,
         selector: VersionSelector,
     ) -> Result<Vec<i32>> {
-        let version = self.find_version(subject, selector, false).await?;
+        // As Confluent, a soft-deleted version answers too (404 only for what never was).
+        let version = self.find_version(subject, selector, true).await?;
         Ok(store::referenced_by(self.db()?, subject, version.version, true).await?)
     }
 
@@ -1008,7 +1009,17 @@ impl Registry {
                 Vec::new()
             }
             Some(selector) => {
-                let found = self.find_version(subject, selector, false).await?;
+                // As Confluent: a missing version is 40402 even when the subject has none.
+                let found = self
+                    .find_version(subject, selector, false)
+                    .await
+                    .map_err(|error| match (error, selector) {
+                        (
+                            RegistryError::SubjectNotFound { subject },
+                            VersionSelector::Number(version),
+                        ) => RegistryError::VersionNotFound { subject, version },
+                        (error, _) => error,
+                    })?;
                 vec![VersionRow {
                     version: found.version,
                     schema_id: found.id,
@@ -1187,6 +1198,7 @@ impl Registry {
             if write.explicit_id.is_some_and(|wanted| wanted != id) {
                 return Err(RegistryError::IdConflict {
                     id: write.explicit_id.unwrap_or(id),
+                    registered: Some(id),
                 });
             }
             tx.rollback().await?;
@@ -1216,12 +1228,18 @@ impl Registry {
 
         let id = match (write.explicit_id, existing_id) {
             (Some(wanted), Some(existing)) if wanted != existing => {
-                return Err(RegistryError::IdConflict { id: wanted });
+                return Err(RegistryError::IdConflict {
+                    id: wanted,
+                    registered: Some(existing),
+                });
             }
             (Some(wanted), None) => {
                 if let Some(other) = store::schema_row_for_id(&mut tx, wanted).await? {
                     debug_assert_ne!(other, write.fingerprint);
-                    return Err(RegistryError::IdConflict { id: wanted });
+                    return Err(RegistryError::IdConflict {
+                        id: wanted,
+                        registered: None,
+                    });
                 }
                 store::insert_schema_with_id(&mut tx, wanted, &write.new_schema()).await?;
                 wanted
@@ -1292,7 +1310,8 @@ impl Registry {
             VersionSelector::Number(number) => versions.iter().find(|row| row.version == number),
         };
         let Some(row) = row.copied() else {
-            if !versions.iter().any(|row| !row.deleted) && !permanent {
+            // As Confluent: 40401 only for a subject without versions (soft-deleted ones count).
+            if versions.is_empty() {
                 return Err(RegistryError::SubjectNotFound {
                     subject: subject.to_owned(),
                 });
@@ -1419,7 +1438,7 @@ impl Registry {
     async fn ensure_writable(&self, subject: &str) -> Result<()> {
         if self.effective_mode(subject).await? == Mode::ReadOnly {
             return Err(RegistryError::OperationNotPermitted {
-                reason: format!("subject '{subject}' is in READONLY mode"),
+                reason: format!("Subject {subject} is in read-only mode"),
             });
         }
         Ok(())
@@ -1542,20 +1561,23 @@ pub fn explicit_ids(request: &RegisterRequest, mode: Mode) -> Result<(Option<i32
     match mode {
         Mode::ReadOnly => {
             return Err(RegistryError::OperationNotPermitted {
-                reason: format!("subject '{}' is in READONLY mode", request.subject),
+                reason: format!("Subject {} is in read-only mode", request.subject),
             });
         }
         Mode::Import if explicit_id.is_none() => {
             return Err(RegistryError::OperationNotPermitted {
                 reason: format!(
-                    "subject '{}' is in IMPORT mode: a registration must give the schema id",
+                    "Subject {} is not in read-write mode: in IMPORT mode a registration must give the schema id",
                     request.subject
                 ),
             });
         }
         Mode::ReadWrite if explicit_id.is_some() || explicit_version.is_some() => {
             return Err(RegistryError::OperationNotPermitted {
-                reason: "a schema id or version can only be given in IMPORT mode".to_owned(),
+                reason: format!(
+                    "Subject {} is not in import mode: a schema id or version can only be given in IMPORT mode",
+                    request.subject
+                ),
             });
         }
         _ => {}
@@ -1620,9 +1642,7 @@ pub fn validate_submission(
         });
     }
     if schema.trim().is_empty() {
-        return Err(RegistryError::InvalidSchema {
-            reason: "the schema is empty".to_owned(),
-        });
+        return Err(RegistryError::EmptySchema);
     }
     Ok(schema_type)
 }
@@ -1703,10 +1723,14 @@ fn is_retryable(error: &sqlx::Error) -> bool {
         .any(|state| is_sqlstate(error, state))
 }
 
-/// Confluent's subject rules: non-empty, no control characters; here also at most 255 bytes.
+/// Confluent's subject rules: non-empty, no control characters; here also at most 255 bytes, and
+/// not a context-qualified name (`:.context:subject`): this registry has no schema contexts, so
+/// such a name is refused rather than stored as a plain subject.
 pub fn validate_subject(subject: &str) -> Result<()> {
     let reason = if subject.is_empty() {
         "it is empty"
+    } else if subject.starts_with(":.") {
+        "schema contexts are not supported: this registry has the default context only, so a subject cannot start with ':.'"
     } else if subject.len() > 255 {
         "it is longer than 255 bytes"
     } else if subject.chars().any(char::is_control) {
@@ -1799,7 +1823,12 @@ mod tests {
         )
         .expect_err("unknown type");
         let message = RegistryError::from(error).to_string();
-        assert_eq!(message.matches("invalid schema").count(), 1, "{message}");
+        assert!(message.starts_with("Invalid schema "), "{message}");
+        assert_eq!(
+            message.to_lowercase().matches("invalid schema").count(),
+            1,
+            "{message}"
+        );
         assert!(
             message.contains("/fields/0/type") && message.contains("strin"),
             "{message}"
@@ -1821,5 +1850,12 @@ mod tests {
             validate_subject(&"x".repeat(256)),
             Err(RegistryError::InvalidSubject { .. })
         ));
+        for qualified in [":.ctx:orders", ":.:orders", ":."] {
+            assert!(matches!(
+                validate_subject(qualified),
+                Err(RegistryError::InvalidSubject { .. })
+            ));
+        }
+        assert!(validate_subject("a:.b").is_ok());
     }
 }

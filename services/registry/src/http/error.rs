@@ -138,7 +138,7 @@ mod tests {
         );
         let body = body_of(response).await;
         assert_eq!(body["error_code"], 40401);
-        assert_eq!(body["message"], "subject 's' not found");
+        assert_eq!(body["message"], "Subject 's' not found.");
 
         let incompatible = RegistryError::Incompatible {
             subject: "s".into(),
@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(response.status(), StatusCode::CONFLICT);
         let body = body_of(response).await;
         assert_eq!(body["error_code"], 409);
-        assert!(body["message"].as_str().is_some_and(|m| m.contains("a; b")));
+        assert_eq!(
+            body["message"],
+            "Schema being registered is incompatible with an earlier schema for subject \"s\", details: a; b"
+        );
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! Reading requests the way Confluent's server does: query parameters (booleans are `true` in
 //! any case, anything else is false; unparsable integers are a 404, as JAX-RS answers them),
-//! version and id path segments, JSON bodies under the accepted content types, and content
-//! negotiation of the response type.
+//! version and id path segments, JSON bodies under the accepted content types (in UTF-8, UTF-16
+//! or UTF-32, as Jackson reads them), and content negotiation of the response type.
 
 #![warn(clippy::arithmetic_side_effects)]
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -125,7 +126,9 @@ where
     type Rejection = HttpError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        check_content_type(request.headers().get(CONTENT_TYPE))?;
+        let content_type = request.headers().get(CONTENT_TYPE);
+        check_content_type(content_type)?;
+        let charset = content_type.and_then(charset_of).map(str::to_owned);
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -135,8 +138,20 @@ where
                     HttpError::MalformedBody(rejection.body_text())
                 }
             })?;
-        parse_json_body(&bytes).map(JsonBody)
+        parse_json_body_as(&bytes, charset.as_deref()).map(JsonBody)
     }
+}
+
+/// The `charset` parameter of a Content-Type, unquoted.
+fn charset_of(content_type: &HeaderValue) -> Option<&str> {
+    content_type
+        .to_str()
+        .ok()?
+        .split(';')
+        .skip(1)
+        .filter_map(|parameter| parameter.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, value)| value.trim().trim_matches('"').trim())
 }
 
 /// A request body's Content-Type: one of the accepted types (parameters aside), or none.
@@ -158,9 +173,170 @@ pub fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), Http
     Ok(())
 }
 
-/// A request body read as JSON of type `T` (a malformed one is Confluent's 400).
+/// A request body read as JSON of type `T`, its encoding detected as Jackson does (a malformed
+/// one is Confluent's 400).
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
-    serde_json::from_slice(bytes).map_err(|error| HttpError::MalformedBody(error.to_string()))
+    parse_json_body_as(bytes, None)
+}
+
+/// A request body read as JSON of type `T`, in the Content-Type's `charset` when it names one
+/// of the encodings below, else in the encoding its first bytes show ([`utf8_body`]).
+pub fn parse_json_body_as<T: DeserializeOwned>(
+    bytes: &[u8],
+    charset: Option<&str>,
+) -> Result<T, HttpError> {
+    let text = utf8_body(bytes, charset)?;
+    serde_json::from_slice(&text).map_err(|error| HttpError::MalformedBody(error.to_string()))
+}
+
+/// The encodings a JSON body is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Utf16Be,
+    Utf16Le,
+    Utf32Be,
+    Utf32Le,
+    Latin1,
+    Ascii,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::Utf16Be => "UTF-16BE",
+            Encoding::Utf16Le => "UTF-16LE",
+            Encoding::Utf32Be => "UTF-32BE",
+            Encoding::Utf32Le => "UTF-32LE",
+            Encoding::Latin1 => "ISO-8859-1",
+            Encoding::Ascii => "US-ASCII",
+        }
+    }
+
+    /// The byte order mark of this encoding, if it has one.
+    fn bom(self) -> &'static [u8] {
+        match self {
+            Encoding::Utf8 => b"\xEF\xBB\xBF",
+            Encoding::Utf16Be => b"\xFE\xFF",
+            Encoding::Utf16Le => b"\xFF\xFE",
+            Encoding::Utf32Be => b"\x00\x00\xFE\xFF",
+            Encoding::Utf32Le => b"\xFF\xFE\x00\x00",
+            Encoding::Latin1 | Encoding::Ascii => b"",
+        }
+    }
+}
+
+/// The encoding of a JSON text as Jackson detects it (`ByteSourceJsonBootstrapper`, after
+/// RFC 4627 section 3): a byte order mark, else where the zero bytes are among the first four
+/// (a JSON text starts with an ASCII character). `Err` for the UCS-4 orders 2143 and 3412,
+/// which Jackson refuses too.
+fn detect(bytes: &[u8]) -> Result<Encoding, HttpError> {
+    let unusual = || {
+        HttpError::MalformedBody(
+            "the request body is in an unsupported UCS-4 byte order (2143 or 3412)".to_owned(),
+        )
+    };
+    let encoding = match bytes {
+        [0x00, 0x00, 0xFE, 0xFF, ..] => Encoding::Utf32Be,
+        [0xFF, 0xFE, 0x00, 0x00, ..] => Encoding::Utf32Le,
+        [0x00, 0x00, 0xFF, 0xFE, ..] | [0xFE, 0xFF, 0x00, 0x00, ..] => return Err(unusual()),
+        [0xFE, 0xFF, ..] => Encoding::Utf16Be,
+        [0xFF, 0xFE, ..] => Encoding::Utf16Le,
+        [0xEF, 0xBB, 0xBF, ..] => Encoding::Utf8,
+        [0x00, 0x00, 0x00, _, ..] => Encoding::Utf32Be,
+        [_, 0x00, 0x00, 0x00, ..] => Encoding::Utf32Le,
+        [0x00, _, 0x00, 0x00, ..] | [0x00, 0x00, _, 0x00, ..] => return Err(unusual()),
+        [0x00, _, ..] => Encoding::Utf16Be,
+        [_, 0x00, ..] => Encoding::Utf16Le,
+        _ => Encoding::Utf8,
+    };
+    Ok(encoding)
+}
+
+/// The encoding a Content-Type `charset` names; `None` for a name not known here (Jackson, as
+/// Confluent's server runs it, reads the bytes whatever the charset says). `UTF-16` and
+/// `UTF-32` without a byte order say which one by the byte order mark, else by the zeros.
+fn named(charset: &str, bytes: &[u8]) -> Result<Option<Encoding>, HttpError> {
+    let charset = charset.to_ascii_lowercase();
+    let encoding = match charset.as_str() {
+        "utf-8" | "utf8" => Encoding::Utf8,
+        "utf-16be" | "utf16be" => Encoding::Utf16Be,
+        "utf-16le" | "utf16le" => Encoding::Utf16Le,
+        "utf-32be" | "utf32be" => Encoding::Utf32Be,
+        "utf-32le" | "utf32le" => Encoding::Utf32Le,
+        "utf-16" | "utf16" => match detect(bytes)? {
+            Encoding::Utf16Le => Encoding::Utf16Le,
+            _ => Encoding::Utf16Be,
+        },
+        "utf-32" | "utf32" => match detect(bytes)? {
+            Encoding::Utf32Le => Encoding::Utf32Le,
+            _ => Encoding::Utf32Be,
+        },
+        "iso-8859-1" | "iso8859-1" | "iso_8859-1" | "latin1" | "l1" => Encoding::Latin1,
+        "us-ascii" | "ascii" => Encoding::Ascii,
+        _ => return Ok(None),
+    };
+    Ok(Some(encoding))
+}
+
+/// A body as UTF-8 bytes: borrowed when it is UTF-8 already (its byte order mark skipped),
+/// transcoded otherwise. Invalid code units (an odd length of UTF-16, a lone surrogate, a
+/// UTF-32 value that is not a character) are Confluent's 400.
+fn utf8_body<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, [u8]>, HttpError> {
+    let encoding = match charset.map(|charset| named(charset, bytes)).transpose()? {
+        Some(Some(encoding)) => encoding,
+        _ => detect(bytes)?,
+    };
+    let bytes = bytes.strip_prefix(encoding.bom()).unwrap_or(bytes);
+    let invalid = |what: &str| {
+        HttpError::MalformedBody(format!(
+            "the request body is not valid {}: {what}",
+            encoding.name()
+        ))
+    };
+    let text: String = match encoding {
+        Encoding::Utf8 => return Ok(Cow::Borrowed(bytes)),
+        Encoding::Ascii if bytes.is_ascii() => return Ok(Cow::Borrowed(bytes)),
+        Encoding::Ascii => return Err(invalid("it holds a byte above 0x7F")),
+        Encoding::Latin1 => bytes.iter().map(|&byte| char::from(byte)).collect(),
+        Encoding::Utf16Be | Encoding::Utf16Le => {
+            let units = bytes.chunks_exact(2);
+            if !units.remainder().is_empty() {
+                return Err(invalid("its length is an odd number of bytes"));
+            }
+            let units = units.map(|pair| {
+                let pair = [pair[0], pair[1]];
+                if encoding == Encoding::Utf16Be {
+                    u16::from_be_bytes(pair)
+                } else {
+                    u16::from_le_bytes(pair)
+                }
+            });
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|error| invalid(&error.to_string()))?
+        }
+        Encoding::Utf32Be | Encoding::Utf32Le => {
+            let units = bytes.chunks_exact(4);
+            if !units.remainder().is_empty() {
+                return Err(invalid("its length is not a multiple of 4 bytes"));
+            }
+            units
+                .map(|quad| {
+                    let quad = [quad[0], quad[1], quad[2], quad[3]];
+                    let value = if encoding == Encoding::Utf32Be {
+                        u32::from_be_bytes(quad)
+                    } else {
+                        u32::from_le_bytes(quad)
+                    };
+                    char::from_u32(value)
+                        .ok_or_else(|| invalid(&format!("{value:#x} is not a character")))
+                })
+                .collect::<Result<String, _>>()?
+        }
+    };
+    Ok(Cow::Owned(text.into_bytes()))
 }
 
 /// A response media type, in Confluent's order of preference.
@@ -204,12 +380,15 @@ pub fn negotiate(accept: Option<&HeaderValue>) -> Option<Media> {
         for range in accept.split(',') {
             let mut parts = range.split(';');
             let kind = parts.next().unwrap_or_default().trim();
+            // As JAX-RS's `MediaType.isCompatible`: a wildcard type matches every type whatever
+            // the subtype (`*/*`, `*/json`), a wildcard subtype every subtype of its type.
+            let (main, sub) = kind.split_once('/').unwrap_or((kind, "*"));
             let specificity = if kind.eq_ignore_ascii_case(name) {
                 3
-            } else if kind.eq_ignore_ascii_case("application/*") {
-                2
-            } else if kind == "*/*" || kind == "*" {
+            } else if main.trim() == "*" {
                 1
+            } else if main.trim().eq_ignore_ascii_case("application") && sub.trim() == "*" {
+                2
             } else {
                 continue;
             };
@@ -341,9 +520,115 @@ mod tests {
         );
         assert_eq!(accept("application/json, */*;q=0.1"), Some(Media::Json));
         assert_eq!(accept("text/html"), None);
+        // Wildcards in either part, as JAX-RS matches them.
+        for wildcard in [
+            "*/*",
+            "*",
+            "*/anything",
+            "*/json",
+            "application/*",
+            "APPLICATION/*",
+        ] {
+            assert_eq!(accept(wildcard), Some(Media::V1), "{wildcard}");
+        }
+        assert_eq!(accept("text/*"), None);
+        assert_eq!(accept("text/html, */whatever;q=0.2"), Some(Media::V1));
+        assert_eq!(accept("application/json, */json;q=0.1"), Some(Media::Json));
         assert_eq!(accept("application/json;q=0"), None);
         assert_eq!(accept("application/json;q=banana"), None);
         assert_eq!(accept(",,;;=,"), None);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Body {
+        schema: String,
+    }
+
+    fn encode(text: &str, encoding: Encoding, bom: bool) -> Vec<u8> {
+        let mut bytes = if bom {
+            encoding.bom().to_vec()
+        } else {
+            Vec::new()
+        };
+        for c in text.chars() {
+            match encoding {
+                Encoding::Utf8 | Encoding::Ascii | Encoding::Latin1 => {
+                    bytes.extend(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                Encoding::Utf16Be | Encoding::Utf16Le => {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        bytes.extend(if encoding == Encoding::Utf16Be {
+                            unit.to_be_bytes()
+                        } else {
+                            unit.to_le_bytes()
+                        });
+                    }
+                }
+                Encoding::Utf32Be => bytes.extend(u32::from(c).to_be_bytes()),
+                Encoding::Utf32Le => bytes.extend(u32::from(c).to_le_bytes()),
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn bodies_are_read_in_utf_16_and_utf_32_as_jackson_reads_them() {
+        let text = r#"{"schema": "\"string\" é 𝄞"}"#;
+        let expected = Body {
+            schema: "\"string\" é 𝄞".to_owned(),
+        };
+        for encoding in [
+            Encoding::Utf8,
+            Encoding::Utf16Be,
+            Encoding::Utf16Le,
+            Encoding::Utf32Be,
+            Encoding::Utf32Le,
+        ] {
+            for bom in [false, true] {
+                let bytes = encode(text, encoding, bom);
+                let charsets: &[Option<&str>] = match encoding {
+                    Encoding::Utf16Be | Encoding::Utf16Le => &[None, Some("UTF-16")],
+                    Encoding::Utf32Be | Encoding::Utf32Le => &[None, Some("utf-32")],
+                    _ => &[None, Some("utf-8")],
+                };
+                for charset in charsets.iter().copied().chain([Some(encoding.name())]) {
+                    let body: Result<Body, _> = parse_json_body_as(&bytes, charset);
+                    assert_eq!(
+                        body.ok().as_ref(),
+                        Some(&expected),
+                        "{encoding:?} bom={bom} charset={charset:?}"
+                    );
+                }
+                let unknown: Result<Body, _> = parse_json_body_as(&bytes, Some("x-unknown"));
+                assert_eq!(unknown.ok().as_ref(), Some(&expected), "{encoding:?}");
+            }
+        }
+        // Latin-1 by its charset only.
+        let latin1 = b"{\"schema\": \"caf\xE9\"}";
+        let body: Result<Body, _> = parse_json_body_as(latin1, Some("ISO-8859-1"));
+        assert_eq!(body.ok().map(|b| b.schema), Some("café".to_owned()));
+        // Bad encodings: Confluent's 400.
+        let utf16 = encode(text, Encoding::Utf16Le, false);
+        let cases: [(&[u8], Option<&str>); 6] = [
+            (&utf16[..utf16.len() - 1], None),
+            (b"{\x00\"\x00\x00\xD8}\x00", None),
+            (&[0x00, 0x00, 0xFF, 0xFE, 0, 0, 0, b'{'], None),
+            (&[b'{', 0, 0, 0, 0, 0, 0x11, 0x00], None),
+            (b"{\"schema\": \"\xE9\"}", Some("us-ascii")),
+            (b"{\"schema\": \"\xE9\"}", None),
+        ];
+        for (bytes, charset) in cases {
+            assert!(
+                matches!(
+                    parse_json_body_as::<Body>(bytes, charset),
+                    Err(HttpError::MalformedBody(_))
+                ),
+                "{bytes:?} {charset:?}"
+            );
+        }
+        let content_type = HeaderValue::from_static("application/json; Charset=\"UTF-16LE\"");
+        assert_eq!(charset_of(&content_type), Some("UTF-16LE"));
+        assert_eq!(charset_of(&HeaderValue::from_static(JSON)), None);
     }
 
     #[test]

@@ -220,6 +220,13 @@ pub async fn schema_types() -> Reply {
     json(&SchemaType::SERVED.map(SchemaType::as_str))
 }
 
+/// `GET /contexts`: the default context only, as Confluent lists it (`.`). Context-qualified
+/// subjects (`:.ctx:subject`) are refused as invalid subjects (42208).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn contexts() -> Reply {
+    json(&["."])
+}
+
 // ----- subjects ----------------------------------------------------------------------------
 
 /// `GET /subjects`.
@@ -271,6 +278,7 @@ pub async fn lookup(
 ) -> Reply {
     let subject = path(subject)?;
     api.access.require(&caller, Action::Read, &subject)?;
+    request.check_supported()?;
     let params = Params::parse(query.as_deref());
     let references = request.references();
     let found = api
@@ -339,6 +347,7 @@ pub async fn register(
     JsonBody(mut request): JsonBody<SchemaRequest>,
 ) -> Reply {
     let subject = path(subject)?;
+    request.check_supported()?;
     let params = Params::parse(query.as_deref());
     let references = request.references();
     // Giving the id is an IMPORT-mode write: a permission of its own.
@@ -619,6 +628,7 @@ async fn compatibility(
     mut request: SchemaRequest,
 ) -> Reply {
     api.access.require(caller, Action::Read, subject)?;
+    request.check_supported()?;
     let version = version.map(version_selector).transpose()?;
     let references = request.references();
     let report = api
@@ -704,6 +714,7 @@ async fn put_config_of(
     subject: &str,
     update: ConfigUpdate,
 ) -> Reply {
+    update.check_supported()?;
     let level = parse_level(update.compatibility.as_deref())?;
     let level = api
         .access
@@ -716,6 +727,7 @@ async fn put_config_of(
         .await?;
     json(&ConfigUpdate {
         compatibility: Some(level.as_str().to_owned()),
+        ..ConfigUpdate::default()
     })
 }
 

@@ -88,6 +88,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<ApiState>)> {
         ),
         (Method::GET, "/schemas", get(list_schemas)),
         (Method::GET, "/schemas/types", get(schema_types)),
+        (Method::GET, "/contexts", get(contexts)),
         (Method::GET, "/schemas/ids/{id}", get(schema_by_id)),
         (
             Method::GET,

@@ -3,7 +3,9 @@
 //! `references` are omitted, as Confluent's `NON_EMPTY` serialization does.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::error::RegistryError;
 use crate::model::{Reference, SubjectVersion};
 use crate::registry::CompatibilityReport;
 
@@ -35,8 +37,10 @@ impl From<ReferenceJson> for Reference {
     }
 }
 
-/// The body of register, lookup and compatibility requests. Unknown fields (`metadata`,
-/// `ruleSet`, ...) are ignored; `id` and `version` are for IMPORT mode.
+/// The body of register, lookup and compatibility requests; `id` and `version` are for IMPORT
+/// mode. Confluent's data contracts (`metadata`, `ruleSet`) are not implemented: read only to
+/// refuse them ([`SchemaRequest::check_supported`]) rather than drop them. Other unknown fields
+/// are ignored, as Confluent does.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SchemaRequest {
@@ -50,9 +54,23 @@ pub struct SchemaRequest {
     pub id: Option<i32>,
     #[serde(default)]
     pub version: Option<i32>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub rule_set: Option<Value>,
 }
 
 impl SchemaRequest {
+    /// Refuses (42201) a request asking for data contracts; `null` and empty values are absent.
+    pub fn check_supported(&self) -> Result<(), RegistryError> {
+        for (field, value) in [("metadata", &self.metadata), ("ruleSet", &self.rule_set)] {
+            if value.as_ref().is_some_and(|value| !is_absent(value)) {
+                return Err(RegistryError::UnsupportedSchemaField { field });
+            }
+        }
+        Ok(())
+    }
+
     pub fn references(&mut self) -> Vec<Reference> {
         self.references
             .take()
@@ -150,12 +168,68 @@ pub struct ConfigJson {
     pub compatibility_level: &'static str,
 }
 
-/// `PUT /config` takes (and answers) the level as `compatibility`; other config fields
-/// (`normalize`, `alias`, ...) are not supported and ignored.
-#[derive(Debug, Serialize, Deserialize)]
+/// `PUT /config` takes (and answers) the level as `compatibility`. Confluent's other config
+/// fields are not implemented: read only to refuse them ([`ConfigUpdate::check_supported`])
+/// rather than drop them, and never written.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConfigUpdate {
     #[serde(default)]
     pub compatibility: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub normalize: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub alias: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub validate_fields: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub compatibility_group: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub default_metadata: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub override_metadata: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub default_rule_set: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub override_rule_set: Option<Value>,
+}
+
+impl ConfigUpdate {
+    /// Refuses (422) an update setting a config field other than `compatibility`; `null`,
+    /// `false`, `""` and empty values are absent (Confluent's defaults).
+    pub fn check_supported(&self) -> Result<(), RegistryError> {
+        let fields = [
+            ("normalize", &self.normalize),
+            ("alias", &self.alias),
+            ("validateFields", &self.validate_fields),
+            ("compatibilityGroup", &self.compatibility_group),
+            ("defaultMetadata", &self.default_metadata),
+            ("overrideMetadata", &self.override_metadata),
+            ("defaultRuleSet", &self.default_rule_set),
+            ("overrideRuleSet", &self.override_rule_set),
+        ];
+        for (field, value) in fields {
+            if value.as_ref().is_some_and(|value| !is_absent(value)) {
+                return Err(RegistryError::UnsupportedConfigField { field });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a request field's value asks for nothing: `null`, `false`, `""`, or an array or
+/// object holding only nulls and empty arrays and objects (`{"properties": {}}`, as clients
+/// send an empty `Metadata`).
+fn is_absent(value: &Value) -> bool {
+    fn empty(value: &Value) -> bool {
+        match value {
+            Value::Null => true,
+            Value::Array(items) => items.iter().all(empty),
+            Value::Object(members) => members.values().all(empty),
+            _ => false,
+        }
+    }
+    matches!(value, Value::Bool(false)) || value.as_str() == Some("") || empty(value)
 }
 
 /// `/mode` bodies, both ways.
