@@ -9,9 +9,12 @@
 // PROTOBUF schema, reads it back as a serialized FileDescriptorProto to build the message type
 // (dynamicpb), produces two clicks from JSON and one in Protobuf's binary encoding with Produce,
 // naming the schema by the latest version of the topic's subject, and consumes them back as
-// canonical JSON, equal to what was sent. First it shows the services' refusal: a call without
-// credentials is UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. It exits non-zero when
-// anything is not as expected.
+// canonical JSON, equal to what was sent. Then JSON Schema: it registers a draft-07 Signup schema
+// as a JSON schema, produces two signups and one that does not validate (it fails alone with
+// SCHEMA_MISMATCH, naming the keyword and the path) in one Produce call, again by the latest
+// version of the topic's subject, and consumes the two back as the JSON text that was sent. First
+// it shows the services' refusal: a call without credentials is UNAUTHENTICATED, with
+// Confluent's 40101 in its ErrorInfo. It exits non-zero when anything is not as expected.
 //
 // The services serve TLS and authenticate every call (but health) by default. The example
 // connects over TLS, verifying the services' certificate against --ca (default: the system's
@@ -109,6 +112,19 @@ var clicks = []string{
 	`{"user":"tester1","at_ms":1767225600000,"tags":{"page":"/home"}}`,
 	`{"user":"tester2","atMs":"1767225601500","tags":{"page":"/cart","variant":"b"}}`,
 	`{"user":"tester3","at_ms":1767225603000}`,
+}
+
+// The JSON Schema part: a draft-07 schema registered as a JSON schema, validated for every record.
+const signupSchema = `{"$schema":"http://json-schema.org/draft-07/schema#","title":"Signup","type":"object",` +
+	`"properties":{"email":{"type":"string"},"age":{"type":"integer","minimum":0}},` +
+	`"required":["email","age"],"additionalProperties":false}`
+
+// The signups: the first two valid, the last below the minimum (it fails alone, SCHEMA_MISMATCH
+// naming `minimum` and `/age`; the others are written).
+var signups = []string{
+	`{"email":"tester1@example.com","age":31}`,
+	`{"email":"tester2@example.com","age":0}`,
+	`{"email":"tester3@example.com","age":-1}`,
 }
 
 func main() {
@@ -436,7 +452,10 @@ func walkthrough(ctx context.Context, registryConn, messagingConn *grpc.ClientCo
 	}
 	fmt.Printf("topic      deleted %s\n", topic)
 
-	return protobufWalkthrough(ctx, registry, messaging, topic+"-clicks")
+	if err := protobufWalkthrough(ctx, registry, messaging, topic+"-clicks"); err != nil {
+		return err
+	}
+	return jsonSchemaWalkthrough(ctx, registry, messaging, topic+"-signups")
 }
 
 // protobufWalkthrough writes Protobuf records to a topic of their own: it registers the .proto,
@@ -570,6 +589,108 @@ func protobufWalkthrough(ctx context.Context, registry registryv1.RegistryServic
 		}
 		if !reflect.DeepEqual(gotValue, canonicalValue) {
 			return fmt.Errorf("offset %d reads %s, not the canonical %s", record.GetOffset(), got, canonical)
+		}
+	}
+
+	if _, err := messaging.DeleteTopic(ctx, &messagingv1.DeleteTopicRequest{Topic: topic}); err != nil {
+		return err
+	}
+	fmt.Printf("topic      deleted %s\n", topic)
+	return nil
+}
+
+// jsonSchemaWalkthrough writes JSON Schema records to a topic of their own: it registers the
+// schema, produces the signups in one request naming the schema by the latest version of the
+// topic's subject (the invalid one fails alone), and consumes the valid ones back as the JSON
+// text that was sent.
+func jsonSchemaWalkthrough(ctx context.Context, registry registryv1.RegistryServiceClient, messaging messagingv1.MessagingServiceClient, topic string) error {
+	group, subject := topic, topic+"-value"
+	registered, err := registry.RegisterSchema(ctx, &registryv1.RegisterSchemaRequest{Subject: subject, Schema: signupSchema, SchemaType: "JSON"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("register   %s (JSON): id %d, version %d\n", subject, registered.GetId(), registered.GetVersion())
+	if registered.GetVersion() != 1 {
+		return fmt.Errorf("first version of a new subject is %d, not 1", registered.GetVersion())
+	}
+	fetched, err := registry.GetSchema(ctx, &registryv1.GetSchemaRequest{Id: registered.GetId()})
+	if err != nil {
+		return err
+	}
+	if fetched.GetSchemaType() != "JSON" {
+		return fmt.Errorf("schema %d is %s, not JSON", registered.GetId(), fetched.GetSchemaType())
+	}
+
+	created, err := messaging.CreateTopic(ctx, &messagingv1.CreateTopicRequest{Topic: topic, Partitions: 1, ReplicationFactor: 1})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("topic      created %s with %d partition\n", created.GetTopic().GetTopic(), len(created.GetTopic().GetPartitions()))
+
+	// The schema by subject version: the latest version of <topic>-value (TopicNameStrategy).
+	latest := &messagingv1.JsonSchemaPayload_SubjectVersion{SubjectVersion: &messagingv1.SubjectVersionSelector{
+		Version:  -1,
+		Strategy: messagingv1.SubjectNameStrategy_SUBJECT_NAME_STRATEGY_TOPIC_NAME,
+	}}
+	request := &messagingv1.ProduceRequest{}
+	for _, text := range signups {
+		request.Records = append(request.Records, &messagingv1.ProducerRecord{
+			Topic: topic,
+			Value: &messagingv1.Payload{Kind: &messagingv1.Payload_JsonSchema{JsonSchema: &messagingv1.JsonSchemaPayload{
+				Json:   text,
+				Schema: latest,
+			}}},
+		})
+	}
+	fmt.Printf("produce    %d Signup records, schema: the latest version of %s (TopicNameStrategy)\n", len(signups), subject)
+	produced, err := messaging.Produce(ctx, request)
+	if err != nil {
+		return err
+	}
+	if len(produced.GetResults()) != len(signups) {
+		return fmt.Errorf("%d results for %d records", len(produced.GetResults()), len(signups))
+	}
+	valid := signups[:len(signups)-1]
+	for i, text := range valid {
+		metadata := produced.GetResults()[i].GetMetadata()
+		if metadata == nil {
+			return fmt.Errorf("%s was not written: %v", text, produced.GetResults()[i].GetError())
+		}
+		fmt.Printf("produce    Signup %s -> partition %d offset %d\n", text, metadata.GetPartition(), metadata.GetOffset())
+		if metadata.GetValueSchemaId() != registered.GetId() {
+			return fmt.Errorf("%s framed with schema id %d, not %d", text, metadata.GetValueSchemaId(), registered.GetId())
+		}
+	}
+	// The invalid one fails alone, naming the keyword and the path.
+	invalid := signups[len(signups)-1]
+	refused := produced.GetResults()[len(signups)-1].GetError()
+	if refused == nil {
+		return fmt.Errorf("%s (below the minimum) was written", invalid)
+	}
+	fmt.Printf("produce    Signup %s -> %s (%s)\n", invalid, refused.GetReason(), refused.GetMessage())
+	if refused.GetReason() != "SCHEMA_MISMATCH" || !strings.Contains(refused.GetMessage(), "minimum") || !strings.Contains(refused.GetMessage(), "/age") {
+		return fmt.Errorf("%s was refused as %s (%s), not SCHEMA_MISMATCH naming minimum and /age", invalid, refused.GetReason(), refused.GetMessage())
+	}
+
+	records, err := consume(ctx, messaging, topic, group, len(valid))
+	if err != nil {
+		return err
+	}
+	for i, record := range records {
+		got := record.GetValue().GetJson()
+		if record.GetValue().GetSchemaId() != registered.GetId() {
+			return fmt.Errorf("offset %d has schema id %d, not %d", record.GetOffset(), record.GetValue().GetSchemaId(), registered.GetId())
+		}
+		// The same JSON value as was sent (compared parsed, not as text).
+		var gotValue, sentValue any
+		if err := json.Unmarshal([]byte(got), &gotValue); err != nil {
+			return fmt.Errorf("offset %d: %s is not JSON: %w", record.GetOffset(), got, err)
+		}
+		if err := json.Unmarshal([]byte(valid[i]), &sentValue); err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(gotValue, sentValue) {
+			return fmt.Errorf("offset %d reads %s, expected %s", record.GetOffset(), got, valid[i])
 		}
 	}
 

@@ -8,9 +8,12 @@ compatibility, reads a missing schema id to show the error details, and reads th
 services. Then Protobuf: registers a `walkthrough.v1.Click` .proto as a PROTOBUF schema, reads it
 back as a serialized FileDescriptorProto to build the message class, produces two clicks from
 JSON and one already in Protobuf's binary encoding (plus one that does not match and fails
-alone), and consumes them back as canonical JSON, equal to what was sent. First it shows the
-services' refusal: a call without credentials is UNAUTHENTICATED, with Confluent's 40101 in its
-ErrorInfo. Exits non-zero when anything is not as expected.
+alone), and consumes them back as canonical JSON, equal to what was sent. Then JSON Schema:
+registers a draft-07 `Signup` schema as a JSON schema, produces two signups by schema id and one
+that does not validate (it fails alone with SCHEMA_MISMATCH, naming the keyword and the path),
+and consumes the two back as the JSON text that was sent. First it shows the services' refusal: a
+call without credentials is UNAUTHENTICATED, with Confluent's 40101 in its ErrorInfo. Exits
+non-zero when anything is not as expected.
 
 The services serve TLS and authenticate every call (but health) by default. The example
 connects over TLS, verifying the services' certificate against --ca (default: the system's
@@ -107,6 +110,21 @@ CLICKS_JSON = [
 CLICK_BINARY = {"user": "tester3", "at_ms": 1767225603000}
 # Not a Click: fails alone (SCHEMA_MISMATCH, naming the field), the other records are written.
 CLICK_MISMATCH = {"user": "tester4", "clicks": 3}
+# The JSON Schema part: a draft-07 schema registered as a JSON schema, validated for every record.
+SIGNUP_SCHEMA = json.dumps(
+    {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Signup",
+        "type": "object",
+        "properties": {"email": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["email", "age"],
+        "additionalProperties": False,
+    },
+    separators=(",", ":"),
+)
+SIGNUPS = [{"email": "tester1@example.com", "age": 31}, {"email": "tester2@example.com", "age": 0}]
+# Below the minimum: fails alone (SCHEMA_MISMATCH naming `minimum` and `/age`), the others are written.
+SIGNUP_INVALID = {"email": "tester3@example.com", "age": -1}
 BAD_BYTES = b"plain bytes, not Confluent-framed Avro"
 TIMEOUT_S = 30
 
@@ -422,6 +440,7 @@ def walkthrough(registry_chan: grpc.Channel, messaging_chan: grpc.Channel) -> No
     print(f"topic      deleted {topic}")
 
     protobuf_walkthrough(registry, messaging, f"{topic}-clicks")
+    json_schema_walkthrough(registry, messaging, f"{topic}-signups")
 
 
 def protobuf_walkthrough(registry, messaging, topic: str) -> None:
@@ -487,6 +506,62 @@ def protobuf_walkthrough(registry, messaging, topic: str) -> None:
         expect(json_format.Parse(value.json, Click()) == expected, f"offset {record.offset} parses to another Click")
     print(f"consume    group {group} committed {committed} records (all acknowledged)")
     expect(committed == len(sent), f"group committed {committed} records, expected {len(sent)}")
+
+    messaging.DeleteTopic(msg.DeleteTopicRequest(topic=topic), timeout=TIMEOUT_S)
+    print(f"topic      deleted {topic}")
+
+
+def json_schema_walkthrough(registry, messaging, topic: str) -> None:
+    """JSON Schema records on their own topic: register the schema, produce JSON records by its id
+    (one that does not validate fails alone), and consume the others back as the JSON sent."""
+    subject, group = f"{topic}-value", topic
+
+    registered = registry.RegisterSchema(
+        reg.RegisterSchemaRequest(subject=subject, schema=SIGNUP_SCHEMA, schema_type="JSON"), timeout=TIMEOUT_S
+    )
+    print(f"register   {subject} (JSON): id {registered.id}, version {registered.version}")
+    expect(registered.version == 1, f"first version of a new subject is {registered.version}, not 1")
+    fetched = registry.GetSchema(reg.GetSchemaRequest(id=registered.id), timeout=TIMEOUT_S)
+    expect(fetched.schema_type == "JSON", f"schema {registered.id} is {fetched.schema_type}, not JSON")
+    expect(json.loads(fetched.schema) == json.loads(SIGNUP_SCHEMA), f"schema {registered.id} reads back as {fetched.schema}")
+
+    created = messaging.CreateTopic(
+        msg.CreateTopicRequest(topic=topic, partitions=1, replication_factor=1), timeout=TIMEOUT_S
+    )
+    print(f"topic      created {created.topic.topic} with {len(created.topic.partitions)} partition")
+
+    def signup(record: dict) -> msg.Payload:
+        return msg.Payload(json_schema=msg.JsonSchemaPayload(json=json.dumps(record), schema_id=registered.id))
+
+    # In one request: the two signups, then the one below the minimum.
+    values = [signup(record) for record in SIGNUPS + [SIGNUP_INVALID]]
+    produced = messaging.Produce(
+        msg.ProduceRequest(records=[msg.ProducerRecord(topic=topic, value=value) for value in values]),
+        timeout=TIMEOUT_S,
+    )
+    expect(len(produced.results) == len(values), f"{len(produced.results)} results for {len(values)} records")
+    *written, refused = produced.results
+    for value, result in zip(values, written):
+        expect(result.HasField("metadata"), f"produce failed: {result.error}")
+        print(f"produce    Signup {value.json_schema.json} -> partition {result.metadata.partition} offset {result.metadata.offset}")
+        expect(result.metadata.value_schema_id == registered.id, "record framed with another schema id")
+    print(f"produce    Signup {values[-1].json_schema.json} -> {refused.error.reason} ({refused.error.message})")
+    expect(
+        refused.error.reason == "SCHEMA_MISMATCH"
+        and "minimum" in refused.error.message
+        and "/age" in refused.error.message,
+        f"a signup below the minimum was not refused as SCHEMA_MISMATCH naming minimum and /age: {refused}",
+    )
+
+    records, committed = consume(messaging, topic, group, expected=len(SIGNUPS))
+    for record, expected in zip(records, SIGNUPS):
+        value = record.value
+        expect(not value.HasField("error"), f"offset {record.offset} not decoded: {value.error.message}")
+        print(f"consume    offset {record.offset}: {value.json} (schema id {value.schema_id})")
+        expect(value.schema_id == registered.id, f"offset {record.offset} has schema id {value.schema_id}")
+        expect(json.loads(value.json) == expected, f"offset {record.offset} reads {value.json}, expected {expected}")
+    print(f"consume    group {group} committed {committed} records (all acknowledged)")
+    expect(committed == len(SIGNUPS), f"group committed {committed} records, expected {len(SIGNUPS)}")
 
     messaging.DeleteTopic(msg.DeleteTopicRequest(topic=topic), timeout=TIMEOUT_S)
     print(f"topic      deleted {topic}")

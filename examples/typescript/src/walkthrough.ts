@@ -9,9 +9,13 @@
  * with the .proto inline (registered on first use under the topic's subject as a PROTOBUF
  * schema), reads the schema back as a serialized FileDescriptorProto to build the message type
  * (@bufbuild/protobuf), produces a second click from JSON and a third in Protobuf's binary
- * encoding by schema id, and consumes them back as canonical JSON, equal to what was sent. First
- * it shows the services' refusal: a call without credentials is UNAUTHENTICATED, with Confluent's
- * 40101 in its ErrorInfo. Exits non-zero when anything is not as expected.
+ * encoding by schema id, and consumes them back as canonical JSON, equal to what was sent. Then
+ * JSON Schema: it produces two signups and one that does not validate in one Produce call, each
+ * carrying a draft-07 Signup schema inline (registered on first use under the topic's subject as
+ * a JSON schema); the invalid one fails alone with SCHEMA_MISMATCH, naming the keyword and the
+ * path, and the two come back as the JSON text that was sent. First it shows the services'
+ * refusal: a call without credentials is UNAUTHENTICATED, with Confluent's 40101 in its
+ * ErrorInfo. Exits non-zero when anything is not as expected.
  *
  * The services serve TLS and authenticate every call (but health) by default. The example
  * connects over TLS, verifying the services' certificate against --ca (default: Node's roots),
@@ -129,6 +133,22 @@ const CLICKS: JsonValue[] = [
   { user: "tester2", atMs: "1767225601500", tags: { page: "/cart", variant: "b" } },
   { user: "tester3", at_ms: 1767225603000 },
 ];
+// The JSON Schema part: a draft-07 schema given inline (registered on first use as a JSON schema),
+// validated for every record.
+const SIGNUP_SCHEMA = JSON.stringify({
+  $schema: "http://json-schema.org/draft-07/schema#",
+  title: "Signup",
+  type: "object",
+  properties: { email: { type: "string" }, age: { type: "integer", minimum: 0 } },
+  required: ["email", "age"],
+  additionalProperties: false,
+});
+const SIGNUPS = [
+  { email: "tester1@example.com", age: 31 },
+  { email: "tester2@example.com", age: 0 },
+];
+// Below the minimum: fails alone (SCHEMA_MISMATCH naming `minimum` and `/age`), the others are written.
+const SIGNUP_INVALID = { email: "tester3@example.com", age: -1 };
 const TIMEOUT_MS = 30_000;
 
 class WalkthroughFailed extends Error {}
@@ -480,6 +500,7 @@ async function walkthrough(registryAddr: string, messagingAddr: string, creds: C
     console.log(`topic      deleted ${topic}`);
 
     await protobufWalkthrough(registry, messaging, `${topic}-clicks`);
+    await jsonSchemaWalkthrough(registry, messaging, `${topic}-signups`);
   } finally {
     registry.close();
     messaging.close();
@@ -569,6 +590,76 @@ async function protobufWalkthrough(
     expect(
       isDeepStrictEqual(JSON.parse(json), canonical),
       `offset ${record.offset} reads ${json}, not the canonical ${JSON.stringify(canonical)}`,
+    );
+  });
+
+  await call(messaging.deleteTopic, messaging, { topic });
+  console.log(`topic      deleted ${topic}`);
+}
+
+/**
+ * JSON Schema records on a topic of their own: the signups in one Produce call, each carrying the
+ * schema inline (registered on use under `<topic>-value`); the one below the minimum fails alone,
+ * and the others come back as the JSON text that was sent.
+ */
+async function jsonSchemaWalkthrough(
+  registry: RegistryServiceClient,
+  messaging: MessagingServiceClient,
+  topic: string,
+): Promise<void> {
+  const group = topic;
+  const subject = `${topic}-value`;
+  const created = await call(messaging.createTopic, messaging, {
+    topic,
+    partitions: 1,
+    replicationFactor: 1,
+    configs: {},
+  });
+  console.log(`topic      created ${created.topic?.topic} with ${created.topic?.partitions.length} partition`);
+
+  // The schema inline: registered as a JSON schema under <topic>-value (TopicNameStrategy).
+  const inline = { schema: SIGNUP_SCHEMA, strategy: SubjectNameStrategy.SUBJECT_NAME_STRATEGY_TOPIC_NAME };
+  const texts = [...SIGNUPS, SIGNUP_INVALID].map((signup) => JSON.stringify(signup));
+  const produced = await call(
+    messaging.produce,
+    messaging,
+    ProduceRequest.fromPartial({ records: texts.map((json) => ({ topic, value: { jsonSchema: { json, inline } } })) }),
+  );
+  expect(produced.results.length === texts.length, `${produced.results.length} results for ${texts.length} records`);
+  const ids = SIGNUPS.map((_, i) => {
+    const result = produced.results[i];
+    expect(result?.metadata !== undefined, `${texts[i]} was not written: ${result?.error?.message}`);
+    const { partition, offset, valueSchemaId } = result!.metadata!;
+    console.log(`produce    Signup ${texts[i]} (schema inline) -> partition ${partition} offset ${offset}, schema id ${valueSchemaId}`);
+    return valueSchemaId;
+  });
+  const refused = produced.results[SIGNUPS.length]?.error;
+  console.log(`produce    Signup ${texts[SIGNUPS.length]} -> ${refused?.reason} (${refused?.message})`);
+  expect(
+    refused?.reason === "SCHEMA_MISMATCH" && refused.message.includes("minimum") && refused.message.includes("/age"),
+    `a signup below the minimum was not refused as SCHEMA_MISMATCH naming minimum and /age: ${JSON.stringify(refused)}`,
+  );
+
+  const latest = await call(registry.getSubjectVersion, registry, GetSubjectVersionRequest.fromPartial({ subject }));
+  const version = latest.subjectVersion;
+  console.log(
+    `register   ${subject} (${version?.schemaType}): id ${version?.id}, version ${version?.version}, registered on use`,
+  );
+  const id = version?.id;
+  expect(
+    id !== undefined && version?.version === 1 && version.schemaType === "JSON",
+    `${subject} does not hold the inline schema as its version 1`,
+  );
+  expect(ids.every((written) => written === id), `signups framed with schema ids ${ids}, not ${id}`);
+
+  const records = await consume(messaging, topic, group, SIGNUPS.length);
+  records.forEach((record, i) => {
+    const json = record.value?.json ?? "";
+    expect(record.value?.schemaId === id, `offset ${record.offset} has schema id ${record.value?.schemaId}, not ${id}`);
+    // The same JSON value as was sent (compared parsed, not as text).
+    expect(
+      isDeepStrictEqual(JSON.parse(json), SIGNUPS[i]),
+      `offset ${record.offset} reads ${json}, expected ${texts[i]}`,
     );
   });
 
