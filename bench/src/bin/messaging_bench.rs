@@ -11,6 +11,13 @@
 //! for records of about 100 B and 1 KiB of one 10-field schema, and prints a markdown table with
 //! the gRPC/raw ratio of each gRPC path against the target (>= 0.8 of raw rdkafka).
 //!
+//! Protobuf beside Avro, in the same run and table: the same 10 fields as a Protobuf message
+//! (a PROTOBUF schema of the registry), records of ~100 B and ~1 KiB encoded, produced through
+//! `ProduceStream` as JSON (`ProtobufPayload { json, schema_id, message_name }`, encoded by the
+//! service), consumed through `Consume` in the default format (Protobuf's canonical JSON; a
+//! sample of the records parsed back), and the Protobuf codec alone (`encode_json`,
+//! `decode_to_json`). `--skip-protobuf` leaves those rows out.
+//!
 //! Both services run as they do by default: TLS and basic authentication, with a CA,
 //! certificate and user the bench makes at start (`tributary_bench::security`); the messaging
 //! service calls the registry over TLS as that user, and the bench's gRPC client calls the
@@ -124,10 +131,14 @@ struct Args {
     /// batched rows alone).
     #[arg(long)]
     skip_per_record: bool,
-    /// Which payload formats the gRPC Consume rows take: `all`, or only `raw` bytes or Avro
-    /// decoded to `json` (e.g. to profile one path alone).
+    /// Which payload formats the gRPC Consume rows take: `all`, or only `raw` bytes, Avro
+    /// decoded to `json`, or `protobuf` decoded to JSON (e.g. to profile one path alone).
     #[arg(long, value_enum, default_value_t = ConsumeFormats::All)]
     consume_formats: ConsumeFormats,
+    /// Leave out the Protobuf rows (produce, consume and codec of Protobuf records, beside the
+    /// Avro ones), as the bench ran before they came.
+    #[arg(long)]
+    skip_protobuf: bool,
     /// A librdkafka property `k=v` for every Kafka client of the run, on both sides: the raw
     /// producer and consumer, and the messaging service (as KAFKA_PROPERTIES). Repeatable.
     #[arg(long = "kafka-property", value_parser = parse_property)]
@@ -161,14 +172,18 @@ enum ConsumeFormats {
     All,
     Raw,
     Json,
+    Protobuf,
 }
 
 impl ConsumeFormats {
+    /// Whether the rows of `format` run (the Protobuf rows take the default format,
+    /// `PAYLOAD_FORMAT_UNSPECIFIED`).
     fn includes(self, format: mpb::PayloadFormat) -> bool {
         match self {
             ConsumeFormats::All => true,
             ConsumeFormats::Raw => format == mpb::PayloadFormat::Raw,
             ConsumeFormats::Json => format == mpb::PayloadFormat::AvroPlain,
+            ConsumeFormats::Protobuf => format == mpb::PayloadFormat::Unspecified,
         }
     }
 }
@@ -200,6 +215,29 @@ const SCHEMA: &str = r#"{"type":"record","name":"Event","namespace":"dev.tributa
 {"name":"device","type":["null","string"],"default":null},
 {"name":"score","type":"float"},
 {"name":"note","type":"string"}]}"#;
+
+/// The Avro record's 10 fields as a Protobuf message (`device` optional, as the Avro union with
+/// null), so that the same JSON records go through both codecs.
+const PROTO_SCHEMA: &str = r#"syntax = "proto3";
+
+package dev.tributary.bench;
+
+message Event {
+  int64 id = 1;
+  int64 ts = 2;
+  string user = 3;
+  double amount = 4;
+  int32 count = 5;
+  bool active = 6;
+  string country = 7;
+  optional string device = 8;
+  float score = 9;
+  string note = 10;
+}
+"#;
+
+/// The message the Protobuf records are produced as.
+const PROTO_MESSAGE: &str = "dev.tributary.bench.Event";
 
 /// The JSON of record `i`, its `note` padded so the framed Avro is about `target` bytes.
 fn record_json(i: usize, note_len: usize) -> String {
@@ -269,6 +307,104 @@ fn dataset(
     })
 }
 
+/// The Protobuf schema of the bench, compiled as the services compile it, and its message.
+struct ProtoEvent {
+    message: tributary_protobuf::MessageDescriptor,
+    /// The message-index array of Confluent's framing for the message.
+    indexes: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProtoEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtoEvent")
+            .field("message", &self.message.full_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtoEvent {
+    fn compile() -> anyhow::Result<Self> {
+        let schema = tributary_protobuf::ProtoSchema::parse(
+            PROTO_SCHEMA,
+            &[],
+            &tributary_protobuf::Budgets::default(),
+        )?;
+        let message = schema
+            .message(PROTO_MESSAGE)
+            .with_context(|| format!("{PROTO_MESSAGE} is not in the bench's schema"))?;
+        let path = schema
+            .indexes_of(&message)
+            .context("the message's indexes")?;
+        let mut indexes = Vec::new();
+        tributary_protobuf::wire::write_indexes(&path, &mut indexes);
+        Ok(Self { message, indexes })
+    }
+
+    /// A JSON record, encoded and framed as the service frames it for schema `id`.
+    fn frame(&self, id: u32, json: &str) -> anyhow::Result<Vec<u8>> {
+        let mut body = self.indexes.clone();
+        body.extend(tributary_protobuf::json::encode_json(&self.message, json)?);
+        Ok(tributary_avro::wire::encode(id, &body))
+    }
+}
+
+/// The Protobuf data set: the same JSON records as the Avro one, their `note` padded so that the
+/// framed Protobuf is about `target` bytes.
+fn protobuf_dataset(
+    label: &'static str,
+    event: &ProtoEvent,
+    id: u32,
+    count: usize,
+    target: usize,
+) -> anyhow::Result<Dataset> {
+    // The note length that gives `target` framed bytes on average. Proto3 leaves fields at
+    // their defaults out (most of record 0's numbers are zeros), and the note's length
+    // prefix grows at 128 bytes: measure the average over the first records, then correct.
+    let sample = count.clamp(1, 1000);
+    let average = |note_len: usize| -> anyhow::Result<usize> {
+        let mut total = 0;
+        for i in 0..sample {
+            total += event.frame(id, &record_json(i, note_len))?.len();
+        }
+        Ok(total / sample)
+    };
+    let mut note_len = target.saturating_sub(average(0)? + 2);
+    for _ in 0..3 {
+        let size = average(note_len)?;
+        if size == target {
+            break;
+        }
+        note_len = (note_len + target).saturating_sub(size);
+    }
+    let mut json = Vec::with_capacity(count);
+    let mut framed = Vec::with_capacity(count);
+    let mut bytes = 0;
+    for i in 0..count {
+        let text = record_json(i, note_len);
+        let frame = event.frame(id, &text)?;
+        bytes += frame.len();
+        json.push(text);
+        framed.push(frame);
+    }
+    Ok(Dataset {
+        label,
+        json,
+        framed,
+        bytes,
+    })
+}
+
+/// Whether a consumed Protobuf record's JSON parses back to an `Event` object (its `user` is
+/// never empty, so always present in the canonical JSON).
+fn protobuf_json_decodes(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json).is_ok_and(|value| {
+        value
+            .get("user")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|user| user.starts_with("user-"))
+    })
+}
+
 /// Waits until the service at `addr` is SERVING (health is answered without credentials) and
 /// returns a channel to it that calls with the mode's credentials (TLS in the TLS modes).
 async fn wait_serving(
@@ -304,6 +440,22 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// A row of the codec section: records and bytes over the time taken, on one core.
+fn codec_row(path: String, size: &'static str, records: usize, seconds: f64, bytes: usize) -> Row {
+    Row {
+        path,
+        size,
+        records,
+        seconds,
+        bytes,
+        p50_ms: None,
+        p99_ms: None,
+        errors: 0,
+        versus: None,
+        cpu: CpuPerRecord::default(),
+    }
 }
 
 /// One measured row.
@@ -464,6 +616,18 @@ async fn raw_produce(
     })
 }
 
+/// What a ProduceStream row sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The framed Avro bytes, as a `raw` payload.
+    Raw,
+    /// The datum as JSON with the Avro schema's id (`AvroPayload`), encoded by the service.
+    AvroJson,
+    /// The record as JSON with the Protobuf schema's id and the message's name
+    /// (`ProtobufPayload`), encoded by the service.
+    ProtobufJson,
+}
+
 /// Produces every record of `data` through one ProduceStream, at most `in_flight` unacknowledged.
 async fn grpc_produce(
     args: &Args,
@@ -472,7 +636,7 @@ async fn grpc_produce(
     warmup_topic: &str,
     data: &Dataset,
     schema_id: i32,
-    as_json: bool,
+    sent: Sent,
 ) -> anyhow::Result<Row> {
     let warmup = produce_stream(
         args,
@@ -480,7 +644,7 @@ async fn grpc_produce(
         warmup_topic,
         data,
         schema_id,
-        as_json,
+        sent,
         WARMUP.min(data.framed.len()),
     )
     .await?;
@@ -491,15 +655,18 @@ async fn grpc_produce(
         topic,
         data,
         schema_id,
-        as_json,
+        sent,
         data.framed.len(),
     )
     .await?;
-    row.path = if as_json {
-        "produce: gRPC ProduceStream (Avro as JSON, encoded by the service)".to_owned()
-    } else {
-        "produce: gRPC ProduceStream (framed Avro bytes, raw payload)".to_owned()
-    };
+    row.path = match sent {
+        Sent::Raw => "produce: gRPC ProduceStream (framed Avro bytes, raw payload)",
+        Sent::AvroJson => "produce: gRPC ProduceStream (Avro as JSON, encoded by the service)",
+        Sent::ProtobufJson => {
+            "produce: gRPC ProduceStream (Protobuf as JSON, encoded by the service)"
+        }
+    }
+    .to_owned();
     Ok(row)
 }
 
@@ -510,7 +677,7 @@ async fn produce_stream(
     topic: &str,
     data: &Dataset,
     schema_id: i32,
-    as_json: bool,
+    sent: Sent,
     count: usize,
 ) -> anyhow::Result<Row> {
     let mut client = MessagingServiceClient::new(channel.clone())
@@ -522,13 +689,17 @@ async fn produce_stream(
     let epoch = Instant::now();
     let requests: Vec<mpb::ProduceStreamRequest> = (0..count)
         .map(|i| {
-            let kind = if as_json {
-                mpb::payload::Kind::Avro(mpb::AvroPayload {
+            let kind = match sent {
+                Sent::AvroJson => mpb::payload::Kind::Avro(mpb::AvroPayload {
                     json: data.json[i].clone(),
                     schema: Some(mpb::avro_payload::Schema::SchemaId(schema_id)),
-                })
-            } else {
-                mpb::payload::Kind::Raw(data.framed[i].clone().into())
+                }),
+                Sent::ProtobufJson => mpb::payload::Kind::Protobuf(mpb::ProtobufPayload {
+                    data: Some(mpb::protobuf_payload::Data::Json(data.json[i].clone())),
+                    schema: Some(mpb::protobuf_payload::Schema::SchemaId(schema_id)),
+                    message_name: PROTO_MESSAGE.to_owned(),
+                }),
+                Sent::Raw => mpb::payload::Kind::Raw(data.framed[i].clone().into()),
             };
             mpb::ProduceStreamRequest {
                 record: Some(mpb::ProducerRecord {
@@ -761,6 +932,8 @@ async fn grpc_consume(
     let count = data.framed.len() * args.consume_multiple as usize;
     let mut received = 0;
     let mut errors = 0;
+    // Protobuf rows (the default format): every 1,000th record's JSON is parsed back.
+    let protobuf = format == mpb::PayloadFormat::Unspecified;
     while received < count {
         let response = tokio::time::timeout(Duration::from_secs(60), responses.next())
             .await
@@ -772,10 +945,22 @@ async fn grpc_consume(
             _ => continue,
         };
         let mut bytes = 0;
-        for record in &records {
+        for (index, record) in records.iter().enumerate() {
             match consumed_value_bytes(record) {
                 Some(size) => bytes += size,
                 None => errors += 1,
+            }
+            if protobuf && (received + index).is_multiple_of(1000) {
+                let json = match record.value.as_ref().and_then(|value| value.data.as_ref()) {
+                    Some(mpb::consumed_payload::Data::Json(json)) => Some(json.as_str()),
+                    _ => None,
+                };
+                if !json.is_some_and(protobuf_json_decodes) {
+                    if errors == 0 {
+                        eprintln!("first Protobuf record not decoded to JSON: {record:?}");
+                    }
+                    errors += 1;
+                }
             }
         }
         clock.delivered(records.len(), bytes);
@@ -819,11 +1004,15 @@ async fn grpc_consume(
     }
     drop(tx);
     drop(responses);
-    let json = format == mpb::PayloadFormat::AvroPlain;
+    let json = format != mpb::PayloadFormat::Raw;
     Ok(Row {
         path: format!(
             "consume: gRPC Consume ({}, assigned, {})",
-            if json { "Avro to JSON" } else { "raw bytes" },
+            match format {
+                mpb::PayloadFormat::Raw => "raw bytes",
+                mpb::PayloadFormat::Unspecified => "Protobuf to JSON, default format",
+                _ => "Avro to JSON",
+            },
             match mode {
                 ConsumeMode::PerRecord => "a record per response, ack each".to_owned(),
                 ConsumeMode::Batched => format!(
@@ -872,18 +1061,13 @@ fn codec_rows(schema: &Schema, data: &Dataset, seconds: u64) -> anyhow::Result<V
         done += 1000;
     }
     let seconds_taken = started.elapsed().as_secs_f64();
-    rows.push(Row {
-        path: "codec: JSON -> Avro (json_to_avro, 1 core)".to_owned(),
-        size: data.label,
-        records: done,
-        seconds: seconds_taken,
-        bytes: (done as f64 * avg_json) as usize,
-        p50_ms: None,
-        p99_ms: None,
-        errors: 0,
-        versus: None,
-        cpu: CpuPerRecord::default(),
-    });
+    rows.push(codec_row(
+        "codec: JSON -> Avro (json_to_avro, 1 core)".to_owned(),
+        data.label,
+        done,
+        seconds_taken,
+        (done as f64 * avg_json) as usize,
+    ));
 
     let bodies: Vec<&[u8]> = data
         .framed
@@ -900,18 +1084,74 @@ fn codec_rows(schema: &Schema, data: &Dataset, seconds: u64) -> anyhow::Result<V
         done += 1000;
     }
     let seconds_taken = started.elapsed().as_secs_f64();
-    rows.push(Row {
-        path: "codec: Avro -> JSON (avro_to_json, 1 core)".to_owned(),
-        size: data.label,
-        records: done,
-        seconds: seconds_taken,
-        bytes: (done as f64 * avg_avro) as usize,
-        p50_ms: None,
-        p99_ms: None,
-        errors: 0,
-        versus: None,
-        cpu: CpuPerRecord::default(),
-    });
+    rows.push(codec_row(
+        "codec: Avro -> JSON (avro_to_json, 1 core)".to_owned(),
+        data.label,
+        done,
+        seconds_taken,
+        (done as f64 * avg_avro) as usize,
+    ));
+    Ok(rows)
+}
+
+/// JSON -> Protobuf and Protobuf -> JSON (the message alone, without the framing) on this
+/// thread, for `seconds` each: what the service's codec does per record.
+fn protobuf_codec_rows(
+    event: &ProtoEvent,
+    data: &Dataset,
+    seconds: u64,
+) -> anyhow::Result<Vec<Row>> {
+    let run_for = Duration::from_secs(seconds);
+    let mut rows = Vec::new();
+    let json_bytes: usize = data.json.iter().map(String::len).sum();
+    let avg_json = json_bytes as f64 / data.json.len() as f64;
+    let avg_framed = data.bytes as f64 / data.framed.len() as f64;
+
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < run_for {
+        for k in 0..1000 {
+            let text = &data.json[(done + k) % data.json.len()];
+            std::hint::black_box(tributary_protobuf::json::encode_json(&event.message, text)?);
+        }
+        done += 1000;
+    }
+    let seconds_taken = started.elapsed().as_secs_f64();
+    rows.push(codec_row(
+        "codec: JSON -> Protobuf (encode_json, 1 core)".to_owned(),
+        data.label,
+        done,
+        seconds_taken,
+        (done as f64 * avg_json) as usize,
+    ));
+
+    // The messages: after the framing's magic byte, schema id and message indexes.
+    let skip = 5 + event.indexes.len();
+    let messages: Vec<&[u8]> = data
+        .framed
+        .iter()
+        .map(|frame| frame.get(skip..).unwrap_or_default())
+        .collect();
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < run_for {
+        for k in 0..1000 {
+            let message = messages[(done + k) % messages.len()];
+            std::hint::black_box(tributary_protobuf::json::decode_to_json(
+                &event.message,
+                message,
+            )?);
+        }
+        done += 1000;
+    }
+    let seconds_taken = started.elapsed().as_secs_f64();
+    rows.push(codec_row(
+        "codec: Protobuf -> JSON (decode_to_json, 1 core)".to_owned(),
+        data.label,
+        done,
+        seconds_taken,
+        (done as f64 * avg_framed) as usize,
+    ));
     Ok(rows)
 }
 
@@ -1083,30 +1323,71 @@ async fn run(
         dataset("~100 B", &schema, id, args.small_records, 100)?,
         dataset("~1 KiB", &schema, id, args.large_records, 1024)?,
     ];
+
+    // Protobuf beside Avro: the same records as a message of a PROTOBUF schema.
+    let (event, protobuf_schema_id, protobuf_sets) = if args.skip_protobuf {
+        (None, 0, Vec::new())
+    } else {
+        let event = ProtoEvent::compile()?;
+        let protobuf_schema_id = registry
+            .register_schema(rpb::RegisterSchemaRequest {
+                subject: format!("bench-{suffix}-protobuf-value"),
+                schema: PROTO_SCHEMA.to_owned(),
+                schema_type: "PROTOBUF".to_owned(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .id;
+        let id = u32::try_from(protobuf_schema_id)?;
+        let sets = vec![
+            protobuf_dataset("~100 B", &event, id, args.small_records, 100)?,
+            protobuf_dataset("~1 KiB", &event, id, args.large_records, 1024)?,
+        ];
+        (Some(event), protobuf_schema_id, sets)
+    };
+    let describe = |sets: &[Dataset]| {
+        sets.iter()
+            .map(|s| {
+                format!(
+                    "{} x {} ({} framed bytes avg)",
+                    s.json.len(),
+                    s.label,
+                    s.bytes / s.json.len().max(1)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
-        "messaging-bench: services {}, {} partitions, {} in flight, median of {} rounds, consume rows read {} times the records; records: {}",
+        "messaging-bench: services {}, {} partitions, {} in flight, median of {} rounds, consume rows read {} times the records; records: {}{}",
         services_mode(mode),
         args.partitions,
         args.in_flight,
         args.rounds,
         args.consume_multiple,
-        sets.iter()
-            .map(|s| format!(
-                "{} x {} ({} framed bytes avg)",
-                s.json.len(),
-                s.label,
-                s.bytes / s.json.len().max(1)
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
+        describe(&sets),
+        if protobuf_sets.is_empty() {
+            String::new()
+        } else {
+            format!("; Protobuf: {}", describe(&protobuf_sets))
+        }
     );
 
     let mut rows = Vec::new();
     for (n, data) in sets.iter().enumerate() {
-        let names: Vec<String> = ["raw", "grpc-bytes", "grpc-json", "warmup"]
-            .iter()
-            .map(|kind| format!("bench-{suffix}-{n}-{kind}"))
-            .collect();
+        let protobuf = protobuf_sets.get(n);
+        let names: Vec<String> = [
+            "raw",
+            "grpc-bytes",
+            "grpc-json",
+            "warmup",
+            "grpc-protobuf",
+            "raw-protobuf",
+        ]
+        .iter()
+        .map(|kind| format!("bench-{suffix}-{n}-{kind}"))
+        .collect();
         create_topics(admin, &names, args.partitions).await?;
         topics.extend(names.iter().cloned());
         // Let the new topics' leaders settle before producing.
@@ -1115,8 +1396,8 @@ async fn run(
         // Rounds alternate the paths, so drifting load on the shared cores hits them alike;
         // each row is the round with the median records/s. Later rounds append to the same
         // topics; the consumers read the first records of the raw topic.
-        let mut produced: [Vec<Row>; 3] = Default::default();
-        let mut consumed: [Vec<Row>; 5] = Default::default();
+        let mut produced: [Vec<Row>; 4] = Default::default();
+        let mut consumed: [Vec<Row>; 7] = Default::default();
         for round in 0..args.rounds.max(1) {
             eprintln!("  {}: round {}: producing", data.label, round + 1);
             // The raw producer also writes the records the consumers read.
@@ -1124,7 +1405,7 @@ async fn run(
             if args.only != Only::Consume {
                 produced[0].push(raw_produced);
             }
-            for (slot, as_json) in [(1, false), (2, true)]
+            for (slot, sent) in [(1, Sent::Raw), (2, Sent::AvroJson)]
                 .into_iter()
                 .filter(|_| args.only != Only::Consume)
             {
@@ -1136,7 +1417,21 @@ async fn run(
                         &names[3],
                         data,
                         schema_id,
-                        as_json,
+                        sent,
+                    )
+                    .await?,
+                );
+            }
+            if let Some(protobuf) = protobuf.filter(|_| args.only != Only::Consume) {
+                produced[3].push(
+                    grpc_produce(
+                        args,
+                        &channel,
+                        &names[4],
+                        &names[3],
+                        protobuf,
+                        protobuf_schema_id,
+                        Sent::ProtobufJson,
                     )
                     .await?,
                 );
@@ -1151,6 +1446,23 @@ async fn run(
                 );
                 for _ in 1..args.consume_multiple {
                     raw_produce(args, &names[0], &names[3], data).await?;
+                }
+            }
+            // The Protobuf rows read framed Protobuf records of their own topic, written as
+            // many times by the raw producer (not measured).
+            let protobuf_consumed = protobuf.filter(|_| {
+                args.consume_formats
+                    .includes(mpb::PayloadFormat::Unspecified)
+            });
+            if round == 0
+                && let Some(protobuf) = protobuf_consumed
+            {
+                eprintln!(
+                    "  {}: writing the Protobuf records, {} times",
+                    data.label, args.consume_multiple
+                );
+                for _ in 0..args.consume_multiple {
+                    raw_produce(args, &names[5], &names[3], protobuf).await?;
                 }
             }
             eprintln!("  {}: round {}: consuming", data.label, round + 1);
@@ -1201,6 +1513,28 @@ async fn run(
                     .await?,
                 );
             }
+            if let Some(protobuf) = protobuf_consumed {
+                for (slot, kind, mode) in [
+                    (5, "protobuf", ConsumeMode::PerRecord),
+                    (6, "protobuf-batched", ConsumeMode::Batched),
+                ]
+                .into_iter()
+                .filter(|(_, _, mode)| !(args.skip_per_record && *mode == ConsumeMode::PerRecord))
+                {
+                    consumed[slot].push(
+                        grpc_consume(
+                            args,
+                            &channel,
+                            &names[5],
+                            protobuf,
+                            &format!("bench-{suffix}-{n}-{round}-grpc-{kind}"),
+                            mpb::PayloadFormat::Unspecified,
+                            mode,
+                        )
+                        .await?,
+                    );
+                }
+            }
         }
         for group in [produced.to_vec(), consumed.to_vec()] {
             let mut group = group
@@ -1221,6 +1555,9 @@ async fn run(
         if args.only == Only::All {
             eprintln!("  {}: codec", data.label);
             rows.extend(codec_rows(&schema, data, args.codec_seconds)?);
+            if let (Some(event), Some(protobuf)) = (&event, protobuf) {
+                rows.extend(protobuf_codec_rows(event, protobuf, args.codec_seconds)?);
+            }
         }
     }
     Ok(rows)
@@ -1290,7 +1627,7 @@ async fn main() -> anyhow::Result<()> {
     print_table(&rows);
     println!();
     println!(
-        "(whole run {:.0} s; MB/s counts the framed Avro bytes in Kafka; gRPC/raw compares records/s with the raw rdkafka row of the same record size; CPU µs/record is the CPU time, all threads, of the messaging service and of this process (the raw client, or the gRPC client) over the measurement, divided by its records; RSS is the service's at the end of the measurement)",
+        "(whole run {:.0} s; MB/s counts the framed Avro bytes in Kafka (framed Protobuf on the Protobuf rows); gRPC/raw compares records/s with the raw rdkafka row of the same record size; CPU µs/record is the CPU time, all threads, of the messaging service and of this process (the raw client, or the gRPC client) over the measurement, divided by its records; RSS is the service's at the end of the measurement)",
         started.elapsed().as_secs_f64()
     );
     Ok(())

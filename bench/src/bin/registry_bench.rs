@@ -19,6 +19,13 @@
 //! plaintext; and the rate of new connections (connect, one GetSchema, close), with full TLS
 //! handshakes and with resumed sessions.
 //!
+//! Protobuf beside Avro: after the Avro rows of the first table, as many Protobuf schemas (an
+//! order message with a nested message, an enum, a map, a oneof and a WKT import; each version
+//! adds a field) are registered into as many subjects, then read by id and re-registered; a
+//! small table sets those three rows beside their Avro counterparts with the registry's CPU time
+//! per request, and the side-by-side table repeats get-by-id and register-existing of Protobuf
+//! schemas over h2load and wrk. `--skip-protobuf` leaves all of it out.
+//!
 //! Run it through `scripts/bench registry` (which starts the stack and builds in release mode).
 
 use std::collections::HashMap;
@@ -125,6 +132,11 @@ struct Args {
     /// `security` (load the data, then the security table only).
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
+    /// Leave out the Protobuf rows (register-new, get-by-id and register-existing of Protobuf
+    /// schemas, measured after the Avro rows of the first two tables, and the Protobuf/Avro
+    /// table), as the bench ran before they came.
+    #[arg(long)]
+    skip_protobuf: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -149,6 +161,109 @@ fn big_schema(version: usize) -> String {
     format!(
         r#"{{"type":"record","name":"Big","namespace":"bench","doc":"revision {version}","fields":[{{"name":"id","type":"long"}},{{"name":"note","type":["null","string"],"default":null}}]}}"#
     )
+}
+
+/// Version `version` of Protobuf subject `subject`: an order as a shop would send it (15 fields:
+/// scalars, a nested message, an enum, a map, a oneof, a `google.protobuf.Timestamp`), to
+/// which each version adds an optional field, so BACKWARD holds, as the Avro versions do. The
+/// package names the subject, so that every subject's schemas are distinct texts (as `Rec{s}`
+/// The registration of version `version` of Protobuf subject `subject`.
+fn proto_registration(subject: usize, version: usize) -> pb::RegisterSchemaRequest {
+    pb::RegisterSchemaRequest {
+        subject: format!("proto-subject-{subject}"),
+        schema: proto_schema_for(subject, version),
+        schema_type: "PROTOBUF".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// makes the Avro ones).
+fn proto_schema_for(subject: usize, version: usize) -> String {
+    let mut text = format!(
+        r#"syntax = "proto3";
+
+package bench.s{subject}.v1;
+
+import "google/protobuf/timestamp.proto";
+
+// An order placed in the shop.
+message Order {{
+  enum Status {{
+    STATUS_UNSPECIFIED = 0;
+    STATUS_PLACED = 1;
+    STATUS_PAID = 2;
+    STATUS_SHIPPED = 3;
+    STATUS_CANCELLED = 4;
+  }}
+  // One line of the order.
+  message Line {{
+    string sku = 1;
+    int32 quantity = 2;
+    int64 unit_price_micros = 3;
+    repeated string options = 4;
+  }}
+  string order_id = 1;
+  int64 customer_id = 2;
+  google.protobuf.Timestamp placed_at = 3;
+  Status status = 4;
+  repeated Line lines = 5;
+  string currency = 6;
+  int64 total_micros = 7;
+  string country = 8;
+  bool gift = 9;
+  double discount = 10;
+  map<string, string> labels = 11;
+  optional string coupon = 12;
+  oneof payment {{
+    string card_token = 13;
+    string iban = 14;
+  }}
+  string note = 15;
+"#
+    );
+    for field in 0..=version {
+        text.push_str(&format!(
+            "  optional string extra_{field} = {};\n",
+            100 + field
+        ));
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// The schema ids the reads pick from: the Avro schemas, loaded first, are ids `1..=avro_max`;
+/// the Protobuf ones, loaded after the Avro rows, `first..=last` (when they were loaded).
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    avro_max: i32,
+    protobuf: Option<(i32, i32)>,
+}
+
+impl Ids {
+    fn avro(avro_max: i32) -> Self {
+        Self {
+            avro_max,
+            protobuf: None,
+        }
+    }
+
+    /// The `n`th pick of a get-by-id scenario (Avro or Protobuf ids).
+    fn pick(&self, n: usize, protobuf: bool) -> i32 {
+        let (first, last) = match self.protobuf {
+            Some(range) if protobuf => range,
+            _ => (1, self.avro_max),
+        };
+        let span = usize::try_from(last - first + 1).unwrap_or(1).max(1);
+        first + (n.wrapping_mul(7919) % span) as i32
+    }
+
+    /// The id h2load repeats in a get-by-id scenario.
+    fn middle(&self, protobuf: bool) -> i32 {
+        match self.protobuf {
+            Some((first, last)) if protobuf => first + (last - first) / 2,
+            _ => self.avro_max / 2 + 1,
+        }
+    }
 }
 
 struct Registry {
@@ -518,8 +633,15 @@ fn run_wrk(args: &Args, target: &Target, name: &str, script: &str) -> anyhow::Re
     Ok(parse_wrk(&String::from_utf8_lossy(&output.stdout)))
 }
 
-/// The side-by-side scenarios: each is measured over gRPC (h2load) and over HTTP (wrk).
-const SIDE_BY_SIDE: [&str; 4] = ["get-by-id", "get-latest", "register-existing", "lookup"];
+/// The side-by-side scenarios: each is measured over gRPC (h2load) and over HTTP (wrk); the
+/// Protobuf ones after the Avro ones, when the Protobuf schemas were loaded.
+fn side_by_side(ids: Ids) -> Vec<&'static str> {
+    let mut scenarios = vec!["get-by-id", "get-latest", "register-existing", "lookup"];
+    if ids.protobuf.is_some() {
+        scenarios.extend(["get-by-id (Protobuf)", "register-existing (Protobuf)"]);
+    }
+    scenarios
+}
 
 /// Whether a load generator can run; says so (with the package to install) when not.
 fn available(tool: &std::path::Path, what: &str, package: &str) -> bool {
@@ -542,7 +664,7 @@ fn available(tool: &std::path::Path, what: &str, package: &str) -> bool {
 fn http_requests(
     args: &Args,
     scenario: &str,
-    max_id: i32,
+    ids: Ids,
 ) -> Vec<(&'static str, String, Option<String>)> {
     let (subjects, versions) = (args.subjects, args.versions);
     let picks = (0..1000).map(move |n: usize| (n.wrapping_mul(7919) % subjects, n % versions));
@@ -550,14 +672,11 @@ fn http_requests(
         Some(serde_json::json!({ "schema": schema_for(subject, version) }).to_string())
     };
     match scenario {
-        "get-by-id" => (0..1000)
+        "get-by-id" | "get-by-id (Protobuf)" => (0..1000)
             .map(|n: usize| {
                 (
                     "GET",
-                    format!(
-                        "/schemas/ids/{}",
-                        1 + (n.wrapping_mul(7919) % max_id.max(1) as usize)
-                    ),
+                    format!("/schemas/ids/{}", ids.pick(n, scenario != "get-by-id")),
                     None,
                 )
             })
@@ -589,6 +708,21 @@ fn http_requests(
                 )
             })
             .collect(),
+        "register-existing (Protobuf)" => picks
+            .map(|(subject, version)| {
+                (
+                    "POST",
+                    format!("/subjects/proto-subject-{subject}/versions"),
+                    Some(
+                        serde_json::json!({
+                            "schemaType": "PROTOBUF",
+                            "schema": proto_schema_for(subject, version),
+                        })
+                        .to_string(),
+                    ),
+                )
+            })
+            .collect(),
         other => unreachable!("no HTTP requests for scenario {other}"),
     }
 }
@@ -600,29 +734,29 @@ fn http_scenario(
     target: &Target,
     server_pid: u32,
     scenario: &str,
-    max_id: i32,
+    ids: Ids,
 ) -> anyhow::Result<LoadOutcome> {
     let script = wrk_script(
-        &http_requests(args, scenario, max_id),
+        &http_requests(args, scenario, ids),
         target.authorization.as_deref(),
     );
     measuring_server_cpu(server_pid, || run_wrk(args, target, scenario, &script))
 }
 
-/// get-by-id, get-latest, register-existing and lookup over HTTP/1.1 keep-alive with wrk; `None`
-/// (saying so) when wrk is missing.
+/// get-by-id, get-latest, register-existing and lookup (and the Protobuf scenarios) over
+/// HTTP/1.1 keep-alive with wrk; `None` (saying so) when wrk is missing.
 fn http_scenarios(
     args: &Args,
     target: &Target,
     server_pid: u32,
-    max_id: i32,
+    ids: Ids,
 ) -> anyhow::Result<Option<Vec<LoadOutcome>>> {
     if !available(&args.wrk, "HTTP scenarios", "wrk") {
         return Ok(None);
     }
-    SIDE_BY_SIDE
+    side_by_side(ids)
         .into_iter()
-        .map(|scenario| http_scenario(args, target, server_pid, scenario, max_id))
+        .map(|scenario| http_scenario(args, target, server_pid, scenario, ids))
         .collect::<anyhow::Result<Vec<_>>>()
         .map(Some)
 }
@@ -780,14 +914,14 @@ fn grpc_scenarios(
     args: &Args,
     target: &Target,
     server_pid: u32,
-    id: i32,
+    ids: Ids,
 ) -> anyhow::Result<Option<Vec<(LoadOutcome, LoadOutcome)>>> {
     if !available(&args.h2load, "gRPC via h2load", "nghttp2-client") {
         return Ok(None);
     }
     let mut outcomes = Vec::new();
-    for name in SIDE_BY_SIDE {
-        let call = grpc_call(args, name, id);
+    for name in side_by_side(ids) {
+        let call = grpc_call(args, name, ids.middle(name == "get-by-id (Protobuf)"));
         let multiplexed = measuring_server_cpu(server_pid, || {
             run_h2load(args, target, name, &call, args.h2load_streams)
         })?;
@@ -801,7 +935,7 @@ fn grpc_scenarios(
 fn grpc_call(args: &Args, scenario: &str, id: i32) -> GrpcCall {
     let (subject, version) = (args.subjects / 2, args.versions - 1);
     match scenario {
-        "get-by-id" => GrpcCall::new(
+        "get-by-id" | "get-by-id (Protobuf)" => GrpcCall::new(
             "GetSchema",
             pb::GetSchemaRequest {
                 id,
@@ -832,6 +966,15 @@ fn grpc_call(args: &Args, scenario: &str, id: i32) -> GrpcCall {
                 ..Default::default()
             },
         ),
+        "register-existing (Protobuf)" => GrpcCall::new(
+            "RegisterSchema",
+            pb::RegisterSchemaRequest {
+                subject: format!("proto-subject-{subject}"),
+                schema: proto_schema_for(subject, version),
+                schema_type: "PROTOBUF".to_owned(),
+                ..Default::default()
+            },
+        ),
         other => unreachable!("no gRPC call for scenario {other}"),
     }
 }
@@ -839,6 +982,7 @@ fn grpc_call(args: &Args, scenario: &str, id: i32) -> GrpcCall {
 /// gRPC (h2load) and HTTP (wrk) figures of the same scenarios in one table.
 fn print_side_by_side(
     args: &Args,
+    ids: Ids,
     grpc: Option<&[(LoadOutcome, LoadOutcome)]>,
     http: Option<&[LoadOutcome]>,
 ) {
@@ -855,12 +999,12 @@ fn print_side_by_side(
     );
     println!();
     println!(
-        "| operation         | {:>15} | p50 (ms) | p99 (ms) | µs CPU | {:>15} | p99 (ms) | µs CPU | HTTP req/s | p50 (ms) | p99 (ms) | µs CPU | gRPC/HTTP | errors |",
+        "| operation                    | {:>15} | p50 (ms) | p99 (ms) | µs CPU | {:>15} | p99 (ms) | µs CPU | HTTP req/s | p50 (ms) | p99 (ms) | µs CPU | gRPC/HTTP | errors |",
         format!("gRPC {connections}x{streams} req/s"),
         format!("gRPC {connections}x1 req/s"),
     );
     println!(
-        "|-------------------|----------------:|---------:|---------:|-------:|----------------:|---------:|-------:|-----------:|---------:|---------:|-------:|----------:|-------:|"
+        "|------------------------------|----------------:|---------:|---------:|-------:|----------------:|---------:|-------:|-----------:|---------:|---------:|-------:|----------:|-------:|"
     );
     let missing = LoadOutcome {
         rate: f64::NAN,
@@ -869,7 +1013,7 @@ fn print_side_by_side(
         server_cpu_us: f64::NAN,
         ..LoadOutcome::default()
     };
-    for (index, name) in SIDE_BY_SIDE.into_iter().enumerate() {
+    for (index, name) in side_by_side(ids).into_iter().enumerate() {
         let (multiplexed, single) = grpc
             .and_then(|outcomes| outcomes.get(index).copied())
             .unwrap_or((missing, missing));
@@ -877,7 +1021,7 @@ fn print_side_by_side(
             .and_then(|outcomes| outcomes.get(index).copied())
             .unwrap_or(missing);
         println!(
-            "| {:<17} | {:>15.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>15.0} | {:>8.2} | {:>6.1} | {:>10.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>9.2} | {:>6} |",
+            "| {:<28} | {:>15.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>15.0} | {:>8.2} | {:>6.1} | {:>10.0} | {:>8.2} | {:>8.2} | {:>6.1} | {:>9.2} | {:>6} |",
             name,
             multiplexed.rate,
             multiplexed.p50_ms,
@@ -896,10 +1040,176 @@ fn print_side_by_side(
     }
 }
 
+/// The Protobuf rows of the first table: register-new (as many schemas as the Avro rows
+/// loaded, into as many `proto-subject-N` subjects, version by version), get-by-id over the
+/// Protobuf ids, register-existing; each with the registry's CPU time per request. Returns the
+/// ids (the Protobuf ones follow the Avro ones) and the three outcomes.
+async fn protobuf_rows(
+    args: &Args,
+    pool: &[Client],
+    pid: u32,
+    avro_max: i32,
+) -> anyhow::Result<(Ids, Vec<(Outcome, f64)>)> {
+    let (subjects, versions) = (args.subjects, args.versions);
+    let run_for = Duration::from_secs(args.seconds);
+    let mut rows = Vec::new();
+
+    let cpu_before = cpu_seconds(pid);
+    let register_new = drive(
+        "register-new (Protobuf)",
+        pool,
+        args.concurrency,
+        Duration::from_secs(3600),
+        Some(subjects * versions),
+        move |mut client, n| async move {
+            let (version, subject) = (n / subjects, n % subjects);
+            client
+                .register_schema(proto_registration(subject, version))
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+    let cpu = cpu_per(cpu_before, cpu_seconds(pid), register_new.requests);
+    print_row(&register_new);
+    rows.push((register_new, cpu));
+
+    // The Protobuf ids: from the first registration's (a version 1, as the first `subjects`
+    // registrations were) to the last one's (a latest version), every id between them taken by
+    // a Protobuf schema (all registered after the Avro ones).
+    let mut client = pool[0].clone();
+    let (mut first, mut last) = (i32::MAX, 0);
+    for subject in 0..subjects {
+        for version in [1, -1] {
+            let found = client
+                .get_subject_version(pb::GetSubjectVersionRequest {
+                    subject: format!("proto-subject-{subject}"),
+                    version,
+                    include_deleted: false,
+                })
+                .await?
+                .into_inner();
+            if let Some(found) = found.subject_version {
+                first = first.min(found.id);
+                last = last.max(found.id);
+            }
+        }
+    }
+    anyhow::ensure!(
+        last >= first && first > avro_max,
+        "no Protobuf schema was registered after the Avro ones (ids {first}..={last})"
+    );
+    for (id, expected) in [(first - 1, "AVRO"), (first, "PROTOBUF"), (last, "PROTOBUF")] {
+        let schema = client
+            .get_schema(pb::GetSchemaRequest {
+                id,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            schema.schema_type == expected,
+            "schema {id} is {}, not {expected}: the ids are not in the order the bench expects",
+            schema.schema_type
+        );
+    }
+    let ids = Ids {
+        avro_max,
+        protobuf: Some((first, last)),
+    };
+
+    let cpu_before = cpu_seconds(pid);
+    let get_by_id = drive(
+        "get-by-id (Protobuf)",
+        pool,
+        args.concurrency,
+        run_for,
+        None,
+        move |mut client, n| async move {
+            client
+                .get_schema(pb::GetSchemaRequest {
+                    id: ids.pick(n, true),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+    let cpu = cpu_per(cpu_before, cpu_seconds(pid), get_by_id.requests);
+    print_row(&get_by_id);
+    rows.push((get_by_id, cpu));
+
+    let cpu_before = cpu_seconds(pid);
+    let register_existing = drive(
+        "register-existing (Protobuf)",
+        pool,
+        args.concurrency,
+        run_for,
+        None,
+        move |mut client, n| async move {
+            let subject = n.wrapping_mul(7919) % subjects;
+            let version = n % versions;
+            client
+                .register_schema(proto_registration(subject, version))
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+    let cpu = cpu_per(cpu_before, cpu_seconds(pid), register_existing.requests);
+    print_row(&register_existing);
+    rows.push((register_existing, cpu));
+    Ok((ids, rows))
+}
+
+/// The Protobuf rows of the first table against their Avro counterparts: req/s, p50 and the
+/// registry's CPU time per request, with the Protobuf/Avro ratios.
+fn print_protobuf_next_to_avro(args: &Args, avro: &[(&Outcome, f64)], protobuf: &[(Outcome, f64)]) {
+    let middle = args.versions / 2;
+    println!();
+    println!(
+        "Protobuf next to Avro (the rows above: tonic, {} calls in flight over {} connections; \
+         schema text of version {} of a subject: Avro {} B, Protobuf {} B); µs CPU = the \
+         registry's CPU time per request:",
+        args.concurrency,
+        args.connections,
+        middle + 1,
+        schema_for(0, middle).len(),
+        proto_schema_for(0, middle).len()
+    );
+    println!();
+    println!(
+        "| operation         | Avro req/s | Protobuf req/s | Protobuf/Avro | Avro p50 (ms) | Protobuf p50 (ms) | Avro µs CPU | Protobuf µs CPU | CPU Protobuf/Avro |"
+    );
+    println!(
+        "|-------------------|-----------:|---------------:|--------------:|--------------:|------------------:|------------:|----------------:|------------------:|"
+    );
+    for (name, ((avro, avro_cpu), (protobuf, protobuf_cpu))) in
+        ["register-new", "get-by-id", "register-existing"]
+            .into_iter()
+            .zip(avro.iter().zip(protobuf))
+    {
+        let (avro_load, protobuf_load) = (avro.load(), protobuf.load());
+        println!(
+            "| {:<17} | {:>10.0} | {:>14.0} | {:>13.2} | {:>13.2} | {:>17.2} | {:>11.1} | {:>15.1} | {:>17.2} |",
+            name,
+            avro_load.rate,
+            protobuf_load.rate,
+            protobuf_load.rate / avro_load.rate,
+            avro_load.p50_ms,
+            protobuf_load.p50_ms,
+            avro_cpu,
+            protobuf_cpu,
+            protobuf_cpu / avro_cpu
+        );
+    }
+}
+
 fn print_row(outcome: &Outcome) {
     let rate = outcome.requests as f64 / outcome.elapsed.as_secs_f64();
     println!(
-        "| {:<22} | {:>10.0} | {:>8.2} | {:>8.2} | {:>9} | {:>6} |",
+        "| {:<28} | {:>10.0} | {:>8.2} | {:>8.2} | {:>9} | {:>6} |",
         outcome.name,
         rate,
         outcome.histogram.value_at_quantile(0.50) as f64 / 1000.0,
@@ -1302,7 +1612,7 @@ async fn measure_secured(
         }
         Driver::Wrk => {
             let target = Target::new(registry.mode, pki, &registry.http_addr);
-            http_scenario(args, &target, pid, scenario.operation, max_id)
+            http_scenario(args, &target, pid, scenario.operation, Ids::avro(max_id))
         }
         Driver::NewConnection { resumed } => {
             let before = cpu_seconds(pid);
@@ -1488,10 +1798,16 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         }
     );
     println!();
-    println!("| operation              |      req/s | p50 (ms) | p99 (ms) |  requests | errors |");
-    println!("|------------------------|-----------:|---------:|---------:|----------:|-------:|");
+    println!(
+        "| operation                    |      req/s | p50 (ms) | p99 (ms) |  requests | errors |"
+    );
+    println!(
+        "|------------------------------|-----------:|---------:|---------:|----------:|-------:|"
+    );
     // register-new: load every schema; version v of every subject before v+1, so versions are in
     // order within a subject while subjects run concurrently.
+    let pid = registry.pid();
+    let cpu_before = cpu_seconds(pid);
     let register_new = drive(
         "register-new",
         &pool,
@@ -1511,6 +1827,7 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         },
     )
     .await;
+    let register_new_cpu = cpu_per(cpu_before, cpu_seconds(pid), register_new.requests);
     print_row(&register_new);
 
     let ids: Vec<i32> = {
@@ -1535,6 +1852,7 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         drop(pool);
         registry.stop().await;
     } else {
+        let cpu_before = cpu_seconds(pid);
         let get_by_id = drive(
             "get-by-id",
             &pool,
@@ -1553,6 +1871,7 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
             },
         )
         .await;
+        let get_by_id_cpu = cpu_per(cpu_before, cpu_seconds(pid), get_by_id.requests);
         print_row(&get_by_id);
 
         let get_latest = drive(
@@ -1576,6 +1895,7 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         .await;
         print_row(&get_latest);
 
+        let cpu_before = cpu_seconds(pid);
         let register_existing = drive(
             "register-existing",
             &pool,
@@ -1596,6 +1916,8 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
             },
         )
         .await;
+        let register_existing_cpu =
+            cpu_per(cpu_before, cpu_seconds(pid), register_existing.requests);
         print_row(&register_existing);
 
         let compatibility = drive(
@@ -1645,21 +1967,39 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         .await;
         print_row(&lookup);
 
+        // Protobuf beside Avro: as many Protobuf schemas, loaded now (after the Avro rows, which
+        // are measured as before), then read and re-registered as the Avro ones were.
+        let rss_avro = rss_mib(pid);
+        let ids = if args.skip_protobuf {
+            Ids::avro(max_id)
+        } else {
+            let (ids, protobuf) = protobuf_rows(args, &pool, pid, max_id).await?;
+            print_protobuf_next_to_avro(
+                args,
+                &[
+                    (&register_new, register_new_cpu),
+                    (&get_by_id, get_by_id_cpu),
+                    (&register_existing, register_existing_cpu),
+                ],
+                &protobuf,
+            );
+            ids
+        };
+
         // The reads and re-registrations again, with C load generators for both APIs.
-        let pid = registry.pid();
         let grpc = grpc_scenarios(
             args,
             &Target::new(args.mode, &pki, &registry.addr),
             pid,
-            max_id / 2 + 1,
+            ids,
         )?;
         let http = http_scenarios(
             args,
             &Target::new(args.mode, &pki, &registry.http_addr),
             pid,
-            max_id,
+            ids,
         )?;
-        print_side_by_side(args, grpc.as_deref(), http.as_deref());
+        print_side_by_side(args, ids, grpc.as_deref(), http.as_deref());
 
         let rss_loaded = rss_mib(pid);
 
@@ -1742,9 +2082,19 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
         println!();
         println!("| measure                                              | value |");
         println!("|------------------------------------------------------|------:|");
-        println!(
-            "| RSS after loading {total} schemas / {subjects} subjects (MiB) | {rss_loaded:.1} |"
-        );
+        if ids.protobuf.is_some() {
+            println!(
+                "| RSS after the Avro rows, before loading the Protobuf schemas (MiB) | {rss_avro:.1} |"
+            );
+            println!(
+                "| RSS after loading {total} Avro + {total} Protobuf schemas / {} subjects (MiB) | {rss_loaded:.1} |",
+                2 * subjects
+            );
+        } else {
+            println!(
+                "| RSS after loading {total} schemas / {subjects} subjects (MiB) | {rss_loaded:.1} |"
+            );
+        }
         println!(
             "| RSS after the {big_versions}-version subject too (MiB)        | {rss_after_big:.1} |"
         );
