@@ -274,6 +274,15 @@ impl ProtoSchema {
         self.file.parent_pool()
     }
 
+    /// About how much memory this schema holds, for caches that bound what they keep. A
+    /// descriptor pool costs about 78 KiB however small its files (measured: 2,048 pools of a
+    /// 15-field file importing timestamp.proto, 2.6 KB encoded, took 78 KiB of RSS each), so
+    /// counting the text alone would let a cache sized in text hold thirty times its budget.
+    pub fn memory_estimate(&self) -> usize {
+        const POOL_BYTES: usize = 80 * 1024;
+        POOL_BYTES.saturating_add(self.pool().encode_to_vec().len().saturating_mul(8))
+    }
+
     /// The canonical `.proto` text: what the registry stores and fingerprints.
     pub fn canonical_string(&self) -> String {
         crate::print::print(&self.file, crate::print::Style::Canonical)

@@ -174,12 +174,13 @@ impl WriterSchema {
         }
     }
 
-    /// What it weighs in the cache: its text's size, about.
+    /// What it weighs in the cache: about the memory it holds (an Avro schema counted as its
+    /// text, as before; a Protobuf schema's descriptor pool is about 80 KiB whatever its text).
     fn weight(&self) -> u32 {
         weight(match self {
             WriterSchema::Avro(schema) => schema.canonical_string().len(),
-            WriterSchema::Protobuf(schema) => schema.file().encode_to_vec().len(),
-            WriterSchema::Json(schema) => schema.canonical_string().len(),
+            WriterSchema::Protobuf(schema) => schema.memory_estimate(),
+            WriterSchema::Json(schema) => schema.canonical_string().len().saturating_mul(8),
         })
     }
 }

@@ -53,8 +53,9 @@ pub const MAX_PAGE_SIZE: i32 = 10_000;
 /// text and are needed only for compatibility checks, so they are bounded; a 1,000-version
 /// subject under FULL_TRANSITIVE still fits.
 const PARSED_SCHEMA_CACHE_ENTRIES: usize = 2048;
-/// And how much schema text they may stand for (a parsed schema takes several times its
-/// text): 2,048 schemas of a mebibyte would otherwise hold gigabytes.
+/// And how much memory they may hold, as [`ParsedSchema::memory_estimate`] counts it (an Avro
+/// model by its text; a Protobuf descriptor pool, about 80 KiB however small): 2,048 schemas of
+/// a mebibyte, or of Protobuf pools, would otherwise hold gigabytes or 160 MiB.
 const PARSED_SCHEMA_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many submitted schema texts [`Registry`] remembers the fingerprint of (about 120 bytes
@@ -462,10 +463,11 @@ impl Registry {
         let text_bytes = texts.iter().fold(stored.text.len(), |sum, named| {
             sum.saturating_add(named.text.len())
         });
+        let weight = parsed.memory_estimate(text_bytes);
         Ok(self
             .parsed
             .lock()
-            .insert(stored.id, Arc::new(parsed), text_bytes))
+            .insert(stored.id, Arc::new(parsed), weight))
     }
 
     /// The texts of everything `references` needs, transitively, dependencies first, each

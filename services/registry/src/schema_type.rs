@@ -186,6 +186,19 @@ impl ParsedSchema {
         }
     }
 
+    /// About how much memory the parsed schema holds (for the bounded parsed-schema cache),
+    /// given the length of its text and its references' texts: an Avro model is counted as
+    /// its text (as the cache always did), a Protobuf schema by its descriptor pool (about
+    /// 80 KiB each, see `ProtoSchema::memory_estimate`), a JSON Schema (its JSON, model and
+    /// compiled validator) as eight times its text.
+    pub fn memory_estimate(&self, text_bytes: usize) -> usize {
+        match self {
+            ParsedSchema::Avro(_) => text_bytes,
+            ParsedSchema::Protobuf(schema) => schema.memory_estimate().max(text_bytes),
+            ParsedSchema::Json(_) => text_bytes.saturating_mul(8),
+        }
+    }
+
     /// The schema in a `format` other than `default`, or `None` when the type has no such
     /// format (see [`SchemaType::formats`]).
     pub fn formatted(&self, format: &str) -> Option<String> {
