@@ -21,28 +21,61 @@ pub enum RecordError {
 
 /// Encodes a JSON record as `message`, refusing unknown fields.
 pub fn encode_json(message: &MessageDescriptor, json: &str) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::with_capacity(json.len());
+    encode_json_into(message, json, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode_json`], the encoded message appended to `out` (left as it was on an error). The
+/// happy path parses once without tracking the field path; a record that fails is parsed again
+/// with the path tracked, to name where.
+pub fn encode_json_into(
+    message: &MessageDescriptor,
+    json: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let parsed =
+        DynamicMessage::deserialize_with_options(message.clone(), &mut deserializer, &options)
+            .and_then(|record| deserializer.end().map(|()| record));
+    match parsed {
+        Ok(record) => record.encode(out).map_err(|error| RecordError::Json {
+            path: "$".to_owned(),
+            reason: error.to_string(),
+        }),
+        Err(_) => Err(located_json_error(message, json, &options)),
+    }
+}
+
+/// The error of a JSON record that does not parse as `message`, with the path of the field at
+/// fault (`$.lines[1].count`).
+fn located_json_error(
+    message: &MessageDescriptor,
+    json: &str,
+    options: &DeserializeOptions,
+) -> RecordError {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let mut track = serde_path_to_error::Track::new();
-    let options = DeserializeOptions::new().deny_unknown_fields(true);
     let parsed = DynamicMessage::deserialize_with_options(
         message.clone(),
         serde_path_to_error::Deserializer::new(&mut deserializer, &mut track),
-        &options,
+        options,
     )
     .and_then(|record| deserializer.end().map(|()| record));
-    match parsed {
-        Ok(record) => Ok(record.encode_to_vec()),
-        Err(error) => {
-            let path = track.path().to_string();
-            Err(RecordError::Json {
-                path: if path == "." || path.is_empty() {
-                    "$".to_owned()
-                } else {
-                    format!("$.{path}")
-                },
-                reason: error.to_string(),
-            })
-        }
+    let reason = match parsed {
+        Err(error) => error.to_string(),
+        // Not reached: the same input failed a moment ago.
+        Ok(_) => "the record does not match its message".to_owned(),
+    };
+    let path = track.path().to_string();
+    RecordError::Json {
+        path: if path == "." || path.is_empty() {
+            "$".to_owned()
+        } else {
+            format!("$.{path}")
+        },
+        reason,
     }
 }
 
@@ -59,18 +92,35 @@ pub fn check_binary(message: &MessageDescriptor, bytes: &[u8]) -> Result<(), Rec
 /// Decodes a binary record of `message` to its canonical JSON (fields with default values
 /// omitted, as proto3 JSON printers do).
 pub fn decode_to_json(message: &MessageDescriptor, bytes: &[u8]) -> Result<String, RecordError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2));
+    decode_to_json_into(message, bytes, &mut out)?;
+    String::from_utf8(out).map_err(|e| RecordError::Binary {
+        message: message.full_name().to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// [`decode_to_json`], the JSON (UTF-8: serde_json writes nothing else) appended to `out`
+/// (left as it was on an error).
+pub fn decode_to_json_into(
+    message: &MessageDescriptor,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
     let binary_error = |reason: String| RecordError::Binary {
         message: message.full_name().to_owned(),
         reason,
     };
     let record =
         DynamicMessage::decode(message.clone(), bytes).map_err(|e| binary_error(e.to_string()))?;
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(2));
-    let mut serializer = serde_json::Serializer::new(&mut out);
+    let start = out.len();
+    let mut serializer = serde_json::Serializer::new(&mut *out);
     record
         .serialize_with_options(&mut serializer, &SerializeOptions::new())
-        .map_err(|e| binary_error(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| binary_error(e.to_string()))
+        .map_err(|e| {
+            out.truncate(start);
+            binary_error(e.to_string())
+        })
 }
 
 #[cfg(test)]

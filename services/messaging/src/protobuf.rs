@@ -78,16 +78,23 @@ pub fn encode(
             ),
         )
     })?;
-    let mut body = Vec::new();
-    tributary_protobuf::wire::write_indexes(&indexes, &mut body);
+    // The frame built in place: magic byte, id, indexes, then the message.
+    let mut framed = Vec::with_capacity(match record {
+        Record::Json(text) => text.len(),
+        Record::Binary(bytes) => bytes.len().saturating_add(16),
+    });
+    wire::encode_into(schema_id, &[], &mut framed);
+    tributary_protobuf::wire::write_indexes(&indexes, &mut framed);
     match record {
-        Record::Json(text) => body.extend(json::encode_json(message, text).map_err(mismatch)?),
+        Record::Json(text) => {
+            json::encode_json_into(message, text, &mut framed).map_err(mismatch)?
+        }
         Record::Binary(bytes) => {
             json::check_binary(message, bytes).map_err(mismatch)?;
-            body.extend_from_slice(bytes);
+            framed.extend_from_slice(bytes);
         }
     }
-    Ok(wire::encode(schema_id, &body))
+    Ok(framed)
 }
 
 /// Decodes the body of a framed Protobuf payload (after the schema id) to JSON text, appended
@@ -109,12 +116,9 @@ pub fn decode_into(
             reason: format!("schema {schema_id} has no message at the indexes {indexes:?}"),
         })?;
     let payload = body.get(used..).unwrap_or_default();
-    let text =
-        json::decode_to_json(&message, payload).map_err(|error| MessagingError::Undecodable {
-            reason: format!("corrupt Protobuf: {error}"),
-        })?;
-    out.extend_from_slice(text.as_bytes());
-    Ok(())
+    json::decode_to_json_into(&message, payload, out).map_err(|error| MessagingError::Undecodable {
+        reason: format!("corrupt Protobuf: {error}"),
+    })
 }
 
 #[cfg(test)]
