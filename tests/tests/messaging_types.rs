@@ -7,7 +7,9 @@
 //!
 //! Protobuf records too: every scalar kind, nested messages, maps, oneofs and well-known types
 //! come back as Protobuf's canonical JSON; records that do not match their message fail alone,
-//! naming the field path.
+//! naming the field path. And JSON Schema records: validated on produce (each invalid one fails
+//! alone, naming the keyword and path), consumed byte for byte as written; a framed record that
+//! is not JSON is delivered with an error and the stream goes on.
 //!
 //! Produce errors and undecodable records in the middle of a batch in general are covered by
 //! `messaging_api.rs` (`one_bad_record_fails_only_itself`,
@@ -730,6 +732,143 @@ async fn protobuf_records_round_trip_as_canonical_json_and_bad_ones_fail_alone()
     assert_eq!(
         payload_json(consumed.last().unwrap().value.as_ref(), "binary"),
         serde_json::json!({"x": 5})
+    );
+    drop(consumer);
+    messaging.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn json_schema_records_are_validated_on_produce_and_come_back_as_written() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("types-json");
+    messaging.create_topic(&topic, 1).await;
+    let schema = r#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"Reading","type":"object","properties":{"sensor":{"type":"string","minLength":1},"value":{"type":"number"},"tags":{"type":"array","items":{"type":"string"},"maxItems":3}},"required":["sensor","value"],"additionalProperties":false}"#;
+    let id = messaging
+        .registry
+        .client()
+        .await
+        .register_schema(registry_pb::RegisterSchemaRequest {
+            subject: format!("{topic}-value"),
+            schema: schema.to_owned(),
+            schema_type: "JSON".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let json_record = |json: &str| pb::ProducerRecord {
+        topic: topic.clone(),
+        value: Some(pb::Payload {
+            kind: Some(pb::payload::Kind::JsonSchema(pb::JsonSchemaPayload {
+                json: json.to_owned(),
+                schema: Some(pb::json_schema_payload::Schema::SchemaId(id)),
+            })),
+        }),
+        ..Default::default()
+    };
+    let good = [
+        r#"{"sensor":"t1","value":21.5,"tags":["a","b"]}"#,
+        r#"{ "value": -1e3, "sensor": "é ✓" }"#,
+    ];
+    // (record, keyword, path)
+    let bad = [
+        (r#"{"sensor":"","value":1}"#, "minLength", "/sensor"),
+        (r#"{"sensor":"x"}"#, "required", "value"),
+        (
+            r#"{"sensor":"x","value":1,"tags":["a","b","c","d"]}"#,
+            "maxItems",
+            "/tags",
+        ),
+        (r#"{"sensor":"x","value":"1"}"#, "type", "/value"),
+        (
+            r#"{"sensor":"x","value":1,"extra":0}"#,
+            "additionalProperties",
+            "extra",
+        ),
+    ];
+    let mut records: Vec<pb::ProducerRecord> =
+        bad.iter().map(|(json, _, _)| json_record(json)).collect();
+    records.extend(good.iter().map(|json| json_record(json)));
+    // Not JSON at all: refused before validation.
+    records.push(json_record("{"));
+    let results = produce(&messaging, records).await;
+    for (result, (json, keyword, path)) in results.iter().zip(&bad) {
+        match &result.result {
+            Some(pb::produce_result::Result::Error(error)) => {
+                assert_eq!(error.reason, "SCHEMA_MISMATCH", "{json}: {error:?}");
+                assert!(
+                    error.message.contains(keyword) && error.message.contains(path),
+                    "{json}: {}",
+                    error.message
+                );
+            }
+            other => panic!("{json} was produced: {other:?}"),
+        }
+    }
+    for result in &results[bad.len()..bad.len() + good.len()] {
+        assert!(
+            matches!(&result.result, Some(pb::produce_result::Result::Metadata(m)) if m.value_schema_id == Some(id)),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(
+        results.last().unwrap().result,
+        Some(pb::produce_result::Result::Error(_))
+    ));
+    // A framed record that is not JSON (written raw, as a broken producer would): delivered with
+    // an error and its bytes; the stream goes on to the next record.
+    let mut broken = vec![0u8];
+    broken.extend_from_slice(&id.to_be_bytes());
+    broken.extend_from_slice(b"\xff not json");
+    let results = produce(
+        &messaging,
+        vec![
+            pb::ProducerRecord {
+                topic: topic.clone(),
+                value: Some(pb::Payload {
+                    kind: Some(pb::payload::Kind::Raw(broken.clone().into())),
+                }),
+                ..Default::default()
+            },
+            json_record(good[0]),
+        ],
+    )
+    .await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r.result, Some(pb::produce_result::Result::Metadata(_))))
+    );
+
+    let mut consumer = messaging
+        .consume(partition_subscription(
+            &topic,
+            pb::PayloadFormat::Unspecified,
+        ))
+        .await;
+    let consumed = consumer.records(good.len() + 2, WAIT).await;
+    for (record, json) in consumed.iter().zip(good) {
+        let value = record.value.as_ref().unwrap();
+        assert_eq!(value.schema_id, Some(id));
+        // As written, byte for byte.
+        assert_eq!(
+            value.data,
+            Some(pb::consumed_payload::Data::Json(json.to_owned()))
+        );
+    }
+    let broken_value = consumed[good.len()].value.as_ref().unwrap();
+    assert!(broken_value.error.is_some(), "{broken_value:?}");
+    assert_eq!(
+        broken_value.data,
+        Some(pb::consumed_payload::Data::Raw(broken.into()))
+    );
+    assert_eq!(
+        payload_json(
+            consumed[good.len() + 1].value.as_ref(),
+            "after the broken one"
+        ),
+        parse(good[0], "good")
     );
     drop(consumer);
     messaging.stop().await.unwrap();
