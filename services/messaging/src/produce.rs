@@ -128,7 +128,29 @@ impl std::fmt::Debug for InFlight {
 enum NamedSchema {
     Id(i32),
     SubjectVersion(pb::SubjectVersionSelector),
+    Inline(pb::InlineSchema),
 }
+
+/// Each payload's `schema` oneof, as the one [`NamedSchema`] they all are.
+macro_rules! named_schema_from {
+    ($($oneof:path),+) => {$(
+        impl From<$oneof> for NamedSchema {
+            fn from(schema: $oneof) -> Self {
+                use $oneof as Oneof;
+                match schema {
+                    Oneof::SchemaId(id) => NamedSchema::Id(id),
+                    Oneof::SubjectVersion(selector) => NamedSchema::SubjectVersion(selector),
+                    Oneof::Inline(inline) => NamedSchema::Inline(inline),
+                }
+            }
+        }
+    )+};
+}
+named_schema_from!(
+    pb::avro_payload::Schema,
+    pb::protobuf_payload::Schema,
+    pb::json_schema_payload::Schema
+);
 
 /// Prepares and produces records.
 #[derive(Debug, Clone)]
@@ -421,44 +443,51 @@ impl Producer {
         recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
-        let (id, schema) = match payload.schema {
-            None => {
-                return Err(MessagingError::invalid(
-                    field,
-                    "a JSON Schema payload needs a schema (schema_id, subject_version or inline)",
-                ));
-            }
-            Some(pb::json_schema_payload::Schema::SchemaId(id)) => {
-                self.named_schema(topic, field, NamedSchema::Id(id), recent)
-                    .await?
-            }
-            Some(pb::json_schema_payload::Schema::SubjectVersion(selector)) => {
-                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
-                    .await?
-            }
-            Some(pb::json_schema_payload::Schema::Inline(inline)) => {
-                let parsed = self.schemas.json_reader(&inline.schema)?;
-                let record_name = crate::json_schema::record_name(&parsed);
-                let subject = subject_name(inline.strategy, topic, is_key, record_name.as_deref())?;
-                self.register_inline(&subject, "JSON", &inline.schema, recent)
-                    .await?
-            }
-        };
+        let (id, schema) = self
+            .writer_schema(
+                topic,
+                is_key,
+                payload.schema.map(Into::into),
+                "JSON",
+                recent,
+                |text| {
+                    Ok(crate::json_schema::record_name(
+                        &*self.schemas.json_reader(text)?,
+                    ))
+                },
+            )
+            .await?;
         let schema = schema.json(id)?;
         let framed = crate::json_schema::encode(field, &schema, id, &payload.json)?;
         Ok((Some(framed.into()), Some(id)))
     }
 
-    /// The writer schema a payload names by id or subject version, authorized for the caller.
-    async fn named_schema(
+    /// The writer schema a payload names, authorized for the caller: by id, by subject version,
+    /// or given inline (`schema_type`), checked by `inline_record_name` (which parses it and
+    /// gives the record name the subject strategies use) and registered.
+    async fn writer_schema(
         &self,
         topic: &str,
-        field: &str,
-        by: NamedSchema,
+        is_key: bool,
+        by: Option<NamedSchema>,
+        schema_type: &'static str,
         recent: &mut Recent,
+        inline_record_name: impl FnOnce(&str) -> Result<Option<String>, MessagingError>,
     ) -> Result<(u32, WriterSchema), MessagingError> {
+        let field = if is_key { "key" } else { "value" };
         match by {
-            NamedSchema::Id(id) => {
+            None => {
+                let payload = match schema_type {
+                    "AVRO" => "an Avro payload",
+                    "PROTOBUF" => "a Protobuf payload",
+                    _ => "a JSON Schema payload",
+                };
+                Err(MessagingError::invalid(
+                    field,
+                    format!("{payload} needs a schema (schema_id, subject_version or inline)"),
+                ))
+            }
+            Some(NamedSchema::Id(id)) => {
                 let id = schema_id_from_wire(id)?;
                 self.access
                     .require_schema(&recent.grants, &recent.caller, id)
@@ -470,7 +499,7 @@ impl Producer {
                         .await?,
                 ))
             }
-            NamedSchema::SubjectVersion(selector) => {
+            Some(NamedSchema::SubjectVersion(selector)) => {
                 let subject = selected_subject(topic, field, &selector)?;
                 self.access.require_granted(
                     &recent.grants,
@@ -480,6 +509,12 @@ impl Producer {
                 )?;
                 self.schemas
                     .by_subject_version(&subject, selector.version)
+                    .await
+            }
+            Some(NamedSchema::Inline(inline)) => {
+                let record_name = inline_record_name(&inline.schema)?;
+                let subject = subject_name(inline.strategy, topic, is_key, record_name.as_deref())?;
+                self.register_inline(&subject, schema_type, &inline.schema, recent)
                     .await
             }
         }
@@ -513,39 +548,30 @@ impl Producer {
         recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
-        let (id, schema) = match payload.schema {
-            None => {
-                return Err(MessagingError::invalid(
-                    field,
-                    "a Protobuf payload needs a schema (schema_id, subject_version or inline)",
-                ));
-            }
-            Some(pb::protobuf_payload::Schema::SchemaId(id)) => {
-                self.named_schema(topic, field, NamedSchema::Id(id), recent)
-                    .await?
-            }
-            Some(pb::protobuf_payload::Schema::SubjectVersion(selector)) => {
-                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
-                    .await?
-            }
-            Some(pb::protobuf_payload::Schema::Inline(inline)) => {
-                let parsed = self.schemas.proto_reader(&inline.schema)?;
-                let message =
-                    crate::protobuf::message(&parsed, 0, &payload.message_name).map_err(|_| {
-                        MessagingError::invalid(
-                            "message_name",
-                            format!(
-                                "'{}' is not a message of the inline schema",
-                                payload.message_name.chars().take(256).collect::<String>()
-                            ),
-                        )
-                    })?;
-                let subject =
-                    subject_name(inline.strategy, topic, is_key, Some(message.full_name()))?;
-                self.register_inline(&subject, "PROTOBUF", &inline.schema, recent)
-                    .await?
-            }
-        };
+        let message_name = &payload.message_name;
+        let (id, schema) = self
+            .writer_schema(
+                topic,
+                is_key,
+                payload.schema.map(Into::into),
+                "PROTOBUF",
+                recent,
+                |text| {
+                    let parsed = self.schemas.proto_reader(text)?;
+                    let message =
+                        crate::protobuf::message(&parsed, 0, message_name).map_err(|_| {
+                            MessagingError::invalid(
+                                "message_name",
+                                format!(
+                                    "'{}' is not a message of the inline schema",
+                                    message_name.chars().take(256).collect::<String>()
+                                ),
+                            )
+                        })?;
+                    Ok(Some(message.full_name().to_owned()))
+                },
+            )
+            .await?;
         let schema = schema.protobuf(id)?;
         let message = crate::protobuf::message(&schema, id, &payload.message_name)?;
         let record = match &payload.data {
@@ -573,33 +599,16 @@ impl Producer {
         recent: &mut Recent,
     ) -> Result<(Option<Bytes>, Option<u32>), MessagingError> {
         let field = if is_key { "key" } else { "value" };
-        let (id, schema) = match avro_payload.schema {
-            None => {
-                return Err(MessagingError::invalid(
-                    field,
-                    "an Avro payload needs a schema (schema_id, subject_version or inline)",
-                ));
-            }
-            Some(pb::avro_payload::Schema::SchemaId(id)) => {
-                self.named_schema(topic, field, NamedSchema::Id(id), recent)
-                    .await?
-            }
-            Some(pb::avro_payload::Schema::SubjectVersion(selector)) => {
-                self.named_schema(topic, field, NamedSchema::SubjectVersion(selector), recent)
-                    .await?
-            }
-            Some(pb::avro_payload::Schema::Inline(inline)) => {
-                let parsed = self.schemas.reader(&inline.schema)?;
-                let subject = subject_name(
-                    inline.strategy,
-                    topic,
-                    is_key,
-                    avro_record_name(&parsed).as_deref(),
-                )?;
-                self.register_inline(&subject, "AVRO", &inline.schema, recent)
-                    .await?
-            }
-        };
+        let (id, schema) = self
+            .writer_schema(
+                topic,
+                is_key,
+                avro_payload.schema.map(Into::into),
+                "AVRO",
+                recent,
+                |text| Ok(avro_record_name(&*self.schemas.reader(text)?)),
+            )
+            .await?;
         let schema = schema.avro(id)?;
         let framed = avro::encode(
             field,
