@@ -110,6 +110,21 @@ pub enum Budget {
     NameBytes,
 }
 
+impl Budget {
+    /// The services' budget (`--max-*` flag) this one is set from by [`Budgets::from_limits`].
+    pub fn limit(self) -> tributary_avro::Limit {
+        use tributary_avro::Limit;
+        match self {
+            Budget::SchemaBytes => Limit::SchemaBytes,
+            Budget::Depth => Limit::SchemaDepth,
+            Budget::Properties => Limit::RecordFields,
+            Budget::EnumValues => Limit::EnumSymbols,
+            Budget::Nodes => Limit::NamedTypes,
+            Budget::NameBytes => Limit::NameBytes,
+        }
+    }
+}
+
 /// Why a schema is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {

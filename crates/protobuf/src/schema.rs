@@ -203,6 +203,21 @@ pub enum Budget {
     NameBytes,
 }
 
+impl Budget {
+    /// The services' budget (`--max-*` flag) this one is set from by [`Budgets::from_limits`].
+    pub fn limit(self) -> tributary_avro::Limit {
+        use tributary_avro::Limit;
+        match self {
+            Budget::SchemaBytes => Limit::SchemaBytes,
+            Budget::Depth => Limit::SchemaDepth,
+            Budget::Fields => Limit::RecordFields,
+            Budget::EnumValues => Limit::EnumSymbols,
+            Budget::Types => Limit::NamedTypes,
+            Budget::NameBytes => Limit::NameBytes,
+        }
+    }
+}
+
 /// A schema's dependency: an import name and the schema text registered for it.
 #[derive(Debug, Clone, Copy)]
 pub struct Dependency<'a> {

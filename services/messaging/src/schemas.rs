@@ -283,19 +283,11 @@ pub fn parse_client_json_schema(text: &str, limits: &Limits) -> Result<JsonSchem
 
 /// A JSON Schema error as the service's: over a budget names its flag.
 fn json_schema_error(error: tributary_json_schema::SchemaError) -> MessagingError {
-    use tributary_json_schema::Budget as JsonBudget;
     match error {
         tributary_json_schema::SchemaError::OverBudget { budget, what, max } => {
             MessagingError::OverLimit {
                 source: LimitExceeded {
-                    limit: match budget {
-                        JsonBudget::SchemaBytes => Limit::SchemaBytes,
-                        JsonBudget::Depth => Limit::SchemaDepth,
-                        JsonBudget::Properties => Limit::RecordFields,
-                        JsonBudget::EnumValues => Limit::EnumSymbols,
-                        JsonBudget::Nodes => Limit::NamedTypes,
-                        JsonBudget::NameBytes => Limit::NameBytes,
-                    },
+                    limit: budget.limit(),
                     max,
                     what,
                 },
@@ -313,14 +305,7 @@ fn proto_error(error: ProtoError) -> MessagingError {
     match error {
         ProtoError::OverBudget { budget, what, max } => MessagingError::OverLimit {
             source: LimitExceeded {
-                limit: match budget {
-                    tributary_protobuf::Budget::SchemaBytes => Limit::SchemaBytes,
-                    tributary_protobuf::Budget::Depth => Limit::SchemaDepth,
-                    tributary_protobuf::Budget::Fields => Limit::RecordFields,
-                    tributary_protobuf::Budget::EnumValues => Limit::EnumSymbols,
-                    tributary_protobuf::Budget::Types => Limit::NamedTypes,
-                    tributary_protobuf::Budget::NameBytes => Limit::NameBytes,
-                },
+                limit: budget.limit(),
                 max,
                 what,
             },

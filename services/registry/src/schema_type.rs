@@ -11,9 +11,9 @@
 use std::fmt;
 
 use tributary_avro::schema::ParseOptions;
-use tributary_avro::{Limit, LimitExceeded, Limits, Schema};
+use tributary_avro::{LimitExceeded, Limits, Schema};
 use tributary_json_schema::JsonSchema;
-use tributary_protobuf::{Budget, Budgets, Dependency, ProtoError, ProtoSchema};
+use tributary_protobuf::{Budgets, Dependency, ProtoError, ProtoSchema};
 
 use crate::error::RegistryError;
 
@@ -220,19 +220,14 @@ impl ParsedSchema {
 /// A JSON Schema error as the registry's: a budget is [`RegistryError::OverLimit`] naming its
 /// flag (42209); anything else is an invalid schema (42201).
 fn json_schema_error(error: tributary_json_schema::SchemaError) -> RegistryError {
-    use tributary_json_schema::Budget as JsonBudget;
     match error {
         tributary_json_schema::SchemaError::OverBudget { budget, what, max } => {
-            let limit = match budget {
-                JsonBudget::SchemaBytes => Limit::SchemaBytes,
-                JsonBudget::Depth => Limit::SchemaDepth,
-                JsonBudget::Properties => Limit::RecordFields,
-                JsonBudget::EnumValues => Limit::EnumSymbols,
-                JsonBudget::Nodes => Limit::NamedTypes,
-                JsonBudget::NameBytes => Limit::NameBytes,
-            };
             RegistryError::OverLimit {
-                source: LimitExceeded { limit, max, what },
+                source: LimitExceeded {
+                    limit: budget.limit(),
+                    max,
+                    what,
+                },
                 path: None,
             }
         }
@@ -246,20 +241,14 @@ fn json_schema_error(error: tributary_json_schema::SchemaError) -> RegistryError
 /// its flag (42209); anything else is an invalid schema (42201).
 fn protobuf_error(error: ProtoError) -> RegistryError {
     match error {
-        ProtoError::OverBudget { budget, what, max } => {
-            let limit = match budget {
-                Budget::SchemaBytes => Limit::SchemaBytes,
-                Budget::Depth => Limit::SchemaDepth,
-                Budget::Fields => Limit::RecordFields,
-                Budget::EnumValues => Limit::EnumSymbols,
-                Budget::Types => Limit::NamedTypes,
-                Budget::NameBytes => Limit::NameBytes,
-            };
-            RegistryError::OverLimit {
-                source: LimitExceeded { limit, max, what },
-                path: None,
-            }
-        }
+        ProtoError::OverBudget { budget, what, max } => RegistryError::OverLimit {
+            source: LimitExceeded {
+                limit: budget.limit(),
+                max,
+                what,
+            },
+            path: None,
+        },
         other => RegistryError::InvalidSchema {
             reason: other.to_string(),
         },
