@@ -2,7 +2,7 @@
 //! running its own single-threaded tokio runtime, which then serves everything on that
 //! connection. Both APIs run this way, each on its own threads and listener: gRPC (tonic: its
 //! HTTP/2 state machine and one task per request, `--grpc-threads`) and the Confluent HTTP API
-//! (hyper serving the axum router, `--http-threads`, see [`crate::http::serve_connections`]).
+//! (hyper serving the axum router, `--http-threads`, see [`tributary_http_server::serve_connections`]).
 //!
 //! On the shared multi-threaded runtime, a connection's task and the tasks it woke (hyper spawns
 //! one per HTTP/2 stream; the runtime's I/O driver wakes an HTTP/1.1 connection's task from

@@ -310,13 +310,18 @@ impl Application {
         let http_acceptor = self.security.acceptor(Protocols::Http);
         let http_connections = self.connections.clone();
         let serve_http = move |incoming, stop| {
-            http::serve_connections(
+            let served = tributary_http_server::serve_connections(
                 app.clone(),
                 http_acceptor.clone(),
                 http_connections.clone(),
                 incoming,
+                http::TIMED_OUT,
                 stop,
-            )
+            );
+            async move {
+                served.await;
+                Ok(())
+            }
         };
         let mut http_server = tokio::spawn(per_core::serve(
             "http",

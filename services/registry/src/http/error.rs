@@ -7,10 +7,8 @@
 //! failures, with the codes Confluent's Jersey/rest-utils stack gives them (unknown route 404,
 //! wrong method 405, unreadable JSON 400, unsupported media types 415/406).
 
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::error::RegistryError;
 use crate::http::extract::V1_JSON;
@@ -45,26 +43,9 @@ pub enum HttpError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error_code: u32,
-    message: &'a str,
-}
-
 /// The Confluent-shaped error response: `status` with `{"error_code": code, "message": ...}`.
 pub fn error_response(status: u16, code: u32, message: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(&ErrorBody {
-        error_code: code,
-        message,
-    })
-    .unwrap_or_else(|_| br#"{"error_code":50001,"message":"error"}"#.to_vec());
-    (
-        status,
-        [(CONTENT_TYPE, HeaderValue::from_static(V1_JSON))],
-        body,
-    )
-        .into_response()
+    tributary_http_server::error_response(status, code, V1_JSON, message)
 }
 
 /// The one mapping from a [`RegistryError`] to an HTTP response: Confluent's error code and

@@ -7,16 +7,13 @@
 //! ([`extract`]). The routes are one table, [`routes`], that builds the router and that the
 //! OpenAPI document (`services/registry/openapi.json`, served at `/openapi.json`) is tested
 //! against. Every route and both fallbacks sit behind the authentication layer
-//! ([`tributary_security::layer`]), applied to the router as a whole. [`serve_connections`]
-//! serves the router on one of the HTTP API's per-core threads ([`crate::per_core`]), TLS
-//! included.
+//! ([`tributary_security::layer`]), applied to the router as a whole.
+//! [`tributary_http_server::serve_connections`] serves the router on each of the HTTP API's
+//! per-core threads ([`crate::per_core`]), TLS included.
 
 pub mod error;
 pub mod extract;
 pub mod handlers;
-pub mod lingering;
-pub mod timeout;
-pub mod unread;
 pub mod wire;
 
 use std::sync::Arc;
@@ -25,24 +22,15 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
 use tower_layer::Stack;
-use tributary_net::{ConnectionSettings, WithActivity};
-use tributary_security::conn::{Acceptor, WithConnectionInfo};
+use tributary_http_server::{TimedOut, unread};
 use tributary_security::layer::AuthLayer;
 use tributary_security::limits::LimitLayer;
 use tributary_telemetry::http::HttpLayer;
 
 use crate::access::Access;
-use crate::per_core::Incoming;
 use crate::registry::Registry;
 use handlers::ApiState;
-use lingering::LingeringClose;
 
 pub use handlers::OPENAPI;
 
@@ -195,83 +183,13 @@ pub fn router(
         .with_state(ApiState::new(registry, access))
 }
 
-/// Serves `app` on every connection of `incoming` (HTTP/1.1, or HTTP/2 by ALPN or with prior
-/// knowledge, as `axum::serve` does), each in a task of the current runtime that first runs the
-/// TLS handshake when `acceptor` says so, until `stop` is cancelled; then shuts every connection
-/// down gracefully (requests in flight are answered, with `Connection: close` on HTTP/1.1, idle
-/// keep-alive connections close at once) and completes once they are all closed. Connections
-/// the server closes linger ([`lingering`]); answers given before a request's body was read say
-/// so ([`unread`]).
-///
-/// Per `settings`: an HTTP/1.1 client has the header-read timeout to send each request's
-/// headers (hyper's timer runs while a keep-alive connection waits for its next request, so it
-/// also closes idle HTTP/1.1 connections); HTTP/2 connections are pinged and hold at most
-/// `max_concurrent_streams` requests; a request that takes longer than the request timeout
-/// (its body read included) is answered 500 with Confluent's 50002; a connection with no
-/// request in flight for the idle timeout is closed ([`tributary_net::Admitted`]).
-pub async fn serve_connections(
-    app: Router,
-    acceptor: Acceptor,
-    settings: ConnectionSettings,
-    mut incoming: Incoming,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(settings.max_concurrent_streams)
-        .keep_alive_interval(settings.keepalive_interval)
-        .keep_alive_timeout(settings.keepalive_timeout);
-    let builder = Arc::new(builder);
-    let request_timeout = settings.request_timeout;
-    let graceful = GracefulShutdown::new();
-    loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => break,
-            next = incoming.next() => next,
-        };
-        let stream = match next {
-            Some(Ok(stream)) => stream,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "cannot serve an HTTP connection");
-                continue;
-            }
-            None => break,
-        };
-        let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
-        let (app, acceptor) = (app.clone(), acceptor.clone());
-        tokio::spawn(async move {
-            let peer = stream.get_ref().peer_addr().ok();
-            let activity = Arc::clone(stream.activity());
-            let accepted = match acceptor.accept(LingeringClose::new(stream), peer).await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::debug!(%error, ?peer, "TLS handshake failed");
-                    return;
-                }
-            };
-            let service = TowerToHyperService::new(WithActivity::new(
-                timeout::RequestTimeout::new(
-                    WithConnectionInfo::new(app, accepted.info.clone()),
-                    request_timeout,
-                ),
-                activity,
-            ));
-            let connection = builder.serve_connection(TokioIo::new(accepted), service);
-            if let Err(error) = watcher.watch(connection).await {
-                // A client that goes away mid-request, a malformed request line and the like.
-                tracing::debug!(%error, "HTTP connection ended with an error");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
-}
+/// How the HTTP API answers a request that outlived `--request-timeout-ms`: Confluent's
+/// "operation timed out", 500 with 50002.
+pub const TIMED_OUT: TimedOut = TimedOut {
+    status: 500,
+    error_code: 50002,
+    content_type: extract::V1_JSON,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
-//! The request timeout of the HTTP API: a request (reading its body included) that takes
-//! longer is answered with Confluent's 50002 (operation timed out), and whatever it was doing is
+//! The request timeout of an HTTP API: a request (reading its body included) that takes longer
+//! is answered with the API's own timeout answer ([`TimedOut`]), and whatever it was doing is
 //! dropped, so a client that trickles its body, or a request stuck behind an unreachable
-//! database, holds its connection for that long at most.
+//! dependency, holds its connection for that long at most.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,18 +11,30 @@ use std::time::Duration;
 
 use axum::response::Response;
 
-use crate::http::error::error_response;
+/// How an API answers a request that ran out of time: the Confluent-shaped status and error
+/// code (the message names the limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    pub status: u16,
+    pub error_code: u32,
+    pub content_type: &'static str,
+}
 
 /// A service whose requests get at most `timeout` (none when `None`).
 #[derive(Debug, Clone)]
 pub struct RequestTimeout<S> {
     inner: S,
     timeout: Option<Duration>,
+    answer: TimedOut,
 }
 
 impl<S> RequestTimeout<S> {
-    pub fn new(inner: S, timeout: Option<Duration>) -> Self {
-        Self { inner, timeout }
+    pub fn new(inner: S, timeout: Option<Duration>, answer: TimedOut) -> Self {
+        Self {
+            inner,
+            timeout,
+            answer,
+        }
     }
 }
 
@@ -43,6 +55,7 @@ where
             answer: self.inner.call(request),
             deadline: self.timeout.map(tokio::time::sleep),
             timeout: self.timeout.unwrap_or_default(),
+            timed_out: self.answer,
         }
     }
 }
@@ -55,6 +68,7 @@ pin_project_lite::pin_project! {
         #[pin]
         deadline: Option<tokio::time::Sleep>,
         timeout: Duration,
+        timed_out: TimedOut,
     }
 }
 
@@ -74,17 +88,18 @@ where
             .as_pin_mut()
             .is_some_and(|deadline| deadline.poll(cx).is_ready());
         if expired {
-            return Poll::Ready(Ok(timed_out(*this.timeout)));
+            return Poll::Ready(Ok(timed_out(*this.timed_out, *this.timeout)));
         }
         Poll::Pending
     }
 }
 
-/// Confluent's answer to an operation that timed out: 500 with `error_code` 50002.
-fn timed_out(timeout: Duration) -> Response {
-    let mut response = error_response(
-        500,
-        50002,
+/// The answer to a request that ran out of time.
+fn timed_out(answer: TimedOut, timeout: Duration) -> Response {
+    let mut response = crate::error_response(
+        answer.status,
+        answer.error_code,
+        answer.content_type,
         &format!(
             "the request did not complete within {} ms (--request-timeout-ms)",
             timeout.as_millis()
