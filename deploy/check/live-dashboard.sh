@@ -59,7 +59,7 @@ DATABASE_URL=$DB_URL REGISTRY_GRPC_ADDR=127.0.0.1:51151 REGISTRY_HTTP_ADDR=127.0
 PIDS+=($!)
 sleep 3
 MESSAGING_GRPC_ADDR=127.0.0.1:51152 REGISTRY_URL=http://127.0.0.1:51151 \
-  MESSAGING_METRICS_ADDR=127.0.0.1:19465 "$BIN/messaging" >"$WORK/messaging.log" 2>&1 &
+  MESSAGING_METRICS_ADDR=127.0.0.1:19465 MESSAGING_REST_ADDR=127.0.0.1:0 "$BIN/messaging" >"$WORK/messaging.log" 2>&1 &
 PIDS+=($!)
 cat >"$WORK/prometheus.yml" <<EOF
 global: {scrape_interval: 2s, evaluation_interval: 2s}

@@ -578,6 +578,8 @@ class MessagingProcess:
         self.security = security
         self.messaging_pb = messaging_pb
         self.addr = f"127.0.0.1:{free_port()}"
+        self.rest_addr = f"127.0.0.1:{free_port()}"
+        self.rest_url = f"https://{self.rest_addr}"
         # librdkafka settings as KAFKA_PROPERTIES (`\,` escapes a comma); the password from its file.
         ca_escaped = kafka_sasl_ssl["ssl.ca.location"].replace(",", "\\,")
         kafka_properties = ",".join(
@@ -594,6 +596,7 @@ class MessagingProcess:
         env.update(security.server_env())
         env.update(
             MESSAGING_GRPC_ADDR=self.addr,
+            MESSAGING_REST_ADDR=self.rest_addr,
             MESSAGING_METRICS_ADDR="127.0.0.1:0",
             REGISTRY_URL=f"https://{registry.grpc_addr}",
             REGISTRY_CA_FILE=str(security.ca),

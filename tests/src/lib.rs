@@ -807,6 +807,8 @@ pub fn messaging_binary() -> PathBuf {
 #[derive(Debug)]
 pub struct MessagingProcess {
     pub addr: SocketAddr,
+    /// The REST Proxy compatible HTTP API.
+    pub rest_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     child: tokio::process::Child,
 }
@@ -841,8 +843,8 @@ impl MessagingProcess {
         log: Option<std::fs::File>,
         open_file_limit: Option<u32>,
     ) -> Self {
-        let (child, [addr, metrics_addr]) =
-            start_listening("the messaging service", |[addr, metrics_addr]| {
+        let (child, [addr, rest_addr, metrics_addr]) =
+            start_listening("the messaging service", |[addr, rest_addr, metrics_addr]| {
                 let (stdout, stderr) = log_to(
                     log.as_ref()
                         .map(|file| file.try_clone().expect("the log file")),
@@ -853,6 +855,7 @@ impl MessagingProcess {
                     .envs(security::server_env())
                     .envs(security::messaging_registry_env())
                     .env("MESSAGING_GRPC_ADDR", addr.to_string())
+                    .env("MESSAGING_REST_ADDR", rest_addr.to_string())
                     .env("MESSAGING_METRICS_ADDR", metrics_addr.to_string())
                     .env("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap())
                     .env("KAFKA_PROPERTIES", "linger.ms=1,client.id=tributary-test")
@@ -869,6 +872,7 @@ impl MessagingProcess {
         wait_for_messaging_serving(addr).await;
         Self {
             addr,
+            rest_addr,
             metrics_addr,
             child,
         }

@@ -647,6 +647,7 @@ async fn unsafe_settings_are_refused_at_startup_naming_the_problem_never_the_sec
         .chain([
             ("MESSAGING_GRPC_ADDR", "127.0.0.1:0".to_owned()),
             ("MESSAGING_METRICS_ADDR", "127.0.0.1:0".to_owned()),
+            ("MESSAGING_REST_ADDR", "127.0.0.1:0".to_owned()),
             (
                 "KAFKA_PROPERTIES",
                 "sasl.password=Kafka\\,Secret ZQ9,acks=1".to_owned(),

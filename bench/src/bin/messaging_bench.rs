@@ -1283,6 +1283,7 @@ async fn run(
     let messaging_child = messaging_command
         .env("MESSAGING_GRPC_ADDR", &messaging_addr)
         .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
+        .env("MESSAGING_REST_ADDR", "127.0.0.1:0")
         .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
         .env("REGISTRY_URL", mode.url(&registry_addr))
         .env(

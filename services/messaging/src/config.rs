@@ -206,6 +206,32 @@ pub struct Settings {
     #[arg(long, env = "MESSAGING_METRICS_ADDR", default_value = "0.0.0.0:9465")]
     pub metrics_addr: SocketAddr,
 
+    /// Address the Kafka REST Proxy compatible HTTP API listens on (port 0 picks a free port).
+    /// It serves the same authentication, authorization and limits as the gRPC API.
+    #[arg(long, env = "MESSAGING_REST_ADDR", default_value = "0.0.0.0:8082")]
+    pub rest_addr: SocketAddr,
+
+    /// The URL clients reach this replica's REST API at, for the `base_uri` of the consumer
+    /// instances it creates (default: the scheme and `Host` of the request that creates one).
+    /// Behind a load balancer, give each replica its own reachable URL, as the REST Proxy's
+    /// `advertised.listeners`.
+    #[arg(long, env = "MESSAGING_REST_ADVERTISED_URL")]
+    pub rest_advertised_url: Option<String>,
+
+    /// A REST consumer instance unused for this long is closed, in milliseconds (the REST
+    /// Proxy's `consumer.instance.timeout.ms`).
+    #[arg(
+        long,
+        env = "MESSAGING_CONSUMER_INSTANCE_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
+    pub consumer_instance_timeout_ms: u64,
+
+    /// This replica's name, part of the id of every REST consumer instance it names itself
+    /// (default: the host name, which is the pod's name on Kubernetes).
+    #[arg(long, env = "MESSAGING_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
     /// Kafka bootstrap servers, comma separated.
     #[arg(
         long,
@@ -462,6 +488,20 @@ impl LimitArgs {
 impl Settings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// This replica's name: `--replica-id`, else the host name, else "messaging".
+    pub fn replica_id(&self) -> String {
+        let named = self.replica_id.clone().or_else(|| {
+            std::env::var("HOSTNAME").ok().or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+            })
+        });
+        named
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "messaging".to_owned())
     }
 
     pub fn kafka_timeout(&self) -> Duration {

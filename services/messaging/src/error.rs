@@ -1,5 +1,6 @@
 //! The messaging service's one error type, and its one mapping to a gRPC status (and to the
-//! per-record errors of Produce and Consume).
+//! per-record errors of Produce and Consume) and to the Kafka REST Proxy's HTTP statuses and
+//! error codes ([`MessagingError::rest_status`]).
 
 use std::collections::HashMap;
 
@@ -78,7 +79,7 @@ pub enum MessagingError {
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(
-        "this messaging instance serves {limit} Consume streams already (--max-consume-streams, MESSAGING_MAX_CONSUME_STREAMS): retry later or on another instance"
+        "this messaging instance serves {limit} Consume streams and REST consumer instances already (--max-consume-streams, MESSAGING_MAX_CONSUME_STREAMS): retry later or on another instance"
     )]
     TooManyConsumeStreams { limit: usize },
     /// The client's request stream failed: a message that does not decode, or a reset.
@@ -217,6 +218,46 @@ impl MessagingError {
             OutcomeUnknown { .. } => Code::DeadlineExceeded,
             TooManyConsumeStreams { .. } => Code::ResourceExhausted,
             Kafka(_) | Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status and the Kafka REST Proxy error code of this error on the REST API (the
+    /// REST Proxy's own codes where it has one: 40401 topic, 40402 partition, 42203 a record
+    /// that does not convert, 42205 an invalid schema, 50002 Kafka, 50003 retriable, 50301 no
+    /// consumer available).
+    pub fn rest_status(&self) -> (u16, u32) {
+        use MessagingError::*;
+        match self {
+            InvalidArgument { .. } => (422, 422),
+            SchemaMismatch { .. } => (422, 42203),
+            InvalidSchema { .. } => (422, 42205),
+            OverLimit { source, .. } if source.limit == tributary_avro::Limit::Work => (429, 42901),
+            OverLimit { .. } => (422, 42206),
+            RecordTooLarge { .. } | RecordTooLargeForBroker { .. } => (413, 41301),
+            TopicNotFound { .. } => (404, 40401),
+            PartitionNotFound { .. } => (404, 40402),
+            GroupNotFound { .. } => (404, 40406),
+            TopicExists { .. } => (409, 40904),
+            // What the REST Proxy answered for a whole fetch ("Error deserializing Avro
+            // message"), here per record.
+            Undecodable { .. } => (500, 50002),
+            Registry { code, .. } => match code {
+                Code::InvalidArgument => (422, 42205),
+                Code::NotFound => (404, 40405),
+                Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => (409, 40905),
+                Code::PermissionDenied => (403, 40301),
+                Code::Unauthenticated => (401, 40101),
+                Code::ResourceExhausted => (429, 42901),
+                Code::Unavailable | Code::DeadlineExceeded => (503, 50003),
+                _ => (500, 50002),
+            },
+            Forbidden(_) => (403, 40301),
+            KafkaUnavailable(_) | NotSent { .. } | ShuttingDown => (503, 50003),
+            OutcomeUnknown { .. } => (504, 50004),
+            TooManyConsumeStreams { .. } => (503, 50301),
+            RequestStream { .. } => (400, 400),
+            Kafka(_) => (500, 50002),
+            Internal(_) => (500, 500),
         }
     }
 

@@ -34,7 +34,8 @@ pub struct MessagingGrpc {
     producer: Producer,
     metrics: MessagingMetrics,
     produce_max_in_flight: usize,
-    /// A place per open Consume stream (each holds a Kafka consumer: threads and descriptors).
+    /// A place per open Consume stream (each holds a Kafka consumer: threads and descriptors),
+    /// shared with the REST API's consumer instances, and how many there are.
     consume_streams: Arc<Semaphore>,
     max_consume_streams: usize,
     /// Cancelled at shutdown: ends streams so the server can drain.
@@ -50,10 +51,10 @@ impl MessagingGrpc {
         access: Access,
         metrics: MessagingMetrics,
         produce_max_in_flight: usize,
-        max_consume_streams: usize,
+        consume_places: (Arc<Semaphore>, usize),
         stop: CancellationToken,
     ) -> Self {
-        let max_consume_streams = max_consume_streams.clamp(1, Semaphore::MAX_PERMITS);
+        let (consume_streams, max_consume_streams) = consume_places;
         Self {
             producer: Producer::new(
                 kafka.clone(),
@@ -66,7 +67,7 @@ impl MessagingGrpc {
             schemas,
             access,
             produce_max_in_flight: produce_max_in_flight.max(1),
-            consume_streams: Arc::new(Semaphore::new(max_consume_streams)),
+            consume_streams,
             max_consume_streams,
             stop,
             request_timeout: None,

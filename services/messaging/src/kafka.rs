@@ -49,6 +49,30 @@ impl std::fmt::Debug for Kafka {
     }
 }
 
+/// A cluster: its id and its brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub id: String,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// A topic: partitions, replication factor, whether it is internal (`__` names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDetail {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub is_internal: bool,
+}
+
+/// A broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
 /// A blocking librdkafka call whose task panicked or was cancelled (at shutdown).
 fn blocking_error(error: tokio::task::JoinError) -> MessagingError {
     tracing::error!(%error, "blocking Kafka call failed");
@@ -195,6 +219,69 @@ impl Kafka {
             .collect();
         partitions.sort_by_key(|p| p.partition);
         Ok(partitions)
+    }
+
+    /// The cluster's id and its brokers, from fresh metadata.
+    pub async fn cluster(&self) -> Result<ClusterInfo, MessagingError> {
+        let admin = Arc::clone(&self.admin);
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            let client = admin.inner();
+            let metadata = client
+                .fetch_metadata(None, timeout)
+                .map_err(MessagingError::KafkaUnavailable)?;
+            let mut brokers: Vec<BrokerInfo> = metadata
+                .brokers()
+                .iter()
+                .map(|b| BrokerInfo {
+                    id: b.id(),
+                    host: b.host().to_owned(),
+                    port: b.port(),
+                })
+                .collect();
+            brokers.sort_by_key(|b| b.id);
+            let id = client.fetch_cluster_id(timeout).unwrap_or_default();
+            Ok(ClusterInfo { id, brokers })
+        })
+        .await
+        .map_err(blocking_error)?
+    }
+
+    /// Topics with their partition count and replication factor: every topic (internal ones
+    /// included), or the one named.
+    pub async fn topic_details(
+        &self,
+        topic: Option<&str>,
+    ) -> Result<Vec<TopicDetail>, MessagingError> {
+        let admin = Arc::clone(&self.admin);
+        let timeout = self.timeout;
+        let name = topic.map(str::to_owned);
+        let metadata = tokio::task::spawn_blocking(move || {
+            admin.inner().fetch_metadata(name.as_deref(), timeout)
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(MessagingError::KafkaUnavailable)?;
+        let mut topics: Vec<TopicDetail> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| TopicDetail {
+                name: t.name().to_owned(),
+                partitions: t.partitions().len() as i32,
+                replication_factor: t.partitions().first().map_or(0, |p| p.replicas().len() as i32),
+                is_internal: t.name().starts_with("__"),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(topic) = topic
+            && topics.is_empty()
+        {
+            return Err(MessagingError::TopicNotFound {
+                topic: topic.to_owned(),
+            });
+        }
+        Ok(topics)
     }
 
     /// Every topic and its partition count.

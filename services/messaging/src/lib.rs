@@ -4,7 +4,8 @@
 //! of the tributary registry ([`schemas`]) and framed as Confluent's serializers frame them
 //! ([`avro`]), so Java and other Confluent clients read them unchanged. Consumers get them back
 //! as JSON, with at-least-once delivery ([`consume`]). Topics and consumer groups are
-//! administered through [`kafka`].
+//! administered through [`kafka`]. The same internals also serve a Kafka REST Proxy
+//! compatible HTTP API ([`rest`]).
 
 pub mod access;
 pub mod avro;
@@ -17,6 +18,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod produce;
 pub mod protobuf;
+pub mod rest;
 pub mod schemas;
 pub mod startup;
 

@@ -102,6 +102,21 @@ pub struct Prepared {
     value_schema_id: Option<u32>,
 }
 
+impl Prepared {
+    /// The ids of the schemas its key and value were encoded with, if any.
+    pub fn schema_ids(&self) -> (Option<u32>, Option<u32>) {
+        (self.key_schema_id, self.value_schema_id)
+    }
+
+    /// The sizes of its key and value, as written to Kafka.
+    pub fn sizes(&self) -> (Option<usize>, Option<usize>) {
+        (
+            self.key.as_ref().map(Bytes::len),
+            self.value.as_ref().map(Bytes::len),
+        )
+    }
+}
+
 /// A record handed to librdkafka, waiting for its acknowledgement.
 pub struct InFlight {
     topic: String,

@@ -1,5 +1,6 @@
 //! Building and running the messaging process: Kafka clients, the registry client, the gRPC
-//! server with health and reflection, the `/metrics` endpoint, and graceful shutdown (streams end with UNAVAILABLE after
+//! server with health and reflection, the REST Proxy compatible HTTP API, the `/metrics`
+//! endpoint, and graceful shutdown (streams end with UNAVAILABLE after
 //! committing their acknowledged offsets, the producer is flushed, the drain is bounded).
 
 use std::future::Future;
@@ -22,7 +23,9 @@ use tributary_security::conn::tcp_incoming;
 use tributary_security::layer::Protocol;
 use tributary_security::limits::streaming_methods;
 use tributary_security::tls::Protocols;
+use tokio::sync::Semaphore;
 use tributary_telemetry::grpc::RpcLayer;
+use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::health::Health;
 use tributary_telemetry::metrics::{self, Metrics};
 
@@ -31,6 +34,9 @@ use crate::config::Settings;
 use crate::grpc::MessagingGrpc;
 use crate::kafka::Kafka;
 use crate::metrics::MessagingMetrics;
+use crate::produce::Producer;
+use crate::rest::instances::Instances;
+use crate::rest::{self, RestState};
 use crate::schemas::Schemas;
 
 /// The largest HTTP/2 frame the service accepts (SETTINGS_MAX_FRAME_SIZE; HTTP/2's default is
@@ -66,6 +72,11 @@ const SERVICE_NAME: &str =
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    rest_listener: TcpListener,
+    rest_addr: SocketAddr,
+    rest_advertised_url: Option<String>,
+    replica_id: String,
+    consumer_instance_timeout: Duration,
     metrics_listener: TcpListener,
     metrics_addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -91,6 +102,10 @@ impl Application {
         let listener = tributary_net::listen::bind(settings.grpc_addr)
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let rest_listener = tributary_net::listen::bind(settings.rest_addr).with_context(|| {
+            format!("cannot bind the REST API address {}", settings.rest_addr)
+        })?;
+        let rest_addr = rest_listener.local_addr()?;
         let metrics_listener = metrics::bind(settings.metrics_addr).await?;
         let metrics_addr = metrics_listener.local_addr()?;
         let metrics = Arc::new(Metrics::new("tributary-messaging")?);
@@ -99,6 +114,16 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
+            rest_listener,
+            rest_addr,
+            rest_advertised_url: settings
+                .rest_advertised_url
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_owned()),
+            replica_id: settings.replica_id(),
+            consumer_instance_timeout: Duration::from_millis(
+                settings.consumer_instance_timeout_ms.max(1),
+            ),
             metrics_listener,
             metrics_addr,
             metrics,
@@ -126,6 +151,11 @@ impl Application {
     /// The address the gRPC API is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the REST API is bound to (useful with port 0).
+    pub fn rest_addr(&self) -> SocketAddr {
+        self.rest_addr
     }
 
     /// The address the Prometheus `/metrics` endpoint is bound to (useful with port 0).
@@ -177,6 +207,72 @@ impl Application {
             Arc::clone(self.security.authorizer()),
             Arc::clone(&self.schemas),
         );
+        let max_consume_streams = self.max_consume_streams.clamp(1, Semaphore::MAX_PERMITS);
+        let consume_places = Arc::new(Semaphore::new(max_consume_streams));
+        let instances = Arc::new(Instances::new(
+            self.kafka.clone(),
+            Arc::clone(&consume_places),
+            max_consume_streams,
+            self.replica_id.clone(),
+            self.consumer_instance_timeout,
+        ));
+        let rest_stop = CancellationToken::new();
+        let expiry_task = tokio::spawn(Arc::clone(&instances).run_expiry(rest_stop.clone()));
+        let rest_state = RestState {
+            kafka: self.kafka.clone(),
+            schemas: Arc::clone(&self.schemas),
+            access: access.clone(),
+            producer: Producer::new(
+                self.kafka.clone(),
+                Arc::clone(&self.schemas),
+                access.clone(),
+                self.messaging_metrics.clone(),
+            ),
+            instances,
+            produce_max_in_flight: self.produce_max_in_flight.max(1),
+            request_timeout: self.connections.request_timeout,
+            advertised_url: self.rest_advertised_url.clone(),
+            scheme: if self.security.acceptor(Protocols::Http).is_tls() {
+                "https"
+            } else {
+                "http"
+            },
+        };
+        let rest_app = rest::router(
+            rest_state,
+            HttpLayer::new(self.metrics.meter()),
+            rest::Perimeter {
+                authentication: self.security.http_layer(rest::media::V2_JSON),
+                limits: self.security.limit_layer(
+                    Protocol::Http {
+                        content_type: rest::media::V2_JSON,
+                    },
+                    Default::default(),
+                ),
+            },
+        );
+        let rest_limit = ConnectionLimit::new(
+            "rest",
+            self.connections.max_connections,
+            Some(self.connections.header_read_timeout),
+            self.connections.idle_timeout,
+        );
+        rest_limit.register_metrics(self.metrics.meter());
+        let rest_incoming = tcp_incoming(self.rest_listener).filter_map(move |accepted| {
+            std::future::ready(match accepted {
+                // Over the cap: dropped here, which closes it.
+                Ok((stream, _)) => rest_limit.admit(stream).map(Ok),
+                Err(error) => Some(Err(error)),
+            })
+        });
+        let rest_server = tokio::spawn(tributary_http_server::serve_connections(
+            rest_app,
+            self.security.acceptor(Protocols::Http),
+            self.connections.clone(),
+            rest_incoming,
+            rest::TIMED_OUT,
+            stop.clone(),
+        ));
         let service = MessagingServiceServer::new(
             MessagingGrpc::new(
                 self.kafka.clone(),
@@ -184,7 +280,7 @@ impl Application {
                 access,
                 self.messaging_metrics.clone(),
                 self.produce_max_in_flight,
-                self.max_consume_streams,
+                (consume_places, max_consume_streams),
                 stop.clone(),
             )
             .with_request_timeout(self.connections.request_timeout),
@@ -249,9 +345,12 @@ impl Application {
             .serve_with_incoming_shutdown(incoming, async move { server_stop.cancelled().await });
         let mut server = tokio::spawn(server);
         self.security.announce("grpc", self.local_addr, true);
+        self.security.announce("rest", self.rest_addr, true);
         self.security.announce("metrics", self.metrics_addr, false);
         tracing::info!(
             grpc_addr = %self.local_addr,
+            rest_addr = %self.rest_addr,
+            replica = %self.replica_id,
             metrics_addr = %self.metrics_addr,
             "messaging serving"
         );
@@ -260,6 +359,7 @@ impl Application {
             () = shutdown => {}
             result = &mut server => {
                 stop.cancel();
+                rest_stop.cancel();
                 metrics_stop.cancel();
                 return result.context("gRPC server task failed")?.context("gRPC server failed");
             }
@@ -282,6 +382,13 @@ impl Application {
                 server.abort();
             }
         }
+        // The REST API drains with the gRPC server (both stop taking requests at `stop`); its
+        // consumer instances close after it (committing, with auto-commit).
+        if tokio::time::timeout(self.shutdown_timeout, rest_server).await.is_err() {
+            tracing::warn!("REST requests did not finish within the shutdown timeout");
+        }
+        rest_stop.cancel();
+        let _ = expiry_task.await;
         self.kafka.flush(self.shutdown_timeout).await;
         let _ = health_task.await;
         metrics_stop.cancel();
@@ -293,14 +400,15 @@ impl Application {
 }
 
 /// The connection settings and the Consume stream cap, fitted below the open-file limit (raised
-/// to the hard limit first): the connections of the gRPC listener, and the streams' Kafka
-/// consumers at [`crate::consume::DESCRIPTORS_PER_STREAM`] descriptors each.
+/// to the hard limit first): the connections of the gRPC and REST listeners, and the Kafka
+/// consumers of streams and REST consumer instances at
+/// [`crate::consume::DESCRIPTORS_PER_STREAM`] descriptors each.
 fn fit_connections(settings: &Settings) -> (ConnectionSettings, usize) {
     let mut connections = settings.connections();
     let limit = fds::raise_open_file_limit();
     let budget = fds::fit(
         limit.soft,
-        1,
+        2,
         connections.max_connections,
         settings.max_consume_streams,
         crate::consume::DESCRIPTORS_PER_STREAM,

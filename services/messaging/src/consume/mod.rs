@@ -74,6 +74,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tributary_proto::messaging::v1 as pb;
 use tributary_security::authz::Caller;
 
+pub use self::records::{JsonDecoder, decode_framed_json};
+
 use self::acks::AckTracker;
 use self::records::{Encoded, PayloadDecoding, SizeHint, Taken};
 use crate::access::Access;

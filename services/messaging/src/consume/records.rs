@@ -751,6 +751,45 @@ struct RecentWriter {
     readable: Option<u32>,
 }
 
+/// What decoding keys and values one at a time (a REST consumer instance's records)
+/// remembers between them: the writer schemas of the previous key and value.
+#[derive(Debug, Default)]
+pub struct JsonDecoder {
+    key: RecentWriter,
+    value: RecentWriter,
+}
+
+/// Decodes a Confluent-framed key or value (Avro in its JSON encoding, unions tagged; JSON
+/// Schema; Protobuf in its JSON mapping), its JSON text appended to `json`: the writer
+/// schema's id, or why it cannot be decoded (with the id, when the framing named one). Only an
+/// unreachable registry is an error.
+pub async fn decode_framed_json(
+    schemas: &Schemas,
+    bytes: &[u8],
+    is_key: bool,
+    decoder: &mut JsonDecoder,
+    json: &mut Vec<u8>,
+) -> Result<Result<u32, (pb::RecordError, Option<u32>)>, MessagingError> {
+    let recent = if is_key {
+        &mut decoder.key
+    } else {
+        &mut decoder.value
+    };
+    let decoded = decode_payload(
+        schemas,
+        bytes,
+        pb::PayloadFormat::AvroTagged,
+        None,
+        recent,
+        json,
+    )
+    .await?;
+    Ok(match decoded {
+        Decoded::Json { schema_id, .. } => Ok(schema_id),
+        Decoded::Raw { schema_id, error } => Err((error.unwrap_or_default(), schema_id)),
+    })
+}
+
 /// Decodes one key or value, its JSON text appended to `json`; errors that a reconnect can cure
 /// (registry unreachable) are returned, every other error goes into the payload, which keeps
 /// its bytes as they are.
