@@ -571,7 +571,7 @@ class MessagingProcess:
     SASL_SSL listener, as the stack deploys it) and a registry process (over TLS as user
     `messaging`), killed afterwards. `stub` calls it as `admin`."""
 
-    def __init__(self, registry: RegistryProcess, messaging_pb, kafka_sasl_ssl: dict) -> None:
+    def __init__(self, registry: RegistryProcess, messaging_pb, kafka_sasl_ssl: dict, extra_env: dict = None) -> None:
         import grpc
 
         security = registry.security
@@ -607,6 +607,7 @@ class MessagingProcess:
             KAFKA_SASL_PASSWORD_FILE=str(KAFKA_SASL_PASSWORD_FILE),
             RUST_LOG="warn",
         )
+        env.update(extra_env or {})
         self.process = subprocess.Popen([str(messaging_binary())], env=env, stdout=subprocess.DEVNULL)
         self.channel = self.channel_with(authorization=security.admin_authorization())
         self.stub = messaging_pb.grpc.MessagingServiceStub(self.channel)

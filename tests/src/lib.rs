@@ -843,8 +843,9 @@ impl MessagingProcess {
         log: Option<std::fs::File>,
         open_file_limit: Option<u32>,
     ) -> Self {
-        let (child, [addr, rest_addr, metrics_addr]) =
-            start_listening("the messaging service", |[addr, rest_addr, metrics_addr]| {
+        let (child, [addr, rest_addr, metrics_addr]) = start_listening(
+            "the messaging service",
+            |[addr, rest_addr, metrics_addr]| {
                 let (stdout, stderr) = log_to(
                     log.as_ref()
                         .map(|file| file.try_clone().expect("the log file")),
@@ -867,8 +868,9 @@ impl MessagingProcess {
                     .kill_on_drop(true)
                     .spawn()
                     .expect("messaging process starts")
-            })
-            .await;
+            },
+        )
+        .await;
         wait_for_messaging_serving(addr).await;
         Self {
             addr,

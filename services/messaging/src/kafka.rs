@@ -269,7 +269,10 @@ impl Kafka {
             .map(|t| TopicDetail {
                 name: t.name().to_owned(),
                 partitions: t.partitions().len() as i32,
-                replication_factor: t.partitions().first().map_or(0, |p| p.replicas().len() as i32),
+                replication_factor: t
+                    .partitions()
+                    .first()
+                    .map_or(0, |p| p.replicas().len() as i32),
                 is_internal: t.name().starts_with("__"),
             })
             .collect();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tributary_net::{
     ConnectionLimit, ConnectionSettings, InFlightLayer, Tracked, activity_of, fds,
@@ -23,10 +24,9 @@ use tributary_security::conn::tcp_incoming;
 use tributary_security::layer::Protocol;
 use tributary_security::limits::streaming_methods;
 use tributary_security::tls::Protocols;
-use tokio::sync::Semaphore;
 use tributary_telemetry::grpc::RpcLayer;
-use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::health::Health;
+use tributary_telemetry::http::HttpLayer;
 use tributary_telemetry::metrics::{self, Metrics};
 
 use crate::access::Access;
@@ -102,9 +102,8 @@ impl Application {
         let listener = tributary_net::listen::bind(settings.grpc_addr)
             .with_context(|| format!("cannot bind the gRPC address {}", settings.grpc_addr))?;
         let local_addr = listener.local_addr()?;
-        let rest_listener = tributary_net::listen::bind(settings.rest_addr).with_context(|| {
-            format!("cannot bind the REST API address {}", settings.rest_addr)
-        })?;
+        let rest_listener = tributary_net::listen::bind(settings.rest_addr)
+            .with_context(|| format!("cannot bind the REST API address {}", settings.rest_addr))?;
         let rest_addr = rest_listener.local_addr()?;
         let metrics_listener = metrics::bind(settings.metrics_addr).await?;
         let metrics_addr = metrics_listener.local_addr()?;
@@ -384,7 +383,10 @@ impl Application {
         }
         // The REST API drains with the gRPC server (both stop taking requests at `stop`); its
         // consumer instances close after it (committing, with auto-commit).
-        if tokio::time::timeout(self.shutdown_timeout, rest_server).await.is_err() {
+        if tokio::time::timeout(self.shutdown_timeout, rest_server)
+            .await
+            .is_err()
+        {
             tracing::warn!("REST requests did not finish within the shutdown timeout");
         }
         rest_stop.cancel();

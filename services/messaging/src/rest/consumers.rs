@@ -29,8 +29,8 @@ use tributary_security::authz::{Action, Caller, Resource};
 use crate::error::MessagingError;
 use crate::rest::error::RestError;
 use crate::rest::instances::{
-    DEFAULT_FETCH_BYTES, DEFAULT_REQUEST_TIMEOUT, InstanceConfig, InstanceState,
-    MAX_FETCH_BYTES, MAX_REQUEST_TIMEOUT, Taken,
+    DEFAULT_FETCH_BYTES, DEFAULT_REQUEST_TIMEOUT, InstanceConfig, InstanceState, MAX_FETCH_BYTES,
+    MAX_REQUEST_TIMEOUT, Taken,
 };
 use crate::rest::media::{EmbeddedFormat, V2_JSON, check_accept, check_records_accept};
 use crate::rest::{CallerOf, RestState, json_body, read_body, v2_json};
@@ -58,7 +58,11 @@ pub struct CreateRequest {
 }
 
 fn invalid_config(message: String) -> RestError {
-    RestError::new(422, 42204, format!("Invalid consumer configuration: {message}"))
+    RestError::new(
+        422,
+        42204,
+        format!("Invalid consumer configuration: {message}"),
+    )
 }
 
 /// A setting given as a string or a number.
@@ -116,8 +120,8 @@ impl CreateRequest {
                 })
                 .transpose()
         };
-        let fetch_min_bytes = number("fetch.min.bytes", self.fetch_min_bytes.as_ref(), 1 << 20)?
-            .map(|n| n as u32);
+        let fetch_min_bytes =
+            number("fetch.min.bytes", self.fetch_min_bytes.as_ref(), 1 << 20)?.map(|n| n as u32);
         let request_timeout = number(
             "consumer.request.timeout.ms",
             self.request_timeout_ms.as_ref(),
@@ -141,6 +145,7 @@ pub async fn create_instance(
     Path(group): Path<String>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RestError> {
     check_accept(&headers, V2_JSON)?;
@@ -150,7 +155,7 @@ pub async fn create_instance(
         .access
         .require(&caller, Action::Read, Resource::group(&group))?;
     let instance = state.instances.create(&caller, &group, config)?;
-    let base = state.base_url(&headers);
+    let base = state.base_url(&headers, &uri);
     Ok(v2_json(&serde_json::json!({
         "instance_id": instance.id,
         "base_uri": format!("{base}/consumers/{group}/instances/{}", instance.id),
@@ -366,7 +371,10 @@ pub async fn assign(
         list.add_partition_offset(&tp.topic, tp.partition, Offset::Stored)
             .map_err(MessagingError::Kafka)?;
     }
-    guard.consumer.assign(&list).map_err(MessagingError::Kafka)?;
+    guard
+        .consumer
+        .assign(&list)
+        .map_err(MessagingError::Kafka)?;
     reset(&mut guard, false);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -463,7 +471,12 @@ async fn seek_to(
         )));
     }
     let mut guard = instance.state.lock().await;
-    guard.seek(positions, instance.request_timeout.max(Duration::from_secs(5))).await?;
+    guard
+        .seek(
+            positions,
+            instance.request_timeout.max(Duration::from_secs(5)),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -482,8 +495,7 @@ pub async fn commit(
         None
     } else {
         crate::rest::media::check_json_body(&headers)?;
-        let request: OffsetsRequest =
-            serde_json::from_slice(&body).map_err(RestError::bad_body)?;
+        let request: OffsetsRequest = serde_json::from_slice(&body).map_err(RestError::bad_body)?;
         let partitions: Vec<TopicPartition> = request
             .offsets
             .iter()
@@ -685,7 +697,9 @@ async fn fetch(
         .map_or(instance.request_timeout, Duration::from_millis)
         .min(MAX_REQUEST_TIMEOUT);
     let max_bytes = number("max_bytes", &query.max_bytes)?
-        .map_or(DEFAULT_FETCH_BYTES, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        .map_or(DEFAULT_FETCH_BYTES, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
         .clamp(1, MAX_FETCH_BYTES);
     let mut guard = instance.state.lock().await;
     let taken = guard.take(timeout, max_bytes).await;
@@ -735,9 +749,26 @@ async fn encode_records(
     let mut json = Vec::new();
     for (index, record) in records.iter().enumerate() {
         let mut errors = Vec::new();
-        let key = decode(state, guard, format, record.key(), true, &mut json, &mut errors).await?;
-        let value =
-            decode(state, guard, format, record.payload(), false, &mut json, &mut errors).await?;
+        let key = decode(
+            state,
+            guard,
+            format,
+            record.key(),
+            true,
+            &mut json,
+            &mut errors,
+        )
+        .await?;
+        let value = decode(
+            state,
+            guard,
+            format,
+            record.payload(),
+            false,
+            &mut json,
+            &mut errors,
+        )
+        .await?;
         let failed = !errors.is_empty();
         let raw_key = matches!(key, Some(None))
             .then(|| record.key().map(base64))

@@ -214,7 +214,9 @@ impl Instances {
             return Err(RestError::new(
                 409,
                 40902,
-                format!("Consumer with specified consumer ID already exists in the specified consumer group: '{id}' in '{group}'"),
+                format!(
+                    "Consumer with specified consumer ID already exists in the specified consumer group: '{id}' in '{group}'"
+                ),
             ));
         }
         let place = Arc::clone(&self.places).try_acquire_owned().map_err(|_| {
@@ -563,7 +565,11 @@ impl InstanceState {
             .await
             .map_err(|error| MessagingError::Internal(format!("seek task: {error}")))?
             .map_err(|error| {
-                RestError::new(409, 40903, format!("Illegal state: the seek failed: {error}"))
+                RestError::new(
+                    409,
+                    40903,
+                    format!("Illegal state: the seek failed: {error}"),
+                )
             })?;
         for element in sought.elements() {
             if let Err(error) = element.error() {

@@ -119,9 +119,10 @@ pub fn produce_format(headers: &HeaderMap) -> Result<(EmbeddedFormat, bool), Res
         Some((format, "v2")) => EmbeddedFormat::parse(format)
             .map(|format| (format, false))
             .ok_or_else(|| unsupported(&essence)),
-        Some((format @ ("binary" | "json" | "avro"), "v1")) => {
-            Ok((EmbeddedFormat::parse(format).unwrap_or(EmbeddedFormat::Binary), true))
-        }
+        Some((format @ ("binary" | "json" | "avro"), "v1")) => Ok((
+            EmbeddedFormat::parse(format).unwrap_or(EmbeddedFormat::Binary),
+            true,
+        )),
         _ => Err(unsupported(&essence)),
     }
 }
@@ -239,7 +240,10 @@ mod tests {
             format("application/vnd.kafka.avro.v1+json; charset=utf-8"),
             Ok((EmbeddedFormat::Avro, true))
         );
-        assert_eq!(format("application/json"), Ok((EmbeddedFormat::Binary, false)));
+        assert_eq!(
+            format("application/json"),
+            Ok((EmbeddedFormat::Binary, false))
+        );
         assert_eq!(
             format("application/vnd.kafka.protobuf.v2+json"),
             Ok((EmbeddedFormat::Protobuf, false))
@@ -249,7 +253,10 @@ mod tests {
             format("application/vnd.kafka.protobuf.v1+json").map_err(|e| e.status),
             Err(415)
         );
-        assert_eq!(produce_format(&HeaderMap::new()).map_err(|e| e.status), Err(415));
+        assert_eq!(
+            produce_format(&HeaderMap::new()).map_err(|e| e.status),
+            Err(415)
+        );
     }
 
     #[test]

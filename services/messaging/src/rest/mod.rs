@@ -80,15 +80,16 @@ pub struct RestState {
 }
 
 impl RestState {
-    /// The URL clients reach this replica at: the advertised URL, else the scheme and `Host`
-    /// of the request.
-    pub fn base_url(&self, headers: &HeaderMap) -> String {
+    /// The URL clients reach this replica at: the advertised URL, else the scheme and the host
+    /// the request was sent to (`Host`, or HTTP/2's `:authority`).
+    pub fn base_url(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
         if let Some(url) = &self.advertised_url {
             return url.clone();
         }
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|host| host.to_str().ok())
+            .or_else(|| uri.authority().map(|authority| authority.as_str()))
             .filter(|host| {
                 !host.is_empty()
                     && host.len() <= 255
@@ -156,8 +157,9 @@ pub fn json_response<T: serde::Serialize>(value: &T, content_type: &'static str)
             body,
         )
             .into_response(),
-        Err(error) => RestError::new(500, 500, format!("cannot write the response: {error}"))
-            .into_response(),
+        Err(error) => {
+            RestError::new(500, 500, format!("cannot write the response: {error}")).into_response()
+        }
     }
 }
 
@@ -171,7 +173,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<RestState>)> {
         (Method::GET, "/topics", get(list_topics)),
         (Method::GET, "/topics/{topic}", get(describe_topic)),
         (Method::POST, "/topics/{topic}", post(produce::to_topic)),
-        (Method::GET, "/topics/{topic}/partitions", get(list_partitions)),
+        (
+            Method::GET,
+            "/topics/{topic}/partitions",
+            get(list_partitions),
+        ),
         (
             Method::GET,
             "/topics/{topic}/partitions/{partition}",
@@ -250,8 +256,16 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<RestState>)> {
             get(committed),
         ),
         (Method::GET, "/v3/clusters", get(v3::list_clusters)),
-        (Method::GET, "/v3/clusters/{cluster}", get(v3::describe_cluster)),
-        (Method::GET, "/v3/clusters/{cluster}/topics", get(v3::list_topics)),
+        (
+            Method::GET,
+            "/v3/clusters/{cluster}",
+            get(v3::describe_cluster),
+        ),
+        (
+            Method::GET,
+            "/v3/clusters/{cluster}/topics",
+            get(v3::list_topics),
+        ),
         (
             Method::GET,
             "/v3/clusters/{cluster}/topics/{topic}",
@@ -368,7 +382,13 @@ mod tests {
         let documented = documented();
         let undocumented: Vec<_> = routed.difference(&documented).collect();
         let unrouted: Vec<_> = documented.difference(&routed).collect();
-        assert!(undocumented.is_empty(), "routes missing from rest-openapi.json: {undocumented:?}");
-        assert!(unrouted.is_empty(), "documented operations with no route: {unrouted:?}");
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from rest-openapi.json: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented operations with no route: {unrouted:?}"
+        );
     }
 }

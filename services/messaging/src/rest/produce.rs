@@ -161,8 +161,16 @@ async fn produce(
     let offsets = send_all(state, prepared, started).await;
     let response = ProduceResponse {
         offsets,
-        key_schema_id: if format.has_schema() { key_schema_id } else { None },
-        value_schema_id: if format.has_schema() { value_schema_id } else { None },
+        key_schema_id: if format.has_schema() {
+            key_schema_id
+        } else {
+            None
+        },
+        value_schema_id: if format.has_schema() {
+            value_schema_id
+        } else {
+            None
+        },
     };
     Ok(json_response(&response, response_type))
 }
@@ -361,8 +369,8 @@ mod tests {
                 "records":[{"value":{"name": "tester1"}}]}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let schemas = RequestSchemas::of(&request, EmbeddedFormat::Json)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let schemas =
+            RequestSchemas::of(&request, EmbeddedFormat::Json).unwrap_or_else(|e| panic!("{e:?}"));
         assert!(schemas.value.is_none());
     }
 

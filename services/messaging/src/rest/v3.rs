@@ -89,13 +89,14 @@ pub async fn list_clusters(
     State(state): State<RestState>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     state
         .access
         .require(&caller, Action::Describe, Resource::cluster())?;
     let id = cluster_id(&state, None).await?;
-    let base = state.base_url(&headers);
+    let base = state.base_url(&headers, &uri);
     Ok(v3_json(&list_json(
         "KafkaClusterList",
         format!("{base}/v3/clusters"),
@@ -109,13 +110,14 @@ pub async fn describe_cluster(
     Path(cluster): Path<String>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     state
         .access
         .require(&caller, Action::Describe, Resource::cluster())?;
     let id = cluster_id(&state, Some(&cluster)).await?;
-    Ok(v3_json(&cluster_json(&state.base_url(&headers), &id)))
+    Ok(v3_json(&cluster_json(&state.base_url(&headers, &uri), &id)))
 }
 
 fn topic_json(base: &str, cluster: &str, topic: &crate::kafka::TopicDetail) -> serde_json::Value {
@@ -144,11 +146,12 @@ pub async fn list_topics(
     Path(cluster): Path<String>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     let id = cluster_id(&state, Some(&cluster)).await?;
     let grants = state.access.grants(&caller);
-    let base = state.base_url(&headers);
+    let base = state.base_url(&headers, &uri);
     let data = state
         .kafka
         .topic_details(None)
@@ -170,6 +173,7 @@ pub async fn describe_topic(
     Path((cluster, topic)): Path<(String, String)>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     let id = cluster_id(&state, Some(&cluster)).await?;
@@ -185,7 +189,11 @@ pub async fn describe_topic(
         .ok_or_else(|| MessagingError::TopicNotFound {
             topic: topic.clone(),
         })?;
-    Ok(v3_json(&topic_json(&state.base_url(&headers), &id, &found)))
+    Ok(v3_json(&topic_json(
+        &state.base_url(&headers, &uri),
+        &id,
+        &found,
+    )))
 }
 
 /// Kafka's group state in the v3 API's spelling (`PreparingRebalance` -> `PREPARING_REBALANCE`).
@@ -225,11 +233,12 @@ pub async fn list_groups(
     Path(cluster): Path<String>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     let id = cluster_id(&state, Some(&cluster)).await?;
     let grants = state.access.grants(&caller);
-    let base = state.base_url(&headers);
+    let base = state.base_url(&headers, &uri);
     let data = state
         .kafka
         .list_groups()
@@ -251,6 +260,7 @@ pub async fn describe_group(
     Path((cluster, group)): Path<(String, String)>,
     CallerOf(caller): CallerOf,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, RestError> {
     check_accept(&headers, JSON)?;
     let id = cluster_id(&state, Some(&cluster)).await?;
@@ -259,7 +269,7 @@ pub async fn describe_group(
         .require(&caller, Action::Read, Resource::group(&group))?;
     let described = state.kafka.describe_group(&group).await?;
     Ok(v3_json(&group_json(
-        &state.base_url(&headers),
+        &state.base_url(&headers, &uri),
         &id,
         &described.group_id,
         &described.state,
@@ -375,7 +385,11 @@ async fn payload(
     }
     let (kind, reported) = match kind.as_str() {
         "BINARY" => (
-            Kind::Raw(base64_data(field, &raw).map_err(RestError::unprocessable)?.into()),
+            Kind::Raw(
+                base64_data(field, &raw)
+                    .map_err(RestError::unprocessable)?
+                    .into(),
+            ),
             "BINARY",
         ),
         "JSON" => (Kind::Json(raw.get().to_owned()), "JSON"),
@@ -630,7 +644,11 @@ pub async fn produce(
     let mut recent = Recent::new(&state.access, caller.clone());
     if !reader.has_more().await {
         let sent = send_record(&state, &mut recent, &topic, first).await;
-        return Ok(v3_json(&result_of(cluster, topic, sent).await?));
+        // v3's errors carry the HTTP status as their code.
+        let result = result_of(cluster, topic, sent).await.map_err(|error| {
+            RestError::new(error.status, u32::from(error.status), error.message)
+        })?;
+        return Ok(v3_json(&result));
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(stream_records(
@@ -639,7 +657,10 @@ pub async fn produce(
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>));
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, axum::http::HeaderValue::from_static(JSON))],
+        [(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(JSON),
+        )],
         body,
     )
         .into_response())
