@@ -94,6 +94,9 @@ impl IntoResponse for HttpError {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+    use axum::http::header::CONTENT_TYPE;
+
     use super::*;
 
     async fn body_of(response: Response) -> serde_json::Value {
