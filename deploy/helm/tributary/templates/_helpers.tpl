@@ -479,6 +479,11 @@ service reads (see the project README's configuration tables). Context: ctx.
 {{- $_ := set $env "REGISTRY_SHUTDOWN_TIMEOUT_MS" (toString (int64 $c.shutdownTimeoutMs)) }}
 {{- else }}
 {{- $_ := set $env "MESSAGING_GRPC_ADDR" (printf "0.0.0.0:%v" $c.service.grpcPort) }}
+{{- $_ := set $env "MESSAGING_REST_ADDR" (printf "0.0.0.0:%v" $c.service.httpPort) }}
+{{- $_ := set $env "MESSAGING_CONSUMER_INSTANCE_TIMEOUT_MS" (toString (int64 $c.rest.consumerInstanceTimeoutMs)) }}
+{{- with $c.rest.advertisedUrl }}
+{{- $_ := set $env "MESSAGING_REST_ADVERTISED_URL" . }}
+{{- end }}
 {{- $_ := set $env "MESSAGING_METRICS_ADDR" (printf "0.0.0.0:%v" $c.service.metricsPort) }}
 {{- $_ := set $env "KAFKA_BOOTSTRAP_SERVERS" $c.kafka.bootstrapServers }}
 {{- $_ := set $env "REGISTRY_URL" (include "tributary.registryUrl" .root) }}
