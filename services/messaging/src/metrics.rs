@@ -71,6 +71,19 @@ impl MessagingMetrics {
             .build();
     }
 
+    /// The `messaging.rest.consumer_instances` gauge: REST consumer instances open.
+    pub fn count_rest_instances(
+        &self,
+        meter: &Meter,
+        instances: Arc<crate::rest::instances::Instances>,
+    ) {
+        meter
+            .u64_observable_gauge("messaging.rest.consumer_instances")
+            .with_description("REST consumer instances open on this replica")
+            .with_callback(move |observer| observer.observe(instances.len() as u64, &[]))
+            .build();
+    }
+
     /// Creates the instruments on `meter`; the queue gauge reads `kafka`'s producer.
     pub fn new(meter: &Meter, kafka: &Kafka) -> Self {
         let instruments = Arc::new(Instruments {

@@ -215,6 +215,8 @@ impl Application {
             self.replica_id.clone(),
             self.consumer_instance_timeout,
         ));
+        self.messaging_metrics
+            .count_rest_instances(self.metrics.meter(), Arc::clone(&instances));
         let rest_stop = CancellationToken::new();
         let expiry_task = tokio::spawn(Arc::clone(&instances).run_expiry(rest_stop.clone()));
         let rest_state = RestState {
