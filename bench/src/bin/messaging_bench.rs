@@ -60,7 +60,10 @@ use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceCl
 use tributary_proto::registry::v1 as rpb;
 use tributary_proto::registry::v1::registry_service_client::RegistryServiceClient;
 
-#[derive(Debug, Parser)]
+#[path = "messaging_bench/rest.rs"]
+mod rest;
+
+#[derive(Debug, Clone, Parser)]
 struct Args {
     /// The registry binary to start.
     #[arg(long, default_value = "target/release/registry")]
@@ -124,7 +127,8 @@ struct Args {
     #[arg(long, default_value_t = 1 << 20)]
     http2_max_frame_size: u32,
     /// What to measure: `all`, or only `produce` or `consume` (the raw producer still writes
-    /// the records the consumers read; the codec rows come with `all`).
+    /// the records the consumers read; the codec rows come with `all`), or only `rest` (the
+    /// REST Proxy API's rows and their gRPC counterparts, which `all` includes).
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
     /// Skip the gRPC Consume rows that take one record per response (e.g. to profile the
@@ -147,6 +151,12 @@ struct Args {
     /// default TLS + basic authentication.
     #[arg(long)]
     plaintext: bool,
+    /// Records per request of the REST produce rows (and of their gRPC `Produce` counterpart).
+    #[arg(long, default_value_t = 100)]
+    rest_batch: usize,
+    /// Requests in flight of the REST produce rows (and of their gRPC counterpart).
+    #[arg(long, default_value_t = 10)]
+    rest_in_flight: usize,
 }
 
 impl Args {
@@ -165,6 +175,8 @@ enum Only {
     All,
     Produce,
     Consume,
+    /// The REST Proxy API's rows only (and their gRPC counterparts).
+    Rest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -1255,6 +1267,7 @@ async fn run(
     // The messaging service, pointed at it (over TLS as the bench's user, unless plaintext) and
     // at the stack's Kafka.
     let messaging_addr = format!("127.0.0.1:{}", free_port()?);
+    let rest_addr = format!("127.0.0.1:{}", free_port()?);
     let mut messaging_command = tokio::process::Command::new(&args.messaging_bin);
     for name in SECURITY_ENV {
         messaging_command.env_remove(name);
@@ -1283,7 +1296,7 @@ async fn run(
     let messaging_child = messaging_command
         .env("MESSAGING_GRPC_ADDR", &messaging_addr)
         .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
-        .env("MESSAGING_REST_ADDR", "127.0.0.1:0")
+        .env("MESSAGING_REST_ADDR", &rest_addr)
         .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
         .env("REGISTRY_URL", mode.url(&registry_addr))
         .env(
@@ -1375,8 +1388,27 @@ async fn run(
         }
     );
 
+    let rest_client = rest::RestClient::new(&rest_addr, mode, pki)?;
     let mut rows = Vec::new();
     for (n, data) in sets.iter().enumerate() {
+        if matches!(args.only, Only::All | Only::Rest) {
+            rows.extend(
+                rest::rest_rows(
+                    args,
+                    &channel,
+                    &rest_client,
+                    admin,
+                    topics,
+                    data,
+                    schema_id,
+                    &format!("bench-{suffix}-{n}-rest"),
+                )
+                .await?,
+            );
+            if args.only == Only::Rest {
+                continue;
+            }
+        }
         let protobuf = protobuf_sets.get(n);
         let names: Vec<String> = [
             "raw",
