@@ -505,7 +505,6 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// Settings for a test messaging service on port 0.
 /// Settings for a test messaging service on port 0, calling the registry at `registry_url` over
 /// TLS as user `messaging`.
 pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
@@ -513,6 +512,10 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
     tributary_messaging::Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        rest_addr: "127.0.0.1:0".parse().unwrap(),
+        rest_advertised_url: None,
+        consumer_instance_timeout_ms: 300_000,
+        replica_id: Some("test".to_owned()),
         kafka_bootstrap_servers: kafka_bootstrap(),
         kafka_property_flags: Vec::new(),
         kafka_properties_list: None,
