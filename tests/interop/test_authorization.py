@@ -353,6 +353,50 @@ def test_alice_lists_and_produces_to_team_a_topics_only(team_registry, team, tea
         messaging.stop()
 
 
+def test_the_rest_api_applies_the_same_policy(team_registry, team, team_topics, messaging_pb, kafka_sasl_ssl):
+    """The messaging service's REST Proxy API, as alice: lists and produces to team-a topics
+    only (403 with 40301 for team-b's), creates consumer instances of team-a groups only, and
+    another principal cannot use her instance (to admin it does not exist: 40403)."""
+    import requests
+
+    topic_a, topic_b = team_topics["a"], team_topics["b"]
+    messaging = MessagingProcess(team_registry, messaging_pb, kafka_sasl_ssl)
+    try:
+        def session(authorization):
+            http = requests.Session()
+            http.trust_env = False
+            http.verify = str(team.security.ca)
+            http.headers["Authorization"] = authorization
+            return http
+
+        alice = session(basic_authorization("alice", team.alice_password))
+        admin = session(team.security.admin_authorization())
+        base = messaging.rest_url
+        names = alice.get(f"{base}/topics").json()
+        assert topic_a in names and topic_b not in names, names
+        json_v2 = {"Content-Type": "application/vnd.kafka.json.v2+json"}
+        produced = alice.post(f"{base}/topics/{topic_a}", json={"records": [{"value": {"n": 1}}]}, headers=json_v2)
+        assert produced.status_code == 200, produced.text
+        refused = alice.post(f"{base}/topics/{topic_b}", json={"records": [{"value": {"n": 1}}]}, headers=json_v2)
+        assert (refused.status_code, refused.json()["error_code"]) == FORBIDDEN, refused.text
+        described = alice.get(f"{base}/topics/{topic_b}")
+        assert (described.status_code, described.json()["error_code"]) == FORBIDDEN, described.text
+        v2 = {"Content-Type": "application/vnd.kafka.v2+json"}
+        other_group = alice.post(f"{base}/consumers/team-b-readers", json={"name": "x"}, headers=v2)
+        assert (other_group.status_code, other_group.json()["error_code"]) == FORBIDDEN, other_group.text
+        created = alice.post(f"{base}/consumers/team-a-readers", json={"name": "alices", "format": "json"}, headers=v2)
+        assert created.status_code == 200, created.text
+        instance = created.json()["base_uri"]
+        subscribe_b = alice.post(f"{instance}/subscription", json={"topics": [topic_b]}, headers=v2)
+        assert (subscribe_b.status_code, subscribe_b.json()["error_code"]) == FORBIDDEN, subscribe_b.text
+        assert alice.post(f"{instance}/subscription", json={"topics": [topic_a]}, headers=v2).status_code == 204
+        stolen = admin.get(f"{instance}/records", headers={"Accept": "application/vnd.kafka.json.v2+json"})
+        assert (stolen.status_code, stolen.json()["error_code"]) == (404, 40403), stolen.text
+        assert alice.delete(instance).status_code == 204
+    finally:
+        messaging.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # The audit log
 

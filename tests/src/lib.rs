@@ -554,6 +554,8 @@ pub fn messaging_settings(registry_url: &str) -> tributary_messaging::Settings {
 #[derive(Debug)]
 pub struct TestMessaging {
     pub addr: SocketAddr,
+    /// Where its REST Proxy compatible HTTP API listens.
+    pub rest_addr: SocketAddr,
     /// Where its Prometheus `/metrics` endpoint listens.
     pub metrics_addr: SocketAddr,
     pub registry: TestRegistry,
@@ -588,6 +590,7 @@ impl TestMessaging {
             .await
             .expect("messaging builds");
         let addr = application.local_addr();
+        let rest_addr = application.rest_addr();
         let metrics_addr = application.metrics_addr();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
@@ -599,6 +602,7 @@ impl TestMessaging {
         }
         Self {
             addr,
+            rest_addr,
             metrics_addr,
             registry,
             stop,

@@ -49,6 +49,19 @@ impl std::fmt::Debug for Kafka {
     }
 }
 
+/// Whether `name` can name a Kafka topic: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`
+/// (Kafka's rule). librdkafka is never asked about another name: it cannot represent some
+/// (`rd_kafka_topic_new` returns nothing for them, and rdkafka then panics).
+pub fn is_valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// A cluster: its id and its brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {
@@ -188,6 +201,11 @@ impl Kafka {
         &self,
         topic: &str,
     ) -> Result<Vec<pb::PartitionInfo>, MessagingError> {
+        if !is_valid_topic_name(topic) {
+            return Err(MessagingError::TopicNotFound {
+                topic: topic.chars().take(256).collect(),
+            });
+        }
         // Through the admin client, as for `ping`.
         let admin = Arc::clone(&self.admin);
         let timeout = self.timeout;
@@ -253,6 +271,13 @@ impl Kafka {
         &self,
         topic: Option<&str>,
     ) -> Result<Vec<TopicDetail>, MessagingError> {
+        if let Some(topic) = topic
+            && !is_valid_topic_name(topic)
+        {
+            return Err(MessagingError::TopicNotFound {
+                topic: topic.chars().take(256).collect(),
+            });
+        }
         let admin = Arc::clone(&self.admin);
         let timeout = self.timeout;
         let name = topic.map(str::to_owned);
@@ -358,6 +383,12 @@ impl Kafka {
         request: &pb::CreateTopicRequest,
     ) -> Result<pb::DescribeTopicResponse, MessagingError> {
         let topic = request.topic.as_str();
+        if !is_valid_topic_name(topic) {
+            return Err(MessagingError::invalid(
+                "topic",
+                "a topic name is 1 to 249 letters, digits, '.', '_' or '-', and not '.' or '..'",
+            ));
+        }
         let partitions = if request.partitions == 0 {
             -1
         } else {
@@ -405,6 +436,11 @@ impl Kafka {
 
     /// Deletes a topic.
     pub async fn delete_topic(&self, topic: &str) -> Result<(), MessagingError> {
+        if !is_valid_topic_name(topic) {
+            return Err(MessagingError::TopicNotFound {
+                topic: topic.chars().take(256).collect(),
+            });
+        }
         let options = AdminOptions::new()
             .request_timeout(Some(self.timeout))
             .operation_timeout(Some(self.timeout));
@@ -557,4 +593,18 @@ impl Kafka {
 
 fn admin_error(code: RDKafkaErrorCode, topic: &str, max_message_bytes: usize) -> MessagingError {
     MessagingError::from_kafka(KafkaError::AdminOp(code), topic, max_message_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(is_valid_topic_name("orders.v1_EU-2"));
+        assert!(is_valid_topic_name(&"a".repeat(249)));
+        for bad in ["", ".", "..", "a/b", "a b", "ü", "a\0b", &"a".repeat(250)] {
+            assert!(!is_valid_topic_name(bad), "{bad:?}");
+        }
+    }
 }

@@ -30,11 +30,8 @@ impl RestClient {
     pub(crate) fn new(addr: &str, mode: Mode, pki: &Pki) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder().pool_max_idle_per_host(256);
         let scheme = if mode.is_tls() {
-            let config = tributary_security::client::client_config(
-                Some(&pki.ca),
-                None,
-                &[b"http/1.1"],
-            )?;
+            let config =
+                tributary_security::client::client_config(Some(&pki.ca), None, &[b"http/1.1"])?;
             builder = builder.use_preconfigured_tls(config);
             "https"
         } else {
@@ -107,11 +104,16 @@ pub(crate) async fn rest_produce(
                 let answer = request.send().await?;
                 let status = answer.status();
                 let body: serde_json::Value = answer.json().await?;
-                anyhow::ensure!(status.is_success(), "REST produce answered {status}: {body}");
+                anyhow::ensure!(
+                    status.is_success(),
+                    "REST produce answered {status}: {body}"
+                );
                 Ok::<_, anyhow::Error>((body, sent.elapsed()))
             });
         }
-        let Some(done) = in_flight.next().await else { break };
+        let Some(done) = in_flight.next().await else {
+            break;
+        };
         let (body, took) = done?;
         histogram.record(took.as_micros() as u64)?;
         for offset in body["offsets"].as_array().into_iter().flatten() {
@@ -185,7 +187,9 @@ pub(crate) async fn grpc_produce_unary(
     let mut requests = requests.into_iter();
     loop {
         while in_flight.len() < concurrency.max(1) {
-            let Some(request) = requests.next() else { break };
+            let Some(request) = requests.next() else {
+                break;
+            };
             let mut client = client.clone();
             in_flight.push(async move {
                 let sent = Instant::now();
@@ -193,7 +197,9 @@ pub(crate) async fn grpc_produce_unary(
                 Ok::<_, anyhow::Error>((answer, sent.elapsed()))
             });
         }
-        let Some(done) = in_flight.next().await else { break };
+        let Some(done) = in_flight.next().await else {
+            break;
+        };
         let (answer, took) = done?;
         histogram.record(took.as_micros() as u64)?;
         for result in answer.results {
@@ -267,7 +273,10 @@ pub(crate) async fn rest_fetch(
             .error_for_status()?
             .json()
             .await?;
-        failed += batch.iter().filter(|r| r.get("error_code").is_some()).count();
+        failed += batch
+            .iter()
+            .filter(|r| r.get("error_code").is_some())
+            .count();
         records += batch.len();
     }
     let seconds = started.elapsed().as_secs_f64();
