@@ -294,11 +294,11 @@ def build() -> dict:
         h=8,
     )
 
-    layout.row("Schema Registry HTTP API")
+    layout.row("HTTP APIs: Schema Registry (registry), Kafka REST Proxy (messaging)")
     layout.add(
         timeseries(
             "Requests per second",
-            "Confluent-compatible HTTP API requests per route template and status code.",
+            "Requests of the Confluent-compatible HTTP APIs (the registry's Schema Registry API, the messaging service's REST Proxy API) per route template and status code.",
             [
                 (
                     f"sum by (http_request_method, http_route, http_response_status_code) (rate({http_count}{{{SEL}}}[{RATE}]))",
@@ -477,6 +477,16 @@ def build() -> dict:
             "Producer queue",
             "Records waiting in librdkafka's queue or in flight to Kafka, per instance.",
             [(f"sum by (instance) (messaging_producer_queue_messages{{{SEL}}})", "{{instance}}")],
+            "none",
+        ),
+        w=8,
+        h=8,
+    )
+    layout.add(
+        timeseries(
+            "REST consumer instances",
+            "Consumer instances of the REST Proxy API open per messaging instance (they share MESSAGING_MAX_CONSUME_STREAMS with Consume streams, and expire after MESSAGING_CONSUMER_INSTANCE_TIMEOUT_MS unused).",
+            [(f"sum by (instance) (messaging_rest_consumer_instances{{{SEL}}})", "{{instance}}")],
             "none",
         ),
         w=8,
