@@ -589,32 +589,6 @@ pub struct RecordsQuery {
     pub max_bytes: Option<String>,
 }
 
-/// A key or value of a record handed out.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Data {
-    Json(Box<RawValue>),
-    Base64(String),
-}
-
-/// A record of a `records` response.
-#[derive(Debug, Serialize)]
-struct RecordOut<'a> {
-    topic: &'a str,
-    key: Option<Data>,
-    value: Option<Data>,
-    partition: i32,
-    offset: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_value: Option<String>,
-}
-
 fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -737,25 +711,41 @@ async fn fetch(
         .into_response())
 }
 
-/// The JSON array of a `records` response.
+/// What a key or value became, its text in the part's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Absent,
+    /// JSON text (decoded, or the `json` format's bytes, checked).
+    Json,
+    /// A JSON string: the `binary` format's base64.
+    Base64,
+    /// It cannot be decoded; why is in the record's errors.
+    Failed,
+}
+
+/// The JSON array of a `records` response, written as it goes: the decoded JSON texts are
+/// copied in as they are (never parsed again), names and messages escaped by serde_json.
 async fn encode_records(
     state: &RestState,
     guard: &mut InstanceState,
     format: EmbeddedFormat,
     records: &[Taken],
 ) -> Result<Vec<u8>, MessagingError> {
-    let mut out = Vec::with_capacity(records.len().saturating_mul(128));
+    let written =
+        |error: serde_json::Error| MessagingError::Internal(format!("records response: {error}"));
+    let mut out = Vec::with_capacity(records.len().saturating_mul(160));
     out.push(b'[');
-    let mut json = Vec::new();
+    let (mut key_text, mut value_text) = (Vec::new(), Vec::new());
+    let mut errors = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        let mut errors = Vec::new();
+        errors.clear();
         let key = decode(
             state,
             guard,
             format,
             record.key(),
             true,
-            &mut json,
+            &mut key_text,
             &mut errors,
         )
         .await?;
@@ -765,82 +755,102 @@ async fn encode_records(
             format,
             record.payload(),
             false,
-            &mut json,
+            &mut value_text,
             &mut errors,
         )
         .await?;
-        let failed = !errors.is_empty();
-        let raw_key = matches!(key, Some(None))
-            .then(|| record.key().map(base64))
-            .flatten();
-        let raw_value = matches!(value, Some(None))
-            .then(|| record.payload().map(base64))
-            .flatten();
-        let out_record = RecordOut {
-            topic: record.topic(),
-            key: key.flatten(),
-            value: value.flatten(),
-            partition: record.partition(),
-            offset: record.offset(),
-            error_code: failed.then_some(50002),
-            error: failed.then(|| errors.join("; ")),
-            raw_key,
-            raw_value,
-        };
         if index > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &out_record)
-            .map_err(|error| MessagingError::Internal(format!("records response: {error}")))?;
+        out.extend_from_slice(b"{\"topic\":");
+        serde_json::to_writer(&mut out, record.topic()).map_err(written)?;
+        out.extend_from_slice(b",\"key\":");
+        put_part(&mut out, key, &key_text);
+        out.extend_from_slice(b",\"value\":");
+        put_part(&mut out, value, &value_text);
+        out.extend_from_slice(
+            format!(
+                ",\"partition\":{},\"offset\":{}",
+                record.partition(),
+                record.offset()
+            )
+            .as_bytes(),
+        );
+        if !errors.is_empty() {
+            out.extend_from_slice(b",\"error_code\":50002,\"error\":");
+            serde_json::to_writer(&mut out, &errors.join("; ")).map_err(written)?;
+            for (part, name, bytes) in [
+                (key, "raw_key", record.key()),
+                (value, "raw_value", record.payload()),
+            ] {
+                if let (Part::Failed, Some(bytes)) = (part, bytes) {
+                    out.extend_from_slice(format!(",\"{name}\":\"{}\"", base64(bytes)).as_bytes());
+                }
+            }
+        }
+        out.push(b'}');
     }
     out.push(b']');
     Ok(out)
 }
 
-/// A key or value in the instance's format: `None` when absent, `Some(None)` when it cannot
-/// be decoded (why appended to `errors`).
+fn put_part(out: &mut Vec<u8>, part: Part, text: &[u8]) {
+    match part {
+        Part::Absent | Part::Failed => out.extend_from_slice(b"null"),
+        Part::Json => out.extend_from_slice(text),
+        Part::Base64 => {
+            out.push(b'"');
+            out.extend_from_slice(text);
+            out.push(b'"');
+        }
+    }
+}
+
+/// A key or value in the instance's format, its text in `text`; why it cannot be decoded
+/// appended to `errors`.
 async fn decode(
     state: &RestState,
     guard: &mut InstanceState,
     format: EmbeddedFormat,
     bytes: Option<&[u8]>,
     is_key: bool,
-    json: &mut Vec<u8>,
+    text: &mut Vec<u8>,
     errors: &mut Vec<String>,
-) -> Result<Option<Option<Data>>, MessagingError> {
+) -> Result<Part, MessagingError> {
+    text.clear();
     let Some(bytes) = bytes else {
-        return Ok(None);
+        return Ok(Part::Absent);
     };
     let field = if is_key { "key" } else { "value" };
-    let decoded = match format {
-        EmbeddedFormat::Binary => return Ok(Some(Some(Data::Base64(base64(bytes))))),
-        EmbeddedFormat::Json => serde_json::from_slice::<Box<RawValue>>(bytes)
-            .map_err(|error| format!("{field} is not JSON: {error}")),
-        _ => {
-            json.clear();
-            match crate::consume::decode_framed_json(
-                &state.schemas,
-                bytes,
-                is_key,
-                &mut guard.decoder,
-                json,
-            )
-            .await?
-            {
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(json).into_owned();
-                    RawValue::from_string(text)
-                        .map_err(|error| format!("{field} decoded to invalid JSON: {error}"))
-                }
-                Err((error, _)) => Err(format!("{field} cannot be decoded: {}", error.message)),
+    match format {
+        EmbeddedFormat::Binary => {
+            text.extend_from_slice(base64(bytes).as_bytes());
+            Ok(Part::Base64)
+        }
+        EmbeddedFormat::Json => match serde_json::from_slice::<&RawValue>(bytes) {
+            Ok(raw) => {
+                text.extend_from_slice(raw.get().as_bytes());
+                Ok(Part::Json)
             }
-        }
-    };
-    match decoded {
-        Ok(raw) => Ok(Some(Some(Data::Json(raw)))),
-        Err(error) => {
-            errors.push(error);
-            Ok(Some(None))
-        }
+            Err(error) => {
+                errors.push(format!("{field} is not JSON: {error}"));
+                Ok(Part::Failed)
+            }
+        },
+        _ => match crate::consume::decode_framed_json(
+            &state.schemas,
+            bytes,
+            is_key,
+            &mut guard.decoder,
+            text,
+        )
+        .await?
+        {
+            Ok(_) => Ok(Part::Json),
+            Err((error, _)) => {
+                errors.push(format!("{field} cannot be decoded: {}", error.message));
+                Ok(Part::Failed)
+            }
+        },
     }
 }

@@ -231,11 +231,12 @@ impl Instances {
             .set("enable.auto.commit", config.auto_commit.to_string())
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", &config.auto_offset_reset)
-            .set("enable.partition.eof", "false")
-            .set("queued.max.messages.kbytes", "4096");
+            .set("enable.partition.eof", "false");
         if let Some(bytes) = config.fetch_min_bytes {
             kafka_config.set("fetch.min.bytes", bytes.to_string());
         }
+        // The Consume streams' defaults (prefetching up to 16 MiB, as a fetch may return),
+        // without statistics (nothing reads them here).
         for (property, default) in CONSUMER_DEFAULTS {
             if property != "statistics.interval.ms" && kafka_config.get(property).is_none() {
                 kafka_config.set(property, default);
