@@ -193,7 +193,34 @@ async fn verify(
     .fetch_all(pool)
     .await
     .context("reading the subject's versions back")?;
-    for (expected, (version, _)) in (1..).zip(&rows) {
+    let ids: Vec<i32> = acknowledged
+        .iter()
+        .map(|(_, id)| i32::try_from(*id))
+        .collect::<Result<_, _>>()?;
+    let texts: HashMap<i64, String> = sqlx::query_as::<_, (i32, String)>(
+        "SELECT id, schema_text FROM schemas WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .context("reading the acknowledged schemas back")?
+    .into_iter()
+    .map(|(id, text)| (i64::from(id), text))
+    .collect();
+    check(subject, &rows, &texts, acknowledged, failed)?;
+    Ok(rows.len() as u64)
+}
+
+/// The check of [`verify`] on what it read: `rows` the subject's (version, schema id) rows in
+/// version order, `texts` the stored text of the acknowledged ids.
+fn check(
+    subject: &str,
+    rows: &[(i32, i32)],
+    texts: &HashMap<i64, String>,
+    acknowledged: &[(usize, i64)],
+    failed: usize,
+) -> anyhow::Result<()> {
+    for (expected, (version, _)) in (1..).zip(rows) {
         if *version != expected {
             bail!(
                 "versions of {subject} are not contiguous: version {version} where {expected} was expected"
@@ -201,7 +228,7 @@ async fn verify(
         }
     }
     let mut version_of: HashMap<i64, i32> = HashMap::new();
-    for (version, id) in &rows {
+    for (version, id) in rows {
         if let Some(earlier) = version_of.insert(i64::from(*id), *version) {
             bail!(
                 "schema id {id} is committed twice under {subject}: versions {earlier} and {version}"
@@ -218,22 +245,7 @@ async fn verify(
                 "schema {n} was acknowledged with id {id}, which is not committed under {subject}"
             );
         }
-    }
-    let ids: Vec<i32> = acknowledged
-        .iter()
-        .map(|(_, id)| i32::try_from(*id))
-        .collect::<Result<_, _>>()?;
-    let texts: HashMap<i32, String> = sqlx::query_as::<_, (i32, String)>(
-        "SELECT id, schema_text FROM schemas WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .context("reading the acknowledged schemas back")?
-    .into_iter()
-    .collect();
-    for (n, id) in acknowledged {
-        let text = i32::try_from(*id).ok().and_then(|id| texts.get(&id));
+        let text = texts.get(id);
         if !text.is_some_and(|text| text.contains(&format!("\"h{n}\""))) {
             bail!("id {id}, acknowledged for schema {n}, holds another schema: {text:?}");
         }
@@ -244,5 +256,50 @@ async fn verify(
             "{unacknowledged} versions of {subject} are committed but were never acknowledged, and only {failed} requests failed"
         );
     }
-    Ok(rows.len() as u64)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(ids: &[(i64, usize)]) -> HashMap<i64, String> {
+        ids.iter().map(|(id, n)| (*id, hot_schema(*n))).collect()
+    }
+
+    #[test]
+    fn a_consistent_subject_passes() {
+        let rows = [(1, 10), (2, 11), (3, 12)];
+        let acked = [(0, 10), (1, 11), (2, 12)];
+        check("s", &rows, &texts(&[(10, 0), (11, 1), (12, 2)]), &acked, 0).expect("consistent");
+    }
+
+    #[test]
+    fn every_inconsistency_fails_with_its_reason() {
+        let all = texts(&[(10, 0), (11, 1), (12, 2)]);
+        let error =
+            |rows: &[(i32, i32)], texts: &HashMap<i64, String>, acked: &[(usize, i64)], failed| {
+                check("s", rows, texts, acked, failed)
+                    .expect_err("must fail")
+                    .to_string()
+            };
+        // A gap in the versions.
+        assert!(
+            error(&[(1, 10), (3, 11)], &all, &[(0, 10), (1, 11)], 0).contains("not contiguous")
+        );
+        // One id under two versions.
+        assert!(error(&[(1, 10), (2, 10)], &all, &[(0, 10)], 1).contains("committed twice"));
+        // One id acknowledged for two schemas.
+        assert!(error(&[(1, 10), (2, 11)], &all, &[(0, 10), (1, 10)], 0).contains("two different"));
+        // An acknowledged write missing from Postgres.
+        assert!(error(&[(1, 10)], &all, &[(0, 10), (1, 11)], 0).contains("not committed"));
+        // An acknowledged id holding another schema.
+        assert!(
+            error(&[(1, 10), (2, 11)], &all, &[(1, 10), (0, 11)], 0).contains("another schema")
+        );
+        // A committed version nobody was told about, no request having failed.
+        assert!(error(&[(1, 10), (2, 11)], &all, &[(0, 10)], 0).contains("never acknowledged"));
+        // ... which a failed request explains.
+        check("s", &[(1, 10), (2, 11)], &all, &[(0, 10)], 1).expect("explained by a failure");
+    }
 }
