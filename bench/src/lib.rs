@@ -3,6 +3,7 @@
 //! that hardly depends on what else runs on the machine, unlike a rate), and how the services
 //! they start are secured ([`security`]).
 
+pub mod hot_subject;
 pub mod security;
 
 /// The resident set size of a process, in MiB (`VmRSS` of `/proc/<pid>/status`); NaN when it

@@ -1436,3 +1436,271 @@ async fn stopping_answers_requests_in_flight_and_closes_idle_keep_alive_connecti
         .unwrap()
         .unwrap();
 }
+
+/// Version `n` of the hot subject's schemas: a field of its own, optional, so that every one
+/// is BACKWARD-compatible with every other (a reader ignores the writer's extra field and
+/// defaults its own).
+fn hot_schema(n: usize) -> String {
+    format!(
+        r#"{{"type":"record","name":"Hot","namespace":"com.example","fields":[{{"name":"name","type":"string"}},{{"name":"f{n}","type":["null","string"],"default":null}}]}}"#
+    )
+}
+
+/// `name` changed from string to long: BACKWARD-incompatible with every `hot_schema`.
+fn hot_breaking(n: usize) -> String {
+    format!(
+        r#"{{"type":"record","name":"Hot","namespace":"com.example","fields":[{{"name":"name","type":"long"}},{{"name":"g{n}","type":["null","string"],"default":null}}]}}"#
+    )
+}
+
+/// Registers each of `schemas` under `subject` from its own task, all at once; the (status,
+/// body) of each, in the order of `schemas`.
+async fn register_all_at_once(
+    api: &std::sync::Arc<Api>,
+    subject: &str,
+    schemas: &[String],
+) -> Vec<(StatusCode, Value)> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(schemas.len()));
+    let tasks: Vec<_> = schemas
+        .iter()
+        .map(|schema| {
+            let api = std::sync::Arc::clone(api);
+            let start = std::sync::Arc::clone(&start);
+            let path = format!("/subjects/{subject}/versions");
+            let body = json!({ "schema": schema });
+            tokio::spawn(async move {
+                start.wait().await;
+                api.post(&path, body).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// The (version, schema id) rows of `subject` in Postgres, ascending.
+async fn committed_versions(registry: &TestRegistry, subject: &str) -> Vec<(i32, i32)> {
+    let pool = sqlx::PgPool::connect(&registry.database.url).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT version, schema_id FROM subject_versions WHERE subject = $1 ORDER BY version",
+    )
+    .bind(subject)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_into_one_subject_are_each_committed_once() {
+    let registry = TestRegistry::start().await;
+    let api = std::sync::Arc::new(Api::new(&registry));
+    assert_eq!(
+        api.put("/config/hot", json!({"compatibility": "NONE"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // 64 distinct schemas at once: every one acknowledged, with an id of its own.
+    let schemas: Vec<String> = (0..64).map(hot_schema).collect();
+    let answers = register_all_at_once(&api, "hot", &schemas).await;
+    let mut ids = Vec::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        ids.push(body["id"].as_i64().unwrap() as i32);
+    }
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 64, "64 schemas, 64 ids: {ids:?}");
+
+    // Versions 1..=64, each acknowledged id under exactly one of them, in Postgres itself.
+    let committed = committed_versions(&registry, "hot").await;
+    assert_eq!(
+        committed
+            .iter()
+            .map(|(version, _)| *version)
+            .collect::<Vec<_>>(),
+        (1..=64).collect::<Vec<_>>(),
+        "contiguous versions"
+    );
+    let mut committed_ids: Vec<i32> = committed.iter().map(|(_, id)| *id).collect();
+    committed_ids.sort_unstable();
+    assert_eq!(
+        committed_ids, distinct,
+        "the acknowledged ids are the committed ones"
+    );
+    assert_eq!(
+        api.get("/subjects/hot/versions").await.1,
+        json!((1..=64).collect::<Vec<_>>())
+    );
+    // Each id reads back the schema it was given for, and its version names it.
+    for (n, id) in ids.iter().enumerate() {
+        let (status, body) = api.get(&format!("/schemas/ids/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let text = body["schema"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("\"f{n}\"")),
+            "id {id} is schema {n}: {text}"
+        );
+        let version = committed.iter().find(|(_, c)| c == id).unwrap().0;
+        let (_, found) = api.get(&format!("/subjects/hot/versions/{version}")).await;
+        assert_eq!(found["id"], json!(id));
+    }
+
+    // The same 64 again, at once: nothing new, each gets its id back.
+    let again = register_all_at_once(&api, "hot", &schemas).await;
+    for ((status, body), id) in again.iter().zip(&ids) {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], json!(id));
+    }
+    assert_eq!(committed_versions(&registry, "hot").await.len(), 64);
+
+    // One new schema sent 32 times at once (in one group or several): one id, one version.
+    let same = vec![hot_schema(1000); 32];
+    let answers = register_all_at_once(&api, "hot", &same).await;
+    let first = &answers[0].1["id"];
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(&body["id"], first);
+    }
+    let committed = committed_versions(&registry, "hot").await;
+    assert_eq!(committed.len(), 65);
+    assert_eq!(
+        committed.last().map(|(_, id)| json!(id)),
+        Some(first.clone())
+    );
+
+    // A subject created by the group itself, and an id shared with another subject: the
+    // schemas of "hot" registered under "warm" get their ids back, under versions 1..=8.
+    let answers = register_all_at_once(&api, "warm", &schemas[..8]).await;
+    for ((status, body), id) in answers.iter().zip(&ids) {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], json!(id));
+    }
+    let warm = committed_versions(&registry, "warm").await;
+    assert_eq!(
+        warm.iter().map(|(version, _)| *version).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_incompatible_registration_fails_alone_among_concurrent_ones() {
+    let registry = TestRegistry::start().await;
+    let api = std::sync::Arc::new(Api::new(&registry));
+    assert_eq!(
+        api.put("/config/mixed", json!({"compatibility": "BACKWARD"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let base = api.register("mixed", &hot_schema(0)).await;
+
+    // 48 compatible and 16 incompatible registrations, interleaved, all at once.
+    let schemas: Vec<String> = (1..=64)
+        .map(|n| {
+            if n % 4 == 0 {
+                hot_breaking(n)
+            } else {
+                hot_schema(n)
+            }
+        })
+        .collect();
+    let answers = register_all_at_once(&api, "mixed", &schemas).await;
+    let mut ids = vec![base];
+    for (n, answer) in (1..=64).zip(&answers) {
+        if n % 4 == 0 {
+            assert_error(answer, 409, 409);
+        } else {
+            assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+            ids.push(answer.1["id"].as_i64().unwrap() as i32);
+        }
+    }
+    let committed = committed_versions(&registry, "mixed").await;
+    assert_eq!(
+        committed
+            .iter()
+            .map(|(version, _)| *version)
+            .collect::<Vec<_>>(),
+        (1..=49).collect::<Vec<_>>(),
+        "the refused ones took no version"
+    );
+    let mut committed_ids: Vec<i32> = committed.iter().map(|(_, id)| *id).collect();
+    committed_ids.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(committed_ids, ids);
+    // No refused schema was stored under any id.
+    let pool = sqlx::PgPool::connect(&registry.database.url).await.unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM schemas WHERE schema_text LIKE '%\"long\"%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+    pool.close().await;
+
+    // Two schemas each compatible with the latest version but not with each other
+    // (`clash` a string, then a long): whichever is decided first becomes the latest version,
+    // and the other is checked against it, in the same group or not: one passes, one fails.
+    let clash = |kind: &str| {
+        format!(
+            r#"{{"type":"record","name":"Hot","namespace":"com.example","fields":[{{"name":"name","type":"string"}},{{"name":"clash","type":["null","{kind}"],"default":null}}]}}"#
+        )
+    };
+    let answers = register_all_at_once(&api, "mixed", &[clash("string"), clash("long")]).await;
+    let passed = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(passed, 1, "{answers:?}");
+    let failed = answers
+        .iter()
+        .find(|(status, _)| *status != StatusCode::OK)
+        .unwrap();
+    assert_error(failed, 409, 409);
+    assert_eq!(committed_versions(&registry, "mixed").await.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hot_subject_under_backward_is_served_by_a_pool_of_two_connections() {
+    // The subject's latest version is written by one replica, then checked against by a fresh
+    // one (empty caches) whose pool has two connections, the event listener holding one: the
+    // group that holds the subject's lock reads that version on its own connection, so the
+    // registrations never wait for a second one (which would time out with 503).
+    let database = tributary_tests::TestDatabase::create().await;
+    let first = TestRegistry::start_on(database.clone()).await;
+    let api = Api::new(&first);
+    assert_eq!(
+        api.put("/config/tight", json!({"compatibility": "BACKWARD"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    api.register("tight", &hot_schema(0)).await;
+    first.stop().await.unwrap();
+
+    let registry = TestRegistry::start_with(database, |settings| {
+        settings.db_max_connections = 2;
+    })
+    .await;
+    let api = std::sync::Arc::new(Api::new(&registry));
+    let schemas: Vec<String> = (1..=32).map(hot_schema).collect();
+    let answers = register_all_at_once(&api, "tight", &schemas).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let committed = committed_versions(&registry, "tight").await;
+    assert_eq!(
+        committed
+            .iter()
+            .map(|(version, _)| *version)
+            .collect::<Vec<_>>(),
+        (1..=33).collect::<Vec<_>>()
+    );
+}

@@ -39,6 +39,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use sqlx::Connection;
 use tonic::service::interceptor::InterceptedService;
+use tributary_bench::hot_subject::HotSubject;
 use tributary_bench::security::{AuthChannel, Mode, Pki, SECURITY_ENV};
 use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::registry::v1 as pb;
@@ -128,10 +129,18 @@ struct Args {
     /// argon2id hash per basic-auth request, a signature check per JWT).
     #[arg(long)]
     auth_cache_ttl_ms: Option<u64>,
-    /// What to run: `all`, `tables` (the first tables only, as before the security table) or
-    /// `security` (load the data, then the security table only).
+    /// What to run: `all`, `tables` (the first tables only, as before the security table),
+    /// `security` (load the data, then the security table only) or `hot-subject` (only the
+    /// hot-subject table: `--hot-clients` HTTP clients registering new schemas into one subject
+    /// for `--seconds`, then every acknowledged registration checked in Postgres).
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
+    /// Concurrent HTTP/1.1 keep-alive clients (one connection each) of the hot-subject table.
+    #[arg(long, default_value_t = 64)]
+    hot_clients: usize,
+    /// The compatibility level of the hot subject.
+    #[arg(long, default_value = "NONE")]
+    hot_compatibility: String,
     /// Leave out the Protobuf rows (register-new, get-by-id and register-existing of Protobuf
     /// schemas, measured after the Avro rows of the first two tables, and the Protobuf/Avro
     /// table), as the bench ran before they came.
@@ -144,6 +153,7 @@ enum Only {
     All,
     Tables,
     Security,
+    HotSubject,
 }
 
 /// Version `v` of subject `s`: each version adds an optional field, so BACKWARD holds.
@@ -1726,6 +1736,101 @@ async fn new_connections(
     })
 }
 
+/// The first number of /proc/loadavg (NaN when unreadable).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Transactions committed and rolled back in `database` so far, as Postgres's statistics count
+/// them (every statement outside a transaction is one; they are flushed about once a second:
+/// read after a pause).
+async fn transactions(pool: &sqlx::PgPool, database: &str) -> anyhow::Result<(i64, i64)> {
+    Ok(
+        sqlx::query_as(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1",
+        )
+        .bind(database)
+        .fetch_one(pool)
+        .await?,
+    )
+}
+
+/// The hot-subject table (see `tributary_bench::hot_subject`): fails, saying why, when an
+/// acknowledged registration is not in Postgres or an id or version is given twice.
+async fn hot_subject_table(
+    args: &Args,
+    registry: &Registry,
+    pki: &Pki,
+    database_url: &str,
+    database: &str,
+) -> anyhow::Result<()> {
+    let hot = HotSubject {
+        base_url: registry.mode.url(&registry.http_addr),
+        authorization: registry.mode.authorization(pki),
+        ca_pem: if registry.mode.is_tls() {
+            Some(std::fs::read(&pki.ca)?)
+        } else {
+            None
+        },
+        subject: "hot-subject".to_owned(),
+        compatibility: args.hot_compatibility.clone(),
+        clients: args.hot_clients,
+        run_for: Duration::from_secs(args.seconds),
+    };
+    let pool = sqlx::PgPool::connect(database_url).await?;
+    let pid = registry.pid();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (commits_before, rollbacks_before) = transactions(&pool, database).await?;
+    let (load_before, cpu_before) = (load_average(), cpu_seconds(pid));
+    let outcome = tributary_bench::hot_subject::run(&hot, &pool).await;
+    let (load_after, cpu_after) = (load_average(), cpu_seconds(pid));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (commits_after, rollbacks_after) = transactions(&pool, database).await?;
+    pool.close().await;
+    let outcome = outcome?;
+    println!(
+        "registry-bench: one hot subject, {} concurrent HTTP/1.1 keep-alive clients registering new schemas ({}), {} s, registry {}; load average {:.2} before, {:.2} after",
+        hot.clients,
+        hot.compatibility,
+        args.seconds,
+        registry.mode.label(),
+        load_before,
+        load_after
+    );
+    println!();
+    println!(
+        "| scenario | writes/s | p50 (ms) | p99 (ms) | acknowledged | errors | versions committed | Postgres commits/write | rollbacks/write | µs CPU/write |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let writes = outcome.acknowledged.max(1) as f64;
+    println!(
+        "| one hot subject: {} HTTP clients registering new schemas ({}) | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+        hot.clients,
+        hot.compatibility,
+        outcome.rate(),
+        outcome.millis(0.50),
+        outcome.millis(0.99),
+        outcome.acknowledged,
+        outcome.errors,
+        outcome.committed,
+        (commits_after - commits_before) as f64 / writes,
+        (rollbacks_after - rollbacks_before) as f64 / writes,
+        cpu_per(cpu_before, cpu_after, outcome.acknowledged),
+    );
+    println!();
+    println!(
+        "verified in Postgres: versions 1..={} of {} without a gap, no id or version twice, every acknowledged id committed and holding its own schema",
+        outcome.committed, hot.subject
+    );
+    for error in &outcome.first_errors {
+        println!("error answer: {error}");
+    }
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -1775,6 +1880,11 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
 
     let (registry, cold_start) =
         start_registry(args, &database_url, args.mode, &pki, port, http_port, None).await?;
+    if args.only == Only::HotSubject {
+        let outcome = hot_subject_table(args, &registry, &pki, &database_url, database).await;
+        registry.stop().await;
+        return outcome;
+    }
     let pool = clients(&registry, &pki, args.connections).await?;
     let run_for = Duration::from_secs(args.seconds);
     let total = args.subjects * args.versions;

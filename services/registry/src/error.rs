@@ -377,6 +377,24 @@ impl RegistryError {
     }
 }
 
+impl RegistryError {
+    /// The same failure, for another request that failed with this one: the registrations of
+    /// a group share one transaction, and when it fails, each is answered with its error. The
+    /// kind (unavailable: 503 and UNAVAILABLE; else 500 and INTERNAL) and the logged text are
+    /// kept; the source error itself cannot be cloned.
+    pub fn for_another_request(&self) -> RegistryError {
+        match self {
+            RegistryError::StoreUnavailable(source) => RegistryError::StoreUnavailable(
+                sqlx::Error::Io(std::io::Error::other(source.to_string())),
+            ),
+            RegistryError::Store(source) => {
+                RegistryError::Store(sqlx::Error::Protocol(source.to_string()))
+            }
+            other => RegistryError::Store(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+}
+
 impl From<tributary_avro::LimitExceeded> for RegistryError {
     fn from(source: tributary_avro::LimitExceeded) -> Self {
         RegistryError::OverLimit { source, path: None }

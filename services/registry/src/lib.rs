@@ -12,6 +12,7 @@ pub mod compatibility;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod group_commit;
 pub mod grpc;
 pub mod http;
 pub mod model;

@@ -5,13 +5,17 @@
 //!   `schemas.fingerprint` unique constraint decides races;
 //! - versions of a subject are allocated under the subject's row lock, so they are gap-free
 //!   and never handed out twice; a soft-deleted version's number is never reused;
-//! - every write is one transaction, and its change event is a NOTIFY inside it.
+//! - every write is one transaction, and its change event is a NOTIFY inside it; concurrent
+//!   registrations of one subject share one transaction (see [`batch`]), each answered only
+//!   after it commits.
 //!
 //! Caches: schemas by id are immutable and cached forever. Subject versions and configs are
 //! cached until a change event for them arrives from any replica (this replica invalidates its
 //! own writes at once); while the event listener is disconnected those caches are bypassed.
 
 #![warn(clippy::arithmetic_side_effects)]
+
+mod batch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -28,8 +32,11 @@ use crate::compatibility::Checkers;
 pub use crate::compatibility::{CompatibilityIssue, CompatibilityReport, Issues};
 use crate::error::{RegistryError, is_sqlstate};
 use crate::events::Event;
+use crate::group_commit::GroupCommit;
 pub use crate::model::StoredSchema;
-use crate::model::{ConfigRow, Mode, Reference, SubjectVersion, VersionRow, VersionSelector};
+use crate::model::{
+    ConfigRow, Mode, Reference, SchemaRow, SubjectVersion, VersionRow, VersionSelector,
+};
 use crate::schema_type::{NamedText, Origin, ParsedSchema, SchemaType};
 use crate::store::{self, ConfigField, SubjectFilter};
 
@@ -207,6 +214,8 @@ pub struct Registry {
     /// the database fail at once with 503/UNAVAILABLE instead of each waiting for a pooled
     /// connection (`--db-acquire-timeout-ms`) that cannot come.
     store_reachable: AtomicBool,
+    /// The registrations of each subject waiting for their group's transaction.
+    groups: GroupCommit<batch::Pending, Result<Registered>>,
 }
 
 impl Registry {
@@ -228,6 +237,7 @@ impl Registry {
             cache_stats: CacheStats::default(),
             counts: parking_lot::Mutex::default(),
             store_reachable: AtomicBool::new(true),
+            groups: GroupCommit::new(batch::MAX_GROUP),
         }
     }
 
@@ -341,6 +351,12 @@ impl Registry {
         let row = store::schema_by_id(self.db()?, id)
             .await?
             .ok_or(RegistryError::SchemaNotFound { id })?;
+        Ok(self.remember_schema(row))
+    }
+
+    /// Caches a stored schema row (rows are immutable) and returns it.
+    fn remember_schema(&self, row: SchemaRow) -> Arc<StoredSchema> {
+        let id = row.id;
         let schema = Arc::new(StoredSchema {
             id: row.id,
             schema_type: SchemaType::from_stored(&row.schema_type),
@@ -348,7 +364,7 @@ impl Registry {
             references: row.references,
         });
         self.ids_by_fingerprint.write().insert(row.fingerprint, id);
-        Ok(Arc::clone(self.schemas.write().entry(id).or_insert(schema)))
+        Arc::clone(self.schemas.write().entry(id).or_insert(schema))
     }
 
     async fn id_for_fingerprint(&self, fingerprint: &[u8]) -> Result<Option<i32>> {
@@ -445,29 +461,49 @@ impl Registry {
             return Ok(parsed);
         }
         self.cache_stats.parsed_schema.miss();
+        let (parsed, weight) = self
+            .parse_stored(
+                stored.schema_type,
+                &stored.text,
+                &stored.references,
+                &format!("stored schema {}", stored.id),
+            )
+            .await?;
+        Ok(self
+            .parsed
+            .lock()
+            .insert(stored.id, Arc::new(parsed), weight))
+    }
+
+    /// Parses a schema as stored (`what` names it in the error), with the memory estimate the
+    /// parsed cache weighs it by; caches nothing.
+    async fn parse_stored(
+        &self,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+        what: &str,
+    ) -> Result<(ParsedSchema, usize)> {
         // A stored schema is never refused again, as in Confluent: defaults were validated when
         // it was registered (or it was imported as is), and the structural budgets are those
         // it was accepted under, whatever they are now.
         let limits = self.settings.limits.for_stored();
-        let texts = self.reference_texts(&stored.references, &limits).await?;
+        let texts = self.reference_texts(references, &limits).await?;
         let parsed = ParsedSchema::parse(
-            stored.schema_type,
-            &stored.text,
+            schema_type,
+            text,
             &texts,
             &self.settings.limits,
             Origin::Stored,
         )
         .map_err(|error| RegistryError::InvalidSchema {
-            reason: format!("stored schema {} no longer parses: {error}", stored.id),
+            reason: format!("{what} no longer parses: {error}"),
         })?;
-        let text_bytes = texts.iter().fold(stored.text.len(), |sum, named| {
+        let text_bytes = texts.iter().fold(text.len(), |sum, named| {
             sum.saturating_add(named.text.len())
         });
         let weight = parsed.memory_estimate(text_bytes);
-        Ok(self
-            .parsed
-            .lock()
-            .insert(stored.id, Arc::new(parsed), weight))
+        Ok((parsed, weight))
     }
 
     /// The texts of everything `references` needs, transitively, dependencies first, each
@@ -1076,9 +1112,11 @@ impl Registry {
 
     // ----- writes -------------------------------------------------------------------------
 
-    /// Registers a schema under a subject (see the module doc for the guarantees).
+    /// Registers a schema under a subject (see the module doc for the guarantees). The
+    /// registrations of a subject that arrive together are written together, in one
+    /// transaction (see [`batch`]); IMPORT-mode ones, which name their id, one by one.
     #[tracing::instrument(level = "debug", skip(self, request), fields(subject = %request.subject, normalize = request.normalize))]
-    pub async fn register(&self, request: RegisterRequest) -> Result<Registered> {
+    pub async fn register(self: &Arc<Self>, request: RegisterRequest) -> Result<Registered> {
         validate_subject(&request.subject)?;
         let mode = self.effective_mode(&request.subject).await?;
         let (explicit_id, explicit_version) = explicit_ids(&request, mode)?;
@@ -1113,14 +1151,24 @@ impl Registry {
         };
         let text = stored_text(&candidate.parsed, request.normalize);
 
+        if mode != Mode::Import {
+            let pending = batch::Pending {
+                schema_type: candidate.parsed.schema_type(),
+                text,
+                fingerprint,
+                references: candidate.references,
+                parsed: candidate.parsed,
+                span: tracing::Span::current(),
+            };
+            return self.register_grouped(&request.subject, pending).await;
+        }
+
         let write = NewVersion {
             subject: &request.subject,
             schema_type: candidate.parsed.schema_type(),
             text: &text,
             fingerprint: &fingerprint,
             references: &candidate.references,
-            parsed: &candidate.parsed,
-            mode,
             explicit_id,
             explicit_version,
         };
@@ -1128,64 +1176,20 @@ impl Registry {
         loop {
             attempt = attempt.saturating_add(1);
             let last_attempt = attempt >= MAX_REGISTRATION_ATTEMPTS;
-            let prechecked = self.precheck(&write).await?;
-            match self
-                .register_in_transaction(&write, prechecked, last_attempt)
-                .await
-            {
+            let outcome = self.import_in_transaction(&write).await;
+            self.invalidate_subject(&request.subject);
+            match outcome {
                 Err(RegistryError::Store(error)) if !last_attempt && is_retryable(&error) => {
                     tracing::debug!(attempt, error = %error, "retrying registration after a conflict");
                 }
-                Ok(None) => {
-                    tracing::debug!(
-                        attempt,
-                        "the subject changed during the compatibility check; checking again"
-                    );
-                    self.invalidate_subject(&request.subject);
-                }
-                Ok(Some(registered)) => {
-                    self.invalidate_subject(&request.subject);
-                    return Ok(registered);
-                }
-                Err(error) => {
-                    self.invalidate_subject(&request.subject);
-                    return Err(error);
-                }
+                outcome => return outcome,
             }
         }
     }
 
-    /// Checks the candidate's compatibility before any pooled connection is held: parsing the
-    /// schemas it is tested against and the check itself (CPU work bounded by the compatibility
-    /// budget, but not free) never run while a registration holds a connection and its
-    /// subject's row lock. What it was checked against comes back with the outcome, for
-    /// [`Self::register_in_transaction`] to confirm under the lock.
-    async fn precheck(&self, write: &NewVersion<'_>) -> Result<Option<Prechecked>> {
-        if write.mode == Mode::Import {
-            return Ok(None);
-        }
-        let level = self.effective_level(write.subject).await?;
-        let against = versions_to_check(level, &self.versions_of(write.subject).await?);
-        let issues = self
-            .compatibility_issues(level, write.parsed, &against)
-            .await?;
-        Ok(Some(Prechecked {
-            level,
-            against,
-            issues,
-        }))
-    }
-
-    /// Writes a registration, under its subject's row lock. `None` when the versions the
-    /// precheck tested against are not the subject's versions any more (another registration
-    /// or deletion came in between; the caller checks again), unless `last_attempt`: then the
-    /// check runs here, under the lock.
-    async fn register_in_transaction(
-        &self,
-        write: &NewVersion<'_>,
-        prechecked: Option<Prechecked>,
-        last_attempt: bool,
-    ) -> Result<Option<Registered>> {
+    /// Writes an IMPORT-mode registration (no compatibility check: IMPORT mode has none),
+    /// under its subject's row lock.
+    async fn import_in_transaction(&self, write: &NewVersion<'_>) -> Result<Registered> {
         let subject = write.subject;
         let mut tx = self.db()?.begin().await?;
         store::lock_subject(&mut tx, subject, true).await?;
@@ -1204,28 +1208,12 @@ impl Registry {
                 });
             }
             tx.rollback().await?;
-            return Ok(Some(Registered {
+            return Ok(Registered {
                 id,
                 version: row.version,
                 schema: write.text.to_owned(),
                 created: false,
-            }));
-        }
-
-        if let Some(prechecked) = prechecked {
-            let against = versions_to_check(prechecked.level, &versions);
-            let issues = if against == prechecked.against {
-                prechecked.issues
-            } else if last_attempt {
-                self.compatibility_issues(prechecked.level, write.parsed, &against)
-                    .await?
-            } else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            if issues.total() > 0 {
-                return Err(issues.incompatible(subject));
-            }
+            });
         }
 
         let id = match (write.explicit_id, existing_id) {
@@ -1282,12 +1270,12 @@ impl Registry {
         store::notify(&mut tx, &event.to_payload()).await?;
         tx.commit().await?;
         tracing::info!(subject, version, id, "schema registered");
-        Ok(Some(Registered {
+        Ok(Registered {
             id,
             version,
             schema: write.text.to_owned(),
             created: true,
-        }))
+        })
     }
 
     /// Soft or permanent delete of one version; returns its number.
@@ -1649,17 +1637,8 @@ pub fn validate_submission(
     Ok(schema_type)
 }
 
-/// The outcome of a compatibility check made before a registration's transaction, and what it
-/// tested against.
-struct Prechecked {
-    level: CompatibilityLevel,
-    against: Vec<VersionRow>,
-    issues: Issues,
-}
-
-/// How many times a registration is tried: after a conflict with a concurrent one (a unique
-/// violation, a serialization failure), or after its subject changed between the compatibility
-/// check and the transaction.
+/// How many times a registration (or a group of them) is tried: after a conflict with a
+/// concurrent one (a unique violation, a serialization failure, a deadlock).
 const MAX_REGISTRATION_ATTEMPTS: u32 = 4;
 
 struct Candidate {
@@ -1673,8 +1652,6 @@ struct NewVersion<'a> {
     text: &'a str,
     fingerprint: &'a [u8],
     references: &'a [Reference],
-    parsed: &'a ParsedSchema,
-    mode: Mode,
     explicit_id: Option<i32>,
     explicit_version: Option<i32>,
 }

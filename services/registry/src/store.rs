@@ -23,29 +23,54 @@ pub const EVENTS_CHANNEL: &str = "tributary_registry_events";
 
 #[tracing::instrument(level = "debug", skip(pool), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_by_id"))]
 pub async fn schema_by_id(pool: &PgPool, id: i32) -> Result<Option<SchemaRow>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT id, fingerprint, schema_type, schema_text FROM schemas WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row = sqlx::query(SCHEMA_BY_ID)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let references = references_of(pool, id).await?;
-    Ok(Some(SchemaRow {
+    Ok(Some(schema_row(&row, references)))
+}
+
+/// [`schema_by_id`] inside the caller's transaction (on its connection, so that a transaction
+/// holding a row lock never waits for a second pooled connection).
+#[tracing::instrument(level = "debug", skip(conn), err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_by_id_in"))]
+pub async fn schema_by_id_in(
+    conn: &mut PgConnection,
+    id: i32,
+) -> Result<Option<SchemaRow>, sqlx::Error> {
+    let row = sqlx::query(SCHEMA_BY_ID)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let references = references_of(&mut *conn, id).await?;
+    Ok(Some(schema_row(&row, references)))
+}
+
+const SCHEMA_BY_ID: &str =
+    "SELECT id, fingerprint, schema_type, schema_text FROM schemas WHERE id = $1";
+
+fn schema_row(row: &sqlx::postgres::PgRow, references: Vec<Reference>) -> SchemaRow {
+    SchemaRow {
         id: row.get("id"),
         fingerprint: row.get("fingerprint"),
         schema_type: row.get("schema_type"),
         text: row.get("schema_text"),
         references,
-    }))
+    }
 }
 
-async fn references_of(pool: &PgPool, schema_id: i32) -> Result<Vec<Reference>, sqlx::Error> {
+async fn references_of<'e, E>(executor: E, schema_id: i32) -> Result<Vec<Reference>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
     let rows = sqlx::query(
         "SELECT name, ref_subject, ref_version FROM schema_references \
          WHERE schema_id = $1 ORDER BY position",
     )
     .bind(schema_id)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(rows
         .iter()
@@ -187,6 +212,129 @@ async fn insert_references(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// The ids of those of `fingerprints` that are stored, by fingerprint.
+#[tracing::instrument(level = "debug", skip_all, err(Display), fields(otel.kind = "client", otel.name = "SELECT schemas", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "schemas", code.function.name = "schema_ids_by_fingerprints"))]
+pub async fn schema_ids_by_fingerprints(
+    conn: &mut PgConnection,
+    fingerprints: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, i32)>, sqlx::Error> {
+    if fingerprints.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as("SELECT fingerprint, id FROM schemas WHERE fingerprint = ANY($1)")
+        .bind(fingerprints)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// The version rows of `subject` a group of registrations needs, ascending: its newest row
+/// (deleted or not: the next version follows it), its newest live row (what a non-transitive
+/// level checks against), its live rows of the schemas `schema_ids` (already registered?), and
+/// with `all`, every row (what a transitive level checks against). Unlike [`versions_of`], its
+/// cost does not grow with the subject's versions unless `all`.
+#[tracing::instrument(level = "debug", skip(conn, schema_ids), err(Display), fields(otel.kind = "client", otel.name = "SELECT subject_versions", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "subject_versions", code.function.name = "versions_for_registration"))]
+pub async fn versions_for_registration(
+    conn: &mut PgConnection,
+    subject: &str,
+    schema_ids: &[i32],
+    all: bool,
+) -> Result<Vec<VersionRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "(SELECT version, schema_id, deleted FROM subject_versions WHERE subject = $1 \
+           ORDER BY version DESC LIMIT 1) \
+         UNION \
+         (SELECT version, schema_id, deleted FROM subject_versions WHERE subject = $1 AND NOT deleted \
+           ORDER BY version DESC LIMIT 1) \
+         UNION \
+         SELECT version, schema_id, deleted FROM subject_versions \
+           WHERE subject = $1 AND NOT deleted AND schema_id = ANY($2) \
+         UNION \
+         SELECT version, schema_id, deleted FROM subject_versions WHERE subject = $1 AND $3 \
+         ORDER BY version",
+    )
+    .bind(subject)
+    .bind(schema_ids)
+    .bind(all)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| VersionRow {
+            version: row.get("version"),
+            schema_id: row.get("schema_id"),
+            deleted: row.get("deleted"),
+        })
+        .collect())
+}
+
+/// Inserts those of `schemas` whose fingerprint is not stored yet, under new ids, with their
+/// references, and returns the id of each of `schemas` (inserted now, or by a concurrent
+/// transaction that won the fingerprint), by fingerprint. The fingerprints must be distinct.
+/// Rows go in by fingerprint order, so two transactions inserting some of the same schemas
+/// wait for each other in one order and never deadlock.
+#[tracing::instrument(level = "debug", skip_all, err(Display), fields(otel.kind = "client", otel.name = "INSERT schemas", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "schemas", code.function.name = "insert_schemas", count = schemas.len()))]
+pub async fn insert_schemas(
+    conn: &mut PgConnection,
+    schemas: &[NewSchema<'_>],
+) -> Result<Vec<(Vec<u8>, i32)>, sqlx::Error> {
+    if schemas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fingerprints: Vec<&[u8]> = schemas.iter().map(|s| s.fingerprint).collect();
+    let types: Vec<&str> = schemas.iter().map(|s| s.schema_type).collect();
+    let texts: Vec<&str> = schemas.iter().map(|s| s.text).collect();
+    let mut ids: Vec<(Vec<u8>, i32)> = sqlx::query_as(
+        "INSERT INTO schemas (id, fingerprint, schema_type, schema_text) \
+         SELECT nextval('schema_ids'), f, t, x \
+           FROM unnest($1::bytea[], $2::text[], $3::text[]) AS n(f, t, x) \
+           ORDER BY f \
+         ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint, id",
+    )
+    .bind(&fingerprints)
+    .bind(&types)
+    .bind(&texts)
+    .fetch_all(&mut *conn)
+    .await?;
+    for schema in schemas.iter().filter(|s| !s.references.is_empty()) {
+        if let Some((_, id)) = ids.iter().find(|(f, _)| f.as_slice() == schema.fingerprint) {
+            insert_references(conn, *id, schema.references).await?;
+        }
+    }
+    if ids.len() < schemas.len() {
+        let missing: Vec<Vec<u8>> = schemas
+            .iter()
+            .filter(|s| !ids.iter().any(|(f, _)| f.as_slice() == s.fingerprint))
+            .map(|s| s.fingerprint.to_vec())
+            .collect();
+        ids.extend(schema_ids_by_fingerprints(conn, &missing).await?);
+    }
+    Ok(ids)
+}
+
+/// Inserts versions `(version, schema_id)` of `subject`.
+#[tracing::instrument(level = "debug", skip(conn, versions), err(Display), fields(otel.kind = "client", otel.name = "INSERT subject_versions", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "subject_versions", code.function.name = "insert_versions", count = versions.len()))]
+pub async fn insert_versions(
+    conn: &mut PgConnection,
+    subject: &str,
+    versions: &[(i32, i32)],
+) -> Result<(), sqlx::Error> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<i32> = versions.iter().map(|(version, _)| *version).collect();
+    let ids: Vec<i32> = versions.iter().map(|(_, id)| *id).collect();
+    sqlx::query(
+        "INSERT INTO subject_versions (subject, version, schema_id) \
+         SELECT $1, v, s FROM unnest($2::integer[], $3::integer[]) AS n(v, s)",
+    )
+    .bind(subject)
+    .bind(&numbers)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -501,6 +649,22 @@ pub async fn notify(conn: &mut PgConnection, payload: &str) -> Result<(), sqlx::
         .bind(payload)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Announces several changes, in order, in one statement (see [`notify`]).
+#[tracing::instrument(level = "debug", skip_all, err(Display), fields(otel.kind = "client", otel.name = "NOTIFY", db.system.name = "postgresql", db.operation.name = "NOTIFY", code.function.name = "notify_all", count = payloads.len()))]
+pub async fn notify_all(conn: &mut PgConnection, payloads: &[String]) -> Result<(), sqlx::Error> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i",
+    )
+    .bind(EVENTS_CHANNEL)
+    .bind(payloads)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
