@@ -305,8 +305,11 @@ impl Instances {
                 self.replica
             ),
         };
+        let cut = |name: &str| name.chars().take(256).collect::<String>();
         RestError::instance_not_found(format!(
-            "Consumer instance not found: '{id}' of group '{group}': {why}"
+            "Consumer instance not found: '{}' of group '{}': {why}",
+            cut(id),
+            cut(group)
         ))
     }
 
