@@ -431,7 +431,20 @@ impl Kafka {
                 Err(error) => return Err(error),
             }
         }
-        self.describe_topic(topic).await
+        // Each metadata request may go to another broker, and one just restarted may not know
+        // the topic yet though another did: the topic exists, so ask again until the deadline
+        // rather than answer NOT_FOUND for a topic just created (seen in the fault suite, after
+        // a broker was killed and restarted).
+        loop {
+            match self.describe_topic(topic).await {
+                Err(MessagingError::TopicNotFound { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                described => return described,
+            }
+        }
     }
 
     /// Deletes a topic.
