@@ -314,6 +314,7 @@ def gateway_produce(args, records):
                 raise Failed(f"gateway producer: record {first + n} not written: {result.error}")
         outcome["acked"] += count
 
+    ProducerRecord, schema_id = msg.ProducerRecord, args.schema_id
     clock = Clock(args.service_pid, True)
     deadline = clock.wall + args.seconds
     timed_out = False
@@ -322,19 +323,22 @@ def gateway_produce(args, records):
         if time.perf_counter() >= deadline:
             timed_out = True
             break
-        request = msg.ProduceRequest()
         first = i
         end = min(args.records, i + args.produce_batch)
-        add = request.records.add
+        batch = []
         while i < end:
             value = records.value(i)
-            add(
-                topic=topic,
-                key=msg.Payload(text=value["user"]),
-                value=msg.Payload(avro=msg.AvroPayload(json=dumps(value), schema_id=args.schema_id)),
+            # Nested messages as dicts: upb builds them in C (~30% cheaper than a Payload
+            # object per field).
+            batch.append(
+                ProducerRecord(
+                    topic=topic,
+                    key={"text": value["user"]},
+                    value={"avro": {"json": dumps(value), "schema_id": schema_id}},
+                )
             )
             i += 1
-        calls.append((first, end - first, stub.Produce.future(request)))
+        calls.append((first, end - first, stub.Produce.future(msg.ProduceRequest(records=batch))))
         while len(calls) >= args.produce_calls:
             settle(calls.popleft())
     while calls:

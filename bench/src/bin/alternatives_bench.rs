@@ -1197,11 +1197,7 @@ async fn python_rows(args: &Args, run: &PythonRun<'_>) -> anyhow::Result<Vec<Row
             timed_out: row.get("timed_out").and_then(Value::as_bool) == Some(true),
         });
     }
-    ensure!(
-        rows.len() == 4,
-        "the Python bench printed {} rows, not 4",
-        rows.len()
-    );
+    ensure!(!rows.is_empty(), "the Python bench printed no rows");
     Ok(rows)
 }
 
