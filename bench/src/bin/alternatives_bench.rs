@@ -131,6 +131,10 @@ struct Args {
     /// Leave out the Rust rows but the raw producer (which writes the consumers' topic).
     #[arg(long)]
     skip_rust: bool,
+    /// Record the messaging service with `perf record` (call graphs from DWARF) during each
+    /// Rust gateway row and during the Python half, into DIR/<size>-<row>.perf.data.
+    #[arg(long, value_name = "DIR")]
+    perf_dir: Option<PathBuf>,
     /// Start both services with `--tls off --auth none`.
     #[arg(long)]
     plaintext: bool,
@@ -1095,6 +1099,51 @@ async fn verify_produced(
     Ok(())
 }
 
+/// `perf record` of the messaging service over one row (with `--perf-dir`).
+#[derive(Debug)]
+struct Profile(Option<tokio::process::Child>);
+
+impl Profile {
+    fn start(args: &Args, pid: Option<u32>, name: &str) -> anyhow::Result<Self> {
+        let (Some(dir), Some(pid)) = (&args.perf_dir, pid) else {
+            return Ok(Self(None));
+        };
+        std::fs::create_dir_all(dir)?;
+        let child = tokio::process::Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(dir.join(format!("{name}.perf.data")))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start perf (apt-get install linux-perf)")?;
+        Ok(Self(Some(child)))
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.0 {
+            if let Some(pid) = child.id() {
+                // perf writes its file on SIGINT.
+                tokio::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status()
+                    .await?;
+            }
+            child.wait().await?;
+        }
+        Ok(())
+    }
+}
+
 /// What the Python half needs to know.
 #[derive(Debug)]
 struct PythonRun<'a> {
@@ -1274,6 +1323,7 @@ async fn run(
             rows.push(row);
             verify_produced(args, &names[1], acked, &expected, &registry).await?;
             eprintln!("{size}: Rust gateway producer");
+            let profile = Profile::start(args, pid, &format!("{target}-rust-gateway-produce"))?;
             let (row, acked) = gateway_produce(
                 args,
                 &services.messaging,
@@ -1284,6 +1334,7 @@ async fn run(
                 &size,
             )
             .await?;
+            profile.stop().await?;
             rows.push(row);
             verify_produced(args, &names[2], acked, &expected, &registry).await?;
         }
@@ -1312,6 +1363,7 @@ async fn run(
                 .await?,
             );
             eprintln!("{size}: Rust gateway consumer");
+            let profile = Profile::start(args, pid, &format!("{target}-rust-gateway-consume"))?;
             rows.push(
                 gateway_consume(
                     args,
@@ -1324,9 +1376,11 @@ async fn run(
                 )
                 .await?,
             );
+            profile.stop().await?;
         }
         if !args.skip_python {
             eprintln!("{size}: Python");
+            let profile = Profile::start(args, pid, &format!("{target}-python"))?;
             let python = python_rows(
                 args,
                 &PythonRun {
@@ -1343,6 +1397,7 @@ async fn run(
                 },
             )
             .await?;
+            profile.stop().await?;
             for row in &python {
                 if row.direction == Direction::Produce {
                     let topic = if row.path == Path::Gateway {
