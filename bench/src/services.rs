@@ -114,6 +114,9 @@ pub struct ServiceOptions {
     pub http2_max_frame_size: u32,
     /// How both services are secured.
     pub mode: Mode,
+    /// More environment of the messaging service (e.g. `LD_PRELOAD` of another allocator), set
+    /// last.
+    pub messaging_env: Vec<(String, String)>,
 }
 
 /// A registry and a messaging service pointed at it, both stopped when this is dropped.
@@ -204,6 +207,7 @@ impl Services {
                 options.produce_max_in_flight.to_string(),
             )
             .env("RUST_LOG", "warn")
+            .envs(options.messaging_env.iter().cloned())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", options.messaging_bin.display()))?;

@@ -131,6 +131,11 @@ struct Args {
     /// Leave out the Rust rows but the raw producer (which writes the consumers' topic).
     #[arg(long)]
     skip_rust: bool,
+    /// An environment variable `NAME=VALUE` of the messaging service, e.g.
+    /// `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` to try another allocator.
+    /// Repeatable.
+    #[arg(long = "service-env", value_parser = parse_env)]
+    service_env: Vec<(String, String)>,
     /// Record the messaging service with `perf record` (call graphs from DWARF) during each
     /// Rust gateway row and during the Python half, into DIR/<size>-<row>.perf.data.
     #[arg(long, value_name = "DIR")]
@@ -138,6 +143,13 @@ struct Args {
     /// Start both services with `--tls off --auth none`.
     #[arg(long)]
     plaintext: bool,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))
 }
 
 impl Args {
@@ -1269,6 +1281,7 @@ async fn run(
             produce_max_in_flight: args.in_flight,
             http2_max_frame_size: args.http2_max_frame_size,
             mode: args.mode(),
+            messaging_env: args.service_env.clone(),
         },
         pki,
     )
@@ -1531,12 +1544,16 @@ async fn main() -> anyhow::Result<()> {
     let rows = outcome?;
     println!();
     println!(
-        "alternatives-bench: services {}; Kafka over the stack's PLAINTEXT listener; {} partitions; each row <= {} records or {} s; load average at start {}, at end {}",
+        "alternatives-bench: services {}{}; Kafka over the stack's PLAINTEXT listener; {} partitions; each row <= {} records or {} s; load average at start {}, at end {}",
         if args.plaintext {
             "in plaintext"
         } else {
             "with TLS + basic authentication"
         },
+        args.service_env
+            .iter()
+            .map(|(name, value)| format!(", messaging service with {name}={value}"))
+            .collect::<String>(),
         args.partitions,
         args.records,
         args.seconds,

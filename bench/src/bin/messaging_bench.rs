@@ -1147,6 +1147,7 @@ async fn run(
             produce_max_in_flight: args.in_flight,
             http2_max_frame_size: args.http2_max_frame_size,
             mode: args.mode(),
+            messaging_env: Vec::new(),
         },
         pki,
     )
