@@ -107,6 +107,12 @@ struct Args {
     /// Most records per Consume response of the gateway consumers (max_batch_records).
     #[arg(long, default_value_t = 500)]
     batch_records: i32,
+    /// Records per unary `Produce` call of the Rust batched gateway producer.
+    #[arg(long, default_value_t = 500)]
+    produce_batch: usize,
+    /// Unary `Produce` calls in flight of the Rust batched gateway producer.
+    #[arg(long, default_value_t = 4)]
+    produce_calls: usize,
     /// The gateway consumers' max_unacked.
     #[arg(long, default_value_t = 5000)]
     max_unacked: i32,
@@ -460,6 +466,8 @@ enum Path {
     Native,
     /// Through the messaging service.
     Gateway,
+    /// Through the messaging service, records in batches (unary `Produce`).
+    GatewayBatched,
 }
 
 impl Row {
@@ -761,22 +769,7 @@ async fn gateway_produce(
                     return false;
                 };
                 permit.forget();
-                let value = records.value(i);
-                let record = mpb::ProducerRecord {
-                    topic: topic.clone(),
-                    key: Some(mpb::Payload {
-                        kind: Some(mpb::payload::Kind::Text(
-                            value["user"].as_str().unwrap_or_default().to_owned(),
-                        )),
-                    }),
-                    value: Some(mpb::Payload {
-                        kind: Some(mpb::payload::Kind::Avro(mpb::AvroPayload {
-                            json: value.to_string(),
-                            schema: Some(mpb::avro_payload::Schema::SchemaId(schema_id)),
-                        })),
-                    }),
-                    ..Default::default()
-                };
+                let record = gateway_record(&records, i, &topic, schema_id);
                 sent.fetch_add(1, Ordering::Relaxed);
                 if tx
                     .send(mpb::ProduceStreamRequest {
@@ -825,6 +818,106 @@ async fn gateway_produce(
         &format!(
             "gateway ProduceStream, Avro as JSON from serde_json::Value, {} in flight",
             args.in_flight
+        ),
+        size,
+        acked,
+        Duration::ZERO,
+        timed_out,
+        true,
+    );
+    Ok((row, acked))
+}
+
+/// Record `i` as the gateway takes it: its `serde_json::Value` written as JSON text into an
+/// `AvroPayload` by schema id, keyed by `user` as text.
+fn gateway_record(records: &Records, i: usize, topic: &str, schema_id: i32) -> mpb::ProducerRecord {
+    let value = records.value(i);
+    mpb::ProducerRecord {
+        topic: topic.to_owned(),
+        key: Some(mpb::Payload {
+            kind: Some(mpb::payload::Kind::Text(
+                value["user"].as_str().unwrap_or_default().to_owned(),
+            )),
+        }),
+        value: Some(mpb::Payload {
+            kind: Some(mpb::payload::Kind::Avro(mpb::AvroPayload {
+                json: value.to_string(),
+                schema: Some(mpb::avro_payload::Schema::SchemaId(schema_id)),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The gateway, records in batches: unary `Produce` calls of `--produce-batch` records,
+/// `--produce-calls` calls in flight; each record succeeds or fails on its own in the response.
+#[allow(clippy::too_many_arguments)]
+async fn gateway_produce_batched(
+    args: &Args,
+    channel: &AuthChannel,
+    service_pid: Option<u32>,
+    topic: &str,
+    records: &Records,
+    schema_id: i32,
+    size: &str,
+) -> anyhow::Result<(Row, usize)> {
+    let client = client(channel);
+    let mut calls = futures::stream::FuturesOrdered::new();
+    let mut acked = 0;
+    let settle = |response: Result<tonic::Response<mpb::ProduceResponse>, tonic::Status>,
+                  count: usize|
+     -> anyhow::Result<usize> {
+        let results = response?.into_inner().results;
+        ensure!(
+            results.len() == count,
+            "gateway producer: {} results for {count} records",
+            results.len()
+        );
+        for result in results {
+            match result.result {
+                Some(mpb::produce_result::Result::Metadata(_)) => {}
+                other => bail!("gateway producer: a record not written: {other:?}"),
+            }
+        }
+        Ok(count)
+    };
+    let clock = Clock::start(service_pid);
+    let mut timed_out = false;
+    let mut i = 0;
+    while i < args.records {
+        if clock.started.elapsed() >= args.limit() {
+            timed_out = true;
+            break;
+        }
+        let end = args.records.min(i + args.produce_batch);
+        let request = mpb::ProduceRequest {
+            records: (i..end)
+                .map(|n| gateway_record(records, n, topic, schema_id))
+                .collect(),
+        };
+        let count = end - i;
+        i = end;
+        let mut client = client.clone();
+        calls.push_back(async move { (client.produce(request).await, count) });
+        while calls.len() >= args.produce_calls {
+            if let Some((response, count)) = calls.next().await {
+                acked += settle(response, count)?;
+            }
+        }
+    }
+    while let Some((response, count)) = calls.next().await {
+        acked += settle(response, count)?;
+    }
+    ensure!(
+        acked == i,
+        "gateway producer: {acked} of {i} records acknowledged"
+    );
+    let row = clock.row(
+        Direction::Produce,
+        Path::GatewayBatched,
+        &format!(
+            "gateway Produce, {} records per call, {} calls in flight, Avro as JSON from serde_json::Value",
+            args.produce_batch, args.produce_calls
         ),
         size,
         acked,
@@ -1312,6 +1405,7 @@ async fn run(
             "rust-gateway",
             "py-native",
             "py-gateway",
+            "rust-gateway-batched",
         ]
         .iter()
         .map(|kind| format!("bench-alt-{suffix}-{n}-{kind}"))
@@ -1350,6 +1444,22 @@ async fn run(
             profile.stop().await?;
             rows.push(row);
             verify_produced(args, &names[2], acked, &expected, &registry).await?;
+            eprintln!("{size}: Rust gateway producer, batches");
+            let profile =
+                Profile::start(args, pid, &format!("{target}-rust-gateway-produce-batched"))?;
+            let (row, acked) = gateway_produce_batched(
+                args,
+                &services.messaging,
+                pid,
+                &names[5],
+                &records,
+                i32::try_from(schema_id)?,
+                &size,
+            )
+            .await?;
+            profile.stop().await?;
+            rows.push(row);
+            verify_produced(args, &names[5], acked, &expected, &registry).await?;
         }
         eprintln!("{size}: raw consumer");
         rows.push(
@@ -1485,30 +1595,41 @@ fn print_ratios(rows: &[Row]) -> usize {
                 ("Python", Path::Raw, None, "raw rdkafka (Rust)"),
                 ("Rust", Path::Raw, None, "raw rdkafka"),
             ] {
-                let (Some(gateway), Some(other)) = (
-                    find(lang, direction, Path::Gateway, size),
-                    find(lang, direction, other, size),
-                ) else {
-                    continue;
-                };
-                let ratio = gateway.rate() / other.rate();
-                let met = goal.map(|goal| ratio >= goal);
-                if met == Some(false) {
+                // A goal is met when one of the ways through the gateway meets it.
+                let mut best: Option<bool> = None;
+                for (path, how) in [
+                    (Path::Gateway, "gateway"),
+                    (Path::GatewayBatched, "gateway (Produce batches)"),
+                ] {
+                    let (Some(gateway), Some(other)) = (
+                        find(lang, direction, path, size),
+                        find(lang, direction, other, size),
+                    ) else {
+                        continue;
+                    };
+                    let ratio = gateway.rate() / other.rate();
+                    let met = goal.map(|goal| ratio >= goal);
+                    best = match (best, met) {
+                        (Some(a), Some(b)) => Some(a || b),
+                        (a, b) => a.or(b),
+                    };
+                    println!(
+                        "| {lang} {what}: {how} vs {name} | {size} | {:.0} | {:.0} | {ratio:.2} | {} | {} | {:.2} / {:.2} |",
+                        gateway.rate(),
+                        other.rate(),
+                        goal.map_or("–".to_owned(), |goal| format!(">= {goal:.1}")),
+                        match met {
+                            Some(true) => "yes",
+                            Some(false) => "**no**",
+                            None => "(reference)",
+                        },
+                        gateway.per_million(gateway.total_cpu()),
+                        other.per_million(other.total_cpu()),
+                    );
+                }
+                if best == Some(false) {
                     missed += 1;
                 }
-                println!(
-                    "| {lang} {what}: gateway vs {name} | {size} | {:.0} | {:.0} | {ratio:.2} | {} | {} | {:.2} / {:.2} |",
-                    gateway.rate(),
-                    other.rate(),
-                    goal.map_or("–".to_owned(), |goal| format!(">= {goal:.1}")),
-                    match met {
-                        Some(true) => "yes",
-                        Some(false) => "**no**",
-                        None => "(reference)",
-                    },
-                    gateway.per_million(gateway.total_cpu()),
-                    other.per_million(other.total_cpu()),
-                );
             }
         }
     }
