@@ -538,6 +538,9 @@ def main():
     except Failed as failure:
         print(f"alternatives.py: FAILED: {failure}", file=sys.stderr)
         sys.exit(1)
+    floats = {f"{row['path']} {row['direction']}": row["float_as"] for row in rows if "float_as" in row}
+    if floats:
+        print(f"python {args.size}: the first non-zero `{FLOAT_FIELD}` (Avro float) as delivered: {floats}", file=sys.stderr)
     for row in rows:
         print(json.dumps(row), flush=True)
 

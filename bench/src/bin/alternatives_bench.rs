@@ -1310,12 +1310,16 @@ async fn python_rows(args: &Args, run: &PythonRun<'_>) -> anyhow::Result<Vec<Row
             .arg(&run.pki.password_file);
     }
     command.args(&args.python_args);
+    // Its progress and failures on our stderr (`output()` would capture them), its rows on a
+    // pipe.
     let output = command
         .stderr(std::process::Stdio::inherit())
         .stdout(std::process::Stdio::piped())
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", args.python.display()))?;
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {}", args.python.display()))?
+        .wait_with_output()
+        .await?;
     if !output.status.success() {
         bail!(
             "the Python bench failed ({}); its reason is printed above",
