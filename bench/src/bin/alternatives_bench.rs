@@ -590,11 +590,34 @@ fn note_len(schema: &apache_avro::Schema, target: usize) -> anyhow::Result<usize
     Ok(target.saturating_sub(base + 2))
 }
 
+/// Records a producer sends to the warm-up topic before its clock starts: its connections,
+/// producer id and metadata are then ready, as they are in a long-running application (and in
+/// the messaging service, warmed the same way through `Produce`).
+const WARMUP: usize = 1000;
+
+/// Sends `WARMUP` copies of `payload` through `producer` to the warm-up topic (never read) and
+/// waits for them.
+async fn warm_up(producer: &FutureProducer, warmup: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let mut deliveries = FuturesUnordered::new();
+    for _ in 0..WARMUP {
+        let record = FutureRecord::<str, [u8]>::to(warmup).payload(payload);
+        deliveries.push(producer.send_result(record).map_err(|(error, _)| error)?);
+    }
+    while let Some(delivered) = deliveries.next().await {
+        ensure!(
+            matches!(delivered, Ok(Ok(_))),
+            "warm-up record not delivered"
+        );
+    }
+    Ok(())
+}
+
 /// Raw rdkafka: the framed bytes of records `0..` (encoded before the clock starts), keyed,
 /// into the topic every consumer reads. Returns the row and how many records the topic holds.
 async fn raw_produce(
     args: &Args,
     topic: &str,
+    warmup: &str,
     records: &Records,
     schema: &apache_avro::Schema,
     id: u32,
@@ -610,6 +633,9 @@ async fn raw_produce(
         frames.push((user(i), frame));
     }
     let producer = producer(args)?;
+    if let Some((_, frame)) = frames.first() {
+        warm_up(&producer, warmup, frame).await?;
+    }
     let window = args.in_flight;
     let mut in_flight = FuturesUnordered::new();
     let mut acked = 0;
@@ -666,6 +692,7 @@ async fn raw_produce(
 async fn pipeline_produce(
     args: &Args,
     topic: &str,
+    warmup: &str,
     records: &Records,
     registry: &RegistryHttp,
     size: &str,
@@ -675,6 +702,13 @@ async fn pipeline_produce(
     let schema = apache_avro::Schema::parse_str(SCHEMA)?;
     let writer = GenericDatumWriter::builder(&schema).build()?;
     let producer = producer(args)?;
+    {
+        let mut frame = vec![0];
+        frame.extend_from_slice(&id.to_be_bytes());
+        let avro = apache_avro::types::Value::try_from(records.value(0))?.resolve(&schema)?;
+        writer.write_value_ref(&mut frame, &avro)?;
+        warm_up(&producer, warmup, &frame).await?;
+    }
     let mut in_flight = FuturesUnordered::new();
     let mut acked = 0;
     let mut timed_out = false;
@@ -1410,6 +1444,7 @@ async fn run(
             "py-native",
             "py-gateway",
             "rust-gateway-batched",
+            "warmup",
         ]
         .iter()
         .map(|kind| format!("bench-alt-{suffix}-{n}-{kind}"))
@@ -1421,8 +1456,10 @@ async fn run(
         let expected = expected_digests(&records, args.records);
 
         eprintln!("{size}: raw producer -> {}", names[0]);
-        let (raw, source_records) =
-            raw_produce(args, &names[0], &records, &schema, schema_id, &size).await?;
+        let (raw, source_records) = raw_produce(
+            args, &names[0], &names[6], &records, &schema, schema_id, &size,
+        )
+        .await?;
         rows.push(raw);
         verify_produced(args, &names[0], source_records, &expected, &registry).await?;
         let source = &expected[..source_records];
@@ -1430,9 +1467,35 @@ async fn run(
         if !args.skip_rust {
             eprintln!("{size}: Rust pipeline producer");
             let (row, acked) =
-                pipeline_produce(args, &names[1], &records, &registry, &size).await?;
+                pipeline_produce(args, &names[1], &names[6], &records, &registry, &size).await?;
             rows.push(row);
             verify_produced(args, &names[1], acked, &expected, &registry).await?;
+            // The service's producer (one for all streams) warmed as the pipeline's was.
+            let mut warm = client(&services.messaging);
+            for first in (0..WARMUP).step_by(500) {
+                let response = warm
+                    .produce(mpb::ProduceRequest {
+                        records: (first..first + 500)
+                            .map(|i| {
+                                gateway_record(
+                                    &records,
+                                    i,
+                                    &names[6],
+                                    i32::try_from(schema_id).unwrap_or_default(),
+                                )
+                            })
+                            .collect(),
+                    })
+                    .await?
+                    .into_inner();
+                ensure!(
+                    response.results.iter().all(|r| matches!(
+                        r.result,
+                        Some(mpb::produce_result::Result::Metadata(_))
+                    )),
+                    "warm-up records not produced through the gateway"
+                );
+            }
             eprintln!("{size}: Rust gateway producer");
             let profile = Profile::start(args, pid, &format!("{target}-rust-gateway-produce"))?;
             let (row, acked) = gateway_produce(
