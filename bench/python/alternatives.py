@@ -38,27 +38,6 @@ import time
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 FLOAT_FIELD = "score"
 FIELDS = ("id", "ts", "user", "amount", "count", "active", "country", "device", "score", "note")
-SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Event",
-        "namespace": "dev.tributary.bench",
-        "fields": [
-            {"name": "id", "type": "long"},
-            {"name": "ts", "type": "long"},
-            {"name": "user", "type": "string"},
-            {"name": "amount", "type": "double"},
-            {"name": "count", "type": "int"},
-            {"name": "active", "type": "boolean"},
-            {"name": "country", "type": "string"},
-            {"name": "device", "type": ["null", "string"], "default": None},
-            {"name": "score", "type": "float"},
-            {"name": "note", "type": "string"},
-        ],
-    }
-)
-
-
 class Failed(Exception):
     """A check failed: the run must exit non-zero with this reason."""
 
@@ -220,7 +199,7 @@ def native_produce(args, records):
             "bootstrap.servers": args.bootstrap_servers,
             **properties(args.producer_property),
             "key.serializer": StringSerializer("utf_8"),
-            "value.serializer": AvroSerializer(registry_client(args), SCHEMA),
+            "value.serializer": AvroSerializer(registry_client(args), args.schema),
         }
     )
     outcome = {"acked": 0, "errors": []}
@@ -494,6 +473,7 @@ def main():
     parser.add_argument("--ca", help="the services' CA (TLS + basic authentication); none: plaintext")
     parser.add_argument("--username")
     parser.add_argument("--password-file")
+    parser.add_argument("--schema", required=True, help="the records' Avro schema (tributary_bench::records::SCHEMA)")
     parser.add_argument("--size", required=True, help="the label of the record size")
     parser.add_argument("--note-len", type=int, required=True)
     parser.add_argument("--schema-id", type=int, required=True)

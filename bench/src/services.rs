@@ -95,6 +95,32 @@ impl Database {
     }
 }
 
+/// The flags every bench that starts the services takes: the binaries, the stack's Postgres and
+/// Kafka.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// The registry binary to start.
+    #[arg(long, default_value = "target/release/registry")]
+    pub registry_bin: PathBuf,
+    /// The messaging binary to start.
+    #[arg(long, default_value = "target/release/messaging")]
+    pub messaging_bin: PathBuf,
+    /// Admin URL of the stack's Postgres; a fresh database is created on it.
+    #[arg(
+        long,
+        env = "TRIBUTARY_PG_ADMIN_URL",
+        default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+    )]
+    pub admin_url: String,
+    /// The stack's Kafka.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:59092"
+    )]
+    pub bootstrap_servers: String,
+}
+
 /// How to start the services.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {

@@ -37,6 +37,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
@@ -61,32 +62,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tributary_bench::cpu_seconds;
 use tributary_bench::records::{Records, SCHEMA, user};
 use tributary_bench::security::{AuthChannel, Mode, Pki, USER};
-use tributary_bench::services::{Database, ServiceOptions, Services, create_topics};
+use tributary_bench::services::{Database, ServiceOptions, Services, StackArgs, create_topics};
 use tributary_proto::messaging::v1 as mpb;
 use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// The registry binary to start.
-    #[arg(long, default_value = "target/release/registry")]
-    registry_bin: PathBuf,
-    /// The messaging binary to start.
-    #[arg(long, default_value = "target/release/messaging")]
-    messaging_bin: PathBuf,
-    /// Admin URL of the stack's Postgres; a fresh database is created on it.
-    #[arg(
-        long,
-        env = "TRIBUTARY_PG_ADMIN_URL",
-        default_value = "postgres://postgres@127.0.0.1:55432/postgres"
-    )]
-    admin_url: String,
-    /// The stack's Kafka.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:59092"
-    )]
-    bootstrap_servers: String,
+    /// The binaries to start, Postgres and Kafka.
+    #[command(flatten)]
+    stack: StackArgs,
     /// Most records of a row (and in the topic the consumers read).
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
@@ -542,7 +526,7 @@ impl Clock {
 fn producer(args: &Args) -> anyhow::Result<FutureProducer> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("allow.auto.create.topics", "false");
     for (property, value) in PRODUCER_SETTINGS {
         config.set(property, value);
@@ -557,7 +541,7 @@ fn consumer<C: rdkafka::config::FromClientConfig>(
 ) -> anyhow::Result<C> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
@@ -612,6 +596,59 @@ async fn warm_up(producer: &FutureProducer, warmup: &str, payload: &[u8]) -> any
     Ok(())
 }
 
+/// Sends records `0..--records` through `producer` (`record(i)` makes record `i`'s key and
+/// framed value; `None`: no more), at most `--in-flight` unacknowledged, until `--seconds` after
+/// the clock started; how many were acknowledged (all that were sent, or it fails), and whether
+/// the time limit stopped it.
+async fn send_windowed<'a>(
+    args: &Args,
+    producer: &FutureProducer,
+    topic: &str,
+    clock: &Clock,
+    mut record: impl FnMut(usize) -> anyhow::Result<Option<(Cow<'a, str>, Cow<'a, [u8]>)>>,
+) -> anyhow::Result<(usize, bool)> {
+    let settle = |delivered: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, _>| {
+        ensure!(
+            matches!(delivered, Ok(Ok(_))),
+            "{topic}: a record was not delivered"
+        );
+        Ok(1)
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut acked = 0;
+    for i in 0..args.records {
+        if clock.started.elapsed() >= args.limit() {
+            while let Some(delivered) = in_flight.next().await {
+                acked += settle(delivered)?;
+            }
+            return Ok((acked, true));
+        }
+        if in_flight.len() >= args.in_flight
+            && let Some(delivered) = in_flight.next().await
+        {
+            acked += settle(delivered)?;
+        }
+        let Some((key, frame)) = record(i)? else {
+            break;
+        };
+        let delivery = loop {
+            match producer.send_result(
+                FutureRecord::to(topic)
+                    .key(key.as_ref())
+                    .payload(frame.as_ref()),
+            ) {
+                Ok(delivery) => break delivery,
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        };
+        in_flight.push(delivery);
+    }
+    while let Some(delivered) = in_flight.next().await {
+        acked += settle(delivered)?;
+    }
+    Ok((acked, false))
+}
+
 /// Raw rdkafka: the framed bytes of records `0..` (encoded before the clock starts), keyed,
 /// into the topic every consumer reads. Returns the row and how many records the topic holds.
 async fn raw_produce(
@@ -636,44 +673,13 @@ async fn raw_produce(
     if let Some((_, frame)) = frames.first() {
         warm_up(&producer, warmup, frame).await?;
     }
-    let window = args.in_flight;
-    let mut in_flight = FuturesUnordered::new();
-    let mut acked = 0;
     let clock = Clock::start(None);
-    let mut timed_out = false;
-    for (key, frame) in &frames {
-        if clock.started.elapsed() >= args.limit() {
-            timed_out = true;
-            break;
-        }
-        if in_flight.len() >= window
-            && let Some(delivered) = in_flight.next().await
-        {
-            ensure!(
-                matches!(delivered, Ok(Ok(_))),
-                "raw producer: a record was not delivered"
-            );
-            acked += 1;
-        }
-        let delivery = loop {
-            match producer.send_result(
-                FutureRecord::to(topic)
-                    .key(key.as_str())
-                    .payload(frame.as_slice()),
-            ) {
-                Ok(delivery) => break delivery,
-                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-            }
-        };
-        in_flight.push(delivery);
-    }
-    while let Some(delivered) = in_flight.next().await {
-        ensure!(
-            matches!(delivered, Ok(Ok(_))),
-            "raw producer: a record was not delivered"
-        );
-        acked += 1;
-    }
+    let (acked, timed_out) = send_windowed(args, &producer, topic, &clock, |i| {
+        Ok(frames
+            .get(i)
+            .map(|(key, frame)| (Cow::Borrowed(key.as_str()), Cow::Borrowed(frame.as_slice()))))
+    })
+    .await?;
     let row = clock.row(
         Direction::Produce,
         Path::Raw,
@@ -709,28 +715,8 @@ async fn pipeline_produce(
         writer.write_value_ref(&mut frame, &avro)?;
         warm_up(&producer, warmup, &frame).await?;
     }
-    let mut in_flight = FuturesUnordered::new();
-    let mut acked = 0;
-    let mut timed_out = false;
     let clock = Clock::start(None);
-    let settle = |delivered: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, _>| {
-        ensure!(
-            matches!(delivered, Ok(Ok(_))),
-            "pipeline producer: a record was not delivered"
-        );
-        Ok(())
-    };
-    for i in 0..args.records {
-        if clock.started.elapsed() >= args.limit() {
-            timed_out = true;
-            break;
-        }
-        if in_flight.len() >= args.in_flight
-            && let Some(delivered) = in_flight.next().await
-        {
-            settle(delivered)?;
-            acked += 1;
-        }
+    let (acked, timed_out) = send_windowed(args, &producer, topic, &clock, |i| {
         let value = records.value(i);
         let key = value["user"].as_str().unwrap_or_default().to_owned();
         let mut frame = Vec::with_capacity(64);
@@ -738,18 +724,9 @@ async fn pipeline_produce(
         frame.extend_from_slice(&id.to_be_bytes());
         let avro = apache_avro::types::Value::try_from(value)?.resolve(&schema)?;
         writer.write_value_ref(&mut frame, &avro)?;
-        let delivery = loop {
-            match producer.send_result(FutureRecord::to(topic).key(key.as_str()).payload(&frame)) {
-                Ok(delivery) => break delivery,
-                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-            }
-        };
-        in_flight.push(delivery);
-    }
-    while let Some(delivered) = in_flight.next().await {
-        settle(delivered)?;
-        acked += 1;
-    }
+        Ok(Some((Cow::Owned(key), Cow::Owned(frame))))
+    })
+    .await?;
     let row = clock.row(
         Direction::Produce,
         Path::Native,
@@ -1312,7 +1289,8 @@ async fn python_rows(args: &Args, run: &PythonRun<'_>) -> anyhow::Result<Vec<Row
             "--registry-url",
             &mode.url(&run.services.registry_http_addr),
         ])
-        .args(["--bootstrap-servers", &args.bootstrap_servers])
+        .args(["--bootstrap-servers", &args.stack.bootstrap_servers])
+        .args(["--schema", SCHEMA])
         .args(["--size", run.size])
         .args(["--note-len", &run.note_len.to_string()])
         .args(["--schema-id", &run.schema_id.to_string()])
@@ -1404,10 +1382,10 @@ async fn run(
 ) -> anyhow::Result<Vec<Row>> {
     let services = Services::start(
         &ServiceOptions {
-            registry_bin: args.registry_bin.clone(),
-            messaging_bin: args.messaging_bin.clone(),
+            registry_bin: args.stack.registry_bin.clone(),
+            messaging_bin: args.stack.messaging_bin.clone(),
             database_url: database_url.to_owned(),
-            bootstrap_servers: args.bootstrap_servers.clone(),
+            bootstrap_servers: args.stack.bootstrap_servers.clone(),
             kafka_properties: Vec::new(),
             produce_max_in_flight: args.in_flight,
             http2_max_frame_size: args.http2_max_frame_size,
@@ -1713,10 +1691,13 @@ async fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         .to_string();
-    let database =
-        Database::create(&args.admin_url, &format!("bench_alternatives_{suffix}")).await?;
+    let database = Database::create(
+        &args.stack.admin_url,
+        &format!("bench_alternatives_{suffix}"),
+    )
+    .await?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .create()?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut topics = Vec::new();

@@ -33,7 +33,6 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -54,7 +53,7 @@ use tributary_avro::Schema;
 use tributary_avro::codec::{UnionStyle, avro_to_json, json_to_avro};
 use tributary_bench::records::{SCHEMA, record_json};
 use tributary_bench::security::{AuthChannel, Mode, Pki};
-use tributary_bench::services::{Database, ServiceOptions, Services, create_topics};
+use tributary_bench::services::{Database, ServiceOptions, Services, StackArgs, create_topics};
 use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::messaging::v1 as mpb;
 use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
@@ -63,26 +62,9 @@ use tributary_proto::registry::v1::registry_service_client::RegistryServiceClien
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// The registry binary to start.
-    #[arg(long, default_value = "target/release/registry")]
-    registry_bin: PathBuf,
-    /// The messaging binary to start.
-    #[arg(long, default_value = "target/release/messaging")]
-    messaging_bin: PathBuf,
-    /// Admin URL of the stack's Postgres; a fresh database is created on it.
-    #[arg(
-        long,
-        env = "TRIBUTARY_PG_ADMIN_URL",
-        default_value = "postgres://postgres@127.0.0.1:55432/postgres"
-    )]
-    admin_url: String,
-    /// The stack's Kafka.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:59092"
-    )]
-    bootstrap_servers: String,
+    /// The binaries to start, Postgres and Kafka.
+    #[command(flatten)]
+    stack: StackArgs,
     /// Records of ~100 B per scenario.
     #[arg(long, default_value_t = 200_000)]
     small_records: usize,
@@ -466,7 +448,7 @@ fn producer_config(args: &Args) -> ClientConfig {
     // The messaging service's producer settings (services/messaging/src/kafka.rs).
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("allow.auto.create.topics", "false")
         .set("client.id", "messaging-bench")
         .set("enable.idempotence", "true")
@@ -746,7 +728,7 @@ impl OpenToLast {
 async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> anyhow::Result<Row> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
@@ -1139,10 +1121,10 @@ async fn run(
 ) -> anyhow::Result<Vec<Row>> {
     let services = Services::start(
         &ServiceOptions {
-            registry_bin: args.registry_bin.clone(),
-            messaging_bin: args.messaging_bin.clone(),
+            registry_bin: args.stack.registry_bin.clone(),
+            messaging_bin: args.stack.messaging_bin.clone(),
             database_url: database_url.to_owned(),
-            bootstrap_servers: args.bootstrap_servers.clone(),
+            bootstrap_servers: args.stack.bootstrap_servers.clone(),
             kafka_properties: args.kafka_properties.clone(),
             produce_max_in_flight: args.in_flight,
             http2_max_frame_size: args.http2_max_frame_size,
@@ -1436,9 +1418,10 @@ async fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         .to_string();
-    let database = Database::create(&args.admin_url, &format!("bench_messaging_{suffix}")).await?;
+    let database =
+        Database::create(&args.stack.admin_url, &format!("bench_messaging_{suffix}")).await?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .create()?;
 
     let mut topics = Vec::new();
