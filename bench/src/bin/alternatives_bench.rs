@@ -569,8 +569,7 @@ fn from_beginning(topic: &str, partitions: i32) -> anyhow::Result<TopicPartition
 /// bytes.
 fn note_len(schema: &apache_avro::Schema, target: usize) -> anyhow::Result<usize> {
     let writer = GenericDatumWriter::builder(schema).build()?;
-    let value = apache_avro::types::Value::try_from(Records::new(0).value(0))?.resolve(schema)?;
-    let base = 5 + writer.write_value_to_vec(value)?.len();
+    let base = encode_frame(&writer, schema, 0, Records::new(0).value(0))?.len();
     Ok(target.saturating_sub(base + 2))
 }
 
@@ -594,6 +593,22 @@ async fn warm_up(producer: &FutureProducer, warmup: &str, payload: &[u8]) -> any
         );
     }
     Ok(())
+}
+
+/// The pipeline's encoding of one record: a `serde_json::Value` to an Avro value, resolved
+/// against the schema (which validates it), written behind the Confluent header of schema `id`.
+fn encode_frame(
+    writer: &GenericDatumWriter<'_>,
+    schema: &apache_avro::Schema,
+    id: u32,
+    value: Value,
+) -> anyhow::Result<Vec<u8>> {
+    let mut frame = Vec::with_capacity(64);
+    frame.push(0);
+    frame.extend_from_slice(&id.to_be_bytes());
+    let avro = apache_avro::types::Value::try_from(value)?.resolve(schema)?;
+    writer.write_value_ref(&mut frame, &avro)?;
+    Ok(frame)
 }
 
 /// Sends records `0..--records` through `producer` (`record(i)` makes record `i`'s key and
@@ -663,11 +678,10 @@ async fn raw_produce(
     let writer = GenericDatumWriter::builder(schema).build()?;
     let mut frames = Vec::with_capacity(args.records);
     for i in 0..args.records {
-        let mut frame = vec![0u8];
-        frame.extend_from_slice(&id.to_be_bytes());
-        let value = apache_avro::types::Value::try_from(records.value(i))?.resolve(schema)?;
-        writer.write_value_ref(&mut frame, &value)?;
-        frames.push((user(i), frame));
+        frames.push((
+            user(i),
+            encode_frame(&writer, schema, id, records.value(i))?,
+        ));
     }
     let producer = producer(args)?;
     if let Some((_, frame)) = frames.first() {
@@ -708,22 +722,17 @@ async fn pipeline_produce(
     let schema = apache_avro::Schema::parse_str(SCHEMA)?;
     let writer = GenericDatumWriter::builder(&schema).build()?;
     let producer = producer(args)?;
-    {
-        let mut frame = vec![0];
-        frame.extend_from_slice(&id.to_be_bytes());
-        let avro = apache_avro::types::Value::try_from(records.value(0))?.resolve(&schema)?;
-        writer.write_value_ref(&mut frame, &avro)?;
-        warm_up(&producer, warmup, &frame).await?;
-    }
+    warm_up(
+        &producer,
+        warmup,
+        &encode_frame(&writer, &schema, id, records.value(0))?,
+    )
+    .await?;
     let clock = Clock::start(None);
     let (acked, timed_out) = send_windowed(args, &producer, topic, &clock, |i| {
         let value = records.value(i);
         let key = value["user"].as_str().unwrap_or_default().to_owned();
-        let mut frame = Vec::with_capacity(64);
-        frame.push(0);
-        frame.extend_from_slice(&id.to_be_bytes());
-        let avro = apache_avro::types::Value::try_from(value)?.resolve(&schema)?;
-        writer.write_value_ref(&mut frame, &avro)?;
+        let frame = encode_frame(&writer, &schema, id, value)?;
         Ok(Some((Cow::Owned(key), Cow::Owned(frame))))
     })
     .await?;
