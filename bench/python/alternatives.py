@@ -485,10 +485,15 @@ def main():
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--partitions", type=int, default=10)
-    parser.add_argument("--batch-records", type=int, default=500)
-    parser.add_argument("--max-unacked", type=int, default=5000)
-    parser.add_argument("--produce-batch", type=int, default=500, help="records per gateway Produce call")
-    parser.add_argument("--produce-calls", type=int, default=4, help="gateway Produce calls in flight")
+    parser.add_argument("--batch-records", type=int, default=2000)
+    parser.add_argument("--max-unacked", type=int, default=20000)
+    parser.add_argument("--produce-batch", type=int, default=1000, help="records per gateway Produce call")
+    parser.add_argument(
+        "--produce-calls",
+        type=int,
+        default=16,
+        help="gateway Produce calls in flight (a call is answered when its slowest record is written)",
+    )
     parser.add_argument("--producer-property", action="append", default=[])
     parser.add_argument("--consumer-property", action="append", default=[])
     parser.add_argument("--service-pid", type=int)

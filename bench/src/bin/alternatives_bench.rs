@@ -88,17 +88,19 @@ struct Args {
     /// MESSAGING_PRODUCE_MAX_IN_FLIGHT.
     #[arg(long, default_value_t = 1000)]
     in_flight: usize,
-    /// Most records per Consume response of the gateway consumers (max_batch_records).
-    #[arg(long, default_value_t = 500)]
+    /// Most records per Consume response of the gateway consumers (max_batch_records; the
+    /// service's 1 MiB max_batch_bytes cuts ~1 KiB records' batches at ~850).
+    #[arg(long, default_value_t = 2000)]
     batch_records: i32,
-    /// Records per unary `Produce` call of the Rust batched gateway producer.
-    #[arg(long, default_value_t = 500)]
+    /// Records per unary `Produce` call of the batched gateway producers (Rust and Python).
+    #[arg(long, default_value_t = 1000)]
     produce_batch: usize,
-    /// Unary `Produce` calls in flight of the Rust batched gateway producer.
-    #[arg(long, default_value_t = 4)]
+    /// Unary `Produce` calls in flight of the batched gateway producers (a call is answered
+    /// when its slowest record is written: many calls hide that wait).
+    #[arg(long, default_value_t = 16)]
     produce_calls: usize,
     /// The gateway consumers' max_unacked.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 20_000)]
     max_unacked: i32,
     /// The largest HTTP/2 frame the Rust gRPC client accepts.
     #[arg(long, default_value_t = 1 << 20)]
@@ -1312,7 +1314,9 @@ async fn python_rows(args: &Args, run: &PythonRun<'_>) -> anyhow::Result<Vec<Row
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--partitions", &args.partitions.to_string()])
         .args(["--batch-records", &args.batch_records.to_string()])
-        .args(["--max-unacked", &args.max_unacked.to_string()]);
+        .args(["--max-unacked", &args.max_unacked.to_string()])
+        .args(["--produce-batch", &args.produce_batch.to_string()])
+        .args(["--produce-calls", &args.produce_calls.to_string()]);
     for (property, value) in PRODUCER_SETTINGS {
         command.args(["--producer-property", &format!("{property}={value}")]);
     }
