@@ -84,9 +84,10 @@ struct Args {
     /// Framed record sizes (bytes) to run, e.g. `--size 100 --size 1024` (the default).
     #[arg(long = "size")]
     sizes: Vec<usize>,
-    /// Records in flight (sent, not yet acknowledged) of the Rust producers, and the service's
-    /// MESSAGING_PRODUCE_MAX_IN_FLIGHT.
-    #[arg(long, default_value_t = 1000)]
+    /// Records in flight (sent, not yet acknowledged) of the raw and pipeline producers, and the
+    /// service's MESSAGING_PRODUCE_MAX_IN_FLIGHT (the ProduceStream row's window): the same as
+    /// the batched Produce rows keep outstanding (16 calls of 1,000).
+    #[arg(long, default_value_t = 16_000)]
     in_flight: usize,
     /// Most records per Consume response of the gateway consumers (max_batch_records; the
     /// service's 1 MiB max_batch_bytes cuts ~1 KiB records' batches at ~850).
