@@ -1,10 +1,13 @@
 //! What the bench binaries share: reading a process's CPU time and memory from `/proc`, so
 //! that a table can say what a request or a record cost the process that served it (a figure
-//! that hardly depends on what else runs on the machine, unlike a rate), and how the services
-//! they start are secured ([`security`]).
+//! that hardly depends on what else runs on the machine, unlike a rate); the records they send
+//! ([`records`]); how the services they start are secured ([`security`]) and started
+//! ([`services`]).
 
 pub mod hot_subject;
+pub mod records;
 pub mod security;
+pub mod services;
 
 /// The resident set size of a process, in MiB (`VmRSS` of `/proc/<pid>/status`); NaN when it
 /// cannot be read.

@@ -33,27 +33,27 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use hdrhistogram::Histogram;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use sqlx::Connection;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tributary_avro::Schema;
 use tributary_avro::codec::{UnionStyle, avro_to_json, json_to_avro};
-use tributary_bench::security::{AuthChannel, Mode, Pki, SECURITY_ENV};
+use tributary_bench::records::{SCHEMA, record_json};
+use tributary_bench::security::{AuthChannel, Mode, Pki};
+use tributary_bench::services::{Database, ServiceOptions, Services, StackArgs, create_topics};
 use tributary_bench::{cpu_seconds, rss_mib};
 use tributary_proto::messaging::v1 as mpb;
 use tributary_proto::messaging::v1::messaging_service_client::MessagingServiceClient;
@@ -65,26 +65,9 @@ mod rest;
 
 #[derive(Debug, Clone, Parser)]
 struct Args {
-    /// The registry binary to start.
-    #[arg(long, default_value = "target/release/registry")]
-    registry_bin: PathBuf,
-    /// The messaging binary to start.
-    #[arg(long, default_value = "target/release/messaging")]
-    messaging_bin: PathBuf,
-    /// Admin URL of the stack's Postgres; a fresh database is created on it.
-    #[arg(
-        long,
-        env = "TRIBUTARY_PG_ADMIN_URL",
-        default_value = "postgres://postgres@127.0.0.1:55432/postgres"
-    )]
-    admin_url: String,
-    /// The stack's Kafka.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:59092"
-    )]
-    bootstrap_servers: String,
+    /// The binaries to start, Postgres and Kafka.
+    #[command(flatten)]
+    stack: StackArgs,
     /// Records of ~100 B per scenario.
     #[arg(long, default_value_t = 200_000)]
     small_records: usize,
@@ -216,18 +199,6 @@ impl Args {
     }
 }
 
-const SCHEMA: &str = r#"{"type":"record","name":"Event","namespace":"dev.tributary.bench","fields":[
-{"name":"id","type":"long"},
-{"name":"ts","type":"long"},
-{"name":"user","type":"string"},
-{"name":"amount","type":"double"},
-{"name":"count","type":"int"},
-{"name":"active","type":"boolean"},
-{"name":"country","type":"string"},
-{"name":"device","type":["null","string"],"default":null},
-{"name":"score","type":"float"},
-{"name":"note","type":"string"}]}"#;
-
 /// The Avro record's 10 fields as a Protobuf message (`device` optional, as the Avro union with
 /// null), so that the same JSON records go through both codecs.
 const PROTO_SCHEMA: &str = r#"syntax = "proto3";
@@ -250,29 +221,6 @@ message Event {
 
 /// The message the Protobuf records are produced as.
 const PROTO_MESSAGE: &str = "dev.tributary.bench.Event";
-
-/// The JSON of record `i`, its `note` padded so the framed Avro is about `target` bytes.
-fn record_json(i: usize, note_len: usize) -> String {
-    let note: String = "abcdefghijklmnopqrstuvwxyz0123456789"
-        .chars()
-        .cycle()
-        .skip(i % 36)
-        .take(note_len)
-        .collect();
-    serde_json::json!({
-        "id": i as i64,
-        "ts": 1_764_000_000_000_i64 + i as i64,
-        "user": format!("user-{:06}", i % 100_000),
-        "amount": (i % 10_000) as f64 / 100.0,
-        "count": (i % 1000) as i32,
-        "active": i.is_multiple_of(2),
-        "country": "NL",
-        "device": if i.is_multiple_of(3) { serde_json::Value::Null } else { serde_json::json!("android") },
-        "score": (i % 100) as f64 / 10.0,
-        "note": note,
-    })
-    .to_string()
-}
 
 /// A data set: JSON texts and their Confluent-framed Avro encodings.
 struct Dataset {
@@ -417,43 +365,6 @@ fn protobuf_json_decodes(json: &str) -> bool {
     })
 }
 
-/// Waits until the service at `addr` is SERVING (health is answered without credentials) and
-/// returns a channel to it that calls with the mode's credentials (TLS in the TLS modes).
-async fn wait_serving(
-    addr: &str,
-    what: &str,
-    max_frame_size: u32,
-    mode: Mode,
-    pki: &Pki,
-) -> anyhow::Result<AuthChannel> {
-    let started = Instant::now();
-    loop {
-        let channel = mode.channel(pki, addr, |endpoint| {
-            endpoint.max_frame_size(max_frame_size)
-        })?;
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        if let Ok(response) = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            && response.into_inner().status == 1
-        {
-            return Ok(channel);
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("{what} not SERVING after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A row of the codec section: records and bytes over the time taken, on one core.
 fn codec_row(path: String, size: &'static str, records: usize, seconds: f64, bytes: usize) -> Row {
     Row {
@@ -549,7 +460,7 @@ fn producer_config(args: &Args) -> ClientConfig {
     // The messaging service's producer settings (services/messaging/src/kafka.rs).
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("allow.auto.create.topics", "false")
         .set("client.id", "messaging-bench")
         .set("enable.idempotence", "true")
@@ -829,7 +740,7 @@ impl OpenToLast {
 async fn raw_consume(args: &Args, topic: &str, data: &Dataset, group: &str) -> anyhow::Result<Row> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
@@ -1218,23 +1129,6 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-async fn create_topics(
-    admin: &AdminClient<DefaultClientContext>,
-    topics: &[String],
-    partitions: i32,
-) -> anyhow::Result<()> {
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin.create_topics(&new, &AdminOptions::new()).await? {
-        if let Err((topic, error)) = result {
-            bail!("cannot create {topic}: {error}");
-        }
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_lines)]
 async fn run(
     args: &Args,
@@ -1244,88 +1138,27 @@ async fn run(
     topics: &mut Vec<String>,
     pki: &Pki,
 ) -> anyhow::Result<Vec<Row>> {
-    let mode = args.mode();
-    // The registry, on the fresh database.
-    let registry_addr = format!("127.0.0.1:{}", free_port()?);
-    let mut registry_command = tokio::process::Command::new(&args.registry_bin);
-    for name in SECURITY_ENV {
-        registry_command.env_remove(name);
-    }
-    let registry_child = registry_command
-        .envs(mode.server_env(pki))
-        .env("DATABASE_URL", database_url)
-        .env("REGISTRY_GRPC_ADDR", &registry_addr)
-        .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()?))
-        .env("REGISTRY_METRICS_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.registry_bin.display()))?;
-    let _registry = registry_child;
-    let registry_channel = wait_serving(
-        &registry_addr,
-        "registry",
-        args.http2_max_frame_size,
-        mode,
+    let services = Services::start(
+        &ServiceOptions {
+            registry_bin: args.stack.registry_bin.clone(),
+            messaging_bin: args.stack.messaging_bin.clone(),
+            database_url: database_url.to_owned(),
+            bootstrap_servers: args.stack.bootstrap_servers.clone(),
+            kafka_properties: args.kafka_properties.clone(),
+            produce_max_in_flight: args.in_flight,
+            http2_max_frame_size: args.http2_max_frame_size,
+            mode: args.mode(),
+            messaging_env: Vec::new(),
+        },
         pki,
     )
     .await?;
-
-    // The messaging service, pointed at it (over TLS as the bench's user, unless plaintext) and
-    // at the stack's Kafka.
-    let messaging_addr = format!("127.0.0.1:{}", free_port()?);
-    let rest_addr = format!("127.0.0.1:{}", free_port()?);
-    let mut messaging_command = tokio::process::Command::new(&args.messaging_bin);
-    for name in SECURITY_ENV {
-        messaging_command.env_remove(name);
-    }
-    messaging_command.envs(mode.server_env(pki));
-    if mode.is_tls() {
-        messaging_command
-            .env("REGISTRY_CA_FILE", &pki.ca)
-            .env("REGISTRY_USERNAME", tributary_bench::security::USER)
-            .env("REGISTRY_PASSWORD_FILE", &pki.password_file);
-    }
-    if !args.kafka_properties.is_empty() {
-        messaging_command.env(
-            "KAFKA_PROPERTIES",
-            args.kafka_properties
-                .iter()
-                .map(|(key, value)| format!("{key}={value}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // As the image and scripts/stack run it (README).
-        messaging_command.env("MALLOC_ARENA_MAX", "2");
-    }
-    let messaging_child = messaging_command
-        .env("MESSAGING_GRPC_ADDR", &messaging_addr)
-        .env("MESSAGING_METRICS_ADDR", "127.0.0.1:0")
-        .env("MESSAGING_REST_ADDR", &rest_addr)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
-        .env("REGISTRY_URL", mode.url(&registry_addr))
-        .env(
-            "MESSAGING_PRODUCE_MAX_IN_FLIGHT",
-            args.in_flight.to_string(),
-        )
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.messaging_bin.display()))?;
-    if let Some(pid) = messaging_child.id() {
+    if let Some(pid) = services.messaging_pid {
         let _ = SERVICE_PID.set(pid);
     }
-    let _messaging = messaging_child;
-    let channel = wait_serving(
-        &messaging_addr,
-        "messaging",
-        args.http2_max_frame_size,
-        mode,
-        pki,
-    )
-    .await?;
+    let registry_channel = services.registry.clone();
+    let channel = services.messaging.clone();
+    let mode = args.mode();
 
     let schema = Schema::parse(SCHEMA, &[])?;
     let mut registry = RegistryServiceClient::new(registry_channel);
@@ -1395,7 +1228,7 @@ async fn run(
         }
     );
 
-    let rest_client = rest::RestClient::new(&rest_addr, mode, pki)?;
+    let rest_client = rest::RestClient::new(&services.messaging_rest_addr, mode, pki)?;
     let mut rows = Vec::new();
     for (n, data) in sets.iter().enumerate() {
         if matches!(args.only, Only::All | Only::Rest) {
@@ -1623,26 +1456,15 @@ async fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         .to_string();
-    let database = format!("bench_messaging_{suffix}");
-    let mut pg = sqlx::PgConnection::connect(&args.admin_url)
-        .await
-        .context("cannot reach Postgres; run scripts/stack up --infra")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut pg)
-        .await?;
-    let database_url = format!(
-        "{}/{database}",
-        args.admin_url
-            .rsplit_once('/')
-            .map_or(args.admin_url.as_str(), |(base, _)| base)
-    );
+    let database =
+        Database::create(&args.stack.admin_url, &format!("bench_messaging_{suffix}")).await?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", &args.stack.bootstrap_servers)
         .create()?;
 
     let mut topics = Vec::new();
     let started = Instant::now();
-    let outcome = run(&args, &database_url, &suffix, &admin, &mut topics, &pki).await;
+    let outcome = run(&args, &database.url, &suffix, &admin, &mut topics, &pki).await;
 
     // Clean up whatever happened.
     if !topics.is_empty() {
@@ -1651,11 +1473,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("cannot delete the bench topics: {error}");
         }
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-    )))
-    .execute(&mut pg)
-    .await?;
+    database.drop().await?;
 
     let rows = outcome?;
     println!();
