@@ -6,6 +6,12 @@ use std::time::Duration;
 use clap::Parser;
 use tributary_messaging::{Application, Settings, shutdown_signal};
 
+/// jemalloc as the process's allocator, for librdkafka's C allocations too (the crate's
+/// unprefixed `malloc`): producing, glibc's malloc spent 12% of the service's time, much of it in
+/// lock waits between librdkafka's threads and the runtime's (docs/benchmarks/alternatives.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The log filter when `RUST_LOG` is not set.
 const DEFAULT_LOG_FILTER: &str = "info,rdkafka=warn,h2=warn,tower=warn,rustls=error";
 
