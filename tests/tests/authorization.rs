@@ -733,6 +733,7 @@ async fn messaging_call(fixture: &Fixture, principal: &str, method: &str, scope:
             use tokio_stream::StreamExt;
             let requests = tokio_stream::iter(vec![mpb::ProduceStreamRequest {
                 record: Some(record()),
+                ..Default::default()
             }]);
             match client.produce_stream(requests).await {
                 Ok(response) => {

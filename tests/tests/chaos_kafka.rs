@@ -222,6 +222,7 @@ async fn streaming_produce_under(fault: BrokerFault, scenario: &str) {
                         value: text(&format!("{key}:{sequence}")),
                         ..Default::default()
                     }),
+                    ..Default::default()
                 };
                 sent_at.lock().push(Instant::now());
                 if requests.send(request).await.is_err() {
@@ -781,6 +782,7 @@ async fn messaging_sigterm_during_streaming_produce() {
                         value: text(&sent.to_string()),
                         ..Default::default()
                     }),
+                    ..Default::default()
                 };
                 if requests.send(request).await.is_err() {
                     return sent;

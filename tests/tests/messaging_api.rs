@@ -286,21 +286,30 @@ async fn produce_stream_acks_every_record_in_order() {
                     text(&format!("r{i}"))
                 },
             )),
+            ..Default::default()
         })
         .collect();
     requests.insert(
         100,
         pb::ProduceStreamRequest {
             record: Some(record(&unique_name("missing"), text("x"))),
+            ..Default::default()
         },
     );
     requests.insert(
         180,
         pb::ProduceStreamRequest {
             record: Some(record(&topic, avro_inline(schema, r#"{"i":"not an int"}"#))),
+            ..Default::default()
         },
     );
-    requests.insert(200, pb::ProduceStreamRequest { record: None });
+    requests.insert(
+        200,
+        pb::ProduceStreamRequest {
+            record: None,
+            ..Default::default()
+        },
+    );
     let mut responses = messaging
         .client()
         .await
@@ -329,6 +338,138 @@ async fn produce_stream_acks_every_record_in_order() {
         }
     }
     assert!(responses.message().await.unwrap().is_none());
+    messaging.stop().await.unwrap();
+}
+
+/// Every response of a stream, until it ends (the end's status, if not OK, last).
+async fn stream_responses(
+    messaging: &TestMessaging,
+    requests: Vec<pb::ProduceStreamRequest>,
+) -> (Vec<pb::ProduceStreamResponse>, Option<tonic::Status>) {
+    let mut responses = messaging
+        .client()
+        .await
+        .produce_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, responses.message())
+            .await
+            .unwrap()
+        {
+            Ok(Some(response)) => got.push(response),
+            Ok(None) => return (got, None),
+            Err(status) => return (got, Some(status)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn produce_stream_takes_records_in_batches_and_answers_in_batches() {
+    let messaging = TestMessaging::start().await;
+    let topic = unique_name("stream-batches");
+    messaging.create_topic(&topic, 1).await;
+    let schema = r#"{"type":"record","name":"Seq","fields":[{"name":"i","type":"int"}]}"#;
+    let batch = |range: std::ops::Range<usize>| -> Vec<pb::ProducerRecord> {
+        range
+            .map(|i| {
+                record(
+                    &topic,
+                    if i % 3 == 0 {
+                        avro_inline(schema, &format!(r#"{{"i":{i}}}"#))
+                    } else {
+                        text(&format!("r{i}"))
+                    },
+                )
+            })
+            .collect()
+    };
+    // Sequences 0-59 in the first message (`record` first), 60 alone, 61-100 in `records` only.
+    let mut first = batch(1..60);
+    first[20] = record(&unique_name("missing"), text("x"));
+    first[40] = record(&topic, avro_inline(schema, r#"{"i":"not an int"}"#));
+    let requests = vec![
+        pb::ProduceStreamRequest {
+            record: Some(record(&topic, text("r0"))),
+            records: first,
+        },
+        pb::ProduceStreamRequest {
+            record: Some(record(&topic, text("r60"))),
+            records: Vec::new(),
+        },
+        pb::ProduceStreamRequest {
+            record: None,
+            records: batch(61..101),
+        },
+    ];
+    let (responses, end) = stream_responses(&messaging, requests).await;
+    assert!(end.is_none(), "{end:?}");
+    let mut results = Vec::new();
+    for response in responses {
+        // A stream that began with `records` is answered in `results` only.
+        assert!(response.result.is_none() && response.sequence == 0);
+        assert!(!response.results.is_empty());
+        results.extend(response.results);
+    }
+    let sequences: Vec<u64> = results.iter().map(|r| r.sequence).collect();
+    assert_eq!(sequences, (0..101).collect::<Vec<u64>>());
+    let mut next_offset = 0;
+    for result in &results {
+        let outcome = result.result.as_ref().unwrap();
+        match result.sequence {
+            21 => assert_eq!(error(outcome).code, Code::NotFound as i32),
+            41 => assert_eq!(error(outcome).reason, "SCHEMA_MISMATCH"),
+            _ => {
+                assert_eq!(metadata(outcome).offset, next_offset);
+                next_offset += 1;
+            }
+        }
+    }
+    assert_eq!(next_offset, 99);
+
+    // A stream that began with `record` keeps one result per response, batches or not.
+    let requests = vec![
+        pb::ProduceStreamRequest {
+            record: Some(record(&topic, text("single"))),
+            records: Vec::new(),
+        },
+        pb::ProduceStreamRequest {
+            record: None,
+            records: batch(0..2),
+        },
+    ];
+    let (responses, end) = stream_responses(&messaging, requests).await;
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!(responses.len(), 3);
+    for (sequence, response) in (0..).zip(&responses) {
+        assert!(response.results.is_empty());
+        assert_eq!(response.sequence, sequence);
+        metadata(response.result.as_ref().unwrap());
+    }
+
+    // More records in one message than the in-flight limit (100 here): the stream fails,
+    // naming the field and the limit, after the results of what came before.
+    let requests = vec![
+        pb::ProduceStreamRequest {
+            record: None,
+            records: batch(0..1),
+        },
+        pb::ProduceStreamRequest {
+            record: None,
+            records: batch(0..101),
+        },
+    ];
+    let (responses, end) = stream_responses(&messaging, requests).await;
+    let end = end.expect("the stream fails");
+    assert_eq!(end.code(), Code::InvalidArgument, "{end:?}");
+    assert!(
+        end.message().contains("records") && end.message().contains("at most 100"),
+        "{end:?}"
+    );
+    let answered: usize = responses.iter().map(|r| r.results.len()).sum();
+    assert_eq!(answered, 1);
     messaging.stop().await.unwrap();
 }
 

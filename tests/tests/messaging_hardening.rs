@@ -106,6 +106,7 @@ async fn produce_stream_ends_with_an_error_status_when_the_client_stream_fails()
 
     let valid = prost::Message::encode_to_vec(&pb::ProduceStreamRequest {
         record: Some(record(&topic, text("before the bad message"))),
+        ..Default::default()
     });
     // Field 1, five bytes long, with one byte there: not a ProduceStreamRequest.
     let undecodable = vec![0x0a, 0x05, 0x01];

@@ -1068,6 +1068,64 @@ pub fn request_stream_failed(status: &Status) -> Status {
     .into()
 }
 
+/// Most results in one batched `ProduceStreamResponse` (~60 KiB of results).
+const MAX_RESULTS_PER_RESPONSE: usize = 1000;
+
+/// Adds the records of one `ProduceStream` request to `records`: `record` (an absent one fails
+/// as "required" at its sequence number) or `record` and `records`. The stream's first request
+/// decides whether its results are `batched`: they are when it carries `records`. More than
+/// `max_in_flight` records in one message end the stream.
+fn take_records(
+    request: pb::ProduceStreamRequest,
+    max_in_flight: usize,
+    records: &mut Vec<Option<pb::ProducerRecord>>,
+    batched: &mut Option<bool>,
+) -> Result<(), Status> {
+    let pb::ProduceStreamRequest {
+        record,
+        records: more,
+    } = request;
+    batched.get_or_insert(!more.is_empty());
+    if more.is_empty() {
+        records.push(record);
+        return Ok(());
+    }
+    let count = more.len().saturating_add(usize::from(record.is_some()));
+    if count > max_in_flight {
+        return Err(MessagingError::invalid(
+            "records",
+            format!(
+                "{count} records in one message; at most {max_in_flight} (the server's in-flight limit)"
+            ),
+        )
+        .into());
+    }
+    records.extend(record.map(Some));
+    records.extend(more.into_iter().map(Some));
+    Ok(())
+}
+
+/// A batched `ProduceStreamResponse`: the first [`MAX_ERROR_MESSAGES_PER_RESPONSE`] errors
+/// with their messages, as [`results_to_wire`] does.
+fn sequenced_results_to_wire(
+    results: Vec<(u64, Result<pb::RecordMetadata, MessagingError>)>,
+) -> pb::ProduceStreamResponse {
+    let (sequences, results): (Vec<u64>, Vec<_>) = results.into_iter().unzip();
+    let results = sequences
+        .into_iter()
+        .zip(results_to_wire(results).results)
+        .map(|(sequence, result)| pb::SequencedProduceResult {
+            sequence,
+            result: Some(result),
+        })
+        .collect();
+    pb::ProduceStreamResponse {
+        sequence: 0,
+        result: None,
+        results,
+    }
+}
+
 /// Runs one `ProduceStream`: reads records, prepares them in chunks on tasks of their own, hands
 /// them to librdkafka in request order and sends one result per record, in request order, with
 /// at most `max_in_flight` records being prepared or awaiting Kafka's acknowledgement. Ends when
@@ -1090,6 +1148,8 @@ pub async fn run_stream(
     let mut in_flight = Deliveries::default();
     // The sequence number of the next record handed over (or failed before that).
     let mut sequence: u64 = 0;
+    // Whether the results go out batched: when the first request carried `records`.
+    let mut batched: Option<bool> = None;
     let mut reading = true;
     let mut end: Option<Status> = None;
     loop {
@@ -1102,9 +1162,23 @@ pub async fn run_stream(
             Some((sequence, result)) = std::future::poll_fn(|cx| in_flight.poll_next(cx)),
                 if !in_flight.is_empty() =>
             {
-                let response = pb::ProduceStreamResponse {
-                    sequence,
-                    result: Some(result_to_wire(result)),
+                let response = if batched == Some(true) {
+                    // With the results known by now (polled without waiting: the next turn of
+                    // the loop polls the oldest again, with this task's waker).
+                    let mut results = vec![(sequence, result)];
+                    while results.len() < MAX_RESULTS_PER_RESPONSE {
+                        match std::future::poll_fn(|cx| in_flight.poll_next(cx)).now_or_never() {
+                            Some(Some(next)) => results.push(next),
+                            _ => break,
+                        }
+                    }
+                    sequenced_results_to_wire(results)
+                } else {
+                    pb::ProduceStreamResponse {
+                        sequence,
+                        result: Some(result_to_wire(result)),
+                        results: Vec::new(),
+                    }
                 };
                 if out.send(Ok(response)).await.is_err() {
                     return;
@@ -1134,8 +1208,17 @@ pub async fn run_stream(
                 end = Some(MessagingError::ShuttingDown.into());
             }
             request = inbound.next(), if reading && room > 0 => {
-                let mut records = match request {
-                    Some(Ok(request)) => vec![request.record],
+                let mut records = Vec::new();
+                match request {
+                    Some(Ok(request)) => {
+                        if let Err(status) =
+                            take_records(request, max_in_flight, &mut records, &mut batched)
+                        {
+                            reading = false;
+                            end = Some(status);
+                            continue;
+                        }
+                    }
                     Some(Err(status)) => {
                         // The client's stream failed: the results of what was read still go
                         // out, then the stream ends with an error, never with OK.
@@ -1147,11 +1230,19 @@ pub async fn run_stream(
                         reading = false;
                         continue;
                     }
-                };
+                }
                 // The requests that have arrived already join the chunk.
                 while records.len() < PREPARE_CHUNK.min(room) {
                     match inbound.next().now_or_never() {
-                        Some(Some(Ok(request))) => records.push(request.record),
+                        Some(Some(Ok(request))) => {
+                            if let Err(status) =
+                                take_records(request, max_in_flight, &mut records, &mut batched)
+                            {
+                                reading = false;
+                                end = Some(status);
+                                break;
+                            }
+                        }
                         Some(Some(Err(status))) => {
                             reading = false;
                             end = Some(request_stream_failed(&status));
@@ -1164,11 +1255,17 @@ pub async fn run_stream(
                         None => break,
                     }
                 }
-                preparing_records = preparing_records.saturating_add(records.len());
-                chunk_sizes.push_back(records.len());
-                let chunk =
-                    prepare_chunk(producer.clone(), caller.clone(), records).in_current_span();
-                preparing.push_back(tokio::spawn(chunk));
+                // Prepared PREPARE_CHUNK at a time (a message may hold many records), the
+                // chunks on tasks of their own, their results taken in order.
+                let mut records = records.into_iter().peekable();
+                while records.peek().is_some() {
+                    let chunk: Vec<_> = records.by_ref().take(PREPARE_CHUNK).collect();
+                    preparing_records = preparing_records.saturating_add(chunk.len());
+                    chunk_sizes.push_back(chunk.len());
+                    let chunk =
+                        prepare_chunk(producer.clone(), caller.clone(), chunk).in_current_span();
+                    preparing.push_back(tokio::spawn(chunk));
+                }
             }
         }
     }
