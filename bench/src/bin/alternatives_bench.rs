@@ -100,6 +100,9 @@ struct Args {
     /// when its slowest record is written: many calls hide that wait).
     #[arg(long, default_value_t = 16)]
     produce_calls: usize,
+    /// Records per `ProduceStream` message of the stream-batched gateway producer (`records`).
+    #[arg(long, default_value_t = 500)]
+    stream_batch: usize,
     /// The gateway consumers' max_unacked.
     #[arg(long, default_value_t = 20_000)]
     max_unacked: i32,
@@ -455,6 +458,9 @@ enum Path {
     Gateway,
     /// Through the messaging service, records in batches (unary `Produce`).
     GatewayBatched,
+    /// Through the messaging service, records in batches in one stream (`ProduceStream` with
+    /// `records`).
+    GatewayStreamBatched,
 }
 
 impl Row {
@@ -760,7 +766,9 @@ fn client(channel: &AuthChannel) -> MessagingServiceClient<AuthChannel> {
 
 /// The gateway: per record, a `serde_json::Value` written as JSON text into an `AvroPayload`
 /// (by schema id), keyed by text, through one ProduceStream with `--in-flight` records
-/// unacknowledged at most.
+/// unacknowledged at most, `per_message` records per request (one: `record`; more: `records`,
+/// their results batched too).
+#[allow(clippy::too_many_arguments)]
 async fn gateway_produce(
     args: &Args,
     channel: &AuthChannel,
@@ -769,7 +777,13 @@ async fn gateway_produce(
     records: &Records,
     schema_id: i32,
     size: &str,
+    per_message: usize,
 ) -> anyhow::Result<(Row, usize)> {
+    ensure!(
+        (1..=args.in_flight).contains(&per_message),
+        "--stream-batch must be 1 to --in-flight ({})",
+        args.in_flight
+    );
     let mut client = client(channel);
     let window = Arc::new(Semaphore::new(args.in_flight));
     let sent = Arc::new(AtomicUsize::new(0));
@@ -784,25 +798,38 @@ async fn gateway_produce(
         );
         let (count, limit) = (args.records, args.limit());
         tokio::spawn(async move {
-            for i in 0..count {
+            let mut i = 0;
+            while i < count {
                 if clock.started.elapsed() >= limit {
                     return true;
                 }
-                let Ok(permit) = window.acquire().await else {
+                let end = count.min(i + per_message);
+                let Ok(permits) = window
+                    .acquire_many(u32::try_from(end - i).unwrap_or(1))
+                    .await
+                else {
                     return false;
                 };
-                permit.forget();
-                let record = gateway_record(&records, i, &topic, schema_id);
-                sent.fetch_add(1, Ordering::Relaxed);
-                if tx
-                    .send(mpb::ProduceStreamRequest {
-                        record: Some(record),
-                    })
-                    .await
-                    .is_err()
-                {
+                permits.forget();
+                let mut batch: Vec<_> = (i..end)
+                    .map(|i| gateway_record(&records, i, &topic, schema_id))
+                    .collect();
+                sent.fetch_add(batch.len(), Ordering::Relaxed);
+                let request = if per_message == 1 {
+                    mpb::ProduceStreamRequest {
+                        record: batch.pop(),
+                        ..Default::default()
+                    }
+                } else {
+                    mpb::ProduceStreamRequest {
+                        records: batch,
+                        ..Default::default()
+                    }
+                };
+                if tx.send(request).await.is_err() {
                     return false;
                 }
+                i = end;
             }
             false
         })
@@ -815,18 +842,30 @@ async fn gateway_produce(
     let mut acked_ids = vec![false; args.records];
     while let Some(response) = responses.next().await {
         let response = response?;
-        window.add_permits(1);
-        match response.result.and_then(|r| r.result) {
-            Some(mpb::produce_result::Result::Metadata(_)) => {
-                acked += 1;
-                if let Some(slot) = acked_ids.get_mut(response.sequence as usize) {
-                    *slot = true;
+        let results = if per_message == 1 {
+            vec![(response.sequence, response.result)]
+        } else {
+            ensure!(
+                response.result.is_none(),
+                "gateway producer: an unbatched result on a batched stream"
+            );
+            response
+                .results
+                .into_iter()
+                .map(|r| (r.sequence, r.result))
+                .collect()
+        };
+        window.add_permits(results.len());
+        for (sequence, result) in results {
+            match result.and_then(|r| r.result) {
+                Some(mpb::produce_result::Result::Metadata(_)) => {
+                    acked += 1;
+                    if let Some(slot) = acked_ids.get_mut(sequence as usize) {
+                        *slot = true;
+                    }
                 }
+                other => bail!("gateway producer: record {sequence} not written: {other:?}"),
             }
-            other => bail!(
-                "gateway producer: record {} not written: {other:?}",
-                response.sequence
-            ),
         }
     }
     let timed_out = sender.await?;
@@ -835,11 +874,19 @@ async fn gateway_produce(
         acked == sent && acked_ids[..sent].iter().all(|a| *a),
         "gateway producer: {acked} of {sent} records acknowledged"
     );
+    let (path, how) = if per_message == 1 {
+        (Path::Gateway, "one record per message".to_owned())
+    } else {
+        (
+            Path::GatewayStreamBatched,
+            format!("{per_message} records per message"),
+        )
+    };
     let row = clock.row(
         Direction::Produce,
-        Path::Gateway,
+        path,
         &format!(
-            "gateway ProduceStream, Avro as JSON from serde_json::Value, {} in flight",
+            "gateway ProduceStream, {how}, Avro as JSON from serde_json::Value, {} in flight",
             args.in_flight
         ),
         size,
@@ -1393,7 +1440,7 @@ async fn run(
     admin: &AdminClient<DefaultClientContext>,
     topics: &mut Vec<String>,
     pki: &Pki,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<(Vec<Row>, Option<String>)> {
     let services = Services::start(
         &ServiceOptions {
             registry_bin: args.stack.registry_bin.clone(),
@@ -1437,6 +1484,7 @@ async fn run(
             "py-gateway",
             "rust-gateway-batched",
             "warmup",
+            "rust-gateway-stream-batched",
         ]
         .iter()
         .map(|kind| format!("bench-alt-{suffix}-{n}-{kind}"))
@@ -1498,11 +1546,32 @@ async fn run(
                 &records,
                 i32::try_from(schema_id)?,
                 &size,
+                1,
             )
             .await?;
             profile.stop().await?;
             rows.push(row);
             verify_produced(args, &names[2], acked, &expected, &registry).await?;
+            eprintln!("{size}: Rust gateway producer, stream batches");
+            let profile = Profile::start(
+                args,
+                pid,
+                &format!("{target}-rust-gateway-produce-stream-batched"),
+            )?;
+            let (row, acked) = gateway_produce(
+                args,
+                &services.messaging,
+                pid,
+                &names[7],
+                &records,
+                i32::try_from(schema_id)?,
+                &size,
+                args.stream_batch,
+            )
+            .await?;
+            profile.stop().await?;
+            rows.push(row);
+            verify_produced(args, &names[7], acked, &expected, &registry).await?;
             eprintln!("{size}: Rust gateway producer, batches");
             let profile =
                 Profile::start(args, pid, &format!("{target}-rust-gateway-produce-batched"))?;
@@ -1593,7 +1662,25 @@ async fn run(
             rows.extend(python);
         }
     }
-    Ok(rows)
+    Ok((rows, pid.and_then(memory_of)))
+}
+
+/// A process's resident memory now and at its peak (`/proc/<pid>/status`), in MiB.
+fn memory_of(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kb| kb.trim().parse::<u64>().ok())
+            .map(|kb| kb / 1024)
+    };
+    Some(format!(
+        "messaging service memory at the end: resident {} MiB, peak {} MiB",
+        field("VmRSS:")?,
+        field("VmHWM:")?
+    ))
 }
 
 fn print_rows(rows: &[Row]) {
@@ -1659,6 +1746,10 @@ fn print_ratios(rows: &[Row]) -> usize {
                 for (path, how) in [
                     (Path::Gateway, "gateway"),
                     (Path::GatewayBatched, "gateway (Produce batches)"),
+                    (
+                        Path::GatewayStreamBatched,
+                        "gateway (ProduceStream batches)",
+                    ),
                 ] {
                     let (Some(gateway), Some(other)) = (
                         find(lang, direction, path, size),
@@ -1724,7 +1815,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     database.drop().await?;
-    let rows = outcome?;
+    let (rows, memory) = outcome?;
     println!();
     println!(
         "alternatives-bench: services {}{}; Kafka over the stack's PLAINTEXT listener; {} partitions; each row <= {} records or {} s; load average at start {}, at end {}",
@@ -1751,6 +1842,9 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" "),
     );
+    if let Some(memory) = memory {
+        println!("{memory}");
+    }
     println!();
     print_rows(&rows);
     println!();

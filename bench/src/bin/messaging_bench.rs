@@ -630,6 +630,7 @@ async fn produce_stream(
                     value: Some(mpb::Payload { kind: Some(kind) }),
                     ..Default::default()
                 }),
+                ..Default::default()
             }
         })
         .collect();
