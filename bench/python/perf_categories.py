@@ -15,7 +15,7 @@ import sys
 # could match two patterns.
 CATEGORIES = [
     ("malloc/free", r"^(malloc|_int_malloc|_int_free|cfree|unlink_chunk|__libc_calloc|calloc|realloc|_int_realloc"
-     r"|__GI___libc_malloc|__GI___libc_free|malloc_consolidate|tcache)"),
+     r"|__GI___libc_malloc|__GI___libc_free|malloc_consolidate|tcache|free$|sdallocx|_rjem_)"),
     ("memcpy/memmove", r"memmove|memcpy|memset"),
     ("TLS (rustls, AES-GCM)", r"rustls|ring_core|aes_gcm|gcm_"),
     ("clock_gettime", r"clock_gettime|Timespec>::now"),
