@@ -1127,8 +1127,10 @@ fn sequenced_results_to_wire(
 }
 
 /// Runs one `ProduceStream`: reads records, prepares them in chunks on tasks of their own, hands
-/// them to librdkafka in request order and sends one result per record, in request order, with
-/// at most `max_in_flight` records being prepared or awaiting Kafka's acknowledgement. Ends when
+/// them to librdkafka in request order and sends one result per record, in request order (one per
+/// response, or the results known together in one response when the first request carried
+/// `records`), with at most `max_in_flight` records being prepared or awaiting Kafka's
+/// acknowledgement (checked before each message is read). Ends when
 /// the client half-closes and every result is sent, when the client goes away, or (after the
 /// results of what was read) with UNAVAILABLE when `stop` fires.
 pub async fn run_stream(
