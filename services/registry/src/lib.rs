@@ -4,7 +4,8 @@
 //! Kafka clients' schema registry clients work unchanged; see [`http`]), and stored in Postgres.
 //!
 //! The process is stateless: any number of replicas may share one database. See [`registry`]
-//! for what holds across replicas and [`events`] for how their caches stay fresh.
+//! for what holds across replicas, and [`events`] and [`listener`] for how their caches stay
+//! fresh.
 
 pub mod access;
 pub mod coalesce;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod group_commit;
 pub mod grpc;
 pub mod http;
+pub mod listener;
 pub mod model;
 pub mod per_core;
 pub mod registry;

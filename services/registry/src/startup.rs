@@ -35,8 +35,9 @@ use crate::access::Access;
 use crate::coalesce::CoalescingStream;
 use crate::config::Settings;
 use crate::grpc::RegistryGrpc;
+use crate::listener::run_listener;
 use crate::registry::{Registry, RegistrySettings};
-use crate::{events, http, per_core, store};
+use crate::{http, per_core, store};
 
 /// How often readiness re-checks Postgres.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(250);
@@ -189,7 +190,7 @@ impl Application {
             tributary_proto::registry::v1::registry_service_server::SERVICE_NAME,
         )?;
 
-        let listener_task = tokio::spawn(events::run_listener(
+        let listener_task = tokio::spawn(run_listener(
             self.pool.clone(),
             Arc::clone(&self.registry),
             self.registry.event_sender(),

@@ -19,9 +19,14 @@ use tracing::Instrument;
 use tributary_avro::compat::CompatibilityLevel;
 
 use super::{
-    Checkers, Event, Issues, MAX_REGISTRATION_ATTEMPTS, ParsedSchema, Reference, Registered,
-    Registry, RegistryError, Result, SchemaType, StoredSchema, is_retryable, store,
+    MAX_REGISTRATION_ATTEMPTS, Registered, Registry, RegistryError, Result, StoredSchema,
+    is_retryable,
 };
+use crate::compatibility::{Checkers, Issues};
+use crate::events::Event;
+use crate::model::Reference;
+use crate::schema_type::{ParsedSchema, SchemaType};
+use crate::store;
 
 /// Most registrations in one group (one transaction).
 pub(super) const MAX_GROUP: usize = 256;
