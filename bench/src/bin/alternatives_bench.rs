@@ -133,7 +133,7 @@ struct Args {
     #[arg(long = "service-env", value_parser = parse_env)]
     service_env: Vec<(String, String)>,
     /// Record the messaging service with `perf record` (call graphs from DWARF) during each
-    /// Rust gateway row and during the Python half, into DIR/<size>-<row>.perf.data.
+    /// Rust gateway row and during the Python half, into `DIR/<size>-<row>.perf.data`.
     #[arg(long, value_name = "DIR")]
     perf_dir: Option<PathBuf>,
     /// Start both services with `--tls off --auth none`.

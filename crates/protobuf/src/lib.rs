@@ -6,7 +6,7 @@
 //!   without registration (google/protobuf, google/type, confluent/meta.proto,
 //!   confluent/type/decimal.proto). Every input is held to [`Budgets`] before and after it is
 //!   compiled, so no schema costs unbounded time, memory or stack.
-//! - [`print`] writes a compiled file back as `.proto` text: the canonical form stored and
+//! - [`print`](mod@print) writes a compiled file back as `.proto` text: the canonical form stored and
 //!   fingerprinted, and the normalised form (`normalize=true`) that makes equal schemas equal text.
 //! - [`compat`] checks one schema against another by Confluent's Protobuf rules.
 //! - [`wire`] reads and writes the message-index array of Confluent's framing.

@@ -1,5 +1,5 @@
 //! The authentication layer: one tower layer for a whole gRPC server or HTTP router, so that no
-//! route or method can be added without it. It puts the caller's [`Principal`] into the request's
+//! route or method can be added without it. It puts the caller's [`Principal`](crate::Principal) into the request's
 //! extensions, or answers the refusal itself:
 //!
 //! - gRPC: `UNAUTHENTICATED` (or `UNAVAILABLE` when the credentials cannot be checked now), with
