@@ -48,7 +48,9 @@
 #![warn(clippy::arithmetic_side_effects)]
 
 pub mod acks;
+mod context;
 mod records;
+mod subscription;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -58,13 +60,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, MessageStream, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -77,7 +75,10 @@ use tributary_security::authz::Caller;
 pub use self::records::{JsonDecoder, decode_framed_json};
 
 use self::acks::AckTracker;
+use self::context::{KafkaConsumer, RebalanceEvent, StreamContext, broker_watermarks, lags};
 use self::records::{Encoded, PayloadDecoding, SizeHint, Taken};
+use self::subscription::Plan;
+pub use self::subscription::{Batching, check_seek, check_subscription, subscription_options};
 use crate::access::Access;
 use crate::error::MessagingError;
 use crate::kafka::Kafka;
@@ -137,253 +138,6 @@ const PAUSED_LAG_REFRESH: Duration = Duration::from_secs(5);
 /// Most client requests (acks, seeks) handled in one turn of a stream's loop, before records
 /// and rebalances get their turn.
 const MAX_REQUESTS_PER_TURN: usize = 1024;
-
-/// Bounds of the batching options of a subscription.
-const MAX_BATCH_RECORDS: i32 = 10_000;
-const DEFAULT_MAX_BATCH_BYTES: usize = 1 << 20;
-const MAX_BATCH_LINGER_MS: i32 = 1000;
-
-/// Rebalance notifications and statistics from librdkafka's thread to the stream's task.
-#[derive(Debug)]
-enum RebalanceEvent {
-    Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
-    Watermarks(Vec<PartitionWatermark>),
-}
-
-/// One assigned partition in librdkafka's statistics.
-#[derive(Debug)]
-struct PartitionWatermark {
-    topic: String,
-    partition: i32,
-    high: i64,
-    committed: i64,
-}
-
-struct StreamContext {
-    events: mpsc::UnboundedSender<RebalanceEvent>,
-}
-
-fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect()
-}
-
-impl ClientContext for StreamContext {
-    fn stats(&self, statistics: Statistics) {
-        let watermarks = statistics
-            .topics
-            .into_iter()
-            .flat_map(|(topic, stats)| {
-                stats
-                    .partitions
-                    .into_values()
-                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0 && p.fetch_state != "none")
-                    .map(move |p| PartitionWatermark {
-                        topic: topic.clone(),
-                        partition: p.partition,
-                        high: p.hi_offset,
-                        committed: p.committed_offset,
-                    })
-            })
-            .collect();
-        let _ = self.events.send(RebalanceEvent::Watermarks(watermarks));
-    }
-}
-
-/// The high watermarks of `topics`' partitions, asked of the brokers (a topic that cannot be
-/// asked is left out: its lag keeps its last value).
-async fn broker_watermarks(kafka: &Kafka, topics: Vec<String>) -> Vec<PartitionWatermark> {
-    let mut watermarks = Vec::new();
-    for topic in topics {
-        match kafka.watermarks(&topic).await {
-            Ok(partitions) => {
-                watermarks.extend(partitions.into_iter().map(|p| PartitionWatermark {
-                    topic: topic.clone(),
-                    partition: p.partition,
-                    high: p.high,
-                    committed: -1,
-                }))
-            }
-            Err(error) => tracing::debug!(%error, %topic, "cannot refresh a paused stream's lag"),
-        }
-    }
-    watermarks
-}
-
-/// The lag of each partition in `watermarks`: its high watermark minus where the stream would
-/// resume it (or, before the stream delivered from it, the group's committed offset).
-fn lags(
-    tracker: &AckTracker,
-    watermarks: Vec<PartitionWatermark>,
-) -> impl Iterator<Item = (String, i32, i64)> + '_ {
-    watermarks.into_iter().filter_map(|w| {
-        let position = tracker
-            .resume_position(&w.topic, w.partition)
-            .or((w.committed >= 0).then_some(w.committed))?;
-        Some((w.topic, w.partition, w.high.saturating_sub(position)))
-    })
-}
-
-impl ConsumerContext for StreamContext {
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            tracing::warn!(
-                %error,
-                partitions = offsets.count(),
-                "offset commit failed; the acknowledged records past the group's committed offset will be delivered again"
-            );
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let event = match rebalance {
-            Rebalance::Assign(tpl) => RebalanceEvent::Assigned(partitions_of(tpl)),
-            Rebalance::Revoke(tpl) => RebalanceEvent::Revoked(partitions_of(tpl)),
-            Rebalance::Error(error) => {
-                tracing::warn!(%error, "rebalance error");
-                return;
-            }
-        };
-        let _ = self.events.send(event);
-    }
-}
-
-type KafkaConsumer = StreamConsumer<StreamContext>;
-
-/// How records are grouped into responses, when the subscription asks for batches.
-#[derive(Debug, Clone, Copy)]
-pub struct Batching {
-    max_records: usize,
-    max_bytes: usize,
-    linger: Duration,
-}
-
-impl Batching {
-    /// The batching options of a subscription, checked; `None` for one record per response.
-    fn of(subscription: &pb::Subscription) -> Result<Option<Self>, MessagingError> {
-        let records = subscription.max_batch_records;
-        if !(0..=MAX_BATCH_RECORDS).contains(&records) {
-            return Err(MessagingError::invalid(
-                "max_batch_records",
-                format!("{records} is not between 0 and {MAX_BATCH_RECORDS}"),
-            ));
-        }
-        let bytes = subscription.max_batch_bytes;
-        if bytes < 0 {
-            return Err(MessagingError::invalid(
-                "max_batch_bytes",
-                format!("{bytes} is negative"),
-            ));
-        }
-        let linger = subscription.batch_linger_ms;
-        if !(0..=MAX_BATCH_LINGER_MS).contains(&linger) {
-            return Err(MessagingError::invalid(
-                "batch_linger_ms",
-                format!("{linger} is not between 0 and {MAX_BATCH_LINGER_MS}"),
-            ));
-        }
-        Ok((records > 0).then(|| Batching {
-            max_records: records as usize,
-            max_bytes: if bytes == 0 {
-                DEFAULT_MAX_BATCH_BYTES
-            } else {
-                bytes as usize
-            },
-            linger: Duration::from_millis(linger as u64),
-        }))
-    }
-}
-
-/// What a subscription asks for, checked.
-struct Plan {
-    max_unacked: usize,
-    auto_ack: bool,
-    decoding: Arc<PayloadDecoding>,
-    batching: Option<Batching>,
-}
-
-impl Plan {
-    /// Whether another record may be delivered now (flow control).
-    fn may_deliver(&self, tracker: &AckTracker) -> bool {
-        tracker.unacked() < self.max_unacked
-    }
-}
-
-fn format_of(value: i32, field: &str) -> Result<pb::PayloadFormat, MessagingError> {
-    match pb::PayloadFormat::try_from(value) {
-        Ok(pb::PayloadFormat::Unspecified) => Ok(pb::PayloadFormat::AvroTagged),
-        Ok(format) => Ok(format),
-        Err(_) => Err(MessagingError::invalid(
-            field,
-            format!("unknown format {value}"),
-        )),
-    }
-}
-
-/// The checks of a subscription that come first and need neither Kafka nor the registry: a
-/// group, topics or partitions (one of them), a known start position that fits them, and no
-/// negative start offset. Returns the start position.
-pub fn check_subscription(
-    subscription: &pb::Subscription,
-) -> Result<pb::StartPosition, MessagingError> {
-    if subscription.group_id.is_empty() {
-        return Err(MessagingError::invalid("group_id", "required"));
-    }
-    if subscription.topics.is_empty() == subscription.partitions.is_empty() {
-        return Err(MessagingError::invalid(
-            "subscription",
-            "exactly one of topics and partitions is required",
-        ));
-    }
-    let start = pb::StartPosition::try_from(subscription.start)
-        .map_err(|_| MessagingError::invalid("start", "unknown start position"))?;
-    if !subscription.topics.is_empty()
-        && matches!(
-            start,
-            pb::StartPosition::Offset | pb::StartPosition::Timestamp
-        )
-    {
-        return Err(MessagingError::invalid(
-            "start",
-            "START_POSITION_OFFSET and START_POSITION_TIMESTAMP need explicit partitions",
-        ));
-    }
-    // librdkafka reads negative offsets as logical ones (-1 the end, -2 the beginning, below
-    // -2000 "that many from the end"): a client's offset is a real one or nothing.
-    if start == pb::StartPosition::Offset && subscription.start_offset < 0 {
-        return Err(MessagingError::invalid(
-            "start_offset",
-            format!("{} is negative", subscription.start_offset),
-        ));
-    }
-    Ok(start)
-}
-
-/// A subscription's payload formats and batching options, checked (after its reader schema):
-/// `(value format, key format, batching)`; `None` for one record per response.
-pub fn subscription_options(
-    subscription: &pb::Subscription,
-) -> Result<(pb::PayloadFormat, pb::PayloadFormat, Option<Batching>), MessagingError> {
-    Ok((
-        format_of(subscription.value_format, "value_format")?,
-        format_of(subscription.key_format, "key_format")?,
-        Batching::of(subscription)?,
-    ))
-}
-
-/// A seek's offset, checked: a real offset, not one of librdkafka's logical (negative) ones.
-pub fn check_seek(seek: &pb::Seek) -> Result<(), MessagingError> {
-    if seek.offset < 0 {
-        return Err(MessagingError::invalid(
-            "seek.offset",
-            format!("{} is negative", seek.offset),
-        ));
-    }
-    Ok(())
-}
 
 /// Creates the consumer of a subscription and subscribes or assigns it.
 async fn open(
@@ -1067,39 +821,4 @@ pub(crate) async fn run(
         let _ = out.send(Err(status)).await;
     }
     tracing::info!(group_id = %subscription.group_id, "consume stream closed");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lag_counts_from_where_the_stream_would_resume() {
-        let mut tracker = AckTracker::default();
-        for offset in 0..10 {
-            tracker.delivered("t", 0, offset);
-        }
-        for offset in [0, 1, 2, 3, 7] {
-            tracker.ack("t", 0, offset);
-        }
-        let watermark = |partition, high, committed| PartitionWatermark {
-            topic: "t".to_owned(),
-            partition,
-            high,
-            committed,
-        };
-        let lags: Vec<_> = lags(
-            &tracker,
-            vec![
-                // Delivered 0..=9, acknowledged 0..=3 and 7: resumes at 4.
-                watermark(0, 10, 2),
-                // Nothing delivered yet: from the group's committed offset.
-                watermark(1, 8, 5),
-                // Nothing delivered and nothing committed: unknown, left out.
-                watermark(2, 8, -1001),
-            ],
-        )
-        .collect();
-        assert_eq!(lags, vec![("t".to_owned(), 0, 6), ("t".to_owned(), 1, 3)]);
-    }
 }
