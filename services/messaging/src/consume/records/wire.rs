@@ -2,8 +2,6 @@
 //! field what prost writes for a `ConsumedRecord` inside a `RecordBatch` (the parent module's
 //! tests compare the bytes), without building the message.
 
-#![allow(clippy::arithmetic_side_effects)]
-
 use prost::encoding::{self, WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use tributary_proto::messaging::v1 as pb;
 use tributary_proto::record_batch::RECORDS_FIELD;
