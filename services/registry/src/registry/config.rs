@@ -2,6 +2,8 @@
 
 use tributary_avro::compat::CompatibilityLevel;
 
+use sqlx::{Postgres, Transaction};
+
 use super::{Registry, Result, validate_subject};
 use crate::error::RegistryError;
 use crate::events::Event;
@@ -60,34 +62,23 @@ impl Registry {
         subject: &str,
         level: CompatibilityLevel,
     ) -> Result<CompatibilityLevel> {
-        if !subject.is_empty() {
-            validate_subject(subject)?;
-        }
+        validate_scope(subject)?;
         let mut tx = self.db()?.begin().await?;
         store::lock_config(&mut tx, subject).await?;
-        store::set_config(
-            &mut tx,
+        self.commit_config(
+            tx,
             ConfigField::Compatibility,
             subject,
             Some(level.as_str()),
         )
         .await?;
-        let event = Event::CompatibilityChanged {
-            subject: subject.to_owned(),
-            level: Some(level.as_str().to_owned()),
-        };
-        store::notify(&mut tx, &event.to_payload()).await?;
-        tx.commit().await?;
-        self.invalidate_configs();
         Ok(level)
     }
 
     /// Removes a subject's own level (or resets the global one); returns the level removed.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_compatibility_level(&self, subject: &str) -> Result<CompatibilityLevel> {
-        if !subject.is_empty() {
-            validate_subject(subject)?;
-        }
+        validate_scope(subject)?;
         let mut tx = self.db()?.begin().await?;
         let row = store::lock_config(&mut tx, subject).await?;
         let previous = match row
@@ -103,14 +94,8 @@ impl Registry {
                 });
             }
         };
-        store::set_config(&mut tx, ConfigField::Compatibility, subject, None).await?;
-        let event = Event::CompatibilityChanged {
-            subject: subject.to_owned(),
-            level: None,
-        };
-        store::notify(&mut tx, &event.to_payload()).await?;
-        tx.commit().await?;
-        self.invalidate_configs();
+        self.commit_config(tx, ConfigField::Compatibility, subject, None)
+            .await?;
         Ok(previous)
     }
 
@@ -133,9 +118,7 @@ impl Registry {
     /// Sets a mode. Entering IMPORT while schemas exist needs `force`, as in Confluent.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn set_mode(&self, subject: &str, mode: Mode, force: bool) -> Result<Mode> {
-        if !subject.is_empty() {
-            validate_subject(subject)?;
-        }
+        validate_scope(subject)?;
         let mut tx = self.db()?.begin().await?;
         store::lock_config(&mut tx, subject).await?;
         if mode == Mode::Import && !force {
@@ -153,23 +136,15 @@ impl Registry {
                 });
             }
         }
-        store::set_config(&mut tx, ConfigField::Mode, subject, Some(mode.as_str())).await?;
-        let event = Event::ModeChanged {
-            subject: subject.to_owned(),
-            mode: Some(mode.as_str().to_owned()),
-        };
-        store::notify(&mut tx, &event.to_payload()).await?;
-        tx.commit().await?;
-        self.invalidate_configs();
+        self.commit_config(tx, ConfigField::Mode, subject, Some(mode.as_str()))
+            .await?;
         Ok(mode)
     }
 
     /// Removes a subject's own mode (or resets the global one); returns the mode removed.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn delete_mode(&self, subject: &str) -> Result<Mode> {
-        if !subject.is_empty() {
-            validate_subject(subject)?;
-        }
+        validate_scope(subject)?;
         let mut tx = self.db()?.begin().await?;
         let row = store::lock_config(&mut tx, subject).await?;
         let previous = match row.mode.as_deref().and_then(Mode::parse) {
@@ -181,14 +156,46 @@ impl Registry {
                 });
             }
         };
-        store::set_config(&mut tx, ConfigField::Mode, subject, None).await?;
-        let event = Event::ModeChanged {
-            subject: subject.to_owned(),
-            mode: None,
+        self.commit_config(tx, ConfigField::Mode, subject, None)
+            .await?;
+        Ok(previous)
+    }
+
+    /// Sets (or with `None`, clears) one setting of `subject` ('' = global) in `tx`, which holds
+    /// the config row's lock, announces the change inside it, commits, and drops this replica's
+    /// cached configs.
+    async fn commit_config(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        field: ConfigField,
+        subject: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        store::set_config(&mut tx, field, subject, value).await?;
+        let subject = subject.to_owned();
+        let value = value.map(str::to_owned);
+        let event = match field {
+            ConfigField::Compatibility => Event::CompatibilityChanged {
+                subject,
+                level: value,
+            },
+            ConfigField::Mode => Event::ModeChanged {
+                subject,
+                mode: value,
+            },
         };
         store::notify(&mut tx, &event.to_payload()).await?;
         tx.commit().await?;
         self.invalidate_configs();
-        Ok(previous)
+        Ok(())
+    }
+}
+
+/// A config's scope: '' (the registry) or a valid subject.
+fn validate_scope(subject: &str) -> Result<()> {
+    if subject.is_empty() {
+        Ok(())
+    } else {
+        validate_subject(subject)
     }
 }

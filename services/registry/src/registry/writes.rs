@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use sqlx::PgConnection;
+
 use super::batch;
 use super::{
     MAX_REGISTRATION_ATTEMPTS, RegisterRequest, Registered, Registry, Result, explicit_ids,
@@ -10,7 +12,7 @@ use super::{
 };
 use crate::error::RegistryError;
 use crate::events::Event;
-use crate::model::{Mode, Reference, VersionSelector};
+use crate::model::{Mode, Reference, VersionRow, VersionSelector};
 use crate::schema_type::SchemaType;
 use crate::store::{self, ConfigField};
 
@@ -192,12 +194,7 @@ impl Registry {
         validate_subject(subject)?;
         self.ensure_writable(subject).await?;
         let mut tx = self.db()?.begin().await?;
-        if !store::lock_subject(&mut tx, subject, false).await? {
-            return Err(RegistryError::SubjectNotFound {
-                subject: subject.to_owned(),
-            });
-        }
-        let versions = store::versions_of(&mut *tx, subject).await?;
+        let versions = locked_versions(&mut tx, subject).await?;
         let row = match selector {
             VersionSelector::Latest => versions.iter().rev().find(|row| !row.deleted),
             VersionSelector::Number(number) => versions.iter().find(|row| row.version == number),
@@ -263,12 +260,7 @@ impl Registry {
         validate_subject(subject)?;
         self.ensure_writable(subject).await?;
         let mut tx = self.db()?.begin().await?;
-        if !store::lock_subject(&mut tx, subject, false).await? {
-            return Err(RegistryError::SubjectNotFound {
-                subject: subject.to_owned(),
-            });
-        }
-        let versions = store::versions_of(&mut *tx, subject).await?;
+        let versions = locked_versions(&mut tx, subject).await?;
         if versions.is_empty() {
             return Err(RegistryError::SubjectNotFound {
                 subject: subject.to_owned(),
@@ -393,4 +385,15 @@ impl NewVersion<'_> {
             references: self.references,
         }
     }
+}
+
+/// Locks an existing subject's row in `tx` (40401 when the subject has none) and reads its
+/// version rows, soft-deleted ones included.
+async fn locked_versions(tx: &mut PgConnection, subject: &str) -> Result<Vec<VersionRow>> {
+    if !store::lock_subject(tx, subject, false).await? {
+        return Err(RegistryError::SubjectNotFound {
+            subject: subject.to_owned(),
+        });
+    }
+    Ok(store::versions_of(&mut *tx, subject).await?)
 }
